@@ -1,0 +1,279 @@
+//! The agent's configuration: the typed form of `agent.toml`.
+//!
+//! Every field has a default, so the smallest useful file names only its watch roots. Unknown keys
+//! are rejected by the loader (see [`crate::load`]), not by serde, so that all of them are reported
+//! at once with a suggestion.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::HumanDuration;
+
+/// The whole agent configuration (`agent.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    /// Identity, state and process-wide settings.
+    pub agent: AgentSection,
+    /// The folders to watch, each with its output folder.
+    pub watch: Vec<WatchRoot>,
+    /// When a recording counts as finished and valid.
+    pub readiness: Readiness,
+    /// How recordings become H.264 MP4.
+    pub transcode: Transcode,
+    /// Where and how the agent logs.
+    pub logging: Logging,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            agent: AgentSection::default(),
+            watch: Vec::new(),
+            readiness: Readiness::default(),
+            transcode: Transcode::default(),
+            logging: Logging::default(),
+        }
+    }
+}
+
+/// `[agent]`: identity, state and process-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentSection {
+    /// The agent's id in logs and in the fleet; the host name when absent.
+    pub id: Option<String>,
+    /// Where the journal and other state live (created when missing).
+    pub state_dir: PathBuf,
+    /// How many files are converted at once.
+    pub workers: usize,
+    /// How long a shutdown may take before remaining work is killed.
+    pub shutdown_grace: HumanDuration,
+    /// How often every root is rescanned in full, whatever the watch mode.
+    pub resync_interval: HumanDuration,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            id: None,
+            state_dir: PathBuf::from("./var/state"),
+            workers: 2,
+            shutdown_grace: HumanDuration::from_secs(20),
+            resync_interval: HumanDuration::from_secs(300),
+        }
+    }
+}
+
+/// How a watch root learns about changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// File-system events where the file system delivers them, polling on network shares.
+    #[default]
+    Auto,
+    /// File-system events only (plus the periodic resync).
+    Events,
+    /// Scan every `poll_interval`; for SMB/NFS shares where events never arrive.
+    Poll,
+}
+
+/// What happens to a source after it converted successfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSuccess {
+    /// Leave the source where it is.
+    #[default]
+    Keep,
+    /// Delete the source.
+    Delete,
+    /// Move the source to `done_dir`.
+    Move,
+}
+
+/// What happens to a source after its last failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Leave the source where it is; it is retried only when it changes.
+    #[default]
+    Leave,
+    /// Move the source to `quarantine_dir` with an `.error.txt` beside it.
+    Quarantine,
+}
+
+/// `[[watch]]`: one folder a recorder writes into, and where its conversions go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchRoot {
+    /// The folder the recorder writes into.
+    pub source: PathBuf,
+    /// The folder the MP4 files are written to (created when missing).
+    pub output: PathBuf,
+    /// File extensions to convert, without the dot, compared case-insensitively.
+    pub extensions: Vec<String>,
+    /// Whether sub-folders are watched too (their structure is mirrored in `output`).
+    pub recursive: bool,
+    /// How changes are noticed.
+    pub mode: WatchMode,
+    /// Scan interval in `poll` mode (and in `auto` mode on network shares).
+    pub poll_interval: HumanDuration,
+    /// What to do with a source after success.
+    pub on_success: OnSuccess,
+    /// Where `on_success = "move"` puts sources.
+    pub done_dir: Option<PathBuf>,
+    /// What to do with a source after its last failed attempt.
+    pub on_failure: OnFailure,
+    /// Where `on_failure = "quarantine"` puts sources.
+    pub quarantine_dir: Option<PathBuf>,
+}
+
+impl Default for WatchRoot {
+    fn default() -> Self {
+        Self {
+            source: PathBuf::new(),
+            output: PathBuf::new(),
+            extensions: vec!["ts".into(), "wtv".into(), "mp4".into()],
+            recursive: true,
+            mode: WatchMode::Auto,
+            poll_interval: HumanDuration::from_secs(10),
+            on_success: OnSuccess::Keep,
+            done_dir: None,
+            on_failure: OnFailure::Leave,
+            quarantine_dir: None,
+        }
+    }
+}
+
+/// `[readiness]`: when a recording counts as finished and valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Readiness {
+    /// Size and modification time must stay unchanged this long.
+    pub stable_for: HumanDuration,
+    /// The modification time must be at least this old.
+    pub mtime_grace: HumanDuration,
+    /// Whether a file that any process holds open for writing is left alone (Linux, Windows).
+    pub open_file_check: bool,
+    /// Recordings shorter than this are rejected as invalid.
+    pub min_duration: HumanDuration,
+    /// How many decode errors a recording may have before it counts as corrupt.
+    pub max_decode_errors: u32,
+    /// How long ffprobe and the decode check may take.
+    pub probe_timeout: HumanDuration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            stable_for: HumanDuration::from_secs(10),
+            mtime_grace: HumanDuration::from_secs(2),
+            open_file_check: true,
+            min_duration: HumanDuration::from_secs(1),
+            max_decode_errors: 10,
+            probe_timeout: HumanDuration::from_secs(120),
+        }
+    }
+}
+
+/// Whether interlaced video is deinterlaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Deinterlace {
+    /// When the probe reports interlaced fields.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// `[transcode]`: how recordings become H.264 MP4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Transcode {
+    /// The `ffmpeg` program (a name on `PATH` or a path).
+    pub ffmpeg: PathBuf,
+    /// The `ffprobe` program (a name on `PATH` or a path).
+    pub ffprobe: PathBuf,
+    /// x264 preset.
+    pub preset: String,
+    /// x264 constant rate factor (0-51, lower is better).
+    pub crf: u8,
+    /// H.264 profile (`baseline`, `main`, `high`).
+    pub profile: String,
+    /// H.264 level (`4.1`), or none to let the encoder choose.
+    pub level: Option<String>,
+    /// Output pixel format.
+    pub pix_fmt: String,
+    /// Whether interlaced sources are deinterlaced.
+    pub deinterlace: Deinterlace,
+    /// Whether sources that are already compliant H.264 are remuxed instead of re-encoded.
+    pub remux: bool,
+    /// Audio bitrate of the AAC output (`"160k"`).
+    pub audio_bitrate: String,
+    /// Extra FFmpeg output arguments, placed before the output file.
+    pub extra_args: Vec<String>,
+    /// FFmpeg is killed when its progress does not move for this long.
+    pub stall_timeout: HumanDuration,
+    /// Attempts per file before it fails for good.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt, with jitter.
+    pub retry_backoff: HumanDuration,
+    /// Largest retry delay.
+    pub retry_backoff_max: HumanDuration,
+    /// The output's duration must be this close to the source's.
+    pub duration_tolerance: HumanDuration,
+}
+
+impl Default for Transcode {
+    fn default() -> Self {
+        Self {
+            ffmpeg: PathBuf::from("ffmpeg"),
+            ffprobe: PathBuf::from("ffprobe"),
+            preset: "veryfast".into(),
+            crf: 21,
+            profile: "high".into(),
+            level: None,
+            pix_fmt: "yuv420p".into(),
+            deinterlace: Deinterlace::Auto,
+            remux: true,
+            audio_bitrate: "160k".into(),
+            extra_args: Vec::new(),
+            stall_timeout: HumanDuration::from_secs(120),
+            max_attempts: 3,
+            retry_backoff: HumanDuration::from_secs(10),
+            retry_backoff_max: HumanDuration::from_secs(600),
+            duration_tolerance: HumanDuration::from_millis(500),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[logging]`: where and how the agent logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Logging {
+    /// A `tracing` filter (`info`, `h264_agent=debug`); `RUST_LOG` overrides it.
+    pub level: String,
+    /// Line format on stderr.
+    pub format: LogFormat,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
