@@ -1,0 +1,333 @@
+//! A conversion job: validate -> transcode -> verify -> publish -> dispose, on the bounded worker
+//! pool, with retries.
+//!
+//! # Theory of operation
+//! [`submit`] registers the job in `Agent::jobs` (so a key never has two) and spawns it on the
+//! agent's `TaskTracker`. The job waits for a worker permit, then runs one attempt while a
+//! monitor checks the source once a second: a deleted or rewritten source cancels the attempt.
+//! The outcome is written to the journal before the job leaves `Agent::jobs`; a retry is a
+//! delayed requeue of the key, so the reconciler decides again with fresh facts.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::child::RunError;
+use crate::journal::{Completed, JobState};
+use crate::key::{Fingerprint, SourceKey};
+use crate::progress::ProgressFile;
+use crate::publish::{commit, temp_path, verify, VerifyError};
+use crate::readiness::validate;
+use crate::state::{Agent, CancelReason, JobHandle};
+use crate::stats::Stats;
+use crate::transcode::{arguments, plan, Plan, TranscodeError};
+
+/// How an attempt ended, when it did not publish.
+#[derive(Debug)]
+enum Failure {
+    /// Not worth retrying: the input is invalid or corrupt.
+    Permanent { stage: &'static str, message: String },
+    /// Might work next time.
+    Transient { stage: &'static str, message: String },
+    /// Stopped by a cancel (shutdown, or the source was deleted or changed).
+    Cancelled,
+    /// The output name was taken meanwhile by a file this job must not replace.
+    Conflict(String),
+}
+
+/// Starts a job for `key` unless one is in flight.
+pub fn submit(agent: &Arc<Agent>, key: SourceKey, fp: Fingerprint, output: PathBuf, replace: bool) {
+    let handle = JobHandle {
+        cancel: agent.shutdown.child_token(),
+        reason: Arc::new(Mutex::new(None)),
+        fingerprint: fp,
+    };
+    {
+        let mut jobs = agent.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if jobs.contains_key(&key) {
+            return;
+        }
+        jobs.insert(key.clone(), handle.clone());
+    }
+    let agent = agent.clone();
+    agent.tracker.clone().spawn(async move {
+        run(&agent, &key, fp, &output, replace, &handle).await;
+        agent.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    });
+}
+
+async fn run(
+    agent: &Arc<Agent>,
+    key: &SourceKey,
+    fp: Fingerprint,
+    output: &Path,
+    replace: bool,
+    handle: &JobHandle,
+) {
+    let permit = tokio::select! {
+        p = agent.workers.clone().acquire_owned() => p,
+        _ = handle.cancel.cancelled() => return,
+    };
+    let Ok(_permit) = permit else { return };
+    if handle.cancel.is_cancelled() {
+        return;
+    }
+    let attempt = match agent.journal.start(key, &fp, &agent.spec_hash, output) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(source = %key, error = %e, "cannot record the job start; will retry");
+            agent.queue.add_after(key.clone(), Duration::from_secs(10));
+            return;
+        }
+    };
+    Stats::bump(&agent.stats.started);
+    let source = key.path();
+    tracing::info!(source = %source.display(), output = %output.display(), attempt, "job started");
+    let started = Instant::now();
+    let work = attempt_once(agent, key, &source, output, replace, &handle.cancel);
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let result = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = tick.tick() => {
+                if let Some(reason) = source_moved(&source, &fp) {
+                    handle.cancel_for(reason);
+                }
+            }
+        }
+    };
+    let temp = temp_path(output);
+    match result {
+        Ok(mut done) => {
+            done.wall_secs = started.elapsed().as_secs_f64();
+            finish_success(agent, key, &source, output, attempt, &done);
+        }
+        Err(failure) => {
+            let _ = std::fs::remove_file(&temp);
+            let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
+            finish_failure(agent, key, &source, attempt, failure, reason);
+        }
+    }
+}
+
+/// Whether the source is gone or rewritten since the job started.
+fn source_moved(source: &Path, fp: &Fingerprint) -> Option<CancelReason> {
+    match std::fs::metadata(source) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(CancelReason::SourceDeleted),
+        Ok(meta) => {
+            let now = Fingerprint::of(&meta);
+            if now.inode != fp.inode {
+                Some(CancelReason::SourceDeleted)
+            } else if now != *fp {
+                Some(CancelReason::SourceChanged)
+            } else {
+                None
+            }
+        }
+        Err(_) => None,
+    }
+}
+
+async fn attempt_once(
+    agent: &Agent,
+    key: &SourceKey,
+    source: &Path,
+    output: &Path,
+    replace: bool,
+    cancel: &CancellationToken,
+) -> Result<Completed, Failure> {
+    let cfg = &agent.config.transcode;
+    let readiness = &agent.config.readiness;
+    let mut progress = ProgressFile::new(output, source);
+    let result = async {
+        progress.update("validate", 0.0, 0.0, 0.0, 0.0, true);
+        let info = match validate(&cfg.ffmpeg, &cfg.ffprobe, source, readiness, cancel).await {
+            Ok(Ok(info)) => info,
+            Ok(Err(invalid)) => {
+                return Err(Failure::Permanent { stage: "validate", message: invalid.0 })
+            }
+            Err(RunError::Cancelled { .. }) => return Err(Failure::Cancelled),
+            Err(e) => return Err(Failure::Transient { stage: "validate", message: e.to_string() }),
+        };
+        let plan = plan(&info, cfg);
+        let temp = temp_path(output);
+        if let Some(parent) = output.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Failure::Transient {
+                stage: "transcode",
+                message: format!("cannot create the output folder {}: {e}", parent.display()),
+            })?;
+        }
+        let _ = std::fs::remove_file(&temp);
+        let args = arguments(source, &temp, plan, cfg);
+        tracing::debug!(source = %key, ?args, mode = plan.mode(), "starting FFmpeg");
+        let total = info.duration;
+        let ffmpeg = crate::transcode::run(&cfg.ffmpeg, &args, cfg.stall_timeout.get(), cancel, |p| {
+            progress.update("transcode", p.out_time.as_secs_f64(), total, p.fps, p.speed, false);
+        });
+        match ffmpeg.await {
+            Ok(()) => {}
+            Err(TranscodeError::Cancelled) => return Err(Failure::Cancelled),
+            Err(e @ TranscodeError::Failed { corrupt_input: true, .. }) => {
+                return Err(Failure::Permanent { stage: "transcode", message: e.to_string() })
+            }
+            Err(e) => return Err(Failure::Transient { stage: "transcode", message: e.to_string() }),
+        }
+        progress.update("verify", total, total, 0.0, 0.0, true);
+        let deinterlaced = matches!(plan, Plan::Encode { deinterlace: true });
+        let timeout = readiness.probe_timeout.get();
+        match verify(&temp, &info, deinterlaced, cfg, timeout, cancel).await {
+            Ok(_) => {}
+            Err(VerifyError::Unreadable(m)) | Err(VerifyError::Mismatch(m)) => {
+                if cancel.is_cancelled() {
+                    return Err(Failure::Cancelled);
+                }
+                return Err(Failure::Transient { stage: "verify", message: m });
+            }
+        }
+        if cancel.is_cancelled() {
+            return Err(Failure::Cancelled);
+        }
+        progress.update("publish", total, total, 0.0, 0.0, true);
+        let bytes_out = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
+        match commit(&temp, output, replace) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Failure::Conflict(format!(
+                    "the output {} appeared while {} was converting and is not replaced",
+                    output.display(),
+                    key
+                )))
+            }
+            Err(e) => {
+                return Err(Failure::Transient {
+                    stage: "publish",
+                    message: format!("cannot publish {}: {e}", output.display()),
+                })
+            }
+        }
+        Ok(Completed {
+            mode: plan.mode(),
+            bytes_in: std::fs::metadata(source).map(|m| m.len()).unwrap_or(0),
+            bytes_out,
+            media_secs: total,
+            wall_secs: 0.0,
+        })
+    }
+    .await;
+    progress.remove();
+    result
+}
+
+fn finish_success(
+    agent: &Agent,
+    key: &SourceKey,
+    source: &Path,
+    output: &Path,
+    attempt: u32,
+    done: &Completed,
+) {
+    if let Err(e) = agent.journal.succeed(key, done) {
+        tracing::error!(source = %key, error = %e, "published, but the journal did not record it");
+    }
+    Stats::bump(&agent.stats.converted);
+    agent.stats.bytes_in.fetch_add(done.bytes_in, std::sync::atomic::Ordering::Relaxed);
+    agent.stats.bytes_out.fetch_add(done.bytes_out, std::sync::atomic::Ordering::Relaxed);
+    let speed = if done.wall_secs > 0.0 { done.media_secs / done.wall_secs } else { 0.0 };
+    tracing::info!(
+        source = %source.display(), output = %output.display(), mode = done.mode, attempt,
+        media_secs = done.media_secs, wall_secs = done.wall_secs, speed, "converted"
+    );
+    agent.stability.lock().unwrap_or_else(|p| p.into_inner()).forget(key);
+    if let Some(root) = agent.root_of(key) {
+        match crate::disposition::after_success(&root.cfg, source, key.rel()) {
+            Ok(Some(to)) => tracing::info!(source = %source.display(), to = %to.display(), "source moved"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(source = %source.display(), error = %e, "source disposition failed"),
+        }
+    }
+}
+
+fn finish_failure(
+    agent: &Agent,
+    key: &SourceKey,
+    source: &Path,
+    attempt: u32,
+    failure: Failure,
+    reason: Option<CancelReason>,
+) {
+    let record = |state: JobState, stage: &str, message: &str, next: Option<SystemTime>| {
+        if let Err(e) = agent.journal.finish_unsuccessful(key, state, stage, message, next) {
+            tracing::error!(source = %key, error = %e, "the journal did not record the job's end");
+        }
+    };
+    let max = agent.config.transcode.max_attempts;
+    match failure {
+        Failure::Cancelled => match reason {
+            Some(CancelReason::SourceDeleted) => {
+                Stats::bump(&agent.stats.cancelled);
+                let msg = "the source was deleted or moved away during the job; nothing was published";
+                tracing::warn!(source = %source.display(), "{msg}");
+                record(JobState::Cancelled, "transcode", msg, None);
+            }
+            Some(CancelReason::SourceChanged) => {
+                Stats::bump(&agent.stats.cancelled);
+                let msg = "the source changed during the job; it will be converted again once stable";
+                tracing::warn!(source = %source.display(), "{msg}");
+                record(JobState::Cancelled, "transcode", msg, None);
+                agent.queue.add(key.clone());
+            }
+            None => {
+                let msg = "the agent shut down during the job; it will be redone at the next start";
+                tracing::info!(source = %source.display(), "{msg}");
+                record(JobState::Interrupted, "transcode", msg, None);
+            }
+        },
+        Failure::Conflict(msg) => {
+            Stats::bump(&agent.stats.conflicts);
+            tracing::error!(source = %source.display(), "{msg}");
+            record(JobState::Conflict, "publish", &msg, None);
+        }
+        Failure::Transient { stage, message } if attempt < max => {
+            let delay = backoff(agent, attempt);
+            Stats::bump(&agent.stats.retried);
+            tracing::warn!(
+                source = %source.display(), stage, attempt, max_attempts = max, retry_in = ?delay,
+                "attempt failed, will retry: {message}"
+            );
+            record(JobState::Retrying, stage, &message, Some(SystemTime::now() + delay));
+            agent.queue.add_after(key.clone(), delay);
+        }
+        Failure::Transient { stage, message } | Failure::Permanent { stage, message } => {
+            Stats::bump(&agent.stats.failed);
+            let message = if attempt >= max && stage != "validate" {
+                format!("{message} (gave up after {attempt} attempt(s))")
+            } else {
+                message
+            };
+            tracing::error!(source = %source.display(), stage, "conversion failed: {message}");
+            record(JobState::Failed, stage, &message, None);
+            if let Some(root) = agent.root_of(key) {
+                let report = format!("source: {}\nstage: {stage}\nerror: {message}\n", source.display());
+                match crate::disposition::after_failure(&root.cfg, source, key.rel(), &report) {
+                    Ok(Some(to)) => tracing::warn!(source = %source.display(), to = %to.display(), "source quarantined"),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(source = %source.display(), error = %e, "quarantine failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with ±20 % jitter, capped.
+fn backoff(agent: &Agent, attempt: u32) -> Duration {
+    let cfg = &agent.config.transcode;
+    let base = cfg.retry_backoff.get().as_secs_f64();
+    let raw = base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+    let capped = raw.min(cfg.retry_backoff_max.get().as_secs_f64());
+    let jitter = rand::thread_rng().gen_range(0.8..=1.2);
+    Duration::from_secs_f64((capped * jitter).max(0.0))
+}

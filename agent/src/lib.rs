@@ -1,0 +1,30 @@
+//! `h264-agent`: watches the folders video recorders write into and turns every finished
+//! recording into a verified H.264 MP4.
+//!
+//! The pipeline's modules follow the data: [`watch`] notices sources and feeds the
+//! [`queue`]; [`reconcile`] compares each source with the [`journal`] and the outputs and
+//! decides; [`readiness`] says when a recording is finished and valid; [`job`] runs
+//! [`transcode`] (FFmpeg, supervised by [`child`]), verifies and [`publish`]es atomically,
+//! writes [`progress`] dot-files and applies the source [`disposition`]. [`run`] wires them
+//! together; the binary only parses arguments, sets up logging and signals, and calls it.
+
+pub mod child;
+pub mod disposition;
+pub mod ffarg;
+pub mod job;
+pub mod journal;
+pub mod key;
+pub mod probe;
+pub mod progress;
+pub mod publish;
+pub mod queue;
+pub mod readiness;
+pub mod reconcile;
+pub mod roots;
+pub mod run;
+pub mod state;
+pub mod stats;
+pub mod transcode;
+pub mod watch;
+
+pub use run::{run, FatalError, RunOptions, RunSummary};

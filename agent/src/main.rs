@@ -1,0 +1,149 @@
+//! `h264-agent`: the binary. Parses arguments, loads the configuration, sets up logging and
+//! signals, and calls [`h264_agent::run`]. Exit codes: 0 success; 1 a file failed (`--once`) or
+//! the agent failed while running; 2 invalid configuration; 3 the agent could not start.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use h264_agent::{run, RunOptions};
+use h264_config::{AgentConfig, Severity};
+use tokio_util::sync::CancellationToken;
+
+/// Watches recorder folders and converts finished recordings to verified H.264 MP4.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The agent's TOML configuration. Without it, a built-in default watches ./var/incoming
+    /// and writes ./var/h264.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Convert every recording that is ready now, then exit (non-zero if any failed).
+    #[arg(long)]
+    once: bool,
+    /// Only validate the configuration and print its problems.
+    #[arg(long)]
+    check: bool,
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_START: u8 = 3;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(code) => return ExitCode::from(code),
+    };
+    if args.check {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("h264-agent: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let once = args.once;
+    runtime.block_on(async move {
+        tokio::spawn(watch_signals(shutdown.clone()));
+        match run(config, RunOptions { once }, shutdown).await {
+            Ok(summary) if once && summary.any_failed() => {
+                let s = summary.stats;
+                eprintln!(
+                    "h264-agent: {} converted, {} failed, {} conflicts, {} not ready",
+                    s.converted, s.failed, s.conflicts, s.not_ready
+                );
+                ExitCode::from(EXIT_FAILED)
+            }
+            Ok(summary) => {
+                if once {
+                    let s = summary.stats;
+                    eprintln!(
+                        "h264-agent: {} converted, {} failed, {} not ready",
+                        s.converted, s.failed, s.not_ready
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("h264-agent: cannot run: {e}");
+                ExitCode::from(EXIT_START)
+            }
+        }
+    })
+}
+
+/// Loads and validates the configuration, printing every problem; `Err` is the exit code.
+fn load(args: &Args) -> Result<AgentConfig, u8> {
+    let Some(path) = &args.config else {
+        let config = AgentConfig::embedded_default();
+        for dir in [&config.agent.state_dir, &config.watch[0].source, &config.watch[0].output] {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                eprintln!("h264-agent: cannot create {}: {e}", dir.display());
+                return Err(EXIT_START);
+            }
+        }
+        eprintln!(
+            "h264-agent: no --config given; using the built-in default: drop recordings into {} \
+             and find the MP4 files in {}",
+            config.watch[0].source.display(),
+            config.watch[0].output.display()
+        );
+        return Ok(config);
+    };
+    match h264_config::load_agent_config(path) {
+        Ok(loaded) => {
+            for w in loaded.warnings.iter().filter(|p| p.severity == Severity::Warning) {
+                eprintln!("warning: {w}");
+            }
+            Ok(loaded.config)
+        }
+        Err(e) => {
+            eprintln!("h264-agent: invalid configuration, nothing started:\n{e}");
+            Err(EXIT_CONFIG)
+        }
+    }
+}
+
+fn init_logging(config: &AgentConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.logging.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.logging.format {
+        h264_config::agent::LogFormat::Json => builder.json().init(),
+        h264_config::agent::LogFormat::Text => builder.init(),
+    }
+}
+
+/// First SIGTERM or SIGINT: graceful shutdown. Second: exit at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("signal received: shutting down gracefully (send it again to force)");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Progress dot-files beside the output (`.<name>.progress`), for external monitors that read
+//! files: JSON with stage, percent, fps, speed, ETA and time of update, replaced atomically at
+//! most once a second, removed when the job ends.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// The suffix of progress files.
+pub const SUFFIX: &str = ".progress";
+
+/// Writes one job's progress file.
+#[derive(Debug)]
+pub struct ProgressFile {
+    path: PathBuf,
+    source: String,
+    last_write: Option<Instant>,
+}
+
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    source: &'a str,
+    stage: &'a str,
+    percent: f64,
+    fps: f64,
+    speed: f64,
+    eta_seconds: Option<f64>,
+    updated_at: u64,
+}
+
+impl ProgressFile {
+    /// The progress file for `output`.
+    pub fn new(output: &Path, source: &Path) -> Self {
+        Self {
+            path: crate::publish::sibling(output, "", SUFFIX),
+            source: source.display().to_string(),
+            last_write: None,
+        }
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records progress; writes at most once a second unless `force`.
+    pub fn update(&mut self, stage: &str, done: f64, total: f64, fps: f64, speed: f64, force: bool) {
+        if !force && self.last_write.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.last_write = Some(Instant::now());
+        let percent = if total > 0.0 { (done / total * 100.0).clamp(0.0, 100.0) } else { 0.0 };
+        let eta_seconds = (speed > 0.0 && total > done).then(|| (total - done) / speed);
+        let snapshot = Snapshot {
+            source: &self.source,
+            stage,
+            percent: (percent * 10.0).round() / 10.0,
+            fps,
+            speed,
+            eta_seconds,
+            updated_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        };
+        let Ok(json) = serde_json::to_vec_pretty(&snapshot) else { return };
+        let tmp = crate::publish::sibling(&self.path, "", crate::publish::TEMP_SUFFIX);
+        // Best effort: a monitor file must never fail a conversion.
+        if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    /// Removes the file (the job ended).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

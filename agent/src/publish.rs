@@ -1,0 +1,200 @@
+//! Atomic, verified publish: outputs are written under a hidden temporary name in the output
+//! folder, verified, fsynced, then given their final name in one step. A crash leaves only
+//! temporaries, which [`remove_leftovers`] deletes at start-up.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use h264_config::agent::Transcode;
+use tokio_util::sync::CancellationToken;
+
+use crate::probe::{probe, MediaInfo};
+
+/// The suffix of every temporary output, so that start-up can find and remove them.
+pub const TEMP_SUFFIX: &str = ".h264create-tmp";
+
+/// The hidden temporary name an output is written under.
+pub fn temp_path(output: &Path) -> PathBuf {
+    sibling(output, "", TEMP_SUFFIX)
+}
+
+/// `.<name><suffix>` beside `path`.
+pub fn sibling(path: &Path, prefix_extra: &str, suffix: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{prefix_extra}{name}{suffix}"))
+}
+
+/// Why a finished FFmpeg output is not fit to publish.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The output could not be probed or read.
+    #[error("the output cannot be read back: {0}")]
+    Unreadable(String),
+    /// The output is not what the profile promises.
+    #[error("the output is not as expected: {0}")]
+    Mismatch(String),
+}
+
+/// Checks a finished output against its source: H.264 video, AAC audio when the source had
+/// audio, progressive when deinterlaced, duration within tolerance, `moov` before `mdat`.
+pub async fn verify(
+    output: &Path,
+    source: &MediaInfo,
+    deinterlaced: bool,
+    cfg: &Transcode,
+    probe_timeout: std::time::Duration,
+    cancel: &CancellationToken,
+) -> Result<MediaInfo, VerifyError> {
+    let out = probe(&cfg.ffprobe, output, probe_timeout, cancel)
+        .await
+        .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+    let video = out.video.as_ref().ok_or_else(|| VerifyError::Mismatch("no video stream".into()))?;
+    if video.codec != "h264" {
+        return Err(VerifyError::Mismatch(format!("video codec is {}, not h264", video.codec)));
+    }
+    if deinterlaced && video.is_interlaced() {
+        return Err(VerifyError::Mismatch("the video is still interlaced".into()));
+    }
+    if !source.audio.is_empty() && !out.audio.iter().any(|a| a.codec == "aac") {
+        return Err(VerifyError::Mismatch("the source has audio but the output has no AAC".into()));
+    }
+    let tolerance = cfg.duration_tolerance.get().as_secs_f64();
+    if source.duration > 0.0 && (out.duration - source.duration).abs() > tolerance {
+        return Err(VerifyError::Mismatch(format!(
+            "duration {:.3}s differs from the source's {:.3}s by more than {tolerance:.3}s",
+            out.duration, source.duration
+        )));
+    }
+    match moov_before_mdat(output) {
+        Ok(true) => Ok(out),
+        Ok(false) => Err(VerifyError::Mismatch("the moov box is not before mdat".into())),
+        Err(e) => Err(VerifyError::Unreadable(e.to_string())),
+    }
+}
+
+/// Whether the MP4's `moov` box comes before its `mdat` box (fast start).
+pub fn moov_before_mdat(path: &Path) -> io::Result<bool> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut pos = 0u64;
+    while pos + 8 <= len {
+        let mut header = [0u8; 16];
+        file.read_exact(&mut header[..8])?;
+        let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as u64;
+        let mut kind = [0u8; 4];
+        kind.copy_from_slice(&header[4..8]);
+        let (size, header_len) = match size32 {
+            1 => {
+                file.read_exact(&mut header[8..16])?;
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&header[8..16]);
+                (u64::from_be_bytes(b), 16)
+            }
+            0 => (len - pos, 8),
+            s => (s, 8),
+        };
+        match &kind {
+            b"moov" => return Ok(true),
+            b"mdat" => return Ok(false),
+            _ => {}
+        }
+        if size < header_len {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed MP4 box size"));
+        }
+        pos += size;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(pos))?;
+    }
+    Ok(false)
+}
+
+/// Makes a verified temporary file durable and gives it its final name. With `replace` false,
+/// an existing file at `output` is never overwritten (`AlreadyExists`).
+pub fn commit(temp: &Path, output: &Path, replace: bool) -> io::Result<()> {
+    std::fs::File::open(temp)?.sync_all()?;
+    if replace {
+        std::fs::rename(temp, output)?;
+    } else {
+        // A hard link fails when the name exists: a rename that never replaces.
+        match std::fs::hard_link(temp, output) {
+            Ok(()) => std::fs::remove_file(temp)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+            Err(_) if !output.exists() => std::fs::rename(temp, output)?,
+            Err(e) => return Err(e),
+        }
+    }
+    sync_dir(output.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// Flushes a directory's entries (new names) to disk; best effort where unsupported.
+pub fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Removes temporaries and progress files left by a crash under `dir` (recursively).
+pub fn remove_leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(path);
+            } else if name.starts_with('.')
+                && (name.ends_with(TEMP_SUFFIX) || name.ends_with(crate::progress::SUFFIX))
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed.push(path);
+            }
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxes(kinds: &[&[u8; 4]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for k in kinds {
+            v.extend_from_slice(&16u32.to_be_bytes());
+            v.extend_from_slice(*k);
+            v.extend_from_slice(&[0u8; 8]);
+        }
+        v
+    }
+
+    #[test]
+    fn finds_box_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.mp4");
+        std::fs::write(&p, boxes(&[b"ftyp", b"moov", b"mdat"])).unwrap();
+        assert!(moov_before_mdat(&p).unwrap());
+        std::fs::write(&p, boxes(&[b"ftyp", b"mdat", b"moov"])).unwrap();
+        assert!(!moov_before_mdat(&p).unwrap());
+    }
+
+    #[test]
+    fn commit_never_replaces_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("show.mp4");
+        let tmp = temp_path(&out);
+        assert_eq!(tmp.file_name().unwrap(), ".show.mp4.h264create-tmp");
+        std::fs::write(&out, b"other").unwrap();
+        std::fs::write(&tmp, b"new").unwrap();
+        assert_eq!(commit(&tmp, &out, false).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&out).unwrap(), b"other");
+        commit(&tmp, &out, true).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        std::fs::write(&tmp, b"left by a crash").unwrap();
+        assert_eq!(remove_leftovers(dir.path()), vec![tmp]);
+    }
+}

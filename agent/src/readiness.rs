@@ -1,0 +1,260 @@
+//! Readiness: has the recorder really finished writing this file, and is it valid media?
+//!
+//! Layered as the recorders demand. Cheap checks run in every reconcile: size and modification
+//! time unchanged for `stable_for` ([`Stability`]), a modification time older than the grace
+//! period, and no process holding the file open for writing ([`open_for_writing`]). The
+//! expensive checks run in the job's first stage ([`validate`]): ffprobe must find a video stream
+//! and a duration above the minimum, and reading every packet must show damage within the
+//! tolerance.
+//!
+//! Stability is measured from the file's modification time or from the moment the agent first
+//! saw the current size and time, whichever is later: a file untouched for an hour is stable at
+//! once, and a file still growing is not stable until `stable_for` after its last change.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use h264_config::agent::Readiness;
+use tokio_util::sync::CancellationToken;
+
+use crate::key::{Fingerprint, SourceKey};
+use crate::probe::{check_integrity, probe, MediaInfo, ProbeError};
+
+/// What the cheap checks say about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Size and time have been stable long enough and nobody writes to it.
+    Ready,
+    /// Not yet; look again after the given delay.
+    Wait {
+        /// Why not yet, for the log.
+        reason: String,
+        /// When to look again.
+        recheck_in: Duration,
+    },
+}
+
+/// Tracks when each file's current fingerprint was first seen.
+#[derive(Debug, Default)]
+pub struct Stability {
+    seen: HashMap<SourceKey, (Fingerprint, Instant)>,
+}
+
+impl Stability {
+    /// Records the current fingerprint and says whether it has been stable for `stable_for`.
+    /// Returns the time left when not, and whether the fingerprint changed since the last look.
+    pub fn observe(
+        &mut self,
+        key: &SourceKey,
+        fp: Fingerprint,
+        mtime: SystemTime,
+        stable_for: Duration,
+    ) -> (Option<Duration>, bool) {
+        let now = Instant::now();
+        let age = SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO);
+        let (changed, since) = match self.seen.get(key) {
+            Some((old, since)) if *old == fp => (false, *since),
+            Some(_) => (true, now),
+            // First look: the file has been unchanged at least since its modification time.
+            None => (false, now.checked_sub(age).unwrap_or(now)),
+        };
+        self.seen.insert(key.clone(), (fp, since));
+        let stable = now.duration_since(since);
+        if stable >= stable_for {
+            (None, changed)
+        } else {
+            (Some(stable_for - stable), changed)
+        }
+    }
+
+    /// Forgets a key (deleted, or finished).
+    pub fn forget(&mut self, key: &SourceKey) {
+        self.seen.remove(key);
+    }
+}
+
+/// The cheap checks, in order: stability, modification-time grace, open for writing.
+pub fn settle(
+    stability: &mut Stability,
+    key: &SourceKey,
+    meta: &std::fs::Metadata,
+    cfg: &Readiness,
+) -> Settled {
+    let fp = Fingerprint::of(meta);
+    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let (left, changed) = stability.observe(key, fp, mtime, cfg.stable_for.get());
+    if let Some(left) = left {
+        let reason = if changed { "still growing or changing" } else { "not stable long enough" };
+        return Settled::Wait { reason: reason.into(), recheck_in: left };
+    }
+    let age = SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO);
+    let grace = cfg.mtime_grace.get();
+    if age < grace {
+        return Settled::Wait {
+            reason: "modified too recently".into(),
+            recheck_in: grace - age,
+        };
+    }
+    if cfg.open_file_check {
+        if let Some(writer) = open_for_writing(&key.path()) {
+            return Settled::Wait {
+                reason: format!("open for writing by {writer}"),
+                recheck_in: Duration::from_secs(1),
+            };
+        }
+    }
+    Settled::Ready
+}
+
+/// Which process holds `path` open for writing, if any (described for the log).
+#[cfg(target_os = "linux")]
+pub fn open_for_writing(path: &Path) -> Option<String> {
+    let target = std::fs::canonicalize(path).ok()?;
+    let procs = std::fs::read_dir("/proc").ok()?;
+    for entry in procs.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else { continue };
+            if link != target {
+                continue;
+            }
+            let info = entry.path().join("fdinfo").join(fd.file_name());
+            if std::fs::read_to_string(info).is_ok_and(|text| fdinfo_writable(&text)) {
+                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                return Some(format!("process {pid} ({})", comm.trim()));
+            }
+        }
+    }
+    None
+}
+
+/// Whether an `fdinfo` text's `flags:` (octal) open the file for writing (O_WRONLY or O_RDWR).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn fdinfo_writable(text: &str) -> bool {
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .is_some_and(|flags| flags & 0o3 != 0)
+}
+
+/// Which process holds `path` open for writing, if any: on Windows, an open that shares nothing
+/// fails with a sharing violation while a recorder still has the file.
+#[cfg(windows)]
+pub fn open_for_writing(path: &Path) -> Option<String> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    match std::fs::OpenOptions::new().read(true).share_mode(0).open(path) {
+        Err(e) if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION) => {
+            Some("another process (sharing violation)".into())
+        }
+        _ => None,
+    }
+}
+
+/// Elsewhere there is no portable way to ask; size and time stability carry the load.
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn open_for_writing(_path: &Path) -> Option<String> {
+    None
+}
+
+/// Why a recording is not valid media (not retried until the file changes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// The expensive checks: probe, streams, duration, damage within tolerance.
+pub async fn validate(
+    ffmpeg: &Path,
+    ffprobe: &Path,
+    path: &Path,
+    cfg: &Readiness,
+    cancel: &CancellationToken,
+) -> Result<Result<MediaInfo, Invalid>, crate::child::RunError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size == 0 {
+        return Ok(Err(Invalid("the file is empty (0 bytes)".into())));
+    }
+    let timeout = cfg.probe_timeout.get();
+    let info = match probe(ffprobe, path, timeout, cancel).await {
+        Ok(info) => info,
+        Err(ProbeError::Unreadable(why)) => {
+            return Ok(Err(Invalid(format!("not a readable video recording: {why}"))))
+        }
+        Err(ProbeError::Run(e)) => return Err(e),
+    };
+    if info.video.is_none() {
+        return Ok(Err(Invalid(format!(
+            "no video stream (container {}, {} audio stream(s))",
+            info.format_name,
+            info.audio.len()
+        ))));
+    }
+    let min = cfg.min_duration.get().as_secs_f64();
+    if info.duration < min {
+        return Ok(Err(Invalid(format!(
+            "duration {:.2}s is below the minimum of {min:.2}s (readiness.min_duration)",
+            info.duration
+        ))));
+    }
+    let integrity = check_integrity(ffmpeg, path, &info, timeout, cancel).await?;
+    if integrity.truncated_ts {
+        return Ok(Err(Invalid(format!(
+            "truncated: the transport stream ends in the middle of a packet ({size} bytes is not \
+             a multiple of 188); the recording was cut off"
+        ))));
+    }
+    if integrity.errors > cfg.max_decode_errors {
+        return Ok(Err(Invalid(format!(
+            "corrupt: {} damage reports while reading the packets (tolerance \
+             readiness.max_decode_errors = {}), e.g. {}",
+            integrity.errors, cfg.max_decode_errors, integrity.sample
+        ))));
+    }
+    Ok(Ok(info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn fdinfo_flags() {
+        assert!(fdinfo_writable("pos:\t0\nflags:\t0100001\nmnt_id:\t1\n"));
+        assert!(fdinfo_writable("pos:\t0\nflags:\t02\n"));
+        assert!(!fdinfo_writable("pos:\t0\nflags:\t0100000\n"));
+    }
+
+    #[test]
+    fn old_files_are_stable_at_once_and_changes_restart_the_clock() {
+        let mut s = Stability::default();
+        let key = SourceKey::new(Arc::from(Path::new("/in")), "a.ts".into());
+        let fp = Fingerprint { size: 1, mtime_ns: 1, inode: 1 };
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        assert_eq!(s.observe(&key, fp, old, Duration::from_secs(10)), (None, false));
+        let grown = Fingerprint { size: 2, ..fp };
+        let (left, changed) = s.observe(&key, grown, SystemTime::now(), Duration::from_secs(10));
+        assert!(changed);
+        assert!(left.unwrap() > Duration::from_secs(9));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sees_our_own_writer() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.ts");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(b"x").unwrap();
+        assert!(open_for_writing(&path).is_some());
+        drop(f);
+        assert!(open_for_writing(&path).is_none());
+        let _reader = std::fs::File::open(&path).unwrap();
+        assert!(open_for_writing(&path).is_none(), "readers do not count");
+    }
+}

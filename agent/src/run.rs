@@ -1,0 +1,215 @@
+//! Start-up, steady state and shutdown of the agent.
+//!
+//! # Theory of operation
+//! Start-up checks what the agent cannot work without (state folder, journal, FFmpeg, watch
+//! roots) and fails with a [`FatalError`] naming it. It then cleans up after a crash (leftover
+//! temporaries, jobs the journal says were running), starts the watchers, queues every source
+//! once, and runs the reconcile tasks. Shutdown is two-phase: cancelling `shutdown` stops intake
+//! and every job (each stops its FFmpeg's process group and records the job as interrupted); then
+//! the agent waits for the jobs up to `shutdown_grace`, logs any that did not stop, and returns.
+//! In `--once` mode the agent stops by itself when nothing is queued, delayed or running.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use h264_config::AgentConfig;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::journal::{Journal, JournalError};
+use crate::queue::WorkQueue;
+use crate::readiness::Stability;
+use crate::roots::Root;
+use crate::state::Agent;
+use crate::stats::{Snapshot, Stats};
+
+/// How the agent runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Convert what is ready now, then return.
+    pub once: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The counters at the end.
+    pub stats: Snapshot,
+}
+
+impl RunSummary {
+    /// Whether any file failed for good (or, in `--once` mode, was left waiting for a retry).
+    pub fn any_failed(&self) -> bool {
+        self.stats.failed > 0 || self.stats.conflicts > 0
+    }
+}
+
+/// A problem that stops the agent from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum FatalError {
+    /// The state folder cannot be created or used.
+    #[error("state folder {path}: {source}; check agent.state_dir and its permissions")]
+    StateDir {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal cannot be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// FFmpeg or ffprobe is missing or does not run.
+    #[error("{program} does not run ({why}); install FFmpeg (`apt-get install ffmpeg`) or set transcode.{key}")]
+    MissingTool {
+        /// The program as configured.
+        program: String,
+        /// The config key that names it.
+        key: &'static str,
+        /// What went wrong.
+        why: String,
+    },
+    /// A watch root cannot be used.
+    #[error("{0}; check the [[watch]] section")]
+    Root(std::io::Error),
+}
+
+/// Runs the agent until `shutdown` is cancelled (or, with `once`, until the work is done).
+pub async fn run(
+    config: AgentConfig,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, FatalError> {
+    let state_dir = config.agent.state_dir.clone();
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|source| FatalError::StateDir { path: state_dir.clone(), source })?;
+    let journal = Journal::open(&state_dir)?;
+    check_tool(&config.transcode.ffmpeg, "ffmpeg").await?;
+    check_tool(&config.transcode.ffprobe, "ffprobe").await?;
+    let roots = config
+        .watch
+        .iter()
+        .map(Root::resolve)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(FatalError::Root)?;
+    for root in &roots {
+        for path in crate::publish::remove_leftovers(&root.output) {
+            tracing::info!(path = %path.display(), "removed a temporary file left by an earlier run");
+        }
+    }
+    for job in journal.recover_interrupted()? {
+        tracing::warn!(source = %Path::new(&job.root).join(&job.rel).display(), "a job was interrupted by a crash or kill; it will be redone");
+    }
+    let id = config.agent.id.clone().unwrap_or_else(host_name);
+    let agent = Arc::new(Agent {
+        spec_hash: spec_hash(&config),
+        workers: Arc::new(Semaphore::new(config.agent.workers.max(1))),
+        id,
+        roots,
+        journal,
+        queue: WorkQueue::new(),
+        stats: Stats::default(),
+        jobs: Mutex::new(HashMap::new()),
+        claims: Mutex::new(HashMap::new()),
+        stability: Mutex::new(Stability::default()),
+        tracker: TaskTracker::new(),
+        shutdown: shutdown.child_token(),
+        once: options.once,
+        config,
+    });
+    tracing::info!(
+        agent = %agent.id, workers = agent.config.agent.workers, roots = agent.roots.len(),
+        once = options.once, "h264-agent started"
+    );
+    let _watchers = if options.once { Vec::new() } else { crate::watch::start(&agent) };
+    {
+        let a = agent.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::watch::scan_all(&a)).await;
+    }
+    let reconcilers = tokio::spawn(crate::reconcile::run_workers(agent.clone(), 4));
+    if options.once {
+        wait_until_idle(&agent).await;
+    } else {
+        agent.shutdown.cancelled().await;
+        tracing::info!("shutting down: stopping intake and jobs");
+    }
+    agent.shutdown.cancel();
+    agent.queue.close();
+    agent.tracker.close();
+    let grace = agent.config.agent.shutdown_grace.get();
+    if tokio::time::timeout(grace, agent.tracker.wait()).await.is_err() {
+        let left: Vec<String> = agent
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        tracing::error!(?left, ?grace, "jobs did not stop within the shutdown grace period; their FFmpeg processes are killed");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), reconcilers).await;
+    let summary = RunSummary { stats: agent.stats.snapshot() };
+    tracing::info!(?summary, "h264-agent stopped");
+    Ok(summary)
+}
+
+async fn wait_until_idle(agent: &Agent) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut idle_ticks = 0;
+    loop {
+        tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Two idle looks in a row, so that a key between queue and job is not missed.
+        if agent.queue.is_idle() && agent.jobs_in_flight() == 0 {
+            idle_ticks += 1;
+            if idle_ticks >= 2 {
+                return;
+            }
+        } else {
+            idle_ticks = 0;
+        }
+    }
+}
+
+async fn check_tool(program: &Path, key: &'static str) -> Result<(), FatalError> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg("-version");
+    let fail = |why: String| FatalError::MissingTool {
+        program: program.display().to_string(),
+        key,
+        why,
+    };
+    match crate::child::run_captured(&mut cmd, Duration::from_secs(20), &CancellationToken::new())
+        .await
+    {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(fail(format!("`{} -version` exited with {}", program.display(), out.status))),
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+/// SHA256 of the settings that shape outputs: a change means new outputs would differ.
+pub fn spec_hash(config: &AgentConfig) -> String {
+    let t = &config.transcode;
+    let shape = serde_json::json!({
+        "preset": t.preset, "crf": t.crf, "profile": t.profile, "level": t.level,
+        "pix_fmt": t.pix_fmt, "deinterlace": t.deinterlace, "remux": t.remux,
+        "audio_bitrate": t.audio_bitrate, "extra_args": t.extra_args,
+    });
+    let digest = Sha256::digest(shape.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "h264-agent".into())
+}

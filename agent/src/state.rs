@@ -1,0 +1,102 @@
+//! The running agent's shared state, handed to every task as `Arc<Agent>`.
+//!
+//! # Theory of operation
+//! Locks here are `std::sync::Mutex`es around small maps, taken for a few statements and never
+//! held across an `.await`. `jobs` maps each source with a job in flight to that job's cancel
+//! handle: a key has at most one job, and the reconciler consults the map before starting one.
+//! `claims` maps each output path to the source that claimed it first, which is how two sources
+//! that map to one output are caught before either writes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use h264_config::AgentConfig;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::journal::Journal;
+use crate::key::{Fingerprint, SourceKey};
+use crate::queue::WorkQueue;
+use crate::readiness::Stability;
+use crate::roots::Root;
+use crate::stats::Stats;
+
+/// Why a job was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The source disappeared (deleted or moved away).
+    SourceDeleted,
+    /// The source changed (a recorder wrote to it again).
+    SourceChanged,
+}
+
+/// A job in flight.
+#[derive(Debug, Clone)]
+pub struct JobHandle {
+    /// Cancels the job (its FFmpeg is stopped).
+    pub cancel: CancellationToken,
+    /// Why it was cancelled, when not by shutdown.
+    pub reason: Arc<Mutex<Option<CancelReason>>>,
+    /// The source's fingerprint when the job started.
+    pub fingerprint: Fingerprint,
+}
+
+impl JobHandle {
+    /// Cancels the job for `reason`.
+    pub fn cancel_for(&self, reason: CancelReason) {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.cancel.cancel();
+    }
+}
+
+/// Everything the agent's tasks share.
+#[derive(Debug)]
+pub struct Agent {
+    /// The configuration in force.
+    pub config: AgentConfig,
+    /// The agent's id.
+    pub id: String,
+    /// The resolved watch roots.
+    pub roots: Vec<Root>,
+    /// The job journal.
+    pub journal: Journal,
+    /// Keys waiting for a reconcile.
+    pub queue: WorkQueue<SourceKey>,
+    /// SHA256 of the settings that shape outputs.
+    pub spec_hash: String,
+    /// Counters.
+    pub stats: Stats,
+    /// Jobs in flight, by source.
+    pub jobs: Mutex<HashMap<SourceKey, JobHandle>>,
+    /// Which source claimed each output path.
+    pub claims: Mutex<HashMap<PathBuf, SourceKey>>,
+    /// When each source's current size and time were first seen.
+    pub stability: Mutex<Stability>,
+    /// Bounds how many jobs convert at once.
+    pub workers: Arc<Semaphore>,
+    /// Every spawned job, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Cancelled at shutdown: stops every job.
+    pub shutdown: CancellationToken,
+    /// `--once`: sources that are still being written are skipped, not waited for.
+    pub once: bool,
+}
+
+impl Agent {
+    /// The root a key belongs to.
+    pub fn root_of(&self, key: &SourceKey) -> Option<&Root> {
+        self.roots.iter().find(|r| *r.source == *key.root())
+    }
+
+    /// The job in flight for `key`, if any.
+    pub fn job(&self, key: &SourceKey) -> Option<JobHandle> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    /// How many jobs are in flight.
+    pub fn jobs_in_flight(&self) -> usize {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}

@@ -1,0 +1,68 @@
+//! Counters since start, shared by the pipeline's tasks (atomics; no locks).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters since the agent started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Sources the reconciler has looked at (distinct reconciles that found a source).
+    pub seen: AtomicU64,
+    /// Jobs started.
+    pub started: AtomicU64,
+    /// Jobs that published their output.
+    pub converted: AtomicU64,
+    /// Jobs that failed for good.
+    pub failed: AtomicU64,
+    /// Attempts that failed and were scheduled again.
+    pub retried: AtomicU64,
+    /// Jobs cancelled (source deleted or changed).
+    pub cancelled: AtomicU64,
+    /// Sources whose output name another source holds.
+    pub conflicts: AtomicU64,
+    /// Sources skipped by `--once` because they were not ready yet.
+    pub not_ready: AtomicU64,
+    /// Bytes read from converted sources.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to published outputs.
+    pub bytes_out: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// See [`Stats::started`].
+    pub started: u64,
+    /// See [`Stats::converted`].
+    pub converted: u64,
+    /// See [`Stats::failed`].
+    pub failed: u64,
+    /// See [`Stats::retried`].
+    pub retried: u64,
+    /// See [`Stats::cancelled`].
+    pub cancelled: u64,
+    /// See [`Stats::conflicts`].
+    pub conflicts: u64,
+    /// See [`Stats::not_ready`].
+    pub not_ready: u64,
+}
+
+impl Stats {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A copy of the counters.
+    pub fn snapshot(&self) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            started: get(&self.started),
+            converted: get(&self.converted),
+            failed: get(&self.failed),
+            retried: get(&self.retried),
+            cancelled: get(&self.cancelled),
+            conflicts: get(&self.conflicts),
+            not_ready: get(&self.not_ready),
+        }
+    }
+}

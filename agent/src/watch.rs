@@ -1,0 +1,216 @@
+//! Noticing sources: a full scan at start-up, file-system events where they work, polling where
+//! they do not (network shares), and a periodic full resync as a safety net.
+//!
+//! # Theory of operation
+//! Everything here only *queues keys*; the reconciler decides. The notify callback is dumb: it
+//! `try_send`s the event into a bounded channel. If the channel is full, an overflow flag makes
+//! the forwarding task rescan every root instead, so no change is lost under an event storm. A
+//! created folder is scanned at once (its files may predate its watch). Per root, `mode = "auto"`
+//! uses events on local file systems and polling on network ones (from `/proc/mounts`), and
+//! falls back to polling when the watcher cannot start (for example the inotify watch limit).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use h264_config::agent::WatchMode;
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::roots::Root;
+use crate::state::Agent;
+
+/// Queues every source under every root (sorted, so that the first of two sources that map to
+/// one output is the same each time). Unreadable folders are logged and skipped.
+pub fn scan_all(agent: &Agent) {
+    for root in &agent.roots {
+        scan(agent, root, &root.source);
+    }
+}
+
+/// Queues every source under `dir` of `root`.
+pub fn scan(agent: &Agent, root: &Root, dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = match std::fs::read_dir(&d) {
+            Ok(rd) => rd.flatten().collect(),
+            Err(e) => {
+                tracing::error!(folder = %d.display(), error = %e, "cannot read a watched folder; its recordings are not converted until it is readable");
+                continue;
+            }
+        };
+        entries.sort_by_key(|e| e.file_name());
+        let mut subdirs = Vec::new();
+        for entry in entries {
+            let path = entry.path();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir {
+                let hidden = entry.file_name().to_string_lossy().starts_with('.');
+                if root.cfg.recursive && !hidden {
+                    subdirs.push(path);
+                }
+            } else if let Some(key) = root.key_for(&path) {
+                agent.queue.add(key);
+            }
+        }
+        // Depth-first in name order.
+        stack.extend(subdirs.into_iter().rev());
+    }
+}
+
+/// Whether `path` lives on a network file system, from `/proc/mounts` (Linux).
+fn on_network_fs(path: &Path) -> bool {
+    const NETWORK: [&str; 10] =
+        ["nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs", "afs"];
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else { return false };
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(_dev), Some(mnt), Some(fstype)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let mnt = mnt.replace("\\040", " ");
+        if path.starts_with(&mnt) && best.as_ref().is_none_or(|(len, _)| mnt.len() > *len) {
+            best = Some((mnt.len(), fstype.to_string()));
+        }
+    }
+    best.is_some_and(|(_, fs)| NETWORK.contains(&fs.as_str()))
+}
+
+/// Starts watching every root; returns the watchers, which stop when dropped.
+pub fn start(agent: &Arc<Agent>) -> Vec<notify::RecommendedWatcher> {
+    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>(4096);
+    let overflow = Arc::new(AtomicBool::new(false));
+    let mut watchers = Vec::new();
+    for (index, root) in agent.roots.iter().enumerate() {
+        let events = match root.cfg.mode {
+            WatchMode::Poll => false,
+            WatchMode::Events => true,
+            WatchMode::Auto => !on_network_fs(&root.source),
+        };
+        let polled = !events || match make_watcher(root, tx.clone(), overflow.clone()) {
+            Ok(w) => {
+                tracing::info!(root = %root.source.display(), "watching with file-system events");
+                watchers.push(w);
+                false
+            }
+            Err(e) => {
+                let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                    "; raise the limit with `sysctl fs.inotify.max_user_watches=524288`"
+                } else {
+                    ""
+                };
+                tracing::warn!(root = %root.source.display(), error = %e, "file-system events unavailable, polling instead{hint}");
+                true
+            }
+        };
+        if polled {
+            let interval = root.cfg.poll_interval.get().max(Duration::from_millis(100));
+            tracing::info!(root = %root.source.display(), ?interval, "watching by polling");
+            spawn_periodic(agent, interval, Some(index));
+        }
+    }
+    spawn_periodic(agent, agent.config.agent.resync_interval.get(), None);
+    tokio::spawn(forward(agent.clone(), rx, overflow));
+    watchers
+}
+
+fn make_watcher(
+    root: &Root,
+    tx: mpsc::Sender<notify::Result<notify::Event>>,
+    overflow: Arc<AtomicBool>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event| {
+        if tx.try_send(event).is_err() {
+            overflow.store(true, Ordering::Relaxed);
+        }
+    })?;
+    let mode =
+        if root.cfg.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+    watcher.watch(&root.source, mode)?;
+    Ok(watcher)
+}
+
+/// Rescans one root (`Some(index)`) or all roots every `interval` until shutdown.
+fn spawn_periodic(agent: &Arc<Agent>, interval: Duration, root: Option<usize>) {
+    let agent = agent.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = agent.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let a = agent.clone();
+            let _ = tokio::task::spawn_blocking(move || match root {
+                Some(i) => scan(&a, &a.roots[i], &a.roots[i].source),
+                None => scan_all(&a),
+            })
+            .await;
+        }
+    });
+}
+
+async fn forward(
+    agent: Arc<Agent>,
+    mut rx: mpsc::Receiver<notify::Result<notify::Event>>,
+    overflow: Arc<AtomicBool>,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            e = rx.recv() => match e { Some(e) => e, None => return },
+        };
+        if overflow.swap(false, Ordering::Relaxed) {
+            tracing::warn!("file-system events overflowed; rescanning every root");
+            let a = agent.clone();
+            let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
+        }
+        match event {
+            Ok(event) => handle(&agent, &event),
+            Err(e) => {
+                tracing::warn!(error = %e, "file-system watch error; rescanning every root");
+                let a = agent.clone();
+                let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
+            }
+        }
+    }
+}
+
+fn handle(agent: &Agent, event: &notify::Event) {
+    if matches!(event.kind, EventKind::Access(notify::event::AccessKind::Open(_))) {
+        return;
+    }
+    for path in &event.paths {
+        let Some(root) = agent.roots.iter().find(|r| path.starts_with(&r.source)) else {
+            continue;
+        };
+        if matches!(event.kind, EventKind::Create(_)) && path.is_dir() {
+            scan(agent, root, path);
+        } else if let Some(key) = root.key_for(path) {
+            agent.queue.add(key);
+        } else if !path.exists() && path.extension().is_none() {
+            // A folder was removed or renamed away: its files' keys need a look.
+            requeue_under(agent, path);
+        }
+    }
+}
+
+fn requeue_under(agent: &Agent, dir: &Path) {
+    let keys: Vec<_> = agent
+        .jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .filter(|k| k.path().starts_with(dir))
+        .cloned()
+        .collect();
+    for key in keys {
+        agent.queue.add(key);
+    }
+}
+
