@@ -14,6 +14,7 @@ pub mod ffarg;
 pub mod job;
 pub mod journal;
 pub mod key;
+pub mod orphans;
 pub mod probe;
 pub mod progress;
 pub mod publish;

@@ -101,7 +101,7 @@ fn load(args: &Args) -> Result<AgentConfig, u8> {
     match h264_config::load_agent_config(path) {
         Ok(loaded) => {
             for w in loaded.warnings.iter().filter(|p| p.severity == Severity::Warning) {
-                eprintln!("warning: {w}");
+                eprintln!("{w}");
             }
             Ok(loaded.config)
         }
@@ -117,7 +117,11 @@ fn init_logging(config: &AgentConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.logging.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     match config.logging.format {
         h264_config::agent::LogFormat::Json => builder.json().init(),
         h264_config::agent::LogFormat::Text => builder.init(),

@@ -96,6 +96,10 @@ pub async fn run(
         .map(Root::resolve)
         .collect::<Result<Vec<_>, _>>()
         .map_err(FatalError::Root)?;
+    let outputs: Vec<PathBuf> = roots.iter().map(|r| r.output.clone()).collect();
+    for pid in crate::orphans::kill_orphans(&outputs) {
+        tracing::warn!(pid, "killed an FFmpeg left running by an earlier agent that crashed");
+    }
     for root in &roots {
         for path in crate::publish::remove_leftovers(&root.output) {
             tracing::info!(path = %path.display(), "removed a temporary file left by an earlier run");
