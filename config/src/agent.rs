@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::units::HumanDuration;
 
 /// The whole agent configuration (`agent.toml`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AgentConfig {
     /// Identity, state and process-wide settings.
@@ -26,14 +26,23 @@ pub struct AgentConfig {
     pub logging: Logging,
 }
 
-impl Default for AgentConfig {
-    fn default() -> Self {
+/// A commented example `agent.toml` documenting every key with its default; its values are those
+/// of [`AgentConfig::embedded_default`].
+pub const EXAMPLE_AGENT_TOML: &str = include_str!("../examples/agent.toml");
+
+impl AgentConfig {
+    /// The config the agent runs with when given none: one root `./var/incoming` →
+    /// `./var/h264`, state in `./var/state`, files stable for 10s; every other key at its
+    /// default. Relative paths are relative to the current directory. Not validated: the source
+    /// folder may not exist yet.
+    pub fn embedded_default() -> Self {
         Self {
-            agent: AgentSection::default(),
-            watch: Vec::new(),
-            readiness: Readiness::default(),
-            transcode: Transcode::default(),
-            logging: Logging::default(),
+            watch: vec![WatchRoot {
+                source: PathBuf::from("./var/incoming"),
+                output: PathBuf::from("./var/h264"),
+                ..WatchRoot::default()
+            }],
+            ..Self::default()
         }
     }
 }
@@ -274,6 +283,9 @@ pub struct Logging {
 
 impl Default for Logging {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }

@@ -1,0 +1,151 @@
+//! The agent as a daemon under stress: recorders still writing, `kill -9`, SIGTERM, sources
+//! deleted mid-job. Real binary, real FFmpeg, real signals.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{alive, Setup};
+use h264_agent::journal::JobState;
+use h264_testkit::fixtures::Fixture;
+use h264_testkit::probe::probe;
+use h264_testkit::slow_writer::SlowWriter;
+use h264_testkit::wait::wait_for;
+use nix::sys::signal::Signal;
+
+/// FFmpeg's `realtime` filter makes a transcode last as long as the media (about 3 s), long
+/// enough to interrupt it. Remux is off so that the filter applies.
+const SLOW_TRANSCODE: &str = r#"
+[readiness]
+stable_for = "0s"
+mtime_grace = "0s"
+
+[transcode]
+preset = "ultrafast"
+remux = false
+extra_args = ["-vf", "realtime"]
+stall_timeout = "30s"
+max_attempts = 2
+retry_backoff = "1s"
+"#;
+
+fn events_mode() -> &'static str {
+    "mode = \"events\"\n"
+}
+
+#[test]
+fn a_file_held_open_by_its_writer_is_not_started_before_it_is_closed() {
+    // Size and mtime settle between chunks (stable_for is shorter than the chunk interval), so
+    // only the open-file check stands between the agent and a premature start.
+    let s = Setup::new(
+        events_mode(),
+        "[readiness]\nstable_for = \"300ms\"\nmtime_grace = \"0s\"\nopen_file_check = true\n\
+         [transcode]\npreset = \"ultrafast\"\n",
+    );
+    let mut agent = s.spawn();
+    let dest = s.input.join("live.ts");
+    let writer = SlowWriter::start(Fixture::Mpeg2InterlacedTs.path(), &dest, 6, Duration::from_millis(700));
+    writer.wait();
+    let record = s.wait_state("live.ts", JobState::Succeeded, Duration::from_secs(60));
+    assert_eq!(record.attempts, 1, "exactly one attempt, started after the close");
+    let full = probe(Fixture::Mpeg2InterlacedTs.path()).duration;
+    assert!((probe(&s.output_of("live.ts")).duration - full).abs() <= 0.5, "full duration");
+    assert!(agent.log().contains("open for writing"), "the agent saw the writer");
+    let events = h264_agent::journal::Journal::open(&s.state).unwrap().recent_events(100).unwrap();
+    assert!(events.is_empty(), "no cancelled or failed attempt: {events:?}");
+    agent.signal(Signal::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(15)).success());
+}
+
+#[test]
+fn without_the_open_file_check_size_and_mtime_stability_prevent_a_premature_start() {
+    let s = Setup::new(
+        events_mode(),
+        "[readiness]\nstable_for = \"2s\"\nmtime_grace = \"0s\"\nopen_file_check = false\n\
+         [transcode]\npreset = \"ultrafast\"\n",
+    );
+    let mut agent = s.spawn();
+    let dest = s.input.join("live.ts");
+    let writer =
+        SlowWriter::start_reopening(Fixture::Mpeg2InterlacedTs.path(), &dest, 5, Duration::from_millis(600));
+    writer.wait();
+    let record = s.wait_state("live.ts", JobState::Succeeded, Duration::from_secs(60));
+    assert_eq!(record.attempts, 1);
+    let full = probe(Fixture::Mpeg2InterlacedTs.path()).duration;
+    assert!((probe(&s.output_of("live.ts")).duration - full).abs() <= 0.5, "full duration");
+    let events = h264_agent::journal::Journal::open(&s.state).unwrap().recent_events(100).unwrap();
+    assert!(events.is_empty(), "no cancelled attempt: {events:?}");
+    agent.signal(Signal::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(15)).success());
+}
+
+#[test]
+fn kill_9_during_a_transcode_then_restart_redoes_only_the_interrupted_job() {
+    let s = Setup::new("", SLOW_TRANSCODE);
+    Fixture::H264Ts.copy_to(&s.input, "done.ts");
+    assert!(s.run_once().status.success());
+    let done_mtime = std::fs::metadata(s.output_of("done.ts")).unwrap().modified().unwrap();
+
+    Fixture::H264Ts.copy_to(&s.input, "victim.ts");
+    let mut agent = s.spawn();
+    let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
+    // Let FFmpeg write part of its temporary output.
+    wait_for("a partial temporary output", Duration::from_secs(10), Duration::from_millis(20), || {
+        std::fs::read_dir(&s.output)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".h264create-tmp"))
+            .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+    })
+    .unwrap();
+    agent.signal(Signal::SIGKILL);
+    agent.wait_exit(Duration::from_secs(5));
+    assert!(!s.output_of("victim.ts").exists(), "nothing under the final name yet");
+    assert_eq!(s.record("victim.ts").unwrap().state, JobState::Running, "as the crash left it");
+
+    let out = s.run_once();
+    assert!(out.status.success());
+    assert!(!alive(ffmpeg), "the orphaned FFmpeg was killed at restart");
+    let victim = s.record("victim.ts").unwrap();
+    assert_eq!(victim.state, JobState::Succeeded);
+    let info = probe(&s.output_of("victim.ts"));
+    assert!((info.duration - probe(Fixture::H264Ts.path()).duration).abs() <= 0.5);
+    assert_eq!(s.record("done.ts").unwrap().attempts, 1, "the finished file was not redone");
+    assert_eq!(
+        std::fs::metadata(s.output_of("done.ts")).unwrap().modified().unwrap(),
+        done_mtime
+    );
+    assert_eq!(s.output_files(), vec!["done.mp4".to_string(), "victim.mp4".to_string()]);
+}
+
+#[test]
+fn sigterm_during_a_transcode_exits_in_time_and_leaves_no_ffmpeg() {
+    let s = Setup::new("", SLOW_TRANSCODE);
+    Fixture::H264Ts.copy_to(&s.input, "rec.ts");
+    let mut agent = s.spawn();
+    let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
+    agent.signal(Signal::SIGTERM);
+    let status = agent.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "graceful exit: {status:?}");
+    assert!(!alive(ffmpeg), "FFmpeg {ffmpeg} must not outlive the agent");
+    assert_eq!(s.record("rec.ts").unwrap().state, JobState::Interrupted);
+    assert!(s.output_files().is_empty(), "no output, no temporary: {:?}", s.output_files());
+}
+
+#[test]
+fn a_source_deleted_during_its_transcode_cancels_the_job_and_publishes_nothing() {
+    let s = Setup::new(events_mode(), SLOW_TRANSCODE);
+    let source = Fixture::H264Ts.copy_to(&s.input, "gone.ts");
+    let mut agent = s.spawn();
+    let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
+    std::fs::remove_file(&source).unwrap();
+    let record = s.wait_state("gone.ts", JobState::Cancelled, Duration::from_secs(20));
+    assert!(record.error.unwrap().contains("deleted"));
+    wait_for("FFmpeg to stop", Duration::from_secs(10), Duration::from_millis(20), || {
+        (!alive(ffmpeg)).then_some(())
+    })
+    .unwrap();
+    assert!(s.output_files().is_empty(), "nothing published: {:?}", s.output_files());
+    agent.signal(Signal::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(10)).success());
+}

@@ -1,0 +1,630 @@
+//! Validation rules, one table row each: a change to a valid config and the problem it causes.
+
+use std::path::{Path, PathBuf};
+
+use h264_config::agent::{OnFailure, OnSuccess, WatchRoot};
+use h264_config::validate::{normalize, validate};
+use h264_config::{AgentConfig, HumanDuration, Severity};
+
+use Severity::{Error, Warning};
+
+/// A change to the valid base config, given the temporary folder holding `in/` (the source).
+type Change = fn(&mut AgentConfig, &Path);
+
+/// What a change must cause: nothing, or exactly one problem (severity, key, text it contains).
+type Expect = Option<(Severity, &'static str, &'static str)>;
+
+/// A valid config: source `<tmp>/in` (exists), output `<tmp>/out` (does not yet).
+fn base(tmp: &Path) -> AgentConfig {
+    let mut config = AgentConfig::embedded_default();
+    config.watch[0].source = tmp.join("in");
+    config.watch[0].output = tmp.join("out");
+    config
+}
+
+/// A second root, with its own existing source `<tmp>/<name>`.
+fn add_root(c: &mut AgentConfig, tmp: &Path, name: &str) -> usize {
+    std::fs::create_dir_all(tmp.join(name)).unwrap();
+    let source = tmp.join(name);
+    let output = tmp.join(format!("{name}-out"));
+    c.watch.push(WatchRoot {
+        source,
+        output,
+        ..WatchRoot::default()
+    });
+    c.watch.len() - 1
+}
+
+fn secs(s: u64) -> HumanDuration {
+    HumanDuration::from_secs(s)
+}
+
+fn run(cases: &[(&str, Change, Expect)]) {
+    for (name, change, expect) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("in")).unwrap();
+        let mut config = base(tmp.path());
+        assert!(
+            validate(&config, None).is_empty(),
+            "base config is not valid"
+        );
+        change(&mut config, tmp.path());
+        let problems = validate(&config, None);
+        match expect {
+            None => assert!(problems.is_empty(), "{name}: unexpected {problems:#?}"),
+            Some((severity, key, text)) => {
+                assert_eq!(problems.len(), 1, "{name}: {problems:#?}");
+                let p = &problems[0];
+                assert_eq!(
+                    (p.severity, p.key.as_str()),
+                    (*severity, *key),
+                    "{name}: {p}"
+                );
+                assert!(
+                    p.to_string().contains(text),
+                    "{name}: {p} does not mention {text:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn agent_rules() {
+    run(&[
+        (
+            "id ok",
+            |c, _| c.agent.id = Some("studio-a.1_x".into()),
+            None,
+        ),
+        (
+            "id empty",
+            |c, _| c.agent.id = Some(String::new()),
+            Some((Error, "agent.id", "is empty")),
+        ),
+        (
+            "id too long",
+            |c, _| c.agent.id = Some("a".repeat(65)),
+            Some((Error, "agent.id", "64")),
+        ),
+        ("id longest", |c, _| c.agent.id = Some("a".repeat(64)), None),
+        (
+            "id space",
+            |c, _| c.agent.id = Some("studio a".into()),
+            Some((Error, "agent.id", "' '")),
+        ),
+        (
+            "id slash",
+            |c, _| c.agent.id = Some("a/b".into()),
+            Some((Error, "agent.id", "'/'")),
+        ),
+        (
+            "state_dir empty",
+            |c, _| c.agent.state_dir = PathBuf::new(),
+            Some((Error, "agent.state_dir", "empty")),
+        ),
+        (
+            "workers 0",
+            |c, _| c.agent.workers = 0,
+            Some((Error, "agent.workers", "0 is out of range 1-64")),
+        ),
+        (
+            "workers 65",
+            |c, _| c.agent.workers = 65,
+            Some((Error, "agent.workers", "65 is out of range")),
+        ),
+        ("workers 1", |c, _| c.agent.workers = 1, None),
+        ("workers 64", |c, _| c.agent.workers = 64, None),
+        (
+            "grace short",
+            |c, _| c.agent.shutdown_grace = HumanDuration::from_millis(500),
+            Some((Error, "agent.shutdown_grace", "at least 1s")),
+        ),
+        ("grace 1s", |c, _| c.agent.shutdown_grace = secs(1), None),
+        (
+            "resync 0",
+            |c, _| c.agent.resync_interval = secs(0),
+            Some((Error, "agent.resync_interval", "at least 1s")),
+        ),
+    ]);
+}
+
+#[test]
+fn watch_folder_rules() {
+    run(&[
+        (
+            "no roots",
+            |c, _| c.watch.clear(),
+            Some((Error, "watch", "[[watch]] source =")),
+        ),
+        (
+            "source unset",
+            |c, _| c.watch[0].source = PathBuf::new(),
+            Some((Error, "watch[0].source", "is not set")),
+        ),
+        (
+            "output unset",
+            |c, _| c.watch[0].output = PathBuf::new(),
+            Some((Error, "watch[0].output", "is not set")),
+        ),
+        (
+            "source missing",
+            |c, t| c.watch[0].source = t.join("nope"),
+            Some((
+                Error,
+                "watch[0].source",
+                "does not exist (hint: create it or fix the path)",
+            )),
+        ),
+        (
+            "source is a file",
+            |c, t| {
+                std::fs::write(t.join("file"), "").unwrap();
+                c.watch[0].source = t.join("file");
+            },
+            Some((
+                Error,
+                "watch[0].source",
+                "is not a directory (hint: create it or fix the path)",
+            )),
+        ),
+        (
+            "output is a file",
+            |_, t| {
+                std::fs::write(t.join("out"), "").unwrap();
+            },
+            Some((Error, "watch[0].output", "is not a directory")),
+        ),
+        (
+            "output existing folder",
+            |_, t| std::fs::create_dir(t.join("out")).unwrap(),
+            None,
+        ),
+        (
+            "output is source",
+            |c, t| c.watch[0].output = t.join("in"),
+            Some((Error, "watch[0].output", "same folder as source")),
+        ),
+        (
+            "output is source, spelt otherwise",
+            |c, t| c.watch[0].output = t.join("in/./x/.."),
+            Some((Error, "watch[0].output", "same folder as source")),
+        ),
+        (
+            "output inside source",
+            |c, t| c.watch[0].output = t.join("in/h264"),
+            Some((Error, "watch[0].output", "is inside source")),
+        ),
+        (
+            "output inside non-recursive source",
+            |c, t| {
+                c.watch[0].recursive = false;
+                c.watch[0].output = t.join("in/h264");
+            },
+            Some((Error, "watch[0].output", "is inside source")),
+        ),
+        (
+            "output beside source with common prefix",
+            |c, t| c.watch[0].output = t.join("in-h264"),
+            None,
+        ),
+        (
+            "source inside output",
+            |c, t| {
+                c.watch[0].output = t.to_path_buf();
+            },
+            Some((Error, "watch[0].source", "is inside output")),
+        ),
+        (
+            "poll interval 0",
+            |c, _| c.watch[0].poll_interval = secs(0),
+            Some((Error, "watch[0].poll_interval", "more than 0s")),
+        ),
+    ]);
+}
+
+#[test]
+fn rules_between_roots() {
+    run(&[
+        ("two separate roots", |c, t| _ = add_root(c, t, "in2"), None),
+        (
+            "same source",
+            |c, t| {
+                let i = add_root(c, t, "in2");
+                c.watch[i].source = t.join("in");
+            },
+            Some((Error, "watch[1].source", "overlaps watch[0].source")),
+        ),
+        (
+            "nested source",
+            |c, t| {
+                let i = add_root(c, t, "in/sub");
+                c.watch[i].output = t.join("sub-out");
+            },
+            Some((Error, "watch[1].source", "overlaps watch[0].source")),
+        ),
+        (
+            "same output",
+            |c, t| {
+                let i = add_root(c, t, "in2");
+                c.watch[i].output = t.join("out");
+            },
+            Some((
+                Warning,
+                "watch[1].output",
+                "outputs with the same name will clash",
+            )),
+        ),
+        (
+            "output inside another source",
+            |c, t| {
+                let i = add_root(c, t, "in2");
+                c.watch[i].output = t.join("in/h264");
+            },
+            Some((Error, "watch[1].output", "is inside watch[0].source")),
+        ),
+    ]);
+}
+
+#[test]
+fn extension_rules() {
+    run(&[
+        (
+            "empty list",
+            |c, _| c.watch[0].extensions.clear(),
+            Some((Error, "watch[0].extensions", "no file would be converted")),
+        ),
+        (
+            "upper case",
+            |c, _| c.watch[0].extensions = vec!["TS".into()],
+            None,
+        ),
+        (
+            "leading dot",
+            |c, _| c.watch[0].extensions = vec![".ts".into()],
+            Some((Warning, "watch[0].extensions[0]", "read as `ts`")),
+        ),
+        (
+            "glob",
+            |c, _| c.watch[0].extensions = vec!["ts".into(), "*.wtv".into()],
+            Some((Error, "watch[0].extensions[1]", "not a file extension")),
+        ),
+        (
+            "empty entry",
+            |c, _| c.watch[0].extensions = vec![".".into()],
+            Some((Error, "watch[0].extensions[0]", "not a file extension")),
+        ),
+        (
+            "twice",
+            |c, _| c.watch[0].extensions = vec!["ts".into(), "TS".into()],
+            Some((Warning, "watch[0].extensions[1]", "`ts` is listed twice")),
+        ),
+    ]);
+}
+
+#[test]
+fn done_and_quarantine_rules() {
+    run(&[
+        (
+            "move without done_dir",
+            |c, _| c.watch[0].on_success = OnSuccess::Move,
+            Some((
+                Error,
+                "watch[0].done_dir",
+                "is required by on_success = \"move\"",
+            )),
+        ),
+        (
+            "move with done_dir",
+            |c, t| {
+                c.watch[0].on_success = OnSuccess::Move;
+                c.watch[0].done_dir = Some(t.join("done"));
+            },
+            None,
+        ),
+        (
+            "done_dir unused",
+            |c, t| c.watch[0].done_dir = Some(t.join("done")),
+            Some((
+                Warning,
+                "watch[0].done_dir",
+                "ignored unless on_success = \"move\"",
+            )),
+        ),
+        (
+            "done_dir empty",
+            |c, _| {
+                c.watch[0].on_success = OnSuccess::Move;
+                c.watch[0].done_dir = Some(PathBuf::new());
+            },
+            Some((Error, "watch[0].done_dir", "is empty")),
+        ),
+        (
+            "done_dir in recursive source",
+            |c, t| {
+                c.watch[0].on_success = OnSuccess::Move;
+                c.watch[0].done_dir = Some(t.join("in/done"));
+            },
+            Some((Error, "watch[0].done_dir", "watched recursively")),
+        ),
+        (
+            "done_dir in flat source",
+            |c, t| {
+                c.watch[0].recursive = false;
+                c.watch[0].on_success = OnSuccess::Move;
+                c.watch[0].done_dir = Some(t.join("in/done"));
+            },
+            None,
+        ),
+        (
+            "done_dir is flat source",
+            |c, t| {
+                c.watch[0].recursive = false;
+                c.watch[0].on_success = OnSuccess::Move;
+                c.watch[0].done_dir = Some(t.join("in"));
+            },
+            Some((Error, "watch[0].done_dir", "same folder as watch[0].source")),
+        ),
+        (
+            "quarantine without dir",
+            |c, _| c.watch[0].on_failure = OnFailure::Quarantine,
+            Some((
+                Error,
+                "watch[0].quarantine_dir",
+                "is required by on_failure = \"quarantine\"",
+            )),
+        ),
+        (
+            "quarantine is output",
+            |c, t| {
+                c.watch[0].on_failure = OnFailure::Quarantine;
+                c.watch[0].quarantine_dir = Some(t.join("out"));
+            },
+            Some((Error, "watch[0].quarantine_dir", "same folder as output")),
+        ),
+        (
+            "quarantine in another source",
+            |c, t| {
+                let i = add_root(c, t, "in2");
+                c.watch[i].on_failure = OnFailure::Quarantine;
+                c.watch[i].quarantine_dir = Some(t.join("in/q"));
+            },
+            Some((Error, "watch[1].quarantine_dir", "inside watch[0].source")),
+        ),
+    ]);
+}
+
+#[test]
+fn readiness_rules() {
+    run(&[
+        (
+            "stable 1h",
+            |c, _| c.readiness.stable_for = secs(3600),
+            None,
+        ),
+        (
+            "stable 2h",
+            |c, _| c.readiness.stable_for = secs(7200),
+            Some((Error, "readiness.stable_for", "longer than 1h")),
+        ),
+        (
+            "stable 0",
+            |c, _| c.readiness.stable_for = secs(0),
+            Some((Warning, "readiness.stable_for", "while still being written")),
+        ),
+        (
+            "min duration 2h",
+            |c, _| c.readiness.min_duration = secs(7200),
+            Some((Warning, "readiness.min_duration", "rejected")),
+        ),
+        (
+            "min duration 0",
+            |c, _| c.readiness.min_duration = secs(0),
+            None,
+        ),
+        (
+            "probe timeout 0",
+            |c, _| c.readiness.probe_timeout = secs(0),
+            Some((Error, "readiness.probe_timeout", "at least 1s")),
+        ),
+    ]);
+}
+
+#[test]
+fn transcode_rules() {
+    run(&[
+        ("crf 0", |c, _| c.transcode.crf = 0, None),
+        ("crf 51", |c, _| c.transcode.crf = 51, None),
+        (
+            "crf 70",
+            |c, _| c.transcode.crf = 70,
+            Some((
+                Error,
+                "transcode.crf",
+                "70 is out of range 0-51 (hint: lower is better quality; 18-28 is usual)",
+            )),
+        ),
+        (
+            "every preset",
+            |c, _| c.transcode.preset = "placebo".into(),
+            None,
+        ),
+        (
+            "preset typo",
+            |c, _| c.transcode.preset = "veryfsat".into(),
+            Some((Error, "transcode.preset", "did you mean `veryfast`?")),
+        ),
+        (
+            "preset unknown",
+            |c, _| c.transcode.preset = "turbo".into(),
+            Some((Error, "transcode.preset", "one of: ultrafast,")),
+        ),
+        (
+            "profile typo",
+            |c, _| c.transcode.profile = "hihg".into(),
+            Some((Error, "transcode.profile", "did you mean `high`?")),
+        ),
+        (
+            "profile baseline",
+            |c, _| c.transcode.profile = "baseline".into(),
+            None,
+        ),
+        (
+            "level empty",
+            |c, _| c.transcode.level = Some(String::new()),
+            Some((Error, "transcode.level", "is empty")),
+        ),
+        (
+            "level 4.1",
+            |c, _| c.transcode.level = Some("4.1".into()),
+            None,
+        ),
+        (
+            "pix_fmt empty",
+            |c, _| c.transcode.pix_fmt = String::new(),
+            Some((Error, "transcode.pix_fmt", "is empty")),
+        ),
+        (
+            "ffmpeg empty",
+            |c, _| c.transcode.ffmpeg = PathBuf::new(),
+            Some((Error, "transcode.ffmpeg", "is empty")),
+        ),
+        (
+            "ffprobe empty",
+            |c, _| c.transcode.ffprobe = PathBuf::new(),
+            Some((Error, "transcode.ffprobe", "is empty")),
+        ),
+        (
+            "attempts 0",
+            |c, _| c.transcode.max_attempts = 0,
+            Some((Error, "transcode.max_attempts", "0 is out of range 1-100")),
+        ),
+        (
+            "attempts 101",
+            |c, _| c.transcode.max_attempts = 101,
+            Some((Error, "transcode.max_attempts", "101 is out of range")),
+        ),
+        ("attempts 100", |c, _| c.transcode.max_attempts = 100, None),
+        (
+            "backoff above max",
+            |c, _| c.transcode.retry_backoff = secs(601),
+            Some((
+                Error,
+                "transcode.retry_backoff",
+                "longer than retry_backoff_max (10m)",
+            )),
+        ),
+        (
+            "backoff equal max",
+            |c, _| c.transcode.retry_backoff = secs(600),
+            None,
+        ),
+        (
+            "stall 4s",
+            |c, _| c.transcode.stall_timeout = secs(4),
+            Some((Error, "transcode.stall_timeout", "at least 5s")),
+        ),
+        ("stall 5s", |c, _| c.transcode.stall_timeout = secs(5), None),
+        (
+            "tolerance 0",
+            |c, _| c.transcode.duration_tolerance = secs(0),
+            Some((Error, "transcode.duration_tolerance", "more than 0s")),
+        ),
+        (
+            "bitrate 128K",
+            |c, _| c.transcode.audio_bitrate = "128K".into(),
+            None,
+        ),
+        (
+            "bitrate bits",
+            |c, _| c.transcode.audio_bitrate = "128000".into(),
+            None,
+        ),
+        (
+            "bitrate kbps",
+            |c, _| c.transcode.audio_bitrate = "160kbps".into(),
+            Some((
+                Error,
+                "transcode.audio_bitrate",
+                "`160kbps` is not a bitrate",
+            )),
+        ),
+        (
+            "bitrate k",
+            |c, _| c.transcode.audio_bitrate = "k".into(),
+            Some((Error, "transcode.audio_bitrate", "not a bitrate")),
+        ),
+        (
+            "extra args ok",
+            |c, _| c.transcode.extra_args = vec!["-movflags".into(), "+faststart".into()],
+            None,
+        ),
+        (
+            "extra -y",
+            |c, _| {
+                c.transcode.extra_args = vec!["-movflags".into(), "+faststart".into(), "-y".into()]
+            },
+            Some((
+                Error,
+                "transcode.extra_args[2]",
+                "`-y` is set by the agent (hint: remove it",
+            )),
+        ),
+        (
+            "extra -i",
+            |c, _| c.transcode.extra_args = vec!["-i".into(), "x".into()],
+            Some((Error, "transcode.extra_args[0]", "`-i`")),
+        ),
+        (
+            "extra -progress",
+            |c, _| c.transcode.extra_args = vec!["-progress".into()],
+            Some((Error, "transcode.extra_args[0]", "`-progress`")),
+        ),
+        (
+            "extra -f",
+            |c, _| c.transcode.extra_args = vec!["-f".into(), "mp4".into()],
+            Some((Error, "transcode.extra_args[0]", "`-f`")),
+        ),
+    ]);
+}
+
+#[test]
+fn logging_rules() {
+    run(&[
+        (
+            "level empty",
+            |c, _| c.logging.level = " ".into(),
+            Some((Error, "logging.level", "is empty")),
+        ),
+        (
+            "level filter",
+            |c, _| c.logging.level = "info,h264_agent=debug".into(),
+            None,
+        ),
+    ]);
+}
+
+#[test]
+fn every_problem_is_reported_with_the_file() {
+    let mut config = AgentConfig::default();
+    config.agent.workers = 0;
+    config.transcode.crf = 99;
+    config.logging.level.clear();
+    let problems = validate(&config, Some(Path::new("agent.toml")));
+    let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["agent.workers", "watch", "transcode.crf", "logging.level"]
+    );
+    assert!(problems
+        .iter()
+        .all(|p| p.file.as_deref() == Some(Path::new("agent.toml"))));
+}
+
+#[test]
+fn normalize_strips_dots_lowers_and_dedupes() {
+    let mut config = AgentConfig::embedded_default();
+    config.watch[0].extensions = vec![".TS".into(), " wtv ".into(), "ts".into(), "Mp4".into()];
+    normalize(&mut config);
+    assert_eq!(config.watch[0].extensions, ["ts", "wtv", "mp4"]);
+}
