@@ -28,8 +28,15 @@ pub struct Supervised {
 pub fn spawn(cmd: &mut Command) -> io::Result<Supervised> {
     cmd.stdin(Stdio::null()).process_group(0).kill_on_drop(true);
     let child = cmd.spawn()?;
-    let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
-    Ok(Supervised { child, pgid, reaped: false })
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    Ok(Supervised {
+        child,
+        pgid,
+        reaped: false,
+    })
 }
 
 impl Supervised {
@@ -147,8 +154,10 @@ pub async fn run_captured(
 ) -> Result<Captured, RunError> {
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child =
-        spawn(cmd).map_err(|source| RunError::Spawn { program: program.clone(), source })?;
+    let mut child = spawn(cmd).map_err(|source| RunError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     let mut stdout = child.child_mut().stdout.take().expect("stdout is piped");
     let mut stderr = child.child_mut().stderr.take().expect("stderr is piped");
     let read_all = async {
@@ -184,7 +193,11 @@ pub async fn run_captured(
                 program: program.clone(),
                 source,
             })?;
-            Ok(Captured { status, stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() })
+            Ok(Captured {
+                status,
+                stdout,
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            })
         }
     }
 }

@@ -75,7 +75,9 @@ mod tests {
             quarantine_dir: Some(dir.path().join("q")),
             ..WatchRoot::default()
         };
-        let dest = after_failure(&root, &src, Path::new("bad.ts"), "corrupt").unwrap().unwrap();
+        let dest = after_failure(&root, &src, Path::new("bad.ts"), "corrupt")
+            .unwrap()
+            .unwrap();
         assert!(!src.exists());
         assert_eq!(dest, dir.path().join("q/bad.ts"));
         let note = std::fs::read_to_string(dir.path().join("q/bad.ts.error.txt")).unwrap();
@@ -94,7 +96,9 @@ mod tests {
             done_dir: Some(dir.path().join("done")),
             ..WatchRoot::default()
         };
-        let dest = after_success(&root, &src, Path::new("a.ts")).unwrap().unwrap();
+        let dest = after_success(&root, &src, Path::new("a.ts"))
+            .unwrap()
+            .unwrap();
         assert_eq!(dest, dir.path().join("done/a.1.ts"));
         assert_eq!(std::fs::read(dir.path().join("done/a.ts")).unwrap(), b"old");
     }

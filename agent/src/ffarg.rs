@@ -17,6 +17,9 @@ mod tests {
 
     #[test]
     fn leading_dash_is_not_an_option() {
-        assert_eq!(input_arg(Path::new("-show.ts")), OsString::from("file:-show.ts"));
+        assert_eq!(
+            input_arg(Path::new("-show.ts")),
+            OsString::from("file:-show.ts")
+        );
     }
 }

@@ -29,9 +29,15 @@ use crate::transcode::{arguments, plan, Plan, TranscodeError};
 #[derive(Debug)]
 enum Failure {
     /// Not worth retrying: the input is invalid or corrupt.
-    Permanent { stage: &'static str, message: String },
+    Permanent {
+        stage: &'static str,
+        message: String,
+    },
     /// Might work next time.
-    Transient { stage: &'static str, message: String },
+    Transient {
+        stage: &'static str,
+        message: String,
+    },
     /// Stopped by a cancel (shutdown, or the source was deleted or changed).
     Cancelled,
     /// The output name was taken meanwhile by a file this job must not replace.
@@ -55,7 +61,11 @@ pub fn submit(agent: &Arc<Agent>, key: SourceKey, fp: Fingerprint, output: PathB
     let agent = agent.clone();
     agent.tracker.clone().spawn(async move {
         run(&agent, &key, fp, &output, replace, &handle).await;
-        agent.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        agent
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
     });
 }
 
@@ -148,10 +158,18 @@ async fn attempt_once(
         let info = match validate(&cfg.ffmpeg, &cfg.ffprobe, source, readiness, cancel).await {
             Ok(Ok(info)) => info,
             Ok(Err(invalid)) => {
-                return Err(Failure::Permanent { stage: "validate", message: invalid.0 })
+                return Err(Failure::Permanent {
+                    stage: "validate",
+                    message: invalid.0,
+                })
             }
             Err(RunError::Cancelled { .. }) => return Err(Failure::Cancelled),
-            Err(e) => return Err(Failure::Transient { stage: "validate", message: e.to_string() }),
+            Err(e) => {
+                return Err(Failure::Transient {
+                    stage: "validate",
+                    message: e.to_string(),
+                })
+            }
         };
         let plan = plan(&info, cfg);
         let temp = temp_path(output);
@@ -165,16 +183,37 @@ async fn attempt_once(
         let args = arguments(source, &temp, plan, cfg);
         tracing::debug!(source = %key, ?args, mode = plan.mode(), "starting FFmpeg");
         let total = info.duration;
-        let ffmpeg = crate::transcode::run(&cfg.ffmpeg, &args, cfg.stall_timeout.get(), cancel, |p| {
-            progress.update("transcode", p.out_time.as_secs_f64(), total, p.fps, p.speed, false);
-        });
+        let ffmpeg =
+            crate::transcode::run(&cfg.ffmpeg, &args, cfg.stall_timeout.get(), cancel, |p| {
+                progress.update(
+                    "transcode",
+                    p.out_time.as_secs_f64(),
+                    total,
+                    p.fps,
+                    p.speed,
+                    false,
+                );
+            });
         match ffmpeg.await {
             Ok(()) => {}
             Err(TranscodeError::Cancelled) => return Err(Failure::Cancelled),
-            Err(e @ TranscodeError::Failed { corrupt_input: true, .. }) => {
-                return Err(Failure::Permanent { stage: "transcode", message: e.to_string() })
+            Err(
+                e @ TranscodeError::Failed {
+                    corrupt_input: true,
+                    ..
+                },
+            ) => {
+                return Err(Failure::Permanent {
+                    stage: "transcode",
+                    message: e.to_string(),
+                })
             }
-            Err(e) => return Err(Failure::Transient { stage: "transcode", message: e.to_string() }),
+            Err(e) => {
+                return Err(Failure::Transient {
+                    stage: "transcode",
+                    message: e.to_string(),
+                })
+            }
         }
         progress.update("verify", total, total, 0.0, 0.0, true);
         let deinterlaced = matches!(plan, Plan::Encode { deinterlace: true });
@@ -185,7 +224,10 @@ async fn attempt_once(
                 if cancel.is_cancelled() {
                     return Err(Failure::Cancelled);
                 }
-                return Err(Failure::Transient { stage: "verify", message: m });
+                return Err(Failure::Transient {
+                    stage: "verify",
+                    message: m,
+                });
             }
         }
         if cancel.is_cancelled() {
@@ -234,19 +276,37 @@ fn finish_success(
         tracing::error!(source = %key, error = %e, "published, but the journal did not record it");
     }
     Stats::bump(&agent.stats.converted);
-    agent.stats.bytes_in.fetch_add(done.bytes_in, std::sync::atomic::Ordering::Relaxed);
-    agent.stats.bytes_out.fetch_add(done.bytes_out, std::sync::atomic::Ordering::Relaxed);
-    let speed = if done.wall_secs > 0.0 { done.media_secs / done.wall_secs } else { 0.0 };
+    agent
+        .stats
+        .bytes_in
+        .fetch_add(done.bytes_in, std::sync::atomic::Ordering::Relaxed);
+    agent
+        .stats
+        .bytes_out
+        .fetch_add(done.bytes_out, std::sync::atomic::Ordering::Relaxed);
+    let speed = if done.wall_secs > 0.0 {
+        done.media_secs / done.wall_secs
+    } else {
+        0.0
+    };
     tracing::info!(
         source = %source.display(), output = %output.display(), mode = done.mode, attempt,
         media_secs = done.media_secs, wall_secs = done.wall_secs, speed, "converted"
     );
-    agent.stability.lock().unwrap_or_else(|p| p.into_inner()).forget(key);
+    agent
+        .stability
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .forget(key);
     if let Some(root) = agent.root_of(key) {
         match crate::disposition::after_success(&root.cfg, source, key.rel()) {
-            Ok(Some(to)) => tracing::info!(source = %source.display(), to = %to.display(), "source moved"),
+            Ok(Some(to)) => {
+                tracing::info!(source = %source.display(), to = %to.display(), "source moved")
+            }
             Ok(None) => {}
-            Err(e) => tracing::error!(source = %source.display(), error = %e, "source disposition failed"),
+            Err(e) => {
+                tracing::error!(source = %source.display(), error = %e, "source disposition failed")
+            }
         }
     }
 }
@@ -260,7 +320,10 @@ fn finish_failure(
     reason: Option<CancelReason>,
 ) {
     let record = |state: JobState, stage: &str, message: &str, next: Option<SystemTime>| {
-        if let Err(e) = agent.journal.finish_unsuccessful(key, state, stage, message, next) {
+        if let Err(e) = agent
+            .journal
+            .finish_unsuccessful(key, state, stage, message, next)
+        {
             tracing::error!(source = %key, error = %e, "the journal did not record the job's end");
         }
     };
@@ -269,13 +332,15 @@ fn finish_failure(
         Failure::Cancelled => match reason {
             Some(CancelReason::SourceDeleted) => {
                 Stats::bump(&agent.stats.cancelled);
-                let msg = "the source was deleted or moved away during the job; nothing was published";
+                let msg =
+                    "the source was deleted or moved away during the job; nothing was published";
                 tracing::warn!(source = %source.display(), "{msg}");
                 record(JobState::Cancelled, "transcode", msg, None);
             }
             Some(CancelReason::SourceChanged) => {
                 Stats::bump(&agent.stats.cancelled);
-                let msg = "the source changed during the job; it will be converted again once stable";
+                let msg =
+                    "the source changed during the job; it will be converted again once stable";
                 tracing::warn!(source = %source.display(), "{msg}");
                 record(JobState::Cancelled, "transcode", msg, None);
                 agent.queue.add(key.clone());
@@ -298,7 +363,12 @@ fn finish_failure(
                 source = %source.display(), stage, attempt, max_attempts = max, retry_in = ?delay,
                 "attempt failed, will retry: {message}"
             );
-            record(JobState::Retrying, stage, &message, Some(SystemTime::now() + delay));
+            record(
+                JobState::Retrying,
+                stage,
+                &message,
+                Some(SystemTime::now() + delay),
+            );
             agent.queue.add_after(key.clone(), delay);
         }
         Failure::Transient { stage, message } | Failure::Permanent { stage, message } => {
@@ -311,11 +381,18 @@ fn finish_failure(
             tracing::error!(source = %source.display(), stage, "conversion failed: {message}");
             record(JobState::Failed, stage, &message, None);
             if let Some(root) = agent.root_of(key) {
-                let report = format!("source: {}\nstage: {stage}\nerror: {message}\n", source.display());
+                let report = format!(
+                    "source: {}\nstage: {stage}\nerror: {message}\n",
+                    source.display()
+                );
                 match crate::disposition::after_failure(&root.cfg, source, key.rel(), &report) {
-                    Ok(Some(to)) => tracing::warn!(source = %source.display(), to = %to.display(), "source quarantined"),
+                    Ok(Some(to)) => {
+                        tracing::warn!(source = %source.display(), to = %to.display(), "source quarantined")
+                    }
                     Ok(None) => {}
-                    Err(e) => tracing::error!(source = %source.display(), error = %e, "quarantine failed"),
+                    Err(e) => {
+                        tracing::error!(source = %source.display(), error = %e, "quarantine failed")
+                    }
                 }
             }
         }

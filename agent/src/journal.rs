@@ -157,7 +157,9 @@ fn now_ms() -> i64 {
 }
 
 fn to_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn from_ms(ms: i64) -> SystemTime {
@@ -168,13 +170,21 @@ impl Journal {
     /// Opens (or creates) the journal in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
         let path = state_dir.join(FILE_NAME);
-        let err = |source| JournalError { path: path.clone(), source };
+        let err = |source| JournalError {
+            path: path.clone(),
+            source,
+        };
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Journal { path, conn: Mutex::new(conn) })
+        Ok(Journal {
+            path,
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(
@@ -182,7 +192,10 @@ impl Journal {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, JournalError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(|source| JournalError { path: self.path.clone(), source })
+        f(&conn).map_err(|source| JournalError {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// The record of one source, if any.
@@ -239,7 +252,11 @@ impl Journal {
             let same = previous.as_ref().is_some_and(|(s, m, i, h, _)| {
                 Fingerprint::from_db(*s, *m, *i) == *fp && h == spec_hash
             });
-            let attempt = if same { previous.map(|p| p.4).unwrap_or(0) + 1 } else { 1 };
+            let attempt = if same {
+                previous.map(|p| p.4).unwrap_or(0) + 1
+            } else {
+                1
+            };
             tx.execute(
                 "INSERT INTO jobs (root, rel, size, mtime_ns, inode, spec_hash, state, attempts,
                     next_attempt_ms, output, mode, stage, error, updated_ms)
@@ -315,7 +332,14 @@ impl Journal {
             tx.execute(
                 "INSERT INTO events (at_ms, root, rel, kind, stage, message)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![now_ms(), key.root_str(), key.rel_str(), state.as_str(), stage, message],
+                params![
+                    now_ms(),
+                    key.root_str(),
+                    key.rel_str(),
+                    state.as_str(),
+                    stage,
+                    message
+                ],
             )?;
             tx.commit()
         })
@@ -363,8 +387,9 @@ impl Journal {
     /// Marks every job left `running` by a previous process as `interrupted`; returns them.
     pub fn recover_interrupted(&self) -> Result<Vec<JobRecord>, JournalError> {
         let running: Vec<JobRecord> = self.with(|c| {
-            let mut stmt =
-                c.prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE state = 'running'"))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE state = 'running'"
+            ))?;
             let rows = stmt.query_map([], row_to_record)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
@@ -464,7 +489,11 @@ mod tests {
     use super::*;
 
     fn fp(size: u64) -> Fingerprint {
-        Fingerprint { size, mtime_ns: 1, inode: 2 }
+        Fingerprint {
+            size,
+            mtime_ns: 1,
+            inode: 2,
+        }
     }
 
     #[test]
@@ -475,7 +504,8 @@ mod tests {
         {
             let j = Journal::open(dir.path()).unwrap();
             assert_eq!(j.start(&key, &fp(1), "h", out).unwrap(), 1);
-            j.finish_unsuccessful(&key, JobState::Retrying, "transcode", "boom", None).unwrap();
+            j.finish_unsuccessful(&key, JobState::Retrying, "transcode", "boom", None)
+                .unwrap();
             assert_eq!(j.start(&key, &fp(1), "h", out).unwrap(), 2);
             // The agent dies here; the row stays `running`.
         }
@@ -483,13 +513,26 @@ mod tests {
         let interrupted = j.recover_interrupted().unwrap();
         assert_eq!(interrupted.len(), 1);
         assert_eq!(j.get(&key).unwrap().unwrap().state, JobState::Interrupted);
-        assert_eq!(j.start(&key, &fp(2), "h", out).unwrap(), 1, "a changed source starts over");
+        assert_eq!(
+            j.start(&key, &fp(2), "h", out).unwrap(),
+            1,
+            "a changed source starts over"
+        );
         j.succeed(
             &key,
-            &Completed { mode: "encode", bytes_in: 1, bytes_out: 2, media_secs: 3.0, wall_secs: 1.0 },
+            &Completed {
+                mode: "encode",
+                bytes_in: 1,
+                bytes_out: 2,
+                media_secs: 3.0,
+                wall_secs: 1.0,
+            },
         )
         .unwrap();
-        assert_eq!(j.owner_of(out).unwrap(), Some(("/in".into(), "a b.ts".into())));
+        assert_eq!(
+            j.owner_of(out).unwrap(),
+            Some(("/in".into(), "a b.ts".into()))
+        );
         assert_eq!(j.recent_events(10).unwrap().len(), 2);
     }
 }

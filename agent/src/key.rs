@@ -20,7 +20,10 @@ impl SourceKey {
 
     /// A key from the journal's text columns.
     pub fn from_strings(root: &str, rel: &str) -> Self {
-        Self { root: Arc::from(Path::new(root)), rel: PathBuf::from(rel) }
+        Self {
+            root: Arc::from(Path::new(root)),
+            rel: PathBuf::from(rel),
+        }
     }
 
     /// The watch root's source folder.
@@ -75,12 +78,20 @@ impl Fingerprint {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
-        Self { size: meta.len(), mtime_ns, inode: inode(meta) }
+        Self {
+            size: meta.len(),
+            mtime_ns,
+            inode: inode(meta),
+        }
     }
 
     /// A fingerprint from the journal's integer columns.
     pub fn from_db(size: i64, mtime_ns: i64, inode: i64) -> Self {
-        Self { size: size as u64, mtime_ns, inode: inode as u64 }
+        Self {
+            size: size as u64,
+            mtime_ns,
+            inode: inode as u64,
+        }
     }
 }
 

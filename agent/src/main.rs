@@ -84,7 +84,11 @@ fn main() -> ExitCode {
 fn load(args: &Args) -> Result<AgentConfig, u8> {
     let Some(path) = &args.config else {
         let config = AgentConfig::embedded_default();
-        for dir in [&config.agent.state_dir, &config.watch[0].source, &config.watch[0].output] {
+        for dir in [
+            &config.agent.state_dir,
+            &config.watch[0].source,
+            &config.watch[0].output,
+        ] {
             if let Err(e) = std::fs::create_dir_all(dir) {
                 eprintln!("h264-agent: cannot create {}: {e}", dir.display());
                 return Err(EXIT_START);
@@ -100,7 +104,11 @@ fn load(args: &Args) -> Result<AgentConfig, u8> {
     };
     match h264_config::load_agent_config(path) {
         Ok(loaded) => {
-            for w in loaded.warnings.iter().filter(|p| p.severity == Severity::Warning) {
+            for w in loaded
+                .warnings
+                .iter()
+                .filter(|p| p.severity == Severity::Warning)
+            {
                 eprintln!("{w}");
             }
             Ok(loaded.config)
@@ -131,9 +139,10 @@ fn init_logging(config: &AgentConfig) {
 /// First SIGTERM or SIGINT: graceful shutdown. Second: exit at once.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

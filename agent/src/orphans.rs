@@ -15,15 +15,23 @@ pub fn kill_orphans(outputs: &[PathBuf]) -> Vec<i32> {
     use nix::unistd::Pid;
     let me = std::process::id() as i32;
     let mut killed = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return killed };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return killed;
+    };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let writes_our_temp = cmdline.split(|b| *b == 0).any(|arg| {
             let arg = String::from_utf8_lossy(arg);
             let path = arg.strip_prefix("file:").unwrap_or(&arg);
@@ -38,8 +46,13 @@ pub fn kill_orphans(outputs: &[PathBuf]) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline
         && killed.iter().any(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
         })
     {
         std::thread::sleep(Duration::from_millis(20));

@@ -107,7 +107,14 @@ pub async fn probe(
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, ProbeError> {
     let mut cmd = Command::new(ffprobe);
-    cmd.args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"]);
+    cmd.args([
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+    ]);
     cmd.arg(input_arg(path));
     let out = run_captured(&mut cmd, timeout, cancel).await?;
     if !out.status.success() {
@@ -125,7 +132,10 @@ fn parse(json: &[u8]) -> Result<MediaInfo, String> {
     let parsed: Json =
         serde_json::from_slice(json).map_err(|e| format!("unexpected ffprobe output: {e}"))?;
     let format = parsed.format.ok_or("ffprobe found no container format")?;
-    let duration = format.duration.and_then(|d| d.parse::<f64>().ok()).unwrap_or(0.0);
+    let duration = format
+        .duration
+        .and_then(|d| d.parse::<f64>().ok())
+        .unwrap_or(0.0);
     let is_attached_pic = |s: &JsonStream| {
         s.disposition
             .as_ref()
@@ -150,9 +160,16 @@ fn parse(json: &[u8]) -> Result<MediaInfo, String> {
         .streams
         .iter()
         .filter(|s| s.codec_type == "audio")
-        .map(|s| AudioStream { codec: s.codec_name.clone() })
+        .map(|s| AudioStream {
+            codec: s.codec_name.clone(),
+        })
         .collect();
-    Ok(MediaInfo { format_name: format.format_name, duration, video, audio })
+    Ok(MediaInfo {
+        format_name: format.format_name,
+        duration,
+        video,
+        audio,
+    })
 }
 
 /// Damage found by reading every packet of a file.
@@ -181,17 +198,28 @@ pub async fn check_integrity(
     let out = run_captured(&mut cmd, timeout, cancel).await?;
     let damage: Vec<&str> = out.stderr.lines().filter(|l| is_damage_report(l)).collect();
     let truncated_ts = info.format_name.split(',').any(|f| f == "mpegts")
-        && std::fs::metadata(path).map(|m| ts_ends_mid_packet(m.len())).unwrap_or(false);
+        && std::fs::metadata(path)
+            .map(|m| ts_ends_mid_packet(m.len()))
+            .unwrap_or(false);
     Ok(Integrity {
         errors: u32::try_from(damage.len()).unwrap_or(u32::MAX),
-        sample: damage.iter().take(3).copied().collect::<Vec<_>>().join("\n"),
+        sample: damage
+            .iter()
+            .take(3)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n"),
         truncated_ts,
     })
 }
 
 fn is_damage_report(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
-    ["corrupt", "mismatch", "invalid", "error", "truncat", "damaged"].iter().any(|w| l.contains(w))
+    [
+        "corrupt", "mismatch", "invalid", "error", "truncat", "damaged",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
 }
 
 /// A transport stream is a sequence of 188-byte packets (192 with the M2TS time code).
@@ -205,7 +233,8 @@ mod tests {
 
     #[test]
     fn parses_ffprobe_json() {
-        let json = br#"{"streams":[{"codec_type":"video","codec_name":"mpeg2video","profile":"Main",
+        let json =
+            br#"{"streams":[{"codec_type":"video","codec_name":"mpeg2video","profile":"Main",
             "pix_fmt":"yuv420p","field_order":"tt","width":320,"height":240},
             {"codec_type":"audio","codec_name":"mp2"}],
             "format":{"format_name":"mpegts","duration":"3.013"}}"#;

@@ -45,12 +45,28 @@ impl ProgressFile {
     }
 
     /// Records progress; writes at most once a second unless `force`.
-    pub fn update(&mut self, stage: &str, done: f64, total: f64, fps: f64, speed: f64, force: bool) {
-        if !force && self.last_write.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+    pub fn update(
+        &mut self,
+        stage: &str,
+        done: f64,
+        total: f64,
+        fps: f64,
+        speed: f64,
+        force: bool,
+    ) {
+        if !force
+            && self
+                .last_write
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
             return;
         }
         self.last_write = Some(Instant::now());
-        let percent = if total > 0.0 { (done / total * 100.0).clamp(0.0, 100.0) } else { 0.0 };
+        let percent = if total > 0.0 {
+            (done / total * 100.0).clamp(0.0, 100.0)
+        } else {
+            0.0
+        };
         let eta_seconds = (speed > 0.0 && total > done).then(|| (total - done) / speed);
         let snapshot = Snapshot {
             source: &self.source,
@@ -59,9 +75,14 @@ impl ProgressFile {
             fps,
             speed,
             eta_seconds,
-            updated_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            updated_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
         };
-        let Ok(json) = serde_json::to_vec_pretty(&snapshot) else { return };
+        let Ok(json) = serde_json::to_vec_pretty(&snapshot) else {
+            return;
+        };
         let tmp = crate::publish::sibling(&self.path, "", crate::publish::TEMP_SUFFIX);
         // Best effort: a monitor file must never fail a conversion.
         if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {

@@ -20,7 +20,10 @@ pub fn temp_path(output: &Path) -> PathBuf {
 
 /// `.<name><suffix>` beside `path`.
 pub fn sibling(path: &Path, prefix_extra: &str, suffix: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{prefix_extra}{name}{suffix}"))
 }
 
@@ -48,15 +51,25 @@ pub async fn verify(
     let out = probe(&cfg.ffprobe, output, probe_timeout, cancel)
         .await
         .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
-    let video = out.video.as_ref().ok_or_else(|| VerifyError::Mismatch("no video stream".into()))?;
+    let video = out
+        .video
+        .as_ref()
+        .ok_or_else(|| VerifyError::Mismatch("no video stream".into()))?;
     if video.codec != "h264" {
-        return Err(VerifyError::Mismatch(format!("video codec is {}, not h264", video.codec)));
+        return Err(VerifyError::Mismatch(format!(
+            "video codec is {}, not h264",
+            video.codec
+        )));
     }
     if deinterlaced && video.is_interlaced() {
-        return Err(VerifyError::Mismatch("the video is still interlaced".into()));
+        return Err(VerifyError::Mismatch(
+            "the video is still interlaced".into(),
+        ));
     }
     if !source.audio.is_empty() && !out.audio.iter().any(|a| a.codec == "aac") {
-        return Err(VerifyError::Mismatch("the source has audio but the output has no AAC".into()));
+        return Err(VerifyError::Mismatch(
+            "the source has audio but the output has no AAC".into(),
+        ));
     }
     let tolerance = cfg.duration_tolerance.get().as_secs_f64();
     if source.duration > 0.0 && (out.duration - source.duration).abs() > tolerance {
@@ -67,7 +80,9 @@ pub async fn verify(
     }
     match moov_before_mdat(output) {
         Ok(true) => Ok(out),
-        Ok(false) => Err(VerifyError::Mismatch("the moov box is not before mdat".into())),
+        Ok(false) => Err(VerifyError::Mismatch(
+            "the moov box is not before mdat".into(),
+        )),
         Err(e) => Err(VerifyError::Unreadable(e.to_string())),
     }
 }
@@ -99,7 +114,10 @@ pub fn moov_before_mdat(path: &Path) -> io::Result<bool> {
             _ => {}
         }
         if size < header_len {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed MP4 box size"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "malformed MP4 box size",
+            ));
         }
         pos += size;
         io::Seek::seek(&mut file, io::SeekFrom::Start(pos))?;
@@ -141,7 +159,9 @@ pub fn remove_leftovers(dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -190,7 +210,10 @@ mod tests {
         assert_eq!(tmp.file_name().unwrap(), ".show.mp4.h264create-tmp");
         std::fs::write(&out, b"other").unwrap();
         std::fs::write(&tmp, b"new").unwrap();
-        assert_eq!(commit(&tmp, &out, false).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            commit(&tmp, &out, false).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
         assert_eq!(std::fs::read(&out).unwrap(), b"other");
         commit(&tmp, &out, true).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"new");

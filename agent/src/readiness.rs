@@ -52,7 +52,9 @@ impl Stability {
         stable_for: Duration,
     ) -> (Option<Duration>, bool) {
         let now = Instant::now();
-        let age = SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO);
+        let age = SystemTime::now()
+            .duration_since(mtime)
+            .unwrap_or(Duration::ZERO);
         let (changed, since) = match self.seen.get(key) {
             Some((old, since)) if *old == fp => (false, *since),
             Some(_) => (true, now),
@@ -85,10 +87,19 @@ pub fn settle(
     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let (left, changed) = stability.observe(key, fp, mtime, cfg.stable_for.get());
     if let Some(left) = left {
-        let reason = if changed { "still growing or changing" } else { "not stable long enough" };
-        return Settled::Wait { reason: reason.into(), recheck_in: left };
+        let reason = if changed {
+            "still growing or changing"
+        } else {
+            "not stable long enough"
+        };
+        return Settled::Wait {
+            reason: reason.into(),
+            recheck_in: left,
+        };
     }
-    let age = SystemTime::now().duration_since(mtime).unwrap_or(Duration::ZERO);
+    let age = SystemTime::now()
+        .duration_since(mtime)
+        .unwrap_or(Duration::ZERO);
     let grace = cfg.mtime_grace.get();
     if age < grace {
         return Settled::Wait {
@@ -114,12 +125,19 @@ pub fn open_for_writing(path: &Path) -> Option<String> {
     let procs = std::fs::read_dir("/proc").ok()?;
     for entry in procs.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(link) = std::fs::read_link(fd.path()) else { continue };
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
             if link != target {
                 continue;
             }
@@ -148,7 +166,11 @@ fn fdinfo_writable(text: &str) -> bool {
 pub fn open_for_writing(path: &Path) -> Option<String> {
     use std::os::windows::fs::OpenOptionsExt;
     const ERROR_SHARING_VIOLATION: i32 = 32;
-    match std::fs::OpenOptions::new().read(true).share_mode(0).open(path) {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(0)
+        .open(path)
+    {
         Err(e) if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION) => {
             Some("another process (sharing violation)".into())
         }
@@ -183,7 +205,9 @@ pub async fn validate(
     let info = match probe(ffprobe, path, timeout, cancel).await {
         Ok(info) => info,
         Err(ProbeError::Unreadable(why)) => {
-            return Ok(Err(Invalid(format!("not a readable video recording: {why}"))))
+            return Ok(Err(Invalid(format!(
+                "not a readable video recording: {why}"
+            ))))
         }
         Err(ProbeError::Run(e)) => return Err(e),
     };
@@ -234,9 +258,16 @@ mod tests {
     fn old_files_are_stable_at_once_and_changes_restart_the_clock() {
         let mut s = Stability::default();
         let key = SourceKey::new(Arc::from(Path::new("/in")), "a.ts".into());
-        let fp = Fingerprint { size: 1, mtime_ns: 1, inode: 1 };
+        let fp = Fingerprint {
+            size: 1,
+            mtime_ns: 1,
+            inode: 1,
+        };
         let old = SystemTime::now() - Duration::from_secs(3600);
-        assert_eq!(s.observe(&key, fp, old, Duration::from_secs(10)), (None, false));
+        assert_eq!(
+            s.observe(&key, fp, old, Duration::from_secs(10)),
+            (None, false)
+        );
         let grown = Fingerprint { size: 2, ..fp };
         let (left, changed) = s.observe(&key, grown, SystemTime::now(), Duration::from_secs(10));
         assert!(changed);

@@ -48,7 +48,9 @@ pub async fn run_workers(agent: Arc<Agent>, count: usize) {
 
 /// Reconciles one source.
 pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
-    let Some(root) = agent.root_of(key) else { return Action::Done };
+    let Some(root) = agent.root_of(key) else {
+        return Action::Done;
+    };
     let path = key.path();
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
@@ -82,7 +84,9 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
         }
     };
     let same_version = record.as_ref().is_some_and(|r| r.fingerprint == fp);
-    let ours = record.as_ref().is_some_and(|r| r.output.as_deref() == Some(output.as_path()));
+    let ours = record
+        .as_ref()
+        .is_some_and(|r| r.output.as_deref() == Some(output.as_path()));
     if let Some(rec) = record.as_ref().filter(|_| same_version) {
         match rec.state {
             // New-files-only policy: a spec change does not redo finished files.
@@ -98,12 +102,16 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
         }
     }
     if let Some(conflict) = conflict(agent, key, &output, ours) {
-        let known = record.as_ref().is_some_and(|r| same_version && r.state == JobState::Conflict);
+        let known = record
+            .as_ref()
+            .is_some_and(|r| same_version && r.state == JobState::Conflict);
         if !known {
             tracing::error!(source = %path.display(), output = %output.display(), "{conflict}");
             Stats::bump(&agent.stats.conflicts);
             if let Err(e) =
-                agent.journal.record_conflict(key, &fp, &agent.spec_hash, &output, &conflict)
+                agent
+                    .journal
+                    .record_conflict(key, &fp, &agent.spec_hash, &output, &conflict)
             {
                 tracing::error!(error = %e, "could not record the conflict in the journal");
             }
@@ -133,7 +141,11 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
 }
 
 fn forget(agent: &Agent, key: &SourceKey) -> Action {
-    agent.stability.lock().unwrap_or_else(|p| p.into_inner()).forget(key);
+    agent
+        .stability
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .forget(key);
     Action::Done
 }
 

@@ -26,7 +26,10 @@ impl Root {
     /// Resolves a configured root: the source must exist; the output folder is created.
     pub fn resolve(cfg: &WatchRoot) -> std::io::Result<Root> {
         let source = std::fs::canonicalize(&cfg.source).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("watch source {}: {e}", cfg.source.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("watch source {}: {e}", cfg.source.display()),
+            )
         })?;
         std::fs::create_dir_all(&cfg.output).map_err(|e| {
             std::io::Error::new(
@@ -40,7 +43,12 @@ impl Root {
             .iter()
             .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
             .collect();
-        Ok(Root { source: Arc::from(source), output, extensions, cfg: cfg.clone() })
+        Ok(Root {
+            source: Arc::from(source),
+            output,
+            extensions,
+            cfg: cfg.clone(),
+        })
     }
 
     /// The key of `path` if it is a source this root converts (right extension, not hidden).
@@ -50,7 +58,11 @@ impl Root {
             return None;
         }
         let name = rel.file_name()?.to_string_lossy();
-        if name.starts_with('.') || rel.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.')) {
+        if name.starts_with('.')
+            || rel
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        {
             return None;
         }
         let ext = rel.extension()?.to_string_lossy().to_ascii_lowercase();
@@ -79,9 +91,14 @@ mod tests {
         };
         std::fs::create_dir(&cfg.source).unwrap();
         let root = Root::resolve(&cfg).unwrap();
-        let key = root.key_for(&root.source.join("day 1/-Show 'x' ü.TS")).unwrap();
+        let key = root
+            .key_for(&root.source.join("day 1/-Show 'x' ü.TS"))
+            .unwrap();
         assert_eq!(key.rel(), Path::new("day 1/-Show 'x' ü.TS"));
-        assert_eq!(root.output_for(key.rel()), root.output.join("day 1/-Show 'x' ü.mp4"));
+        assert_eq!(
+            root.output_for(key.rel()),
+            root.output.join("day 1/-Show 'x' ü.mp4")
+        );
         assert!(root.key_for(&root.source.join(".hidden.ts")).is_none());
         assert!(root.key_for(&root.source.join("notes.txt")).is_none());
         assert!(root.key_for(Path::new("/elsewhere/a.ts")).is_none());

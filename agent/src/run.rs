@@ -85,8 +85,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<RunSummary, FatalError> {
     let state_dir = config.agent.state_dir.clone();
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|source| FatalError::StateDir { path: state_dir.clone(), source })?;
+    std::fs::create_dir_all(&state_dir).map_err(|source| FatalError::StateDir {
+        path: state_dir.clone(),
+        source,
+    })?;
     let journal = Journal::open(&state_dir)?;
     check_tool(&config.transcode.ffmpeg, "ffmpeg").await?;
     check_tool(&config.transcode.ffprobe, "ffprobe").await?;
@@ -98,7 +100,10 @@ pub async fn run(
         .map_err(FatalError::Root)?;
     let outputs: Vec<PathBuf> = roots.iter().map(|r| r.output.clone()).collect();
     for pid in crate::orphans::kill_orphans(&outputs) {
-        tracing::warn!(pid, "killed an FFmpeg left running by an earlier agent that crashed");
+        tracing::warn!(
+            pid,
+            "killed an FFmpeg left running by an earlier agent that crashed"
+        );
     }
     for root in &roots {
         for path in crate::publish::remove_leftovers(&root.output) {
@@ -129,7 +134,11 @@ pub async fn run(
         agent = %agent.id, workers = agent.config.agent.workers, roots = agent.roots.len(),
         once = options.once, "h264-agent started"
     );
-    let _watchers = if options.once { Vec::new() } else { crate::watch::start(&agent) };
+    let _watchers = if options.once {
+        Vec::new()
+    } else {
+        crate::watch::start(&agent)
+    };
     {
         let a = agent.clone();
         let _ = tokio::task::spawn_blocking(move || crate::watch::scan_all(&a)).await;
@@ -145,7 +154,10 @@ pub async fn run(
     agent.queue.close();
     agent.tracker.close();
     let grace = agent.config.agent.shutdown_grace.get();
-    if tokio::time::timeout(grace, agent.tracker.wait()).await.is_err() {
+    if tokio::time::timeout(grace, agent.tracker.wait())
+        .await
+        .is_err()
+    {
         let left: Vec<String> = agent
             .jobs
             .lock()
@@ -153,10 +165,16 @@ pub async fn run(
             .keys()
             .map(|k| k.to_string())
             .collect();
-        tracing::error!(?left, ?grace, "jobs did not stop within the shutdown grace period; their FFmpeg processes are killed");
+        tracing::error!(
+            ?left,
+            ?grace,
+            "jobs did not stop within the shutdown grace period; their FFmpeg processes are killed"
+        );
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), reconcilers).await;
-    let summary = RunSummary { stats: agent.stats.snapshot() };
+    let summary = RunSummary {
+        stats: agent.stats.snapshot(),
+    };
     tracing::info!(?summary, "h264-agent stopped");
     Ok(summary)
 }
@@ -193,7 +211,11 @@ async fn check_tool(program: &Path, key: &'static str) -> Result<(), FatalError>
         .await
     {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(fail(format!("`{} -version` exited with {}", program.display(), out.status))),
+        Ok(out) => Err(fail(format!(
+            "`{} -version` exited with {}",
+            program.display(),
+            out.status
+        ))),
         Err(e) => Err(fail(e.to_string())),
     }
 }

@@ -92,7 +92,11 @@ impl Agent {
 
     /// The job in flight for `key`, if any.
     pub fn job(&self, key: &SourceKey) -> Option<JobHandle> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// How many jobs are in flight.

@@ -77,14 +77,30 @@ pub fn plan(info: &MediaInfo, cfg: &Transcode) -> Plan {
 pub fn arguments(input: &Path, output: &Path, plan: Plan, cfg: &Transcode) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-    push(&["-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats", "-progress", "pipe:1"]);
+    push(&[
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-v",
+        "error",
+        "-nostats",
+        "-progress",
+        "pipe:1",
+    ]);
     push(&["-i"]);
     a.push(input_arg(input));
     let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
     push(&["-map", "0:v:0", "-map", "0:a?"]);
     match plan {
         Plan::Encode { deinterlace } => {
-            push(&["-c:v", "libx264", "-preset", &cfg.preset, "-crf", &cfg.crf.to_string()]);
+            push(&[
+                "-c:v",
+                "libx264",
+                "-preset",
+                &cfg.preset,
+                "-crf",
+                &cfg.crf.to_string(),
+            ]);
             push(&["-profile:v", &cfg.profile]);
             if let Some(level) = &cfg.level {
                 push(&["-level:v", level]);
@@ -218,9 +234,10 @@ pub async fn run(
             let _ = child.terminate(Duration::from_secs(2)).await;
             let stderr = stderr_task.await.unwrap_or_default();
             return Err(match e {
-                TranscodeError::Stalled { timeout, .. } => {
-                    TranscodeError::Stalled { timeout, tail: tail_lines(&stderr, 5) }
-                }
+                TranscodeError::Stalled { timeout, .. } => TranscodeError::Stalled {
+                    timeout,
+                    tail: tail_lines(&stderr, 5),
+                },
                 other => other,
             });
         }
@@ -238,7 +255,9 @@ pub async fn run(
 
 /// Folds one `-progress` line into `block`; true when the line ends a block.
 fn parse_line(line: &str, block: &mut Progress) -> bool {
-    let Some((key, value)) = line.split_once('=') else { return false };
+    let Some((key, value)) = line.split_once('=') else {
+        return false;
+    };
     let value = value.trim();
     match key.trim() {
         "out_time_us" | "out_time_ms" => {
@@ -286,23 +305,39 @@ mod tests {
                 width: 1280,
                 height: 720,
             }),
-            audio: vec![AudioStream { codec: audio.into() }],
+            audio: vec![AudioStream {
+                codec: audio.into(),
+            }],
         }
     }
 
     #[test]
     fn plans() {
         let cfg = Transcode::default();
-        assert_eq!(plan(&info("h264", "progressive", "aac"), &cfg), Plan::Remux { copy_audio: true });
-        assert_eq!(plan(&info("h264", "progressive", "ac3"), &cfg), Plan::Remux { copy_audio: false });
-        assert_eq!(plan(&info("h264", "tt", "aac"), &cfg), Plan::Encode { deinterlace: true });
-        assert_eq!(plan(&info("mpeg2video", "progressive", "mp2"), &cfg), Plan::Encode {
-            deinterlace: false
-        });
-        let no_remux = Transcode { remux: false, ..Transcode::default() };
-        assert_eq!(plan(&info("h264", "progressive", "aac"), &no_remux), Plan::Encode {
-            deinterlace: false
-        });
+        assert_eq!(
+            plan(&info("h264", "progressive", "aac"), &cfg),
+            Plan::Remux { copy_audio: true }
+        );
+        assert_eq!(
+            plan(&info("h264", "progressive", "ac3"), &cfg),
+            Plan::Remux { copy_audio: false }
+        );
+        assert_eq!(
+            plan(&info("h264", "tt", "aac"), &cfg),
+            Plan::Encode { deinterlace: true }
+        );
+        assert_eq!(
+            plan(&info("mpeg2video", "progressive", "mp2"), &cfg),
+            Plan::Encode { deinterlace: false }
+        );
+        let no_remux = Transcode {
+            remux: false,
+            ..Transcode::default()
+        };
+        assert_eq!(
+            plan(&info("h264", "progressive", "aac"), &no_remux),
+            Plan::Encode { deinterlace: false }
+        );
     }
 
     #[test]

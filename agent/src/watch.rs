@@ -61,9 +61,21 @@ pub fn scan(agent: &Agent, root: &Root, dir: &Path) {
 
 /// Whether `path` lives on a network file system, from `/proc/mounts` (Linux).
 fn on_network_fs(path: &Path) -> bool {
-    const NETWORK: [&str; 10] =
-        ["nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs", "afs"];
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else { return false };
+    const NETWORK: [&str; 10] = [
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "fuse.sshfs",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "afs",
+    ];
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return false;
+    };
     let mut best: Option<(usize, String)> = None;
     for line in mounts.lines() {
         let mut fields = line.split_whitespace();
@@ -90,22 +102,23 @@ pub fn start(agent: &Arc<Agent>) -> Vec<notify::RecommendedWatcher> {
             WatchMode::Events => true,
             WatchMode::Auto => !on_network_fs(&root.source),
         };
-        let polled = !events || match make_watcher(root, tx.clone(), overflow.clone()) {
-            Ok(w) => {
-                tracing::info!(root = %root.source.display(), "watching with file-system events");
-                watchers.push(w);
-                false
-            }
-            Err(e) => {
-                let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
-                    "; raise the limit with `sysctl fs.inotify.max_user_watches=524288`"
-                } else {
-                    ""
-                };
-                tracing::warn!(root = %root.source.display(), error = %e, "file-system events unavailable, polling instead{hint}");
-                true
-            }
-        };
+        let polled = !events
+            || match make_watcher(root, tx.clone(), overflow.clone()) {
+                Ok(w) => {
+                    tracing::info!(root = %root.source.display(), "watching with file-system events");
+                    watchers.push(w);
+                    false
+                }
+                Err(e) => {
+                    let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                        "; raise the limit with `sysctl fs.inotify.max_user_watches=524288`"
+                    } else {
+                        ""
+                    };
+                    tracing::warn!(root = %root.source.display(), error = %e, "file-system events unavailable, polling instead{hint}");
+                    true
+                }
+            };
         if polled {
             let interval = root.cfg.poll_interval.get().max(Duration::from_millis(100));
             tracing::info!(root = %root.source.display(), ?interval, "watching by polling");
@@ -127,8 +140,11 @@ fn make_watcher(
             overflow.store(true, Ordering::Relaxed);
         }
     })?;
-    let mode =
-        if root.cfg.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+    let mode = if root.cfg.recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
     watcher.watch(&root.source, mode)?;
     Ok(watcher)
 }
@@ -182,7 +198,10 @@ async fn forward(
 }
 
 fn handle(agent: &Agent, event: &notify::Event) {
-    if matches!(event.kind, EventKind::Access(notify::event::AccessKind::Open(_))) {
+    if matches!(
+        event.kind,
+        EventKind::Access(notify::event::AccessKind::Open(_))
+    ) {
         return;
     }
     for path in &event.paths {
@@ -213,4 +232,3 @@ fn requeue_under(agent: &Agent, dir: &Path) {
         agent.queue.add(key);
     }
 }
-

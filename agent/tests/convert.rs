@@ -28,8 +28,14 @@ fn every_good_fixture_converts_to_verified_h264_aac_mp4() {
         let info = probe(&output);
         let video = info.video.as_ref().expect("a video stream");
         assert_eq!(video.codec, "h264", "{name}");
-        assert!(!info.audio.is_empty() && info.audio.iter().all(|a| a.codec == "aac"), "{name}");
-        assert!(moov_before_mdat(&output), "{name}: moov must come before mdat");
+        assert!(
+            !info.audio.is_empty() && info.audio.iter().all(|a| a.codec == "aac"),
+            "{name}"
+        );
+        assert!(
+            moov_before_mdat(&output),
+            "{name}: moov must come before mdat"
+        );
         assert!(
             (info.duration - source.duration).abs() <= 0.5,
             "{name}: duration {} vs source {}",
@@ -41,8 +47,15 @@ fn every_good_fixture_converts_to_verified_h264_aac_mp4() {
         assert_eq!(record.state, JobState::Succeeded);
         assert_eq!(record.mode.as_deref(), Some(mode), "{name}");
     }
-    assert!(probe(Fixture::Mpeg2InterlacedTs.path()).video.unwrap().is_interlaced());
-    assert_eq!(s.output_files().len(), cases.len(), "no temporaries or progress files remain");
+    assert!(probe(Fixture::Mpeg2InterlacedTs.path())
+        .video
+        .unwrap()
+        .is_interlaced());
+    assert_eq!(
+        s.output_files().len(),
+        cases.len(),
+        "no temporaries or progress files remain"
+    );
 }
 
 #[test]
@@ -53,7 +66,11 @@ fn bad_inputs_fail_once_with_a_clear_error_and_the_rest_converts() {
     Fixture::TextAsVideo.copy_to(&s.input, "notes.ts");
     Fixture::H264Mp4.copy_to(&s.input, "good.mp4");
     let out = s.run_once();
-    assert_eq!(out.status.code(), Some(1), "a failed file makes --once exit 1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed file makes --once exit 1"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (name, says) in [
         ("cut.ts", "truncated"),
@@ -63,7 +80,11 @@ fn bad_inputs_fail_once_with_a_clear_error_and_the_rest_converts() {
         let r = s.record(name).unwrap();
         assert_eq!(r.state, JobState::Failed, "{name}");
         assert_eq!(r.stage.as_deref(), Some("validate"), "{name}");
-        assert!(r.error.as_deref().unwrap().contains(says), "{name}: {:?}", r.error);
+        assert!(
+            r.error.as_deref().unwrap().contains(says),
+            "{name}: {:?}",
+            r.error
+        );
         assert_eq!(r.attempts, 1, "{name}: invalid input is not retried");
         assert!(stderr.contains(says), "the log names the problem of {name}");
         assert!(!s.output_of(name).exists(), "{name} has no output");
@@ -75,15 +96,24 @@ fn bad_inputs_fail_once_with_a_clear_error_and_the_rest_converts() {
     let again = s.run_once();
     assert!(again.status.success());
     for name in ["cut.ts", "empty.ts", "notes.ts"] {
-        assert_eq!(s.record(name).unwrap().attempts, 1, "{name} was not tried again");
+        assert_eq!(
+            s.record(name).unwrap().attempts,
+            1,
+            "{name} was not tried again"
+        );
     }
 }
 
 #[test]
 fn odd_file_names_convert() {
     let s = Setup::basic();
-    let names =
-        ["with space.ts", "quote's \"double\".ts", "ünïcødé 日本語.ts", "-leading-dash.ts", "a:colon.ts"];
+    let names = [
+        "with space.ts",
+        "quote's \"double\".ts",
+        "ünïcødé 日本語.ts",
+        "-leading-dash.ts",
+        "a:colon.ts",
+    ];
     for name in names {
         Fixture::H264Ts.copy_to(&s.input, name);
     }
@@ -101,18 +131,33 @@ fn two_sources_for_one_output_are_reported_and_neither_overwrites() {
     Fixture::H264Ts.copy_to(&s.input, "show.ts");
     Fixture::Wtv.copy_to(&s.input, "show.wtv");
     let out = s.run_once();
-    assert_eq!(out.status.code(), Some(1), "a conflict needs an operator: exit 1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a conflict needs an operator: exit 1"
+    );
     let ts = s.record("show.ts").unwrap();
     let wtv = s.record("show.wtv").unwrap();
-    assert_eq!(ts.state, JobState::Succeeded, "the first in name order wins");
+    assert_eq!(
+        ts.state,
+        JobState::Succeeded,
+        "the first in name order wins"
+    );
     assert_eq!(wtv.state, JobState::Conflict);
-    assert!(wtv.error.as_deref().unwrap().contains("two sources map to the output"));
+    assert!(wtv
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("two sources map to the output"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("two sources map to the output"));
     let published = std::fs::read(s.output_of("show.ts")).unwrap();
 
     // Later runs keep refusing, and the published file stays the first source's.
     let again = s.run_once();
-    assert!(again.status.success(), "a known conflict is not reported as new");
+    assert!(
+        again.status.success(),
+        "a known conflict is not reported as new"
+    );
     assert_eq!(s.record("show.wtv").unwrap().state, JobState::Conflict);
     assert_eq!(std::fs::read(s.output_of("show.ts")).unwrap(), published);
     assert_eq!(s.output_files(), vec!["show.mp4".to_string()]);
@@ -127,7 +172,10 @@ fn an_output_not_made_by_the_agent_is_never_overwritten() {
     let out = s.run_once();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(s.record("show.ts").unwrap().state, JobState::Conflict);
-    assert_eq!(std::fs::read(s.output_of("show.ts")).unwrap(), b"somebody else's file");
+    assert_eq!(
+        std::fs::read(s.output_of("show.ts")).unwrap(),
+        b"somebody else's file"
+    );
 }
 
 #[test]
@@ -135,9 +183,18 @@ fn finished_files_are_not_converted_twice() {
     let s = Setup::basic();
     Fixture::H264Mp4.copy_to(&s.input, "a.mp4");
     assert!(s.run_once().status.success());
-    let first = std::fs::metadata(s.output_of("a.mp4")).unwrap().modified().unwrap();
+    let first = std::fs::metadata(s.output_of("a.mp4"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert!(s.run_once().status.success());
-    assert_eq!(std::fs::metadata(s.output_of("a.mp4")).unwrap().modified().unwrap(), first);
+    assert_eq!(
+        std::fs::metadata(s.output_of("a.mp4"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        first
+    );
     assert_eq!(s.record("a.mp4").unwrap().attempts, 1);
 }
 
@@ -164,7 +221,14 @@ fn an_invalid_config_lists_every_problem_and_starts_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for needle in ["agent.workers", "extensionz", "extensions", "transcode.crf", "veryfast", "missing"] {
+    for needle in [
+        "agent.workers",
+        "extensionz",
+        "extensions",
+        "transcode.crf",
+        "veryfast",
+        "missing",
+    ] {
         assert!(stderr.contains(needle), "stderr names {needle}:\n{stderr}");
     }
     assert!(!s.state.exists(), "nothing was started");

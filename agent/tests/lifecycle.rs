@@ -44,15 +44,35 @@ fn a_file_held_open_by_its_writer_is_not_started_before_it_is_closed() {
     );
     let mut agent = s.spawn();
     let dest = s.input.join("live.ts");
-    let writer = SlowWriter::start(Fixture::Mpeg2InterlacedTs.path(), &dest, 6, Duration::from_millis(700));
+    let writer = SlowWriter::start(
+        Fixture::Mpeg2InterlacedTs.path(),
+        &dest,
+        6,
+        Duration::from_millis(700),
+    );
     writer.wait();
     let record = s.wait_state("live.ts", JobState::Succeeded, Duration::from_secs(60));
-    assert_eq!(record.attempts, 1, "exactly one attempt, started after the close");
+    assert_eq!(
+        record.attempts, 1,
+        "exactly one attempt, started after the close"
+    );
     let full = probe(Fixture::Mpeg2InterlacedTs.path()).duration;
-    assert!((probe(&s.output_of("live.ts")).duration - full).abs() <= 0.5, "full duration");
-    assert!(agent.log().contains("open for writing"), "the agent saw the writer");
-    let events = h264_agent::journal::Journal::open(&s.state).unwrap().recent_events(100).unwrap();
-    assert!(events.is_empty(), "no cancelled or failed attempt: {events:?}");
+    assert!(
+        (probe(&s.output_of("live.ts")).duration - full).abs() <= 0.5,
+        "full duration"
+    );
+    assert!(
+        agent.log().contains("open for writing"),
+        "the agent saw the writer"
+    );
+    let events = h264_agent::journal::Journal::open(&s.state)
+        .unwrap()
+        .recent_events(100)
+        .unwrap();
+    assert!(
+        events.is_empty(),
+        "no cancelled or failed attempt: {events:?}"
+    );
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
 }
@@ -66,14 +86,24 @@ fn without_the_open_file_check_size_and_mtime_stability_prevent_a_premature_star
     );
     let mut agent = s.spawn();
     let dest = s.input.join("live.ts");
-    let writer =
-        SlowWriter::start_reopening(Fixture::Mpeg2InterlacedTs.path(), &dest, 5, Duration::from_millis(600));
+    let writer = SlowWriter::start_reopening(
+        Fixture::Mpeg2InterlacedTs.path(),
+        &dest,
+        5,
+        Duration::from_millis(600),
+    );
     writer.wait();
     let record = s.wait_state("live.ts", JobState::Succeeded, Duration::from_secs(60));
     assert_eq!(record.attempts, 1);
     let full = probe(Fixture::Mpeg2InterlacedTs.path()).duration;
-    assert!((probe(&s.output_of("live.ts")).duration - full).abs() <= 0.5, "full duration");
-    let events = h264_agent::journal::Journal::open(&s.state).unwrap().recent_events(100).unwrap();
+    assert!(
+        (probe(&s.output_of("live.ts")).duration - full).abs() <= 0.5,
+        "full duration"
+    );
+    let events = h264_agent::journal::Journal::open(&s.state)
+        .unwrap()
+        .recent_events(100)
+        .unwrap();
     assert!(events.is_empty(), "no cancelled attempt: {events:?}");
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
@@ -84,24 +114,39 @@ fn kill_9_during_a_transcode_then_restart_redoes_only_the_interrupted_job() {
     let s = Setup::new("", SLOW_TRANSCODE);
     Fixture::H264Ts.copy_to(&s.input, "done.ts");
     assert!(s.run_once().status.success());
-    let done_mtime = std::fs::metadata(s.output_of("done.ts")).unwrap().modified().unwrap();
+    let done_mtime = std::fs::metadata(s.output_of("done.ts"))
+        .unwrap()
+        .modified()
+        .unwrap();
 
     Fixture::H264Ts.copy_to(&s.input, "victim.ts");
     let mut agent = s.spawn();
     let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
     // Let FFmpeg write part of its temporary output.
-    wait_for("a partial temporary output", Duration::from_secs(10), Duration::from_millis(20), || {
-        std::fs::read_dir(&s.output)
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().ends_with(".h264create-tmp"))
-            .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
-    })
+    wait_for(
+        "a partial temporary output",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            std::fs::read_dir(&s.output)
+                .ok()?
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().ends_with(".h264create-tmp"))
+                .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+        },
+    )
     .unwrap();
     agent.signal(Signal::SIGKILL);
     agent.wait_exit(Duration::from_secs(5));
-    assert!(!s.output_of("victim.ts").exists(), "nothing under the final name yet");
-    assert_eq!(s.record("victim.ts").unwrap().state, JobState::Running, "as the crash left it");
+    assert!(
+        !s.output_of("victim.ts").exists(),
+        "nothing under the final name yet"
+    );
+    assert_eq!(
+        s.record("victim.ts").unwrap().state,
+        JobState::Running,
+        "as the crash left it"
+    );
 
     let out = s.run_once();
     assert!(out.status.success());
@@ -110,12 +155,22 @@ fn kill_9_during_a_transcode_then_restart_redoes_only_the_interrupted_job() {
     assert_eq!(victim.state, JobState::Succeeded);
     let info = probe(&s.output_of("victim.ts"));
     assert!((info.duration - probe(Fixture::H264Ts.path()).duration).abs() <= 0.5);
-    assert_eq!(s.record("done.ts").unwrap().attempts, 1, "the finished file was not redone");
     assert_eq!(
-        std::fs::metadata(s.output_of("done.ts")).unwrap().modified().unwrap(),
+        s.record("done.ts").unwrap().attempts,
+        1,
+        "the finished file was not redone"
+    );
+    assert_eq!(
+        std::fs::metadata(s.output_of("done.ts"))
+            .unwrap()
+            .modified()
+            .unwrap(),
         done_mtime
     );
-    assert_eq!(s.output_files(), vec!["done.mp4".to_string(), "victim.mp4".to_string()]);
+    assert_eq!(
+        s.output_files(),
+        vec!["done.mp4".to_string(), "victim.mp4".to_string()]
+    );
 }
 
 #[test]
@@ -129,7 +184,11 @@ fn sigterm_during_a_transcode_exits_in_time_and_leaves_no_ffmpeg() {
     assert!(status.success(), "graceful exit: {status:?}");
     assert!(!alive(ffmpeg), "FFmpeg {ffmpeg} must not outlive the agent");
     assert_eq!(s.record("rec.ts").unwrap().state, JobState::Interrupted);
-    assert!(s.output_files().is_empty(), "no output, no temporary: {:?}", s.output_files());
+    assert!(
+        s.output_files().is_empty(),
+        "no output, no temporary: {:?}",
+        s.output_files()
+    );
 }
 
 #[test]
@@ -141,11 +200,18 @@ fn a_source_deleted_during_its_transcode_cancels_the_job_and_publishes_nothing()
     std::fs::remove_file(&source).unwrap();
     let record = s.wait_state("gone.ts", JobState::Cancelled, Duration::from_secs(20));
     assert!(record.error.unwrap().contains("deleted"));
-    wait_for("FFmpeg to stop", Duration::from_secs(10), Duration::from_millis(20), || {
-        (!alive(ffmpeg)).then_some(())
-    })
+    wait_for(
+        "FFmpeg to stop",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || (!alive(ffmpeg)).then_some(()),
+    )
     .unwrap();
-    assert!(s.output_files().is_empty(), "nothing published: {:?}", s.output_files());
+    assert!(
+        s.output_files().is_empty(),
+        "nothing published: {:?}",
+        s.output_files()
+    );
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(10)).success());
 }

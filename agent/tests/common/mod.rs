@@ -54,7 +54,13 @@ impl Setup {
             output.display()
         );
         std::fs::write(&config, text).unwrap();
-        Setup { dir, input, output, state, config }
+        Setup {
+            dir,
+            input,
+            output,
+            state,
+            config,
+        }
     }
 
     /// The default test installation.
@@ -64,24 +70,40 @@ impl Setup {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_h264-agent"));
-        cmd.arg("--config").arg(&self.config).env("RUST_LOG", "info,h264_agent=debug");
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info,h264_agent=debug");
         cmd
     }
 
     /// Runs `h264-agent --once` to the end.
     pub fn run_once(&self) -> Output {
         let out = self.command().arg("--once").output().unwrap();
-        eprintln!("--- agent stderr ---\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "--- agent stderr ---\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
     /// Starts the agent as a daemon; its log goes to `agent-N.log` in the installation.
     pub fn spawn(&self) -> Daemon {
-        let log = self.dir.path().join(format!("agent-{}.log", std::process::id()));
+        let log = self
+            .dir
+            .path()
+            .join(format!("agent-{}.log", std::process::id()));
         let log = unique(log);
         let file = std::fs::File::create(&log).unwrap();
-        let child = self.command().stdout(Stdio::null()).stderr(file).spawn().unwrap();
-        Daemon { child: Some(child), log }
+        let child = self
+            .command()
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            log,
+        }
     }
 
     /// Every journal record.
@@ -99,9 +121,12 @@ impl Setup {
 
     /// Waits until the record of `rel` is in `state`.
     pub fn wait_state(&self, rel: &str, state: JobState, timeout: Duration) -> JobRecord {
-        wait_for(&format!("{rel} to be {state:?}"), timeout, Duration::from_millis(50), || {
-            self.record(rel).filter(|r| r.state == state)
-        })
+        wait_for(
+            &format!("{rel} to be {state:?}"),
+            timeout,
+            Duration::from_millis(50),
+            || self.record(rel).filter(|r| r.state == state),
+        )
         .unwrap_or_else(|e| panic!("{e}; journal: {:#?}", self.journal()))
     }
 
@@ -130,7 +155,9 @@ fn unique(path: PathBuf) -> PathBuf {
 }
 
 fn list(base: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -165,9 +192,12 @@ impl Daemon {
     /// Waits for the agent to exit; panics after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let child = self.child.as_mut().unwrap();
-        let status = wait_for("the agent to exit", timeout, Duration::from_millis(20), || {
-            child.try_wait().unwrap()
-        })
+        let status = wait_for(
+            "the agent to exit",
+            timeout,
+            Duration::from_millis(20),
+            || child.try_wait().unwrap(),
+        )
         .unwrap_or_else(|e| panic!("{e}\n--- agent log ---\n{}", self.log()));
         self.child = None;
         status
@@ -186,9 +216,12 @@ impl Daemon {
 
     /// Waits until the agent runs a transcoding FFmpeg, and returns its pid.
     pub fn wait_for_ffmpeg(&self, timeout: Duration) -> u32 {
-        wait_for("a transcoding FFmpeg", timeout, Duration::from_millis(20), || {
-            self.transcoding_ffmpeg().first().copied()
-        })
+        wait_for(
+            "a transcoding FFmpeg",
+            timeout,
+            Duration::from_millis(20),
+            || self.transcoding_ffmpeg().first().copied(),
+        )
         .unwrap_or_else(|e| panic!("{e}\n--- agent log ---\n{}", self.log()))
     }
 }
