@@ -198,6 +198,28 @@ impl Journal {
         })
     }
 
+    /// Runs `f` in a transaction of its own, or in the enclosing [`Journal::bulk`] one.
+    fn tx<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, JournalError> {
+        self.with(|c| {
+            if !c.is_autocommit() {
+                return f(c);
+            }
+            let tx = c.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` inside one transaction, so that many records cost one disk sync (imports,
+    /// benchmarks). Every call inside `f` joins it.
+    pub fn bulk<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _ = self.with(|c| c.execute_batch("BEGIN"));
+        let out = f();
+        let _ = self.with(|c| c.execute_batch("COMMIT"));
+        out
+    }
+
     /// The record of one source, if any.
     pub fn get(&self, key: &SourceKey) -> Result<Option<JobRecord>, JournalError> {
         self.with(|c| {
@@ -239,8 +261,7 @@ impl Journal {
         spec_hash: &str,
         output: &Path,
     ) -> Result<u32, JournalError> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+        self.tx(|tx| {
             let previous: Option<(i64, i64, i64, String, u32)> = tx
                 .query_row(
                     "SELECT size, mtime_ns, inode, spec_hash, attempts FROM jobs
@@ -276,7 +297,6 @@ impl Journal {
                     now_ms()
                 ],
             )?;
-            tx.commit()?;
             Ok(attempt)
         })
     }
@@ -313,8 +333,7 @@ impl Journal {
         message: &str,
         next_attempt_at: Option<SystemTime>,
     ) -> Result<(), JournalError> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+        self.tx(|tx| {
             tx.execute(
                 "UPDATE jobs SET state = ?3, stage = ?4, error = ?5, next_attempt_ms = ?6,
                     updated_ms = ?7
@@ -341,7 +360,7 @@ impl Journal {
                     message
                 ],
             )?;
-            tx.commit()
+            Ok(())
         })
     }
 
@@ -354,8 +373,7 @@ impl Journal {
         output: &Path,
         message: &str,
     ) -> Result<(), JournalError> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+        self.tx(|tx| {
             tx.execute(
                 "INSERT INTO jobs (root, rel, size, mtime_ns, inode, spec_hash, state, attempts,
                     output, stage, error, updated_ms)
@@ -380,7 +398,7 @@ impl Journal {
                  VALUES (?1, ?2, ?3, 'conflict', 'reconcile', ?4)",
                 params![now_ms(), key.root_str(), key.rel_str(), message],
             )?;
-            tx.commit()
+            Ok(())
         })
     }
 

@@ -153,6 +153,11 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         self.lock().queue.len()
     }
 
+    /// Keys being reconciled now.
+    pub fn processing(&self) -> usize {
+        self.lock().processing.len()
+    }
+
     /// Whether nothing is queued, delayed or being processed.
     pub fn is_idle(&self) -> bool {
         let inner = self.lock();

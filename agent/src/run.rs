@@ -139,11 +139,13 @@ pub async fn run(
     } else {
         crate::watch::start(&agent)
     };
+    let scan_started = std::time::Instant::now();
     {
         let a = agent.clone();
         let _ = tokio::task::spawn_blocking(move || crate::watch::scan_all(&a)).await;
     }
     let reconcilers = tokio::spawn(crate::reconcile::run_workers(agent.clone(), 4));
+    tokio::spawn(report_startup_reconcile(agent.clone(), scan_started));
     if options.once {
         wait_until_idle(&agent).await;
     } else {
@@ -177,6 +179,26 @@ pub async fn run(
     };
     tracing::info!(?summary, "h264-agent stopped");
     Ok(summary)
+}
+
+/// Logs when the first pass over every source has been reconciled (jobs may still run).
+async fn report_startup_reconcile(agent: Arc<Agent>, started: std::time::Instant) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if agent.queue.depth() == 0 && agent.queue.processing() == 0 {
+            let seen = agent.stats.snapshot().seen;
+            tracing::info!(
+                sources = seen,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "start-up reconcile finished"
+            );
+            return;
+        }
+    }
 }
 
 async fn wait_until_idle(agent: &Agent) {

@@ -30,6 +30,8 @@ pub struct Stats {
 /// A copy of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// See [`Stats::seen`].
+    pub seen: u64,
     /// See [`Stats::started`].
     pub started: u64,
     /// See [`Stats::converted`].
@@ -56,6 +58,7 @@ impl Stats {
     pub fn snapshot(&self) -> Snapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Snapshot {
+            seen: get(&self.seen),
             started: get(&self.started),
             converted: get(&self.converted),
             failed: get(&self.failed),
