@@ -215,3 +215,22 @@ fn a_source_deleted_during_its_transcode_cancels_the_job_and_publishes_nothing()
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn poll_mode_finds_new_recordings_in_new_folders() {
+    let s = Setup::new(
+        "mode = \"poll\"\npoll_interval = \"300ms\"\n",
+        "[readiness]\nstable_for = \"500ms\"\nmtime_grace = \"0s\"\n[transcode]\npreset = \"ultrafast\"\n",
+    );
+    let mut agent = s.spawn();
+    wait_for("the agent to start", Duration::from_secs(20), Duration::from_millis(20), || {
+        agent.log().contains("watching by polling").then_some(())
+    })
+    .unwrap();
+    std::fs::create_dir_all(s.input.join("2026/11")).unwrap();
+    Fixture::H264Mp4.copy_to(&s.input.join("2026/11"), "late.mp4");
+    s.wait_state("2026/11/late.mp4", JobState::Succeeded, Duration::from_secs(30));
+    assert!(s.output.join("2026/11/late.mp4").exists());
+    agent.signal(Signal::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(10)).success());
+}
