@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub readiness: Readiness,
     /// How recordings become H.264 MP4.
     pub transcode: Transcode,
+    /// Closed captions: passthrough checks and sidecar files.
+    pub captions: Captions,
     /// Where and how the agent logs.
     pub logging: Logging,
 }
@@ -257,6 +259,70 @@ impl Default for Transcode {
             retry_backoff_max: HumanDuration::from_secs(600),
             duration_tolerance: HumanDuration::from_millis(500),
         }
+    }
+}
+
+/// Which program extracts caption sidecars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptionTool {
+    /// CCExtractor when it can be found (configured path or `PATH`), else FFmpeg.
+    #[default]
+    Auto,
+    /// CCExtractor only.
+    Ccextractor,
+    /// FFmpeg only (`.srt` and `.vtt`; `.bin` needs CCExtractor).
+    Ffmpeg,
+}
+
+/// `[captions]`: CEA-608/708 closed captions kept in the MP4 and extracted to sidecar files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Captions {
+    /// Sidecar formats written beside the MP4: `srt`, `vtt`, `bin` (CCExtractor's raw format).
+    /// Empty: no sidecars.
+    pub formats: Vec<String>,
+    /// Which program extracts the sidecars.
+    pub tool: CaptionTool,
+    /// CCExtractor's path; when absent, `ccextractor` is looked up on `PATH`.
+    pub ccextractor: Option<PathBuf>,
+    /// An extractor is killed when it shows no sign of life for this long.
+    pub stall_timeout: HumanDuration,
+    /// Attempts of the caption stage before the job fails.
+    pub max_attempts: u32,
+    /// First retry delay of the caption stage; doubles each attempt, with jitter.
+    pub retry_backoff: HumanDuration,
+    /// Whether empty sidecars are written for a recording without captions.
+    pub write_empty: bool,
+    /// Whether an output that lost the source's captions fails verification.
+    pub require_passthrough: bool,
+}
+
+impl Default for Captions {
+    fn default() -> Self {
+        Self {
+            formats: Vec::new(),
+            tool: CaptionTool::Auto,
+            ccextractor: None,
+            stall_timeout: HumanDuration::from_secs(120),
+            max_attempts: 3,
+            retry_backoff: HumanDuration::from_secs(2),
+            write_empty: false,
+            require_passthrough: true,
+        }
+    }
+}
+
+impl Captions {
+    /// The CCExtractor to use: the configured path if it is a file, else `ccextractor` on `PATH`.
+    pub fn find_ccextractor(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.ccextractor {
+            return path.is_file().then(|| path.clone());
+        }
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("ccextractor"))
+            .find(|candidate| candidate.is_file())
     }
 }
 

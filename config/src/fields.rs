@@ -54,7 +54,14 @@ mod tests {
     fn records_struct_fields_in_order() {
         assert_eq!(
             field_names::<AgentConfig>(),
-            ["agent", "watch", "readiness", "transcode", "logging"]
+            [
+                "agent",
+                "watch",
+                "readiness",
+                "transcode",
+                "captions",
+                "logging"
+            ]
         );
         assert_eq!(field_names::<Logging>(), ["level", "format"]);
         assert_eq!(field_names::<WatchRoot>()[..2], ["source", "output"]);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use crate::agent::{AgentConfig, AgentSection, Logging, Readiness, Transcode, WatchRoot};
+use crate::agent::{AgentConfig, AgentSection, Captions, Logging, Readiness, Transcode, WatchRoot};
 use crate::fields::field_names;
 use crate::problem::Problem;
 use crate::suggest::did_you_mean;
@@ -302,6 +302,7 @@ fn known_keys(parent: &[Seg]) -> Option<&'static [&'static str]> {
         "agent" => field_names::<AgentSection>(),
         "readiness" => field_names::<Readiness>(),
         "transcode" => field_names::<Transcode>(),
+        "captions" => field_names::<Captions>(),
         "logging" => field_names::<Logging>(),
         _ => return None,
     })

@@ -7,7 +7,9 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::agent::{AgentConfig, AgentSection, Logging, OnFailure, OnSuccess, Readiness};
+use crate::agent::{
+    AgentConfig, AgentSection, CaptionTool, Captions, Logging, OnFailure, OnSuccess, Readiness,
+};
 use crate::agent::{Transcode, WatchRoot};
 use crate::problem::Problem;
 use crate::suggest::did_you_mean;
@@ -44,6 +46,7 @@ pub fn validate(config: &AgentConfig, origin: Option<&Path>) -> Vec<Problem> {
     watch(&config.watch, &mut out);
     readiness(&config.readiness, &mut out);
     transcode(&config.transcode, &mut out);
+    captions(&config.captions, &mut out);
     logging(&config.logging, &mut out);
     out.into_iter().map(|p| p.in_file(origin)).collect()
 }
@@ -379,6 +382,59 @@ fn transcode(t: &Transcode, out: &mut Vec<Problem>) {
             out.push(Problem::error(format!("transcode.extra_args[{n}]"), message).with_hint(hint));
         }
     }
+}
+
+/// Sidecar formats the agent can write.
+pub const CAPTION_FORMATS: [&str; 3] = ["srt", "vtt", "bin"];
+
+fn captions(c: &Captions, out: &mut Vec<Problem>) {
+    for (n, format) in c.formats.iter().enumerate() {
+        one_of(
+            out,
+            &format!("captions.formats[{n}]"),
+            format,
+            &CAPTION_FORMATS,
+        );
+    }
+    let ccextractor = c.find_ccextractor();
+    let where_ = || match &c.ccextractor {
+        Some(path) => format!("at {} (captions.ccextractor)", path.display()),
+        None => "on PATH".to_string(),
+    };
+    if c.formats.iter().any(|f| f == "bin") {
+        if c.tool == CaptionTool::Ffmpeg {
+            let hint = "set captions.tool = \"auto\" or \"ccextractor\", or drop \"bin\"";
+            out.push(
+                Problem::error(
+                    "captions.formats",
+                    "\"bin\" needs CCExtractor, but captions.tool is \"ffmpeg\"",
+                )
+                .with_hint(hint),
+            );
+        } else if ccextractor.is_none() {
+            let message = format!("\"bin\" needs CCExtractor, which is not found {}", where_());
+            let hint = "install CCExtractor and set captions.ccextractor, or drop \"bin\"";
+            out.push(Problem::error("captions.formats", message).with_hint(hint));
+        }
+    }
+    if c.tool == CaptionTool::Ccextractor && ccextractor.is_none() {
+        let message = format!(
+            "is \"ccextractor\", but CCExtractor is not found {}",
+            where_()
+        );
+        let hint = "install CCExtractor and set captions.ccextractor, or use tool = \"auto\"";
+        out.push(Problem::error("captions.tool", message).with_hint(hint));
+    }
+    if !(1..=20).contains(&c.max_attempts) {
+        let message = format!("{} is out of range 1-20", c.max_attempts);
+        out.push(Problem::error("captions.max_attempts", message));
+    }
+    at_least(
+        out,
+        "captions.stall_timeout",
+        c.stall_timeout,
+        Duration::from_secs(1),
+    );
 }
 
 fn logging(l: &Logging, out: &mut Vec<Problem>) {

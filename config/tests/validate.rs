@@ -628,3 +628,63 @@ fn normalize_strips_dots_lowers_and_dedupes() {
     normalize(&mut config);
     assert_eq!(config.watch[0].extensions, ["ts", "wtv", "mp4"]);
 }
+
+#[test]
+fn caption_rules() {
+    use h264_config::agent::CaptionTool;
+    run(&[
+        (
+            "srt and vtt need nothing",
+            |c, _| c.captions.formats = vec!["srt".into(), "vtt".into()],
+            None,
+        ),
+        (
+            "unknown format",
+            |c, _| c.captions.formats = vec!["webvt".into()],
+            Some((Error, "captions.formats[0]", "vtt")),
+        ),
+        (
+            "bin with the ffmpeg tool",
+            |c, _| {
+                c.captions.formats = vec!["bin".into()];
+                c.captions.tool = CaptionTool::Ffmpeg;
+            },
+            Some((Error, "captions.formats", "needs CCExtractor")),
+        ),
+        (
+            "bin without a CCExtractor",
+            |c, tmp| {
+                c.captions.formats = vec!["bin".into()];
+                c.captions.ccextractor = Some(tmp.join("no-such-ccextractor"));
+            },
+            Some((Error, "captions.formats", "not found")),
+        ),
+        (
+            "bin with a CCExtractor at the configured path",
+            |c, tmp| {
+                std::fs::write(tmp.join("ccx"), b"").unwrap();
+                c.captions.formats = vec!["bin".into()];
+                c.captions.ccextractor = Some(tmp.join("ccx"));
+            },
+            None,
+        ),
+        (
+            "tool ccextractor that is missing",
+            |c, tmp| {
+                c.captions.tool = CaptionTool::Ccextractor;
+                c.captions.ccextractor = Some(tmp.join("missing"));
+            },
+            Some((Error, "captions.tool", "not found")),
+        ),
+        (
+            "zero attempts",
+            |c, _| c.captions.max_attempts = 0,
+            Some((Error, "captions.max_attempts", "out of range")),
+        ),
+        (
+            "stall timeout too short",
+            |c, _| c.captions.stall_timeout = HumanDuration::from_millis(10),
+            Some((Error, "captions.stall_timeout", "too short")),
+        ),
+    ]);
+}
