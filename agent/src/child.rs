@@ -208,3 +208,138 @@ pub fn tail_lines(text: &str, max_lines: usize) -> String {
     let start = lines.len().saturating_sub(max_lines);
     lines[start..].join("\n")
 }
+
+/// How a watched run ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// The end of what the child wrote to stdout and stderr.
+    pub tail: String,
+}
+
+/// Why a watched run did not finish by itself.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchedError {
+    /// The program could not be started.
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// It showed no sign of life (no output, no growth of its files) for the stall timeout.
+    #[error(
+        "{program} showed no sign of life for {timeout:?} and was killed; last output: {tail}"
+    )]
+    Stalled {
+        /// The program.
+        program: String,
+        /// The stall timeout.
+        timeout: Duration,
+        /// The end of its output.
+        tail: String,
+    },
+    /// The run was cancelled.
+    #[error("{program} was stopped because the job was cancelled")]
+    Cancelled {
+        /// The program.
+        program: String,
+    },
+}
+
+/// Runs `cmd` until it exits, killing its process group when it shows no sign of life for
+/// `stall_timeout`: a line on stdout or stderr, or growth of one of `files`, counts as life.
+pub async fn run_watched(
+    cmd: &mut Command,
+    files: &[std::path::PathBuf],
+    stall_timeout: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Finished, WatchedError> {
+    use tokio::io::AsyncBufReadExt;
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = spawn(cmd).map_err(|source| WatchedError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let stdout = child.child_mut().stdout.take().expect("stdout is piped");
+    let stderr = child.child_mut().stderr.take().expect("stderr is piped");
+    let mut out = tokio::io::BufReader::new(stdout).split(b'\n');
+    let mut err = tokio::io::BufReader::new(stderr).split(b'\n');
+    let (mut out_open, mut err_open) = (true, true);
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut note = |line: Vec<u8>| {
+        // Progress output often uses carriage returns; keep the last piece of each line.
+        let text = String::from_utf8_lossy(&line);
+        let text = text
+            .rsplit('\r')
+            .find(|s| !s.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if !text.is_empty() {
+            tail.push_back(text);
+            if tail.len() > 5 {
+                tail.pop_front();
+            }
+        }
+    };
+    let size = |files: &[std::path::PathBuf]| -> u64 {
+        files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let mut last_size = size(files);
+    let mut deadline = tokio::time::Instant::now() + stall_timeout;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let outcome = loop {
+        tokio::select! {
+            line = out.next_segment(), if out_open => match line {
+                Ok(Some(l)) => { note(l); deadline = tokio::time::Instant::now() + stall_timeout; }
+                _ => out_open = false,
+            },
+            line = err.next_segment(), if err_open => match line {
+                Ok(Some(l)) => { note(l); deadline = tokio::time::Instant::now() + stall_timeout; }
+                _ => err_open = false,
+            },
+            status = child.wait(), if !out_open && !err_open => break Ok(status),
+            _ = tick.tick() => {
+                let now = size(files);
+                if now != last_size {
+                    last_size = now;
+                    deadline = tokio::time::Instant::now() + stall_timeout;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => break Err(true),
+            _ = cancel.cancelled() => break Err(false),
+        }
+    };
+    let tail_text = || tail.iter().cloned().collect::<Vec<_>>().join("\n");
+    match outcome {
+        Ok(Ok(status)) => Ok(Finished {
+            status,
+            tail: tail_text(),
+        }),
+        Ok(Err(e)) => {
+            let _ = child.terminate(Duration::from_secs(2)).await;
+            Err(WatchedError::Spawn { program, source: e })
+        }
+        Err(stalled) => {
+            let _ = child.terminate(Duration::from_secs(2)).await;
+            if stalled {
+                Err(WatchedError::Stalled {
+                    program,
+                    timeout: stall_timeout,
+                    tail: tail_text(),
+                })
+            } else {
+                Err(WatchedError::Cancelled { program })
+            }
+        }
+    }
+}

@@ -223,13 +223,20 @@ fn poll_mode_finds_new_recordings_in_new_folders() {
         "[readiness]\nstable_for = \"500ms\"\nmtime_grace = \"0s\"\n[transcode]\npreset = \"ultrafast\"\n",
     );
     let mut agent = s.spawn();
-    wait_for("the agent to start", Duration::from_secs(20), Duration::from_millis(20), || {
-        agent.log().contains("watching by polling").then_some(())
-    })
+    wait_for(
+        "the agent to start",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || agent.log().contains("watching by polling").then_some(()),
+    )
     .unwrap();
     std::fs::create_dir_all(s.input.join("2026/11")).unwrap();
     Fixture::H264Mp4.copy_to(&s.input.join("2026/11"), "late.mp4");
-    s.wait_state("2026/11/late.mp4", JobState::Succeeded, Duration::from_secs(30));
+    s.wait_state(
+        "2026/11/late.mp4",
+        JobState::Succeeded,
+        Duration::from_secs(30),
+    );
     assert!(s.output.join("2026/11/late.mp4").exists());
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(10)).success());

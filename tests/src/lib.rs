@@ -1,0 +1,42 @@
+//! Test support for h264create.
+//!
+//! `h264-testkit` is a library for the integration tests of `h264-agent` (and later the
+//! controller). It is never published and never shipped. Everything here uses the real
+//! `ffmpeg` and `ffprobe` from `PATH`: tests that need media call [`ffmpeg::require_ffmpeg`]
+//! (the fixture functions do it for them) and fail loudly when FFmpeg is missing instead of
+//! being skipped.
+//!
+//! - [`ffmpeg`]: checks that `ffmpeg`/`ffprobe` exist and runs them with readable failures.
+//! - [`fixtures`]: small, fast media made with FFmpeg's `lavfi` sources (interlaced MPEG-2 in
+//!   TS, WTV, H.264 in MP4 and TS, a truncated TS, a zero-byte file, a text file named like a
+//!   video) and a per-process cache, [`fixtures::Fixtures`], that makes each one once and copies
+//!   it under any file name.
+//! - [`probe`]: `ffprobe` results as plain structs, and the MP4 top-level box order
+//!   ([`probe::moov_before_mdat`]).
+//! - [`slow_writer`]: copies a file slowly in a background thread, holding it open for writing
+//!   the whole time as a recorder does (or reopening it for each chunk).
+//! - [`wait`]: polling with a deadline and a clear message, instead of bare sleeps.
+//! - [`process`]: finds processes, their descendants and their open files through `/proc`
+//!   (Linux).
+//!
+//! ```no_run
+//! use h264_testkit::fixtures::Fixture;
+//! use h264_testkit::probe::probe;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let src = Fixture::Mpeg2InterlacedTs.copy_to(dir.path(), "news at 6.ts");
+//! let info = probe(&src);
+//! assert_eq!(info.video.unwrap().codec, "mpeg2video");
+//! ```
+
+pub mod ffmpeg;
+pub mod fixtures;
+pub mod probe;
+pub mod process;
+pub mod slow_writer;
+pub mod wait;
+
+pub use fixtures::{Fixture, Fixtures};
+pub use probe::{moov_before_mdat, probe, AudioInfo, MediaInfo, VideoInfo};
+pub use slow_writer::SlowWriter;
+pub use wait::wait_until;
