@@ -71,6 +71,7 @@ fn main() {
                 bytes_out: 1,
                 media_secs: 3.0,
                 wall_secs: 1.0,
+                captions: "not requested".into(),
             };
             journal.succeed(&key, &done).unwrap();
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use crate::captions::CaptionError;
 use crate::child::RunError;
 use crate::journal::{Completed, JobState};
 use crate::key::{Fingerprint, SourceKey};
@@ -118,9 +119,27 @@ async fn run(
         }
         Err(failure) => {
             let _ = std::fs::remove_file(&temp);
+            let formats = &agent.config.captions.formats;
+            crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
             let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
             finish_failure(agent, key, &source, attempt, failure, reason);
         }
+    }
+}
+
+/// Gives one verified temporary file its final name.
+fn publish_one(temp: &Path, path: &Path, replace: bool, key: &SourceKey) -> Result<(), Failure> {
+    match commit(temp, path, replace) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::Conflict(format!(
+            "{} appeared while {} was converting and is not replaced",
+            path.display(),
+            key
+        ))),
+        Err(e) => Err(Failure::Transient {
+            stage: "publish",
+            message: format!("cannot publish {}: {e}", path.display()),
+        }),
     }
 }
 
@@ -218,8 +237,20 @@ async fn attempt_once(
         progress.update("verify", total, total, 0.0, 0.0, true);
         let deinterlaced = matches!(plan, Plan::Encode { deinterlace: true });
         let timeout = readiness.probe_timeout.get();
-        match verify(&temp, &info, deinterlaced, cfg, timeout, cancel).await {
-            Ok(_) => {}
+        let captions = &agent.config.captions;
+        let keep_captions = captions.require_passthrough;
+        let verified = match verify(
+            &temp,
+            &info,
+            deinterlaced,
+            keep_captions,
+            cfg,
+            timeout,
+            cancel,
+        )
+        .await
+        {
+            Ok(out) => out,
             Err(VerifyError::Unreadable(m)) | Err(VerifyError::Mismatch(m)) => {
                 if cancel.is_cancelled() {
                     return Err(Failure::Cancelled);
@@ -229,29 +260,46 @@ async fn attempt_once(
                     message: m,
                 });
             }
-        }
+        };
+        progress.update("captions", total, total, 0.0, 0.0, true);
+        let has_captions = verified.video.as_ref().is_some_and(|v| v.closed_captions);
+        let outcome = match crate::captions::extract(
+            captions,
+            &cfg.ffmpeg,
+            &temp,
+            output,
+            has_captions,
+            cancel,
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(CaptionError::Cancelled) => return Err(Failure::Cancelled),
+            Err(e @ CaptionError::Permanent(_)) => {
+                return Err(Failure::Permanent {
+                    stage: "captions",
+                    message: e.to_string(),
+                })
+            }
+            Err(e @ CaptionError::Exhausted { .. }) => {
+                return Err(Failure::Transient {
+                    stage: "captions",
+                    message: e.to_string(),
+                })
+            }
+        };
         if cancel.is_cancelled() {
             return Err(Failure::Cancelled);
         }
         progress.update("publish", total, total, 0.0, 0.0, true);
-        let bytes_out = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
-        match commit(&temp, output, replace) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Failure::Conflict(format!(
-                    "the output {} appeared while {} was converting and is not replaced",
-                    output.display(),
-                    key
-                )))
-            }
-            Err(e) => {
-                return Err(Failure::Transient {
-                    stage: "publish",
-                    message: format!("cannot publish {}: {e}", output.display()),
-                })
-            }
+        // Sidecars first, the MP4 last: an MP4 under its final name means a complete job.
+        for sidecar in outcome.to_publish() {
+            publish_one(&sidecar.temp, &sidecar.path, replace, key)?;
         }
+        let bytes_out = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
+        publish_one(&temp, output, replace, key)?;
         Ok(Completed {
+            captions: outcome.summary(),
             mode: plan.mode(),
             bytes_in: std::fs::metadata(source).map(|m| m.len()).unwrap_or(0),
             bytes_out,

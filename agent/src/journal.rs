@@ -97,6 +97,8 @@ pub struct JobRecord {
     pub media_secs: f64,
     /// Wall time of the successful attempt, in seconds.
     pub wall_secs: f64,
+    /// What the caption stage did: `not requested`, `none`, or the formats written.
+    pub captions: Option<String>,
 }
 
 /// A journal operation failed.
@@ -137,6 +139,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     bytes_out INTEGER NOT NULL DEFAULT 0,
     media_secs REAL NOT NULL DEFAULT 0,
     wall_secs REAL NOT NULL DEFAULT 0,
+    captions TEXT,
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (root, rel)
 );
@@ -181,6 +184,7 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn).map_err(err)?;
         Ok(Journal {
             path,
             conn: Mutex::new(conn),
@@ -307,7 +311,7 @@ impl Journal {
             c.execute(
                 "UPDATE jobs SET state = 'succeeded', mode = ?3, stage = NULL, error = NULL,
                     bytes_in = ?4, bytes_out = ?5, media_secs = ?6, wall_secs = ?7,
-                    next_attempt_ms = NULL, updated_ms = ?8
+                    next_attempt_ms = NULL, updated_ms = ?8, captions = ?9
                  WHERE root = ?1 AND rel = ?2",
                 params![
                     key.root_str(),
@@ -317,7 +321,8 @@ impl Journal {
                     done.bytes_out as i64,
                     done.media_secs,
                     done.wall_secs,
-                    now_ms()
+                    now_ms(),
+                    done.captions
                 ],
             )?;
             Ok(())
@@ -446,6 +451,19 @@ impl Journal {
     }
 }
 
+/// Brings a journal written by an older agent up to the current schema.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_captions: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'captions'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_captions {
+        conn.execute_batch("ALTER TABLE jobs ADD COLUMN captions TEXT")?;
+    }
+    Ok(())
+}
+
 /// Facts about a successful job.
 #[derive(Debug, Clone)]
 pub struct Completed {
@@ -459,6 +477,8 @@ pub struct Completed {
     pub media_secs: f64,
     /// Wall time, in seconds.
     pub wall_secs: f64,
+    /// What the caption stage did.
+    pub captions: String,
 }
 
 /// An event for the operator (a failure, a conflict, a cancellation).
@@ -479,7 +499,8 @@ pub struct Event {
 }
 
 const COLUMNS: &str = "root, rel, size, mtime_ns, inode, spec_hash, state, attempts, \
-    next_attempt_ms, output, mode, stage, error, bytes_in, bytes_out, media_secs, wall_secs";
+    next_attempt_ms, output, mode, stage, error, bytes_in, bytes_out, media_secs, wall_secs, \
+    captions";
 
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let state: String = r.get(6)?;
@@ -499,6 +520,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         bytes_out: r.get::<_, i64>(14)? as u64,
         media_secs: r.get(15)?,
         wall_secs: r.get(16)?,
+        captions: r.get(17)?,
     })
 }
 
@@ -544,6 +566,7 @@ mod tests {
                 bytes_out: 2,
                 media_secs: 3.0,
                 wall_secs: 1.0,
+                captions: "none".into(),
             },
         )
         .unwrap();

@@ -38,6 +38,8 @@ pub struct VideoStream {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// Whether the decoder found CEA-608/708 closed captions in the video.
+    pub closed_captions: bool,
 }
 
 impl VideoStream {
@@ -95,6 +97,8 @@ struct JsonStream {
     width: u32,
     #[serde(default)]
     height: u32,
+    #[serde(default)]
+    closed_captions: u8,
     #[serde(default)]
     disposition: Option<serde_json::Value>,
 }
@@ -155,6 +159,7 @@ fn parse(json: &[u8]) -> Result<MediaInfo, String> {
             field_order: s.field_order.clone(),
             width: s.width,
             height: s.height,
+            closed_captions: s.closed_captions == 1,
         });
     let audio = parsed
         .streams

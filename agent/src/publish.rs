@@ -39,11 +39,13 @@ pub enum VerifyError {
 }
 
 /// Checks a finished output against its source: H.264 video, AAC audio when the source had
-/// audio, progressive when deinterlaced, duration within tolerance, `moov` before `mdat`.
+/// audio, progressive when deinterlaced, the source's closed captions kept (when asked),
+/// duration within tolerance, `moov` before `mdat`.
 pub async fn verify(
     output: &Path,
     source: &MediaInfo,
     deinterlaced: bool,
+    keep_captions: bool,
     cfg: &Transcode,
     probe_timeout: std::time::Duration,
     cancel: &CancellationToken,
@@ -64,6 +66,12 @@ pub async fn verify(
     if deinterlaced && video.is_interlaced() {
         return Err(VerifyError::Mismatch(
             "the video is still interlaced".into(),
+        ));
+    }
+    let source_captions = source.video.as_ref().is_some_and(|v| v.closed_captions);
+    if keep_captions && source_captions && !video.closed_captions {
+        return Err(VerifyError::Mismatch(
+            "the source has closed captions but the output lost them".into(),
         ));
     }
     if !source.audio.is_empty() && !out.audio.iter().any(|a| a.codec == "aac") {

@@ -304,6 +304,7 @@ mod tests {
                 field_order: field_order.into(),
                 width: 1280,
                 height: 720,
+                closed_captions: false,
             }),
             audio: vec![AudioStream {
                 codec: audio.into(),
