@@ -173,9 +173,7 @@ fn sleepers(seconds: u32) -> Vec<u32> {
     let marker = seconds.to_string();
     h264_testkit::process::processes_named("sleep")
         .into_iter()
-        .filter(|pid| {
-            h264_testkit::process::cmdline(*pid).is_some_and(|a| a.iter().any(|x| *x == marker))
-        })
+        .filter(|pid| h264_testkit::process::cmdline(*pid).is_some_and(|a| a.contains(&marker)))
         .filter(|pid| common::alive(*pid))
         .collect()
 }
