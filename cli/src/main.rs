@@ -1,15 +1,31 @@
-//! `fleetctl`: the operator's CLI. Its commands (apply, rollout, agent, config) arrive with the
-//! controller; for now it only reports that, so that scripts fail clearly.
+//! `fleetctl`: the operator's CLI for an h264create fleet. Each verb lives in its own module
+//! under `commands/`; `main` only parses arguments and maps results to exit codes.
 
-use clap::Parser;
+mod commands;
 
-/// Operate an h264create fleet.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Operate an h264create fleet: configuration, agents, rollouts.
 #[derive(Parser, Debug)]
 #[command(version, about)]
-struct Args {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> std::process::ExitCode {
-    let _args = Args::parse();
-    eprintln!("fleetctl: no commands are implemented yet");
-    std::process::ExitCode::from(64)
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate, hash and migrate configuration files.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Config(cmd) => commands::config::run(cmd),
+    };
+    ExitCode::from(code)
 }

@@ -1,0 +1,3 @@
+//! One module per verb group of `fleetctl`.
+
+pub mod config;
