@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::HumanDuration;
+use crate::units::{FreeSpace, HumanDuration};
 
 /// The whole agent configuration (`agent.toml`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,6 +24,10 @@ pub struct AgentConfig {
     pub transcode: Transcode,
     /// Closed captions: passthrough checks and sidecar files.
     pub captions: Captions,
+    /// Free-space thresholds of the volumes the agent writes to.
+    pub disk: Disk,
+    /// Where operator alerts go.
+    pub alerts: Alerts,
     /// Where and how the agent logs.
     pub logging: Logging,
 }
@@ -63,6 +67,9 @@ pub struct AgentSection {
     pub shutdown_grace: HumanDuration,
     /// How often every root is rescanned in full, whatever the watch mode.
     pub resync_interval: HumanDuration,
+    /// The local control API's address (loopback); binding it also guards against a second
+    /// agent.
+    pub control: String,
 }
 
 impl Default for AgentSection {
@@ -73,6 +80,7 @@ impl Default for AgentSection {
             workers: 2,
             shutdown_grace: HumanDuration::from_secs(20),
             resync_interval: HumanDuration::from_secs(300),
+            control: "127.0.0.1:7442".into(),
         }
     }
 }
@@ -326,6 +334,109 @@ impl Captions {
     }
 }
 
+/// `[disk]`: free-space thresholds for every volume holding an output folder or the state folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Disk {
+    /// Below this much free space, an alert warns.
+    pub warn: FreeSpace,
+    /// Below this much free space, the agent stops starting jobs until space comes back.
+    pub critical: FreeSpace,
+    /// Intake resumes once free space is above `critical` plus this margin.
+    pub hysteresis: FreeSpace,
+    /// How often free space is checked (it is also checked before each job).
+    pub check_interval: HumanDuration,
+}
+
+impl Default for Disk {
+    fn default() -> Self {
+        Self {
+            warn: FreeSpace::Percent(10.0),
+            critical: FreeSpace::Percent(5.0),
+            hysteresis: FreeSpace::Percent(1.0),
+            check_interval: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+/// `[alerts]`: operator alerts. Every alert is logged; e-mail is optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Alerts {
+    /// E-mail delivery; none: alerts are only logged.
+    pub email: Option<Email>,
+    /// The same alert (same event and subject) is sent at most once in this window.
+    pub dedup_window: HumanDuration,
+    /// How many undelivered messages the dead-letter queue keeps; older ones are summarised.
+    pub queue_limit: usize,
+    /// First retry delay of an undelivered message; doubles each attempt, with jitter.
+    pub retry_backoff: HumanDuration,
+    /// Largest retry delay.
+    pub retry_backoff_max: HumanDuration,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            email: None,
+            dedup_window: HumanDuration::from_secs(900),
+            queue_limit: 1000,
+            retry_backoff: HumanDuration::from_secs(10),
+            retry_backoff_max: HumanDuration::from_secs(1800),
+        }
+    }
+}
+
+/// `[alerts.email]`: SMTP delivery of alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Email {
+    /// `smtp://host:port` (plain, or STARTTLS with `starttls = true`) or `smtps://host:port` (TLS).
+    pub smtp: String,
+    /// Whether a `smtp://` connection must upgrade with STARTTLS.
+    pub starttls: bool,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// SMTP user name, when the server needs authentication.
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
+    /// A file holding the password (its first line).
+    pub password_file: Option<PathBuf>,
+    /// How long one delivery may take.
+    pub timeout: HumanDuration,
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Self {
+            smtp: String::new(),
+            starttls: false,
+            from: String::new(),
+            to: Vec::new(),
+            username: None,
+            password_env: None,
+            password_file: None,
+            timeout: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+/// How often log files roll over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotation {
+    /// A new file every day.
+    #[default]
+    Daily,
+    /// A new file every hour.
+    Hourly,
+    /// A new file every minute (for tests and very busy agents).
+    Minutely,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -343,8 +454,14 @@ pub enum LogFormat {
 pub struct Logging {
     /// A `tracing` filter (`info`, `h264_agent=debug`); `RUST_LOG` overrides it.
     pub level: String,
-    /// Line format on stderr.
+    /// Line format on stderr and in log files.
     pub format: LogFormat,
+    /// A folder for rotated log files; none: stderr only.
+    pub dir: Option<PathBuf>,
+    /// How many rotated log files are kept.
+    pub keep: usize,
+    /// How often log files roll over.
+    pub rotation: Rotation,
 }
 
 impl Default for Logging {
@@ -352,6 +469,9 @@ impl Default for Logging {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            dir: None,
+            keep: 14,
+            rotation: Rotation::Daily,
         }
     }
 }

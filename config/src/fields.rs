@@ -60,10 +60,12 @@ mod tests {
                 "readiness",
                 "transcode",
                 "captions",
+                "disk",
+                "alerts",
                 "logging"
             ]
         );
-        assert_eq!(field_names::<Logging>(), ["level", "format"]);
+        assert_eq!(field_names::<Logging>()[..2], ["level", "format"]);
         assert_eq!(field_names::<WatchRoot>()[..2], ["source", "output"]);
     }
 

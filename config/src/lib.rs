@@ -19,4 +19,4 @@ pub use agent::AgentConfig;
 pub use canonical::sha256_hex;
 pub use load::{load_agent_config, parse_agent_config, ConfigError, Loaded};
 pub use problem::{Problem, Severity};
-pub use units::{ByteSize, HumanDuration};
+pub use units::{ByteSize, FreeSpace, HumanDuration};

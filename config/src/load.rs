@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use crate::agent::{AgentConfig, AgentSection, Captions, Logging, Readiness, Transcode, WatchRoot};
+use crate::agent::{
+    AgentConfig, AgentSection, Alerts, Captions, Disk, Email, Logging, Readiness, Transcode,
+    WatchRoot,
+};
 use crate::fields::field_names;
 use crate::problem::Problem;
 use crate::suggest::did_you_mean;
@@ -296,6 +299,9 @@ fn known_keys(parent: &[Seg]) -> Option<&'static [&'static str]> {
         [] => return Some(field_names::<AgentConfig>()),
         [Seg::Key(s)] => s.as_str(),
         [Seg::Key(s), Seg::Index(_)] if s == "watch" => return Some(field_names::<WatchRoot>()),
+        [Seg::Key(a), Seg::Key(e)] if a == "alerts" && e == "email" => {
+            return Some(field_names::<Email>())
+        }
         _ => return None,
     };
     Some(match section {
@@ -303,6 +309,8 @@ fn known_keys(parent: &[Seg]) -> Option<&'static [&'static str]> {
         "readiness" => field_names::<Readiness>(),
         "transcode" => field_names::<Transcode>(),
         "captions" => field_names::<Captions>(),
+        "disk" => field_names::<Disk>(),
+        "alerts" => field_names::<Alerts>(),
         "logging" => field_names::<Logging>(),
         _ => return None,
     })

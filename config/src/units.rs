@@ -216,6 +216,82 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A free-space threshold: a share of the volume (`"10%"`) or an amount (`"20GB"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FreeSpace {
+    /// Percent of the volume's size, 0-100.
+    Percent(f64),
+    /// Bytes.
+    Bytes(u64),
+}
+
+impl FreeSpace {
+    /// The threshold in bytes for a volume of `total` bytes.
+    pub fn bytes_of(self, total: u64) -> u64 {
+        match self {
+            FreeSpace::Percent(p) => (total as f64 * p / 100.0) as u64,
+            FreeSpace::Bytes(b) => b,
+        }
+    }
+}
+
+impl fmt::Display for FreeSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FreeSpace::Percent(p) => write!(f, "{p}%"),
+            FreeSpace::Bytes(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+const FREE_SPACE_SPELLINGS: &str = r#"a percentage like "10%" or a size like "20GB""#;
+
+impl FromStr for FreeSpace {
+    type Err = ParseUnitError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let bad = || {
+            ParseUnitError(format!(
+                "invalid free-space threshold `{s}`; expected {FREE_SPACE_SPELLINGS}"
+            ))
+        };
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(bad());
+            }
+            return Ok(FreeSpace::Percent(p));
+        }
+        parse_bytes(t).map(FreeSpace::Bytes).ok_or_else(bad)
+    }
+}
+
+impl Serialize for FreeSpace {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for FreeSpace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FreeSpace;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(FREE_SPACE_SPELLINGS)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(FreeSpace::Bytes(n))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

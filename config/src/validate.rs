@@ -8,12 +8,13 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::agent::{
-    AgentConfig, AgentSection, CaptionTool, Captions, Logging, OnFailure, OnSuccess, Readiness,
+    AgentConfig, AgentSection, Alerts, CaptionTool, Captions, Disk, Logging, OnFailure, OnSuccess,
+    Readiness,
 };
 use crate::agent::{Transcode, WatchRoot};
 use crate::problem::Problem;
 use crate::suggest::did_you_mean;
-use crate::units::HumanDuration;
+use crate::units::{FreeSpace, HumanDuration};
 
 /// x264's presets, fastest first.
 pub const PRESETS: [&str; 10] = [
@@ -47,6 +48,8 @@ pub fn validate(config: &AgentConfig, origin: Option<&Path>) -> Vec<Problem> {
     readiness(&config.readiness, &mut out);
     transcode(&config.transcode, &mut out);
     captions(&config.captions, &mut out);
+    disk(&config.disk, &mut out);
+    alerts(&config.alerts, &mut out);
     logging(&config.logging, &mut out);
     out.into_iter().map(|p| p.in_file(origin)).collect()
 }
@@ -71,6 +74,19 @@ fn normalize_extension(ext: &str) -> String {
 }
 
 fn agent(a: &AgentSection, out: &mut Vec<Problem>) {
+    match a.control.parse::<std::net::SocketAddr>() {
+        Ok(addr) if !addr.ip().is_loopback() => {
+            let message = format!(
+                "{addr} is not a loopback address: anyone on the network could pause this agent"
+            );
+            out.push(Problem::warning("agent.control", message).with_hint("use 127.0.0.1:PORT"));
+        }
+        Ok(_) => {}
+        Err(_) => {
+            let message = format!("`{}` is not an address with a port", a.control);
+            out.push(Problem::error("agent.control", message).with_hint("e.g. \"127.0.0.1:7442\""));
+        }
+    }
     if let Some(id) = &a.id {
         let bad = id
             .chars()
@@ -437,7 +453,95 @@ fn captions(c: &Captions, out: &mut Vec<Problem>) {
     );
 }
 
+fn disk(d: &Disk, out: &mut Vec<Problem>) {
+    let as_percent = |t: FreeSpace| match t {
+        FreeSpace::Percent(p) => Some(p),
+        FreeSpace::Bytes(_) => None,
+    };
+    if let (Some(w), Some(c)) = (as_percent(d.warn), as_percent(d.critical)) {
+        if c > w {
+            let message = format!("{} is above disk.warn ({})", d.critical, d.warn);
+            let hint = "critical is the lower threshold: e.g. warn = \"10%\", critical = \"5%\"";
+            out.push(Problem::error("disk.critical", message).with_hint(hint));
+        }
+    }
+    if let (FreeSpace::Bytes(w), FreeSpace::Bytes(c)) = (d.warn, d.critical) {
+        if c > w {
+            let message = format!("{} bytes is above disk.warn ({w} bytes)", c);
+            out.push(
+                Problem::error("disk.critical", message)
+                    .with_hint("critical is the lower threshold"),
+            );
+        }
+    }
+    at_least(
+        out,
+        "disk.check_interval",
+        d.check_interval,
+        Duration::from_secs(1),
+    );
+}
+
+fn alerts(a: &Alerts, out: &mut Vec<Problem>) {
+    if a.queue_limit == 0 {
+        out.push(Problem::error("alerts.queue_limit", "must be at least 1"));
+    }
+    if a.retry_backoff > a.retry_backoff_max {
+        let message = format!(
+            "{} is longer than retry_backoff_max ({})",
+            a.retry_backoff, a.retry_backoff_max
+        );
+        out.push(Problem::error("alerts.retry_backoff", message));
+    }
+    let Some(e) = &a.email else { return };
+    let scheme = e.smtp.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("smtp" | "smtps")) {
+        let message = format!("`{}` is not an smtp:// or smtps:// address", e.smtp);
+        let hint = "e.g. \"smtp://mail.example.org:587\" with starttls = true, or \"smtps://mail.example.org:465\"";
+        out.push(Problem::error("alerts.email.smtp", message).with_hint(hint));
+    }
+    if !e.from.contains('@') {
+        out.push(Problem::error(
+            "alerts.email.from",
+            format!("`{}` is not an e-mail address", e.from),
+        ));
+    }
+    if e.to.is_empty() {
+        out.push(
+            Problem::error("alerts.email.to", "names no recipient")
+                .with_hint("to = [\"ops@example.org\"]"),
+        );
+    }
+    for (n, to) in e.to.iter().enumerate() {
+        if !to.contains('@') {
+            out.push(Problem::error(
+                format!("alerts.email.to[{n}]"),
+                format!("`{to}` is not an e-mail address"),
+            ));
+        }
+    }
+    if e.username.is_some() && e.password_env.is_none() && e.password_file.is_none() {
+        let hint = "set password_env = \"SMTP_PASSWORD\" or password_file = \"/etc/h264create/smtp-password\"";
+        out.push(
+            Problem::error("alerts.email.username", "is set but no password source is")
+                .with_hint(hint),
+        );
+    }
+    if e.password_env.is_some() && e.password_file.is_some() {
+        out.push(Problem::error(
+            "alerts.email.password_file",
+            "and password_env are both set; keep one",
+        ));
+    }
+}
+
 fn logging(l: &Logging, out: &mut Vec<Problem>) {
+    if l.keep == 0 {
+        out.push(
+            Problem::error("logging.keep", "must be at least 1")
+                .with_hint("14 keeps two weeks of daily files"),
+        );
+    }
     if l.level.trim().is_empty() {
         let hint = r#"a tracing filter like "info" or "info,h264_agent=debug""#;
         out.push(Problem::error("logging.level", "is empty").with_hint(hint));

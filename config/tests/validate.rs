@@ -688,3 +688,98 @@ fn caption_rules() {
         ),
     ]);
 }
+
+#[test]
+fn operations_rules() {
+    use h264_config::agent::Email;
+    use h264_config::FreeSpace;
+    fn email() -> Email {
+        Email {
+            smtp: "smtp://127.0.0.1:2525".into(),
+            from: "agent@example.org".into(),
+            to: vec!["ops@example.org".into()],
+            ..Email::default()
+        }
+    }
+    run(&[
+        (
+            "control on loopback",
+            |c, _| c.agent.control = "127.0.0.1:9000".into(),
+            None,
+        ),
+        (
+            "control without a port",
+            |c, _| c.agent.control = "localhost".into(),
+            Some((Error, "agent.control", "not an address")),
+        ),
+        (
+            "control on every interface",
+            |c, _| c.agent.control = "0.0.0.0:7442".into(),
+            Some((Warning, "agent.control", "not a loopback")),
+        ),
+        (
+            "critical above warn",
+            |c, _| c.disk.critical = FreeSpace::Percent(20.0),
+            Some((Error, "disk.critical", "above disk.warn")),
+        ),
+        (
+            "thresholds in bytes",
+            |c, _| {
+                c.disk.warn = FreeSpace::Bytes(20_000_000_000);
+                c.disk.critical = FreeSpace::Bytes(5_000_000_000);
+            },
+            None,
+        ),
+        (
+            "a complete e-mail section",
+            |c, _| c.alerts.email = Some(email()),
+            None,
+        ),
+        (
+            "an http address for smtp",
+            |c, _| {
+                c.alerts.email = Some(Email {
+                    smtp: "http://mail".into(),
+                    ..email()
+                })
+            },
+            Some((Error, "alerts.email.smtp", "smtp://")),
+        ),
+        (
+            "no recipient",
+            |c, _| {
+                c.alerts.email = Some(Email {
+                    to: vec![],
+                    ..email()
+                })
+            },
+            Some((Error, "alerts.email.to", "no recipient")),
+        ),
+        (
+            "a user without a password source",
+            |c, _| {
+                c.alerts.email = Some(Email {
+                    username: Some("u".into()),
+                    ..email()
+                })
+            },
+            Some((Error, "alerts.email.username", "password")),
+        ),
+        (
+            "a user with a password from the environment",
+            |c, _| {
+                c.alerts.email = Some(Email {
+                    username: Some("u".into()),
+                    password_env: Some("SMTP_PASSWORD".into()),
+                    ..email()
+                })
+            },
+            None,
+        ),
+        (
+            "keep no log files",
+            |c, _| c.logging.keep = 0,
+            Some((Error, "logging.keep", "at least 1")),
+        ),
+    ]);
+}
