@@ -1,4 +1,12 @@
-//! The gRPC protocol shared by the agent, the controller and `fleetctl`.
+//! The gRPC protocol of h264create: the agent's local control API (`h264create.v1.AgentControl`),
+//! and later the agent sessions and the controller's admin API.
 //!
-//! The `.proto` files live beside this crate; the generated tonic/prost code is added here when
-//! the first service (the agent's local control API) lands. Nothing depends on it yet.
+//! The `.proto` files are in `proto/`; `build.rs` compiles them with `protox`, so building needs
+//! no system `protoc`.
+
+#![allow(missing_docs, clippy::all)]
+
+/// Version 1 of the protocol.
+pub mod v1 {
+    tonic::include_proto!("h264create.v1");
+}
