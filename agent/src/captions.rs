@@ -118,13 +118,13 @@ enum Failed {
 }
 
 /// Runs the caption stage for the verified MP4 `mp4` (a temporary file) whose final name is
-/// `output`. `has_captions` is what the probe said about the MP4's video.
+/// `output`. The extractor always runs: FFmpeg's probe sees captions only in the frames it
+/// decodes, and a recording may start captioning late, so an empty result means "no captions".
 pub async fn extract(
     cfg: &Captions,
     ffmpeg: &Path,
     mp4: &Path,
     output: &Path,
-    has_captions: bool,
     cancel: &CancellationToken,
 ) -> Result<Outcome, CaptionError> {
     if cfg.formats.is_empty() {
@@ -139,9 +139,6 @@ pub async fn extract(
         return Err(CaptionError::Permanent(
             "the .bin caption format needs CCExtractor, which is not found".into(),
         ));
-    }
-    if ccextractor.is_none() && !has_captions {
-        return Ok(no_captions(cfg, sidecars));
     }
     let mut attempt = 0;
     loop {

@@ -22,7 +22,7 @@ use crate::key::{Fingerprint, SourceKey};
 use crate::progress::ProgressFile;
 use crate::publish::{commit, temp_path, verify, VerifyError};
 use crate::readiness::validate;
-use crate::state::{Agent, CancelReason, JobHandle};
+use crate::state::{Agent, CancelReason, JobHandle, Live};
 use crate::stats::Stats;
 use crate::transcode::{arguments, plan, Plan, TranscodeError};
 
@@ -51,6 +51,10 @@ pub fn submit(agent: &Arc<Agent>, key: SourceKey, fp: Fingerprint, output: PathB
         cancel: agent.shutdown.child_token(),
         reason: Arc::new(Mutex::new(None)),
         fingerprint: fp,
+        live: Arc::new(Mutex::new(Live {
+            stage: "waiting".into(),
+            ..Live::default()
+        })),
     };
     {
         let mut jobs = agent.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -59,15 +63,26 @@ pub fn submit(agent: &Arc<Agent>, key: SourceKey, fp: Fingerprint, output: PathB
         }
         jobs.insert(key.clone(), handle.clone());
     }
+    let tracker = agent.tracker.clone();
     let agent = agent.clone();
-    agent.tracker.clone().spawn(async move {
-        run(&agent, &key, fp, &output, replace, &handle).await;
+    let id = agent
+        .next_job_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    let span = tracing::info_span!("job", id, file = %key);
+    let job = async move {
+        let requeue = run(&agent, &key, fp, &output, replace, &handle).await;
+        // Leave the map first: a reconcile that sees the job still in flight does nothing.
         agent
             .jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
-    });
+        if let Some(delay) = requeue {
+            agent.queue.add_after(key, delay);
+        }
+    };
+    tracker.spawn(tracing::Instrument::instrument(job, span));
 }
 
 async fn run(
@@ -77,28 +92,29 @@ async fn run(
     output: &Path,
     replace: bool,
     handle: &JobHandle,
-) {
-    let permit = tokio::select! {
-        p = agent.workers.clone().acquire_owned() => p,
-        _ = handle.cancel.cancelled() => return,
+) -> Option<Duration> {
+    let Some(_permit) = wait_for_start(agent, &handle.cancel).await else {
+        let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
+        // Cancelled while waiting by a pause: queued again, it waits for the resume.
+        return (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO);
     };
-    let Ok(_permit) = permit else { return };
-    if handle.cancel.is_cancelled() {
-        return;
-    }
     let attempt = match agent.journal.start(key, &fp, &agent.spec_hash, output) {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(source = %key, error = %e, "cannot record the job start; will retry");
-            agent.queue.add_after(key.clone(), Duration::from_secs(10));
-            return;
+            return Some(Duration::from_secs(10));
         }
     };
     Stats::bump(&agent.stats.started);
+    handle
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .attempt = attempt;
     let source = key.path();
     tracing::info!(source = %source.display(), output = %output.display(), attempt, "job started");
     let started = Instant::now();
-    let work = attempt_once(agent, key, &source, output, replace, &handle.cancel);
+    let work = attempt_once(agent, key, &source, output, replace, handle);
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let result = loop {
@@ -116,13 +132,41 @@ async fn run(
         Ok(mut done) => {
             done.wall_secs = started.elapsed().as_secs_f64();
             finish_success(agent, key, &source, output, attempt, &done);
+            None
         }
         Err(failure) => {
             let _ = std::fs::remove_file(&temp);
             let formats = &agent.config.captions.formats;
             crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
             let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
-            finish_failure(agent, key, &source, attempt, failure, reason);
+            finish_failure(agent, key, &source, attempt, failure, reason)
+        }
+    }
+}
+
+/// Waits until intake is open (no manual pause, disk guard satisfied) and a worker is free;
+/// `None` when the job is cancelled meanwhile.
+async fn wait_for_start(
+    agent: &Agent,
+    cancel: &CancellationToken,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        if !agent.once {
+            tokio::select! {
+                _ = agent.intake.wait_open() => {}
+                _ = cancel.cancelled() => return None,
+            }
+        }
+        let permit = tokio::select! {
+            p = agent.workers.clone().acquire_owned() => p.ok()?,
+            _ = cancel.cancelled() => return None,
+        };
+        if agent.once {
+            return Some(permit);
+        }
+        let disk_ok = crate::disk::check_now(agent);
+        if disk_ok && agent.intake.hold().is_open() {
+            return Some(permit);
         }
     }
 }
@@ -167,11 +211,12 @@ async fn attempt_once(
     source: &Path,
     output: &Path,
     replace: bool,
-    cancel: &CancellationToken,
+    handle: &JobHandle,
 ) -> Result<Completed, Failure> {
+    let cancel = &handle.cancel;
     let cfg = &agent.config.transcode;
     let readiness = &agent.config.readiness;
-    let mut progress = ProgressFile::new(output, source);
+    let mut progress = ProgressFile::new(output, source, handle.live.clone());
     let result = async {
         progress.update("validate", 0.0, 0.0, 0.0, 0.0, true);
         let info = match validate(&cfg.ffmpeg, &cfg.ffprobe, source, readiness, cancel).await {
@@ -239,7 +284,7 @@ async fn attempt_once(
         let timeout = readiness.probe_timeout.get();
         let captions = &agent.config.captions;
         let keep_captions = captions.require_passthrough;
-        let verified = match verify(
+        match verify(
             &temp,
             &info,
             deinterlaced,
@@ -250,7 +295,7 @@ async fn attempt_once(
         )
         .await
         {
-            Ok(out) => out,
+            Ok(_) => {}
             Err(VerifyError::Unreadable(m)) | Err(VerifyError::Mismatch(m)) => {
                 if cancel.is_cancelled() {
                     return Err(Failure::Cancelled);
@@ -262,32 +307,23 @@ async fn attempt_once(
             }
         };
         progress.update("captions", total, total, 0.0, 0.0, true);
-        let has_captions = verified.video.as_ref().is_some_and(|v| v.closed_captions);
-        let outcome = match crate::captions::extract(
-            captions,
-            &cfg.ffmpeg,
-            &temp,
-            output,
-            has_captions,
-            cancel,
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(CaptionError::Cancelled) => return Err(Failure::Cancelled),
-            Err(e @ CaptionError::Permanent(_)) => {
-                return Err(Failure::Permanent {
-                    stage: "captions",
-                    message: e.to_string(),
-                })
-            }
-            Err(e @ CaptionError::Exhausted { .. }) => {
-                return Err(Failure::Transient {
-                    stage: "captions",
-                    message: e.to_string(),
-                })
-            }
-        };
+        let outcome =
+            match crate::captions::extract(captions, &cfg.ffmpeg, &temp, output, cancel).await {
+                Ok(outcome) => outcome,
+                Err(CaptionError::Cancelled) => return Err(Failure::Cancelled),
+                Err(e @ CaptionError::Permanent(_)) => {
+                    return Err(Failure::Permanent {
+                        stage: "captions",
+                        message: e.to_string(),
+                    })
+                }
+                Err(e @ CaptionError::Exhausted { .. }) => {
+                    return Err(Failure::Transient {
+                        stage: "captions",
+                        message: e.to_string(),
+                    })
+                }
+            };
         if cancel.is_cancelled() {
             return Err(Failure::Cancelled);
         }
@@ -332,6 +368,15 @@ fn finish_success(
         .stats
         .bytes_out
         .fetch_add(done.bytes_out, std::sync::atomic::Ordering::Relaxed);
+    let ms = |secs: f64| (secs * 1000.0) as u64;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    agent.stats.media_ms.fetch_add(ms(done.media_secs), relaxed);
+    agent.stats.wall_ms.fetch_add(ms(done.wall_secs), relaxed);
+    if done.captions == "none" {
+        Stats::bump(&agent.stats.no_captions);
+    } else if done.captions.contains('(') {
+        Stats::bump(&agent.stats.captions_extracted);
+    }
     let speed = if done.wall_secs > 0.0 {
         done.media_secs / done.wall_secs
     } else {
@@ -366,7 +411,7 @@ fn finish_failure(
     attempt: u32,
     failure: Failure,
     reason: Option<CancelReason>,
-) {
+) -> Option<Duration> {
     let record = |state: JobState, stage: &str, message: &str, next: Option<SystemTime>| {
         if let Err(e) = agent
             .journal
@@ -384,6 +429,7 @@ fn finish_failure(
                     "the source was deleted or moved away during the job; nothing was published";
                 tracing::warn!(source = %source.display(), "{msg}");
                 record(JobState::Cancelled, "transcode", msg, None);
+                None
             }
             Some(CancelReason::SourceChanged) => {
                 Stats::bump(&agent.stats.cancelled);
@@ -391,18 +437,26 @@ fn finish_failure(
                     "the source changed during the job; it will be converted again once stable";
                 tracing::warn!(source = %source.display(), "{msg}");
                 record(JobState::Cancelled, "transcode", msg, None);
-                agent.queue.add(key.clone());
+                Some(Duration::ZERO)
+            }
+            Some(CancelReason::Paused) => {
+                let msg = "stopped by an operator's pause; it will be redone after the resume";
+                tracing::warn!(source = %source.display(), "{msg}");
+                record(JobState::Interrupted, "transcode", msg, None);
+                Some(Duration::ZERO)
             }
             None => {
                 let msg = "the agent shut down during the job; it will be redone at the next start";
                 tracing::info!(source = %source.display(), "{msg}");
                 record(JobState::Interrupted, "transcode", msg, None);
+                None
             }
         },
         Failure::Conflict(msg) => {
             Stats::bump(&agent.stats.conflicts);
             tracing::error!(source = %source.display(), "{msg}");
             record(JobState::Conflict, "publish", &msg, None);
+            None
         }
         Failure::Transient { stage, message } if attempt < max => {
             let delay = backoff(agent, attempt);
@@ -417,7 +471,7 @@ fn finish_failure(
                 &message,
                 Some(SystemTime::now() + delay),
             );
-            agent.queue.add_after(key.clone(), delay);
+            Some(delay)
         }
         Failure::Transient { stage, message } | Failure::Permanent { stage, message } => {
             Stats::bump(&agent.stats.failed);
@@ -443,6 +497,7 @@ fn finish_failure(
                     }
                 }
             }
+            None
         }
     }
 }

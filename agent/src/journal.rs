@@ -429,6 +429,42 @@ impl Journal {
         Ok(running)
     }
 
+    /// Counters over every job the journal holds.
+    pub fn totals(&self) -> Result<Totals, JournalError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*),
+                    COALESCE(SUM(state = 'succeeded'), 0), COALESCE(SUM(state = 'failed'), 0),
+                    COALESCE(SUM(state = 'cancelled'), 0), COALESCE(SUM(state = 'conflict'), 0),
+                    COALESCE(SUM(CASE WHEN state = 'succeeded' THEN bytes_in END), 0),
+                    COALESCE(SUM(CASE WHEN state = 'succeeded' THEN bytes_out END), 0),
+                    COALESCE(SUM(CASE WHEN state = 'succeeded' THEN media_secs END), 0),
+                    COALESCE(SUM(CASE WHEN state = 'succeeded' THEN wall_secs END), 0),
+                    COALESCE(SUM(captions = 'none'), 0),
+                    COALESCE(SUM(captions LIKE '%(%'), 0),
+                    (SELECT COUNT(*) FROM events WHERE kind = 'retrying')
+                 FROM jobs",
+                [],
+                |r| {
+                    Ok(Totals {
+                        jobs: r.get::<_, i64>(0)? as u64,
+                        succeeded: r.get::<_, i64>(1)? as u64,
+                        failed: r.get::<_, i64>(2)? as u64,
+                        cancelled: r.get::<_, i64>(3)? as u64,
+                        conflicts: r.get::<_, i64>(4)? as u64,
+                        bytes_in: r.get::<_, i64>(5)? as u64,
+                        bytes_out: r.get::<_, i64>(6)? as u64,
+                        media_secs: r.get(7)?,
+                        wall_secs: r.get(8)?,
+                        no_captions: r.get::<_, i64>(9)? as u64,
+                        captions_extracted: r.get::<_, i64>(10)? as u64,
+                        retried: r.get::<_, i64>(11)? as u64,
+                    })
+                },
+            )
+        })
+    }
+
     /// The most recent events, newest first.
     pub fn recent_events(&self, limit: u32) -> Result<Vec<Event>, JournalError> {
         self.with(|c| {
@@ -462,6 +498,35 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch("ALTER TABLE jobs ADD COLUMN captions TEXT")?;
     }
     Ok(())
+}
+
+/// Counters over the whole journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    /// Sources the journal knows.
+    pub jobs: u64,
+    /// Converted.
+    pub succeeded: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// Cancelled (source deleted or changed).
+    pub cancelled: u64,
+    /// Output name taken by another source.
+    pub conflicts: u64,
+    /// Source bytes of the converted ones.
+    pub bytes_in: u64,
+    /// Output bytes of the converted ones.
+    pub bytes_out: u64,
+    /// Media seconds converted.
+    pub media_secs: f64,
+    /// Wall seconds spent converting them.
+    pub wall_secs: f64,
+    /// Converted recordings without captions.
+    pub no_captions: u64,
+    /// Converted recordings with caption sidecars.
+    pub captions_extracted: u64,
+    /// Failed attempts that were retried.
+    pub retried: u64,
 }
 
 /// Facts about a successful job.

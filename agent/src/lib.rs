@@ -10,11 +10,17 @@
 
 pub mod captions;
 pub mod child;
+pub mod control;
+pub mod disk;
 pub mod disposition;
 pub mod ffarg;
+pub mod intake;
 pub mod job;
 pub mod journal;
 pub mod key;
+pub mod lock;
+pub mod logfile;
+pub mod notify;
 pub mod orphans;
 pub mod probe;
 pub mod progress;

@@ -52,7 +52,16 @@ fn main() -> ExitCode {
     let once = args.once;
     runtime.block_on(async move {
         tokio::spawn(watch_signals(shutdown.clone()));
-        match run(config, RunOptions { once }, shutdown).await {
+        match run(
+            config,
+            RunOptions {
+                once,
+                config_warnings: Vec::new(),
+            },
+            shutdown,
+        )
+        .await
+        {
             Ok(summary) if once && summary.any_failed() => {
                 let s = summary.stats;
                 eprintln!(
@@ -120,20 +129,47 @@ fn load(args: &Args) -> Result<AgentConfig, u8> {
     }
 }
 
+/// Logs to stderr and, with `[logging] dir`, to rotated files; text or JSON.
 fn init_logging(config: &AgentConfig) {
-    use tracing_subscriber::EnvFilter;
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let json = config.logging.format == h264_config::agent::LogFormat::Json;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.logging.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match config.logging.format {
-        h264_config::agent::LogFormat::Json => builder.json().init(),
-        h264_config::agent::LogFormat::Text => builder.init(),
+    let mut layers: Vec<Boxed> = vec![if json {
+        stderr.json().boxed()
+    } else {
+        stderr.boxed()
+    }];
+    if let Some(dir) = &config.logging.dir {
+        let l = &config.logging;
+        match h264_agent::logfile::RollingFile::new(dir, "h264-agent", l.rotation, l.keep) {
+            Ok(files) => {
+                let layer = tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(files);
+                layers.push(if json {
+                    layer.json().boxed()
+                } else {
+                    layer.boxed()
+                });
+            }
+            Err(e) => eprintln!(
+                "h264-agent: cannot log to {}: {e}; logging to stderr only",
+                dir.display()
+            ),
+        }
     }
+    tracing_subscriber::registry()
+        .with(layers.with_filter(filter))
+        .init();
 }
 
 /// First SIGTERM or SIGINT: graceful shutdown. Second: exit at once.

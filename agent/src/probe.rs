@@ -71,6 +71,7 @@ pub enum ProbeError {
 struct Json {
     #[serde(default)]
     streams: Vec<JsonStream>,
+    #[serde(default)]
     format: Option<JsonFormat>,
 }
 
@@ -175,6 +176,33 @@ fn parse(json: &[u8]) -> Result<MediaInfo, String> {
         video,
         audio,
     })
+}
+
+/// How many frames [`has_closed_captions`] decodes: FFmpeg reports captions only once it has
+/// decoded pictures that carry them, and decoding a whole recording to ask would be too slow.
+pub const CAPTION_PROBE_FRAMES: u32 = 60;
+
+/// Whether the first video frames of `path` carry CEA-608/708 closed captions.
+pub async fn has_closed_captions(
+    ffprobe: &Path,
+    path: &Path,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<bool, RunError> {
+    let mut cmd = Command::new(ffprobe);
+    cmd.args(["-v", "error", "-select_streams", "v:0", "-count_frames"]);
+    cmd.arg("-read_intervals")
+        .arg(format!("%+#{CAPTION_PROBE_FRAMES}"));
+    cmd.args([
+        "-show_entries",
+        "stream=closed_captions",
+        "-print_format",
+        "json",
+    ]);
+    cmd.arg(input_arg(path));
+    let out = run_captured(&mut cmd, timeout, cancel).await?;
+    let parsed: Result<Json, _> = serde_json::from_slice(&out.stdout);
+    Ok(parsed.is_ok_and(|j| j.streams.iter().any(|s| s.closed_captions == 1)))
 }
 
 /// Damage found by reading every packet of a file.

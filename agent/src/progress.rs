@@ -3,9 +3,12 @@
 //! most once a second, removed when the job ends.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+use crate::state::Live;
 
 /// The suffix of progress files.
 pub const SUFFIX: &str = ".progress";
@@ -16,6 +19,7 @@ pub struct ProgressFile {
     path: PathBuf,
     source: String,
     last_write: Option<Instant>,
+    live: Arc<Mutex<Live>>,
 }
 
 #[derive(Serialize)]
@@ -31,11 +35,12 @@ struct Snapshot<'a> {
 
 impl ProgressFile {
     /// The progress file for `output`.
-    pub fn new(output: &Path, source: &Path) -> Self {
+    pub fn new(output: &Path, source: &Path, live: Arc<Mutex<Live>>) -> Self {
         Self {
             path: crate::publish::sibling(output, "", SUFFIX),
             source: source.display().to_string(),
             last_write: None,
+            live,
         }
     }
 
@@ -54,6 +59,16 @@ impl ProgressFile {
         speed: f64,
         force: bool,
     ) {
+        {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.stage = stage.to_string();
+            live.percent = if total > 0.0 {
+                (done / total * 100.0).clamp(0.0, 100.0)
+            } else {
+                0.0
+            };
+            live.speed = speed;
+        }
         if !force
             && self
                 .last_write

@@ -50,9 +50,18 @@ pub async fn verify(
     probe_timeout: std::time::Duration,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, VerifyError> {
-    let out = probe(&cfg.ffprobe, output, probe_timeout, cancel)
+    let mut out = probe(&cfg.ffprobe, output, probe_timeout, cancel)
         .await
         .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+    let source_captions = source.video.as_ref().is_some_and(|v| v.closed_captions);
+    if let Some(video) = out.video.as_mut() {
+        if source_captions {
+            video.closed_captions =
+                crate::probe::has_closed_captions(&cfg.ffprobe, output, probe_timeout, cancel)
+                    .await
+                    .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+        }
+    }
     let video = out
         .video
         .as_ref()
@@ -68,7 +77,6 @@ pub async fn verify(
             "the video is still interlaced".into(),
         ));
     }
-    let source_captions = source.video.as_ref().is_some_and(|v| v.closed_captions);
     if keep_captions && source_captions && !video.closed_captions {
         return Err(VerifyError::Mismatch(
             "the source has closed captions but the output lost them".into(),

@@ -239,6 +239,11 @@ pub async fn validate(
             integrity.errors, cfg.max_decode_errors, integrity.sample
         ))));
     }
+    let mut info = info;
+    if let Some(video) = info.video.as_mut() {
+        video.closed_captions =
+            crate::probe::has_closed_captions(ffprobe, path, timeout, cancel).await?;
+    }
     Ok(Ok(info))
 }
 

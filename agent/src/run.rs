@@ -28,10 +28,12 @@ use crate::state::Agent;
 use crate::stats::{Snapshot, Stats};
 
 /// How the agent runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Convert what is ready now, then return.
     pub once: bool,
+    /// Warnings from loading the configuration, reported by `Ping`.
+    pub config_warnings: Vec<String>,
 }
 
 /// What a run did.
@@ -76,6 +78,12 @@ pub enum FatalError {
     /// A watch root cannot be used.
     #[error("{0}; check the [[watch]] section")]
     Root(std::io::Error),
+    /// Another agent uses the state folder.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    /// The control address cannot be used (another agent listens there).
+    #[error(transparent)]
+    Control(#[from] crate::control::BindError),
 }
 
 /// Runs the agent until `shutdown` is cancelled (or, with `once`, until the work is done).
@@ -89,6 +97,12 @@ pub async fn run(
         path: state_dir.clone(),
         source,
     })?;
+    let _lock = crate::lock::acquire(&state_dir, &config.agent.control)?;
+    let control = if options.once {
+        None
+    } else {
+        Some(crate::control::bind(&config.agent.control).await?)
+    };
     let journal = Journal::open(&state_dir)?;
     check_tool(&config.transcode.ffmpeg, "ffmpeg").await?;
     check_tool(&config.transcode.ffprobe, "ffprobe").await?;
@@ -128,8 +142,19 @@ pub async fn run(
         tracker: TaskTracker::new(),
         shutdown: shutdown.child_token(),
         once: options.once,
+        intake: crate::intake::Intake::default(),
+        started_at: std::time::Instant::now(),
+        config_warnings: options.config_warnings.clone(),
+        volumes: Mutex::new(Vec::new()),
+        next_job_id: std::sync::atomic::AtomicU64::new(0),
         config,
     });
+    crate::disk::check_now(&agent);
+    if let Some(listener) = control {
+        tracing::info!(addr = %agent.config.agent.control, "control API listening");
+        crate::control::serve(listener, agent.clone());
+        tokio::spawn(crate::disk::run(agent.clone()));
+    }
     tracing::info!(
         agent = %agent.id, workers = agent.config.agent.workers, roots = agent.roots.len(),
         once = options.once, "h264-agent started"

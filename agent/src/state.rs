@@ -30,6 +30,8 @@ pub enum CancelReason {
     SourceDeleted,
     /// The source changed (a recorder wrote to it again).
     SourceChanged,
+    /// An operator paused the agent and asked for running jobs to stop.
+    Paused,
 }
 
 /// A job in flight.
@@ -41,6 +43,21 @@ pub struct JobHandle {
     pub reason: Arc<Mutex<Option<CancelReason>>>,
     /// The source's fingerprint when the job started.
     pub fingerprint: Fingerprint,
+    /// What the job is doing now, for the stats.
+    pub live: Arc<Mutex<Live>>,
+}
+
+/// A running job's stage and progress.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// `waiting`, `validate`, `transcode`, `verify`, `captions`, `publish`.
+    pub stage: String,
+    /// Percent done of the current stage.
+    pub percent: f64,
+    /// Speed relative to real time.
+    pub speed: f64,
+    /// The attempt number.
+    pub attempt: u32,
 }
 
 impl JobHandle {
@@ -82,6 +99,16 @@ pub struct Agent {
     pub shutdown: CancellationToken,
     /// `--once`: sources that are still being written are skipped, not waited for.
     pub once: bool,
+    /// Whether jobs may start (manual pause, disk guard).
+    pub intake: crate::intake::Intake,
+    /// When the agent started.
+    pub started_at: std::time::Instant,
+    /// Warnings from loading the configuration, for `Ping`.
+    pub config_warnings: Vec<String>,
+    /// The id of the last job submitted (log lines of a job carry its id).
+    pub next_job_id: std::sync::atomic::AtomicU64,
+    /// Volumes and their free space, as the disk guard last saw them.
+    pub volumes: Mutex<Vec<crate::disk::VolumeState>>,
 }
 
 impl Agent {

@@ -25,6 +25,14 @@ pub struct Stats {
     pub bytes_in: AtomicU64,
     /// Bytes written to published outputs.
     pub bytes_out: AtomicU64,
+    /// Jobs that published caption sidecars.
+    pub captions_extracted: AtomicU64,
+    /// Jobs whose recording had no captions.
+    pub no_captions: AtomicU64,
+    /// Media milliseconds converted.
+    pub media_ms: AtomicU64,
+    /// Wall milliseconds spent converting.
+    pub wall_ms: AtomicU64,
 }
 
 /// A copy of the counters.

@@ -29,6 +29,7 @@
 //! assert_eq!(info.video.unwrap().codec, "mpeg2video");
 //! ```
 
+pub mod captions;
 pub mod ffmpeg;
 pub mod fixtures;
 pub mod probe;

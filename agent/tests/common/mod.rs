@@ -18,6 +18,8 @@ pub struct Setup {
     pub output: PathBuf,
     pub state: PathBuf,
     pub config: PathBuf,
+    /// The control API's address (a free loopback port, so tests can run in parallel).
+    pub control: String,
 }
 
 /// Settings most tests share: fast, and quick to give up.
@@ -46,8 +48,10 @@ impl Setup {
         let state = dir.path().join("state");
         std::fs::create_dir_all(&input).unwrap();
         let config = dir.path().join("agent.toml");
+        let control = format!("127.0.0.1:{}", free_port());
         let text = format!(
-            "[agent]\nstate_dir = '{}'\nworkers = 2\nshutdown_grace = \"10s\"\n\n\
+            "[agent]\nstate_dir = '{}'\nworkers = 2\nshutdown_grace = \"10s\"\n\
+             control = \"{control}\"\n\n\
              [[watch]]\nsource = '{}'\noutput = '{}'\n{watch_extra}\n{sections}",
             state.display(),
             input.display(),
@@ -60,6 +64,7 @@ impl Setup {
             output,
             state,
             config,
+            control,
         }
     }
 
@@ -86,8 +91,21 @@ impl Setup {
         out
     }
 
-    /// Starts the agent as a daemon; its log goes to `agent-N.log` in the installation.
+    /// Starts the agent as a daemon and waits until its control API answers.
     pub fn spawn(&self) -> Daemon {
+        let daemon = self.spawn_unchecked();
+        wait_for(
+            "the control API",
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || std::net::TcpStream::connect(&self.control).ok(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n--- agent log ---\n{}", daemon.log()));
+        daemon
+    }
+
+    /// Starts the agent as a daemon; its log goes to `agent-N.log` in the installation.
+    pub fn spawn_unchecked(&self) -> Daemon {
         let log = self
             .dir
             .path()
@@ -104,6 +122,25 @@ impl Setup {
             child: Some(child),
             log,
         }
+    }
+
+    /// Runs the agent as a daemon and waits for it to exit by itself (it should refuse to run).
+    pub fn run_daemon_to_exit(&self, timeout: Duration) -> Output {
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + timeout;
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the agent kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
     }
 
     /// Every journal record.
@@ -142,6 +179,15 @@ impl Setup {
         files.sort();
         files
     }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn unique(path: PathBuf) -> PathBuf {

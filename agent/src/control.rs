@@ -1,0 +1,269 @@
+//! The local control API (`h264create.v1.AgentControl`, gRPC on a loopback address): ping,
+//! pause, resume, stats, errors. Binding its address is also the single-instance guard for the
+//! port: a second agent finds it taken, asks the first one who it is, and says so.
+//!
+//! # Theory of operation
+//! One tonic server task serves until shutdown. Every call reads shared state (`Agent`, the
+//! journal, atomics); `Pause` and `Resume` only flip the manual hold on [`crate::intake`], and
+//! `Pause` with `cancel_running` cancels running jobs, which record themselves as interrupted
+//! and are queued again (they wait for the resume).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use h264_proto::v1::agent_control_client::AgentControlClient;
+use h264_proto::v1::agent_control_server::{AgentControl, AgentControlServer};
+use h264_proto::v1::{
+    Counters, ErrorEntry, ErrorsReply, ErrorsRequest, PauseReply, PauseRequest, PingReply,
+    PingRequest, ResumeReply, ResumeRequest, RunningJob, StatsReply, StatsRequest, Volume,
+};
+use tonic::{Request, Response, Status};
+
+use crate::state::{Agent, CancelReason};
+
+/// Why the control address cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Another process listens there.
+    #[error("the control address {addr} is already in use by {holder}; stop it first, or give this agent another agent.control")]
+    InUse {
+        /// The address.
+        addr: String,
+        /// Who answered there.
+        holder: String,
+    },
+    /// The address is malformed or cannot be bound.
+    #[error("cannot listen on the control address {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the control address; when it is taken, asks whoever holds it for its identity.
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, BindError> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let holder = match tokio::time::timeout(Duration::from_secs(3), who_is(addr)).await {
+                Ok(Ok(ping)) => format!(
+                    "h264-agent \"{}\" (pid {}, version {})",
+                    ping.agent_id, ping.pid, ping.version
+                ),
+                _ => "another program (it does not answer as an h264-agent)".to_string(),
+            };
+            Err(BindError::InUse {
+                addr: addr.to_string(),
+                holder,
+            })
+        }
+        Err(source) => Err(BindError::Io {
+            addr: addr.to_string(),
+            source,
+        }),
+    }
+}
+
+async fn who_is(addr: &str) -> Result<PingReply, Box<dyn std::error::Error + Send + Sync>> {
+    let mut client = AgentControlClient::connect(format!("http://{addr}")).await?;
+    Ok(client.ping(PingRequest {}).await?.into_inner())
+}
+
+/// Serves the control API on `listener` until the agent shuts down.
+pub fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {
+    let shutdown = agent.shutdown.clone();
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let service = AgentControlServer::new(Control { agent });
+        let result = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+            .await;
+        if let Err(e) = result {
+            tracing::error!(addr = ?local, error = %e, "the control API stopped");
+        }
+    })
+}
+
+struct Control {
+    agent: Arc<Agent>,
+}
+
+fn journal_error(e: crate::journal::JournalError) -> Status {
+    Status::internal(e.to_string())
+}
+
+#[tonic::async_trait]
+impl AgentControl for Control {
+    async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+        let a = &self.agent;
+        Ok(Response::new(PingReply {
+            agent_id: a.id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds: a.started_at.elapsed().as_secs(),
+            config_generation: 0,
+            config_sha256: a.config.canonical_sha256(),
+            pid: std::process::id(),
+            config_warnings: a.config_warnings.clone(),
+        }))
+    }
+
+    async fn pause(&self, request: Request<PauseRequest>) -> Result<Response<PauseReply>, Status> {
+        let a = &self.agent;
+        a.intake.set_manual(true);
+        let mut cancelled = 0;
+        if request.into_inner().cancel_running {
+            let jobs = a
+                .jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect::<Vec<_>>();
+            for job in jobs {
+                job.cancel_for(CancelReason::Paused);
+                cancelled += 1;
+            }
+        }
+        tracing::warn!(
+            cancelled,
+            "paused by an operator: no new jobs start until resume"
+        );
+        Ok(Response::new(PauseReply {
+            paused: true,
+            cancelled,
+        }))
+    }
+
+    async fn resume(&self, _: Request<ResumeRequest>) -> Result<Response<ResumeReply>, Status> {
+        let hold = self.agent.intake.set_manual(false);
+        tracing::warn!(still_held_by = %hold.describe(), "resumed by an operator");
+        Ok(Response::new(ResumeReply {
+            paused: !hold.is_open(),
+            still_held_by: hold.describe(),
+        }))
+    }
+
+    async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsReply>, Status> {
+        let a = &self.agent;
+        let s = &a.stats;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let wall = get(&s.wall_ms) as f64;
+        let since_start = Counters {
+            seen: get(&s.seen),
+            started: get(&s.started),
+            converted: get(&s.converted),
+            failed: get(&s.failed),
+            retried: get(&s.retried),
+            cancelled: get(&s.cancelled),
+            conflicts: get(&s.conflicts),
+            bytes_in: get(&s.bytes_in),
+            bytes_out: get(&s.bytes_out),
+            mean_speed: if wall > 0.0 {
+                get(&s.media_ms) as f64 / wall
+            } else {
+                0.0
+            },
+            captions_extracted: get(&s.captions_extracted),
+            no_captions: get(&s.no_captions),
+        };
+        let t = a.journal.totals().map_err(journal_error)?;
+        let journal = Counters {
+            seen: t.jobs,
+            started: t.jobs,
+            converted: t.succeeded,
+            failed: t.failed,
+            retried: t.retried,
+            cancelled: t.cancelled,
+            conflicts: t.conflicts,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            mean_speed: if t.wall_secs > 0.0 {
+                t.media_secs / t.wall_secs
+            } else {
+                0.0
+            },
+            captions_extracted: t.captions_extracted,
+            no_captions: t.no_captions,
+        };
+        let running = a
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(key, job)| {
+                let live = job.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                RunningJob {
+                    source: key.to_string(),
+                    stage: live.stage,
+                    percent: live.percent,
+                    speed: live.speed,
+                    attempt: live.attempt,
+                }
+            })
+            .collect();
+        let volumes = a
+            .volumes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|v| Volume {
+                path: v.path.display().to_string(),
+                free_bytes: v.free,
+                total_bytes: v.total,
+                level: v.level.as_str().to_string(),
+            })
+            .collect();
+        let hold = a.intake.hold();
+        Ok(Response::new(StatsReply {
+            since_start: Some(since_start),
+            journal: Some(journal),
+            queue_depth: a.queue.depth() as u64,
+            running,
+            paused: !hold.is_open(),
+            paused_by: hold.describe(),
+            volumes,
+            alert_queue_depth: crate::notify::queue_depth(a) as u64,
+            workers: a.config.agent.workers as u64,
+        }))
+    }
+
+    async fn errors(
+        &self,
+        request: Request<ErrorsRequest>,
+    ) -> Result<Response<ErrorsReply>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 20,
+            n => n.min(1000),
+        };
+        let events = self
+            .agent
+            .journal
+            .recent_events(limit)
+            .map_err(journal_error)?;
+        let errors = events
+            .into_iter()
+            .map(|e| ErrorEntry {
+                at_ms: e
+                    .at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+                file: std::path::Path::new(&e.root)
+                    .join(&e.rel)
+                    .display()
+                    .to_string(),
+                stage: e.stage.unwrap_or_default(),
+                kind: e.kind,
+                message: e.message,
+            })
+            .collect();
+        Ok(Response::new(ErrorsReply { errors }))
+    }
+}
