@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure what building and testing h264create needs is present: cargo with the rustfmt and
-# clippy components, and FFmpeg's `ffmpeg` and `ffprobe` on PATH.
+# clippy components, FFmpeg's `ffmpeg` and `ffprobe` on PATH, and Python 3 with `aiosmtpd` (the
+# real SMTP server the alert tests run on loopback).
 #
 # FFmpeg is installed with apt-get when it is missing on Debian/Ubuntu (as root, or through
-# `sudo -n` when that works without a password); rustfmt and clippy with `rustup component add`.
+# `sudo -n` when that works without a password); rustfmt and clippy with `rustup component add`;
+# aiosmtpd with apt-get (python3-aiosmtpd) when `python3` is the system's, else with
+# `python3 -m pip install --user` (inside a virtualenv: without --user).
 # Anything that cannot be installed is named, with the command to install it, and the script
 # exits 1.
 set -euo pipefail
@@ -68,5 +71,63 @@ if [[ -n "$missing" ]]; then
     fi
 fi
 
-say "found cargo, rustfmt, clippy, $(ffmpeg -hide_banner -version | head -n 1 | cut -d' ' -f1-3)" \
-    "and ffprobe"
+# --- Python's aiosmtpd (the alert tests' SMTP server) --------------------------------------
+have_aiosmtpd() { python3 -c 'import aiosmtpd' >/dev/null 2>&1; }
+# The system's own interpreter (Debian's python3-* packages install into it), not a virtualenv,
+# pyenv or a hand-built one.
+system_python() {
+    python3 -c 'import sys; sys.exit(0 if sys.prefix == sys.base_prefix == "/usr" else 1)' \
+        >/dev/null 2>&1
+}
+in_virtualenv() { python3 -c 'import sys; sys.exit(0 if sys.prefix != sys.base_prefix else 1)'; }
+
+install_aiosmtpd_apt() {
+    have apt-get && system_python || return 1
+    local install_cmd=(apt-get install -y --no-install-recommends python3-aiosmtpd)
+    if [[ "$(id -u)" -eq 0 ]]; then
+        say "aiosmtpd not found; installing python3-aiosmtpd with apt-get"
+        apt-get update && DEBIAN_FRONTEND=noninteractive "${install_cmd[@]}"
+    elif have sudo && sudo -n true 2>/dev/null; then
+        say "aiosmtpd not found; installing python3-aiosmtpd with sudo apt-get"
+        sudo -n apt-get update && sudo -n env DEBIAN_FRONTEND=noninteractive "${install_cmd[@]}"
+    else
+        return 1
+    fi
+}
+
+install_aiosmtpd_pip() {
+    python3 -m pip --version >/dev/null 2>&1 || return 1
+    local pip_cmd=(python3 -m pip install --disable-pip-version-check)
+    in_virtualenv || pip_cmd+=(--user)
+    say "aiosmtpd not found; installing it with ${pip_cmd[*]} aiosmtpd"
+    local log status=0
+    log="$("${pip_cmd[@]}" aiosmtpd 2>&1)" || status=$?
+    if ((status != 0)) && grep -q externally-managed-environment <<<"$log"; then
+        # PEP 668: the interpreter is managed by the system, which has no package for it here.
+        say "pip refused (externally managed environment); retrying with --break-system-packages"
+        "${pip_cmd[@]}" --break-system-packages aiosmtpd
+    elif ((status != 0)); then
+        echo "$log" >&2
+        return 1
+    fi
+}
+
+if ! have python3; then
+    fail "python3 not found on PATH (the alert tests run Python's aiosmtpd as their SMTP" \
+        "server). Install it with: sudo apt-get install -y python3 python3-aiosmtpd"
+fi
+if ! have_aiosmtpd; then
+    install_aiosmtpd_apt || install_aiosmtpd_pip || true
+    if ! have_aiosmtpd; then
+        if system_python && have apt-get; then
+            how="sudo apt-get update && sudo apt-get install -y python3-aiosmtpd"
+        else
+            how="python3 -m pip install --user aiosmtpd"
+        fi
+        fail "Python module aiosmtpd not found for $(command -v python3) (the alert tests'" \
+            "SMTP server). Install it with: $how"
+    fi
+fi
+
+say "found cargo, rustfmt, clippy, $(ffmpeg -hide_banner -version | head -n 1 | cut -d' ' -f1-3)," \
+    "ffprobe and Python's aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"

@@ -482,6 +482,13 @@ fn finish_failure(
             };
             tracing::error!(source = %source.display(), stage, "conversion failed: {message}");
             record(JobState::Failed, stage, &message, None);
+            let action = match agent.root_of(key).map(|r| r.cfg.on_failure) {
+                Some(h264_config::agent::OnFailure::Quarantine) => {
+                    "moved to the quarantine folder with an .error.txt; not retried"
+                }
+                _ => "left in place; not retried until the file changes",
+            };
+            crate::notify::file_failed(agent, source, stage, &message, action);
             if let Some(root) = agent.root_of(key) {
                 let report = format!(
                     "source: {}\nstage: {stage}\nerror: {message}\n",

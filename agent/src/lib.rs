@@ -8,6 +8,7 @@
 //! writes [`progress`] dot-files and applies the source [`disposition`]. [`run`] wires them
 //! together; the binary only parses arguments, sets up logging and signals, and calls it.
 
+pub mod alerts;
 pub mod captions;
 pub mod child;
 pub mod control;

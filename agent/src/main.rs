@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The agent's TOML configuration. Without it, a built-in default watches ./var/incoming
-    /// and writes ./var/h264.
+    /// The agent's configuration: a TOML file, a legacy INI file, or a folder holding
+    /// `agent.toml` (and `agent.ini`, used loudly when the TOML is broken). Without it, a
+    /// built-in default watches ./var/incoming and writes ./var/h264.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Convert every recording that is ready now, then exit (non-zero if any failed).
@@ -32,8 +33,8 @@ const EXIT_START: u8 = 3;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match load(&args) {
-        Ok(c) => c,
+    let (config, config_warnings, config_rejected) = match load(&args) {
+        Ok(loaded) => loaded,
         Err(code) => return ExitCode::from(code),
     };
     if args.check {
@@ -56,7 +57,8 @@ fn main() -> ExitCode {
             config,
             RunOptions {
                 once,
-                config_warnings: Vec::new(),
+                config_warnings,
+                config_rejected,
             },
             shutdown,
         )
@@ -90,7 +92,11 @@ fn main() -> ExitCode {
 }
 
 /// Loads and validates the configuration, printing every problem; `Err` is the exit code.
-fn load(args: &Args) -> Result<AgentConfig, u8> {
+/// The configuration, the loader's warnings, and what it rejected (a broken TOML replaced by
+/// its INI), for the control API and the alerts.
+type Effective = (AgentConfig, Vec<String>, Vec<String>);
+
+fn load(args: &Args) -> Result<Effective, u8> {
     let Some(path) = &args.config else {
         let config = AgentConfig::embedded_default();
         for dir in [
@@ -109,10 +115,19 @@ fn load(args: &Args) -> Result<AgentConfig, u8> {
             config.watch[0].source.display(),
             config.watch[0].output.display()
         );
-        return Ok(config);
+        return Ok((config, Vec::new(), Vec::new()));
     };
-    match h264_config::load_agent_config(path) {
+    // A file or a directory; TOML first, the legacy INI beside it when the TOML is missing or
+    // broken (loudly: the fallback is also the first warning).
+    match h264_config::load_config(path) {
         Ok(loaded) => {
+            if let Some(fallback) = &loaded.fallback {
+                eprintln!(
+                    "h264-agent: WARNING: {} is invalid; running on the legacy {} instead",
+                    fallback.toml.display(),
+                    fallback.ini.display()
+                );
+            }
             for w in loaded
                 .warnings
                 .iter()
@@ -120,7 +135,21 @@ fn load(args: &Args) -> Result<AgentConfig, u8> {
             {
                 eprintln!("{w}");
             }
-            Ok(loaded.config)
+            let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
+            let rejected = loaded
+                .fallback
+                .iter()
+                .map(|f| {
+                    let errors: Vec<String> = f.problems.iter().map(ToString::to_string).collect();
+                    format!(
+                        "{} is invalid, so the agent runs on {}:\n{}",
+                        f.toml.display(),
+                        f.ini.display(),
+                        errors.join("\n")
+                    )
+                })
+                .collect();
+            Ok((loaded.config, warnings, rejected))
         }
         Err(e) => {
             eprintln!("h264-agent: invalid configuration, nothing started:\n{e}");

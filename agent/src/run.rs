@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub once: bool,
     /// Warnings from loading the configuration, reported by `Ping`.
     pub config_warnings: Vec<String>,
+    /// Configurations rejected at start-up (an invalid TOML replaced by its INI), alerted.
+    pub config_rejected: Vec<String>,
 }
 
 /// What a run did.
@@ -128,6 +130,18 @@ pub async fn run(
         tracing::warn!(source = %Path::new(&job.root).join(&job.rel).display(), "a job was interrupted by a crash or kill; it will be redone");
     }
     let id = config.agent.id.clone().unwrap_or_else(host_name);
+    let alerts = match crate::alerts::Alerter::start(
+        &config.alerts,
+        &id,
+        &state_dir,
+        shutdown.child_token(),
+    ) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::error!(error = %e, "alerts cannot start: they are only logged");
+            None
+        }
+    };
     let agent = Arc::new(Agent {
         spec_hash: spec_hash(&config),
         workers: Arc::new(Semaphore::new(config.agent.workers.max(1))),
@@ -147,9 +161,14 @@ pub async fn run(
         config_warnings: options.config_warnings.clone(),
         volumes: Mutex::new(Vec::new()),
         next_job_id: std::sync::atomic::AtomicU64::new(0),
+        alerts,
         config,
     });
     crate::disk::check_now(&agent);
+    crate::notify::lifecycle(&agent, true);
+    for rejected in &options.config_rejected {
+        crate::notify::config_rejected(&agent, rejected, "running on the legacy INI beside it");
+    }
     if let Some(listener) = control {
         tracing::info!(addr = %agent.config.agent.control, "control API listening");
         crate::control::serve(listener, agent.clone());
@@ -202,6 +221,10 @@ pub async fn run(
     let summary = RunSummary {
         stats: agent.stats.snapshot(),
     };
+    crate::notify::lifecycle(&agent, false);
+    if let Some(alerts) = &agent.alerts {
+        alerts.flush(Duration::from_secs(5)).await;
+    }
     tracing::info!(?summary, "h264-agent stopped");
     Ok(summary)
 }

@@ -107,6 +107,8 @@ pub struct Agent {
     pub config_warnings: Vec<String>,
     /// The id of the last job submitted (log lines of a job carry its id).
     pub next_job_id: std::sync::atomic::AtomicU64,
+    /// Operator alerts: always logged, e-mailed when `[alerts.email]` is set.
+    pub alerts: Option<Arc<crate::alerts::Alerter>>,
     /// Volumes and their free space, as the disk guard last saw them.
     pub volumes: Mutex<Vec<crate::disk::VolumeState>>,
 }

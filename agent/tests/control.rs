@@ -204,3 +204,42 @@ fn a_second_agent_on_the_same_state_folder_is_refused_and_names_the_first() {
     );
     assert!(stderr.contains(&first.control), "{stderr}");
 }
+
+#[test]
+fn a_broken_toml_beside_a_good_ini_runs_on_the_ini_and_says_so_in_ping() {
+    let s = setup();
+    let dir = s.dir.path().join("etc");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("agent.toml"), "[agent]\nworkers = \"many\"\n").unwrap();
+    std::fs::write(
+        dir.join("agent.ini"),
+        format!(
+            "; the old file\n[agent]\nstate_dir = {}\ncontrol = {}\n\n[watch]\nsource = {}\noutput = {}\n\n\
+             [readiness]\nstable_for = 0\nmtime_grace = 0\n",
+            s.state.display(),
+            s.control,
+            s.input.display(),
+            s.output.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(&s.config, "").unwrap();
+    let mut agent = s.spawn_with_config(&dir);
+    let rt = runtime();
+    let ping = rt.block_on(async {
+        let mut c = AgentControlClient::connect(format!("http://{}", s.control))
+            .await
+            .unwrap();
+        c.ping(PingRequest {}).await.unwrap().into_inner()
+    });
+    let warnings = ping.config_warnings.join("\n");
+    assert!(
+        warnings.contains("agent.toml") && warnings.contains("agent.ini"),
+        "{warnings}"
+    );
+    assert!(agent.log().contains("WARNING"), "visible at start-up");
+    Fixture::H264Mp4.copy_to(&s.input, "a.mp4");
+    s.wait_state("a.mp4", JobState::Succeeded, Duration::from_secs(30));
+    agent.signal(Signal::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(15)).success());
+}

@@ -1,7 +1,10 @@
 //! The canonical form of a config and its SHA256, to tell whether two configs are the same.
 //!
 //! The canonical form is compact JSON of the typed config, fields in struct order and every
-//! default filled in, so formatting, comments and key order in the file do not change it.
+//! default filled in, so formatting, comments and key order in the file do not change it; nor
+//! does the format: the loaders normalise values ([`crate::validate::normalize`]), so a legacy
+//! INI file and the TOML it migrates to give the same bytes. Fleet specs have their own
+//! canonical form ([`crate::fleet::FleetSpec::canonical_json`]).
 
 use sha2::{Digest, Sha256};
 

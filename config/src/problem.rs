@@ -1,7 +1,8 @@
 //! [`Problem`]: one thing wrong with a config file, located by file and key path, with a hint.
 //!
 //! Loading and validation collect every problem rather than stopping at the first, so that an
-//! operator fixes a file in one go.
+//! operator fixes a file in one go. A problem carries the line it concerns when the format gives
+//! one (TOML, INI, block-style YAML), found from its key path after the fact (module `lines`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,14 +27,17 @@ impl fmt::Display for Severity {
 
 /// One thing wrong with a config.
 ///
-/// Displays as `agent.toml: transcode.crf: 70 is out of range 0-51 (hint: …)`; warnings start
-/// with `warning: `. The file and key parts are left out when unknown (empty).
+/// Displays as `agent.toml:12: transcode.crf: 70 is out of range 0-51 (hint: …)`, the way
+/// compilers point at a line; warnings start with `warning: `. The file, line and key parts are
+/// left out when unknown (empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// Error or warning.
     pub severity: Severity,
     /// The config file, when the config came from one.
     pub file: Option<PathBuf>,
+    /// The line in `file` (1-based), when the format tells it.
+    pub line: Option<usize>,
     /// Where in the file: a key path like `watch[1].output` or `transcode.crf`; empty for the
     /// file as a whole (such as a syntax error).
     pub key: String,
@@ -58,6 +62,7 @@ impl Problem {
         Self {
             severity,
             file: None,
+            line: None,
             key: key.into(),
             message: message.into(),
             hint: None,
@@ -82,6 +87,12 @@ impl Problem {
         self
     }
 
+    /// The same problem at `line` of its file (kept when `line` is `None`).
+    pub fn at_line(mut self, line: Option<usize>) -> Self {
+        self.line = line.or(self.line);
+        self
+    }
+
     /// Whether this problem makes the config unusable.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
@@ -93,8 +104,11 @@ impl fmt::Display for Problem {
         if self.severity == Severity::Warning {
             write!(f, "warning: ")?;
         }
-        if let Some(file) = &self.file {
-            write!(f, "{}: ", file.display())?;
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{}:{line}: ", file.display())?,
+            (Some(file), None) => write!(f, "{}: ", file.display())?,
+            (None, Some(line)) => write!(f, "line {line}: ")?,
+            (None, None) => {}
         }
         if !self.key.is_empty() {
             write!(f, "{}: ", self.key)?;
@@ -128,6 +142,16 @@ mod tests {
             (
                 Problem::error("", "syntax error").in_file(Some(Path::new("a.toml"))),
                 "a.toml: syntax error",
+            ),
+            (
+                Problem::error("agent.workers", "0 is out of range")
+                    .in_file(Some(Path::new("agent.ini")))
+                    .at_line(Some(7)),
+                "agent.ini:7: agent.workers: 0 is out of range",
+            ),
+            (
+                Problem::warning("logging.level", "odd").at_line(Some(3)),
+                "warning: line 3: logging.level: odd",
             ),
         ];
         for (problem, want) in cases {

@@ -252,7 +252,7 @@ fn rules_between_roots() {
             Some((
                 Warning,
                 "watch[1].output",
-                "outputs with the same name will clash",
+                "would both become `show.mp4` (hint: give each root its own output folder",
             )),
         ),
         (
@@ -434,7 +434,12 @@ fn readiness_rules() {
 fn transcode_rules() {
     run(&[
         ("crf 0", |c, _| c.transcode.crf = 0, None),
-        ("crf 51", |c, _| c.transcode.crf = 51, None),
+        ("crf 35", |c, _| c.transcode.crf = 35, None),
+        (
+            "crf 51",
+            |c, _| c.transcode.crf = 51,
+            Some((Warning, "transcode.crf", "visibly blocky")),
+        ),
         (
             "crf 70",
             |c, _| c.transcode.crf = 70,
@@ -445,9 +450,14 @@ fn transcode_rules() {
             )),
         ),
         (
-            "every preset",
-            |c, _| c.transcode.preset = "placebo".into(),
+            "a slow preset",
+            |c, _| c.transcode.preset = "veryslow".into(),
             None,
+        ),
+        (
+            "placebo",
+            |c, _| c.transcode.preset = "placebo".into(),
+            Some((Warning, "transcode.preset", "slower for no visible gain")),
         ),
         (
             "preset typo",
@@ -782,4 +792,211 @@ fn operations_rules() {
             Some((Error, "logging.keep", "at least 1")),
         ),
     ]);
+}
+
+#[test]
+fn conflict_rules() {
+    run(&[
+        (
+            "remux with a video filter",
+            |c, _| c.transcode.extra_args = vec!["-vf".into(), "yadif".into()],
+            Some((
+                Warning,
+                "transcode.extra_args[0]",
+                "`-vf` needs re-encoding, so remux = true will be skipped",
+            )),
+        ),
+        (
+            "remux with a stream-specific audio filter",
+            |c, _| c.transcode.extra_args = vec!["-filter:a:0".into(), "volume=2".into()],
+            Some((
+                Warning,
+                "transcode.extra_args[0]",
+                "remux = true will be skipped",
+            )),
+        ),
+        (
+            "a filter without remux",
+            |c, _| {
+                c.transcode.remux = false;
+                c.transcode.extra_args = vec!["-vf".into(), "yadif".into()];
+            },
+            None,
+        ),
+        (
+            "state inside a source",
+            |c, t| c.agent.state_dir = t.join("in/.state"),
+            Some((Error, "agent.state_dir", "is inside watch[0].source")),
+        ),
+        (
+            "state among the outputs",
+            |c, t| c.agent.state_dir = t.join("out/state"),
+            Some((Warning, "agent.state_dir", "among the MP4 files")),
+        ),
+        (
+            "state apart",
+            |c, t| c.agent.state_dir = t.join("state"),
+            None,
+        ),
+        (
+            "an output inside a recursive root's output",
+            |c, t| {
+                let i = add_root(c, t, "in2");
+                c.watch[i].output = t.join("out/in2");
+            },
+            Some((Warning, "watch[1].output", "names may clash")),
+        ),
+        (
+            "an output inside a flat root's output",
+            |c, t| {
+                c.watch[0].recursive = false;
+                let i = add_root(c, t, "in2");
+                c.watch[i].output = t.join("out/in2");
+            },
+            None,
+        ),
+    ]);
+}
+
+#[test]
+fn more_pipeline_rules() {
+    use h264_config::agent::CaptionTool;
+    run(&[
+        (
+            "mtime grace 2h",
+            |c, _| c.readiness.mtime_grace = secs(7200),
+            Some((Error, "readiness.mtime_grace", "longer than 1h")),
+        ),
+        (
+            "mtime grace 1h",
+            |c, _| c.readiness.mtime_grace = secs(3600),
+            None,
+        ),
+        (
+            "no open-file check and a short wait",
+            |c, _| c.readiness.open_file_check = false,
+            Some((Warning, "readiness.stable_for", "half-written")),
+        ),
+        (
+            "no open-file check and a long wait",
+            |c, _| {
+                c.readiness.open_file_check = false;
+                c.readiness.stable_for = secs(30);
+            },
+            None,
+        ),
+        (
+            "a level typo",
+            |c, _| c.logging.level = "inof".into(),
+            Some((Warning, "logging.level", "did you mean `info`?")),
+        ),
+        (
+            "a bad level for a target",
+            |c, _| c.logging.level = "info,h264_agent=verbose".into(),
+            Some((
+                Error,
+                "logging.level",
+                "`verbose` in `h264_agent=verbose` is not a level",
+            )),
+        ),
+        (
+            "a target name",
+            |c, _| c.logging.level = "warn,h264_agent".into(),
+            None,
+        ),
+        (
+            "a caption format twice",
+            |c, _| c.captions.formats = vec!["srt".into(), "srt".into()],
+            Some((Warning, "captions.formats[1]", "listed twice")),
+        ),
+        (
+            "a CCExtractor path the ffmpeg tool ignores",
+            |c, t| {
+                c.captions.tool = CaptionTool::Ffmpeg;
+                c.captions.ccextractor = Some(t.join("ccx"));
+            },
+            Some((Warning, "captions.ccextractor", "is ignored")),
+        ),
+    ]);
+}
+
+/// A folder nobody can create anything in, not even root.
+#[cfg(target_os = "linux")]
+const UNWRITABLE: &str = "/proc/self/h264create-test";
+
+#[cfg(target_os = "linux")]
+#[test]
+fn host_rules() {
+    run(&[
+        (
+            "an output that cannot be created",
+            |c, _| c.watch[0].output = UNWRITABLE.into(),
+            Some((
+                Error,
+                "watch[0].output",
+                "cannot be created in `/proc/self`",
+            )),
+        ),
+        (
+            "a state folder that cannot be created",
+            |c, _| c.agent.state_dir = Path::new(UNWRITABLE).join("state"),
+            Some((
+                Error,
+                "agent.state_dir",
+                "does not exist and cannot be created",
+            )),
+        ),
+        (
+            "a quarantine that cannot be created",
+            |c, _| {
+                c.watch[0].on_failure = OnFailure::Quarantine;
+                c.watch[0].quarantine_dir = Some(UNWRITABLE.into());
+            },
+            Some((Error, "watch[0].quarantine_dir", "cannot be created")),
+        ),
+        (
+            "an existing output that cannot be written",
+            |c, _| c.watch[0].output = "/proc/self".into(),
+            Some((Error, "watch[0].output", "cannot be written")),
+        ),
+        (
+            "a log folder that cannot be created",
+            |c, _| c.logging.dir = Some(UNWRITABLE.into()),
+            Some((Error, "logging.dir", "cannot be created")),
+        ),
+        (
+            "a log folder that can",
+            |c, t| c.logging.dir = Some(t.join("logs")),
+            None,
+        ),
+        (
+            "a missing password file",
+            |c, t| {
+                c.alerts.email = Some(h264_config::agent::Email {
+                    smtp: "smtp://127.0.0.1:25".into(),
+                    from: "a@example.org".into(),
+                    to: vec!["b@example.org".into()],
+                    username: Some("u".into()),
+                    password_file: Some(t.join("no-password")),
+                    ..Default::default()
+                })
+            },
+            Some((Error, "alerts.email.password_file", "cannot be read")),
+        ),
+    ]);
+}
+
+#[test]
+fn portable_checks_leave_the_host_alone() {
+    use h264_config::validate::validate_with;
+    use h264_config::Checks;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = base(tmp.path());
+    config.watch[0].source = tmp.path().join("not-here");
+    config.captions.formats = vec!["bin".into()];
+    config.captions.ccextractor = Some(tmp.path().join("no-ccextractor"));
+    let full = validate_with(&config, None, Checks::Full);
+    let keys: Vec<_> = full.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["watch[0].source", "captions.formats"], "{full:#?}");
+    assert!(validate_with(&config, None, Checks::Portable).is_empty());
 }

@@ -74,11 +74,43 @@ impl Setup {
     }
 
     fn command(&self) -> Command {
+        self.command_with(&self.config)
+    }
+
+    fn command_with(&self, config: &Path) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_h264-agent"));
         cmd.arg("--config")
-            .arg(&self.config)
+            .arg(config)
             .env("RUST_LOG", "info,h264_agent=debug");
         cmd
+    }
+
+    /// Starts the agent as a daemon on another configuration path (a file or a folder).
+    pub fn spawn_with_config(&self, config: &Path) -> Daemon {
+        let log = unique(
+            self.dir
+                .path()
+                .join(format!("agent-{}.log", std::process::id())),
+        );
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command_with(config)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child: Some(child),
+            log,
+        };
+        wait_for(
+            "the control API",
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || std::net::TcpStream::connect(&self.control).ok(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n--- agent log ---\n{}", daemon.log()));
+        daemon
     }
 
     /// Runs `h264-agent --once` to the end.

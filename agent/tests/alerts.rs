@@ -1,0 +1,727 @@
+//! Alert e-mail end to end against a real SMTP server on loopback: Python's `aiosmtpd`, run by
+//! the test as a child process, parses every message it accepts and writes it as one JSON file.
+//! No mock transport: what is checked is what an SMTP server received.
+//!
+//! These tests need `python3` with `aiosmtpd` (`scripts/ensure-deps.sh` installs it); without
+//! it they fail and say so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use h264_agent::alerts::{Alert, AlertKind, Alerter};
+use h264_config::agent::{Alerts, Email};
+use h264_config::HumanDuration;
+use h264_testkit::wait::wait_for;
+use serde::Deserialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The SMTP server: aiosmtpd on HOST PORT; each accepted message is parsed with Python's
+/// `email` package and written to OUT as JSON (temporary name, then rename). With SINK_USER and
+/// SINK_PASSWORD set it requires AUTH (PLAIN/LOGIN) with them (over plain text too). With
+/// SINK_TLS = starttls or tls it requires STARTTLS, or speaks TLS from the first byte, with the
+/// certificate and key in SINK_CERT and SINK_KEY.
+const SINK_PY: &str = r#"
+import asyncio, email, email.policy, json, os, ssl, sys, time
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+host, port, out, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+user, password = os.environ.get("SINK_USER"), os.environ.get("SINK_PASSWORD")
+tls = os.environ.get("SINK_TLS")
+context = None
+if tls:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["SINK_CERT"], os.environ["SINK_KEY"])
+
+class Sink:
+    count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        parts = {}
+        for part in msg.walk():
+            if not part.is_multipart():
+                parts[part.get_content_type()] = part.get_content()
+        auth = session.auth_data if session.authenticated else None
+        ssl_object = server.transport.get_extra_info("ssl_object")
+        record = {
+            "tls": ssl_object.version() if ssl_object else None,
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "subject": str(msg["subject"]),
+            "message_id": str(msg["message-id"]),
+            "content_type": msg.get_content_type(),
+            "parts": parts,
+            "auth_login": auth.login.decode() if isinstance(auth, LoginPassword) else None,
+        }
+        Sink.count += 1
+        name = "%020d-%d-%d" % (time.time_ns(), os.getpid(), Sink.count)
+        tmp = os.path.join(out, "." + name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(out, name + ".json"))
+        return "250 Message accepted for delivery"
+
+def authenticate(server, session, envelope, mechanism, auth_data):
+    ok = (isinstance(auth_data, LoginPassword)
+          and auth_data.login.decode() == user and auth_data.password.decode() == password)
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    handler = Sink()
+    def smtp():
+        kwargs = {"hostname": "sink.test", "loop": loop}
+        if user:
+            kwargs.update(authenticator=authenticate, auth_required=True, auth_require_tls=False)
+        if tls == "starttls":
+            kwargs.update(tls_context=context, require_starttls=True)
+        return SMTP(handler, **kwargs)
+    wrapped = context if tls == "tls" else None
+    server = await loop.create_server(smtp, host, port, ssl=wrapped)
+    open(ready, "w").close()
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
+/// One message as the server received it.
+#[derive(Debug, Clone, Deserialize)]
+struct Received {
+    mail_from: String,
+    rcpt_tos: Vec<String>,
+    subject: String,
+    message_id: String,
+    content_type: String,
+    parts: BTreeMap<String, String>,
+    auth_login: Option<String>,
+    /// The TLS version the message came over, if any.
+    tls: Option<String>,
+}
+
+impl Received {
+    fn text(&self) -> &str {
+        self.parts.get("text/plain").map_or("", |s| s.as_str())
+    }
+    fn html(&self) -> &str {
+        self.parts.get("text/html").map_or("", |s| s.as_str())
+    }
+}
+
+/// Fails the test, precisely, when the SMTP server cannot run here.
+fn require_aiosmtpd() {
+    let help = "the alert tests run Python's aiosmtpd as their SMTP server: run \
+                scripts/ensure-deps.sh, or install it with `python3 -m pip install --user \
+                aiosmtpd` (Debian/Ubuntu: `apt-get install python3-aiosmtpd`)";
+    let out = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {help}"));
+    assert!(
+        out.status.success(),
+        "python3 cannot import aiosmtpd ({}); {help}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+    );
+}
+
+/// A loopback SMTP server on a port of its own, started and stopped at will; killed on drop.
+struct SmtpSink {
+    dir: tempfile::TempDir,
+    port: u16,
+    auth: Option<(String, String)>,
+    /// `starttls` or `tls`, the certificate (PEM) and its key (PEM).
+    tls: Option<(&'static str, PathBuf, PathBuf)>,
+    child: Option<Child>,
+}
+
+impl SmtpSink {
+    /// Picks a free port; the server is not running yet.
+    fn new(auth: Option<(&str, &str)>) -> SmtpSink {
+        require_aiosmtpd();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sink.py"), SINK_PY).unwrap();
+        std::fs::create_dir(dir.path().join("mail")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let auth = auth.map(|(u, p)| (u.to_owned(), p.to_owned()));
+        SmtpSink {
+            dir,
+            port,
+            auth,
+            tls: None,
+            child: None,
+        }
+    }
+
+    fn started(auth: Option<(&str, &str)>) -> SmtpSink {
+        let mut sink = SmtpSink::new(auth);
+        sink.start();
+        sink
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "the SMTP sink is already running");
+        let ready = self.dir.path().join("ready");
+        let _ = std::fs::remove_file(&ready);
+        let stderr = std::fs::File::create(self.dir.path().join("sink.stderr")).unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(self.dir.path().join("sink.py"))
+            .arg("127.0.0.1")
+            .arg(self.port.to_string())
+            .arg(self.mail_dir())
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        if let Some((user, password)) = &self.auth {
+            cmd.env("SINK_USER", user).env("SINK_PASSWORD", password);
+        }
+        if let Some((mode, cert, key)) = &self.tls {
+            cmd.env("SINK_TLS", mode)
+                .env("SINK_CERT", cert)
+                .env("SINK_KEY", key);
+        }
+        let mut child = cmd.spawn().expect("spawn python3 with the SMTP sink");
+        let started = wait_for(
+            "the SMTP sink to listen",
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || {
+                if ready.exists() {
+                    return Some(Ok(()));
+                }
+                child.try_wait().unwrap().map(Err)
+            },
+        );
+        match started {
+            Ok(Ok(())) => self.child = Some(child),
+            Ok(Err(status)) => panic!(
+                "the SMTP sink exited ({status}) on port {}: {}",
+                self.port,
+                self.stderr()
+            ),
+            Err(timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{timeout}: {}", self.stderr());
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sink.stderr")).unwrap_or_default()
+    }
+
+    fn mail_dir(&self) -> PathBuf {
+        self.dir.path().join("mail")
+    }
+
+    /// Every message received so far, in order of arrival.
+    fn received(&self) -> Vec<Received> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.mail_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        let read = |p: &PathBuf| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        names.iter().map(read).collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `[alerts]` with e-mail to the sink's port, fast retries.
+fn config(port: u16, queue_limit: usize, dedup_window: Duration) -> Alerts {
+    Alerts {
+        email: Some(Email {
+            smtp: format!("smtp://127.0.0.1:{port}"),
+            starttls: false,
+            from: "h264-agent@example.org".into(),
+            to: vec!["ops@example.org".into(), "oncall@example.org".into()],
+            timeout: HumanDuration::from_secs(5),
+            ..Email::default()
+        }),
+        dedup_window: HumanDuration(dedup_window),
+        queue_limit,
+        retry_backoff: HumanDuration::from_millis(50),
+        retry_backoff_max: HumanDuration::from_millis(300),
+    }
+}
+
+fn failed(file: &str) -> Alert {
+    Alert {
+        kind: AlertKind::FileFailed,
+        subject: format!("{file} failed in transcode"),
+        facts: vec![
+            ("file".into(), format!("/rec/{file}")),
+            ("stage".into(), "transcode".into()),
+            (
+                "error".into(),
+                "ffmpeg exited with 1:\n<moov atom> not found & gave up".into(),
+            ),
+        ],
+        action: "moved the source to quarantine".into(),
+        dedup_key: format!("failed:{file}"),
+    }
+}
+
+/// The queue's message files (parsed), oldest first.
+fn queue_files(state: &Path) -> Vec<serde_json::Value> {
+    let dir = state.join("alerts-queue");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    // A file delivered (removed) between the listing and the read is skipped.
+    let read = |p: &PathBuf| {
+        std::fs::read(p)
+            .ok()
+            .map(|b| serde_json::from_slice(&b).unwrap())
+    };
+    paths.iter().filter_map(read).collect()
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout` with what was awaited.
+async fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `check` for the whole of `period`, failing as soon as it returns an error.
+async fn throughout(period: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + period;
+    while Instant::now() < deadline {
+        if let Err(e) = check() {
+            panic!("{e}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn start(cfg: &Alerts, state: &Path) -> (Arc<Alerter>, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let alerter = Alerter::start(cfg, "ingest-7", state, shutdown.clone()).unwrap();
+    (alerter, shutdown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arrive_with_a_text_and_an_html_body_carrying_every_fact() {
+    let sink = SmtpSink::started(None);
+    let state = tempfile::tempdir().unwrap();
+    let (alerter, _shutdown) = start(&config(sink.port, 10, Duration::ZERO), state.path());
+
+    alerter.send(failed("news.ts"));
+    let got = eventually("the message at the server", WAIT, || sink.received().pop()).await;
+
+    assert_eq!(
+        got.subject,
+        "[h264-agent ingest-7] news.ts failed in transcode"
+    );
+    assert_eq!(got.mail_from, "h264-agent@example.org");
+    assert_eq!(got.rcpt_tos, ["ops@example.org", "oncall@example.org"]);
+    assert_eq!(got.content_type, "multipart/alternative");
+    assert!(
+        got.message_id.contains(".h264-agent@"),
+        "{}",
+        got.message_id
+    );
+    let (text, html) = (got.text(), got.html());
+    for needle in [
+        "ingest-7",
+        "file failed",
+        "news.ts failed in transcode",
+        "/rec/news.ts",
+        "transcode",
+        "<moov atom> not found & gave up",
+        "moved the source to quarantine",
+    ] {
+        assert!(
+            text.contains(needle),
+            "text/plain lacks {needle:?}:\n{text}"
+        );
+    }
+    for needle in [
+        "ingest-7",
+        "/rec/news.ts",
+        "&lt;moov atom&gt; not found &amp; gave up",
+        "moved the source to quarantine",
+    ] {
+        assert!(html.contains(needle), "text/html lacks {needle:?}:\n{html}");
+    }
+    assert!(!html.contains("<moov atom>"), "unescaped HTML:\n{html}");
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let host_line = |l: &str| l.starts_with("Host:") && l.trim_end().ends_with(&host);
+    assert!(text.lines().any(host_line), "the host {host} in:\n{text}");
+    let year = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    assert!(text.contains(&year[..4]), "the time in:\n{text}");
+
+    eventually("an empty queue", WAIT, || {
+        (alerter.queue_depth() == 0 && queue_files(state.path()).is_empty()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_messages_wait_on_disk_across_a_restart_and_arrive_exactly_once() {
+    let mut sink = SmtpSink::new(None); // not running: the server is down
+    let state = tempfile::tempdir().unwrap();
+    let cfg = config(sink.port, 10, Duration::from_secs(600));
+    let (alerter, shutdown) = start(&cfg, state.path());
+
+    let files = ["a.ts", "b.ts", "c.ts"];
+    for file in files {
+        alerter.send(failed(file));
+    }
+    // Written ahead: on disk before any delivery attempt.
+    assert_eq!(alerter.queue_depth(), 3);
+    assert_eq!(queue_files(state.path()).len(), 3);
+    eventually("a failed attempt recorded in a queue file", WAIT, || {
+        let files = queue_files(state.path());
+        files
+            .iter()
+            .find(|m| m["attempts"].as_u64() >= Some(1))
+            .cloned()
+    })
+    .await;
+
+    // Shutdown with the server still down: the last pass fails, everything stays queued.
+    shutdown.cancel();
+    alerter.flush(Duration::from_secs(5)).await;
+    assert_eq!(alerter.queue_depth(), 3);
+    drop(alerter);
+    let queue_dir = state.path().join("alerts-queue");
+    std::fs::write(queue_dir.join("0000000000000000-0000000000.json"), "{ torn").unwrap();
+
+    // A restart on the same state directory, then the server comes back.
+    let (alerter, _shutdown) = start(&cfg, state.path());
+    assert_eq!(alerter.queue_depth(), 3, "the queue is loaded from disk");
+    assert!(
+        queue_dir
+            .join("0000000000000000-0000000000.json.damaged")
+            .exists(),
+        "a damaged file is moved aside"
+    );
+    sink.start();
+    eventually("every queued message at the server", WAIT, || {
+        (sink.received().len() >= 3 && alerter.queue_depth() == 0).then_some(())
+    })
+    .await;
+    assert!(
+        queue_files(state.path()).is_empty(),
+        "delivered files are removed"
+    );
+
+    // Exactly once: no second copy turns up while the agent keeps running.
+    throughout(Duration::from_secs(1), || {
+        let received = sink.received();
+        let mut subjects: Vec<String> = received.iter().map(|r| r.subject.clone()).collect();
+        subjects.sort();
+        let expected: Vec<String> = files
+            .iter()
+            .map(|f| format!("[h264-agent ingest-7] {f} failed in transcode"))
+            .collect();
+        (subjects == expected)
+            .then_some(())
+            .ok_or(format!("expected {expected:?} once each, got {subjects:?}"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_is_mailed_once_per_window_and_the_held_back_count_comes_next() {
+    let sink = SmtpSink::started(None);
+    let state = tempfile::tempdir().unwrap();
+    let window = Duration::from_secs(1);
+    let (alerter, _shutdown) = start(&config(sink.port, 10, window), state.path());
+    let disk = |free: &str| Alert {
+        kind: AlertKind::DiskWarn,
+        subject: "/data is low on space".into(),
+        facts: vec![("free".into(), free.into())],
+        action: "none yet; intake pauses at the critical threshold".into(),
+        dedup_key: "disk-warn:/data".into(),
+    };
+
+    let first_sent = Instant::now();
+    alerter.send(disk("9%"));
+    alerter.send(disk("8%"));
+    alerter.send(disk("7%"));
+    assert!(alerter.queue_depth() <= 1, "the repeats are not queued");
+    alerter.send(failed("other.ts")); // another key is not held back
+    eventually("two messages at the server", WAIT, || {
+        (sink.received().len() == 2).then_some(())
+    })
+    .await;
+
+    // Past the window, the next alert for the key goes out and says what was held back.
+    tokio::time::sleep_until(first_sent + window + Duration::from_millis(50)).await;
+    alerter.send(disk("6%"));
+    let third = eventually("the third message", WAIT, || {
+        sink.received().get(2).cloned()
+    })
+    .await;
+    assert!(third.text().contains("6%"), "{}", third.text());
+    assert!(
+        third
+            .text()
+            .contains("2 more alert(s) like this one were held back"),
+        "{}",
+        third.text()
+    );
+    assert!(third.html().contains("2 more alert(s)"), "{}", third.html());
+    let received = sink.received();
+    let disk_messages: Vec<&Received> = received
+        .iter()
+        .filter(|r| r.subject.contains("/data is low"))
+        .collect();
+    assert_eq!(disk_messages.len(), 2, "one per window: {received:#?}");
+    assert!(disk_messages[0].text().contains("9%"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_replaces_the_oldest_by_a_summary_and_delivers_it_all() {
+    let mut sink = SmtpSink::new(None); // down
+    let state = tempfile::tempdir().unwrap();
+    let (alerter, _shutdown) = start(&config(sink.port, 3, Duration::ZERO), state.path());
+
+    for n in 1..=6 {
+        alerter.send(failed(&format!("rec{n}.ts")));
+    }
+    let files = queue_files(state.path());
+    assert_eq!(files.len(), 3, "{files:#?}");
+    assert_eq!(alerter.queue_depth(), 3);
+    let summary = &files[0];
+    assert_eq!(summary["kind"], "queue_summary", "{files:#?}");
+    let summary_text = summary["text"].as_str().unwrap();
+    for n in 1..=4 {
+        let subject = format!("rec{n}.ts failed in transcode");
+        assert!(
+            summary_text.contains(&subject),
+            "{subject} in {summary_text}"
+        );
+    }
+    assert!(files[1]["subject"].as_str().unwrap().contains("rec5.ts"));
+    assert!(files[2]["subject"].as_str().unwrap().contains("rec6.ts"));
+
+    sink.start();
+    let received = eventually("the summary and the two newest messages", WAIT, || {
+        let r = sink.received();
+        (r.len() >= 3 && alerter.queue_depth() == 0).then_some(r)
+    })
+    .await;
+    assert_eq!(received.len(), 3, "{received:#?}");
+    let summary = received
+        .iter()
+        .find(|r| r.subject.contains("replaced by this summary"))
+        .unwrap_or_else(|| panic!("no summary in {received:#?}"));
+    assert!(
+        summary.subject.contains("4 alert message(s)"),
+        "{}",
+        summary.subject
+    );
+    for n in 1..=4 {
+        let subject = format!("[h264-agent ingest-7] rec{n}.ts failed in transcode");
+        assert!(summary.text().contains(&subject), "{}", summary.text());
+        assert!(summary.html().contains(&subject), "{}", summary.html());
+    }
+    for n in 5..=6 {
+        assert!(
+            received
+                .iter()
+                .any(|r| r.subject.contains(&format!("rec{n}.ts"))),
+            "rec{n} in {received:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_uses_the_password_from_the_environment_read_at_send_time() {
+    let variable = "H264_AGENT_TEST_ALERTS_SMTP_PASSWORD";
+    let password = format!("s3cret-{}", std::process::id());
+    let sink = SmtpSink::started(Some(("alerts", &password)));
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(sink.port, 10, Duration::ZERO);
+    let email = cfg.email.as_mut().unwrap();
+    email.username = Some("alerts".into());
+    email.password_env = Some(variable.into());
+    // Only this test reads or writes this variable.
+    std::env::set_var(variable, "wrong");
+    let (alerter, _shutdown) = start(&cfg, state.path());
+
+    alerter.send(failed("auth.ts"));
+    let refused = eventually("the server to refuse the wrong password", WAIT, || {
+        let files = queue_files(state.path());
+        let error = files.first()?["last_error"].as_str()?.to_owned();
+        error.contains("535").then_some(error)
+    })
+    .await;
+    assert!(sink.received().is_empty(), "{refused}");
+
+    // The password is read at every delivery pass: fixing the variable is enough.
+    std::env::set_var(variable, &password);
+    let got = eventually("the message at the server", WAIT, || sink.received().pop()).await;
+    assert_eq!(got.auth_login.as_deref(), Some("alerts"));
+    assert!(got.subject.contains("auth.ts"));
+    eventually("an empty queue", WAIT, || {
+        (alerter.queue_depth() == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_at_shutdown_sends_what_waits_without_waiting_for_its_backoff() {
+    let mut sink = SmtpSink::new(None); // down
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(sink.port, 10, Duration::ZERO);
+    cfg.retry_backoff = HumanDuration::from_secs(3600);
+    cfg.retry_backoff_max = HumanDuration::from_secs(3600);
+    let (alerter, shutdown) = start(&cfg, state.path());
+
+    alerter.send(stopped());
+    eventually("a failed attempt", WAIT, || {
+        let files = queue_files(state.path());
+        (files.first()?["attempts"].as_u64()? >= 1).then_some(())
+    })
+    .await;
+    sink.start(); // back, but the next attempt is an hour away
+
+    shutdown.cancel();
+    alerter.flush(Duration::from_secs(10)).await;
+    assert_eq!(alerter.queue_depth(), 0);
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert!(received[0].subject.contains("agent stopping"));
+}
+
+fn stopped() -> Alert {
+    Alert {
+        kind: AlertKind::AgentStopped,
+        subject: "agent stopping (SIGTERM)".into(),
+        facts: vec![("jobs cancelled".into(), "0".into())],
+        action: "stopped intake and drained jobs".into(),
+        dedup_key: "agent-stopped".into(),
+    }
+}
+
+/// A test CA and a server certificate it signed, for 127.0.0.1 and localhost, as PEM files.
+struct TestPki {
+    ca: PathBuf,
+    other_ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TestPki {
+    fn new(dir: &Path) -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "h264create test CA");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let other = other.self_signed(&other_key).unwrap();
+        let pki = TestPki {
+            ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        };
+        std::fs::write(&pki.ca, ca.pem()).unwrap();
+        std::fs::write(&pki.other_ca, other.pem()).unwrap();
+        std::fs::write(&pki.cert, cert.pem()).unwrap();
+        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_implicit_tls_verify_the_server_certificate() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(pki_dir.path());
+    let variable = "H264_AGENT_TEST_ALERTS_TLS_PASSWORD";
+    std::env::set_var(variable, "tls-s3cret");
+    for (mode, scheme, starttls) in [("starttls", "smtp", true), ("tls", "smtps", false)] {
+        let mut sink = SmtpSink::new(Some(("alerts", "tls-s3cret")));
+        sink.tls = Some((mode, pki.cert.clone(), pki.key.clone()));
+        sink.start();
+        let state = tempfile::tempdir().unwrap();
+        let mut cfg = config(sink.port, 10, Duration::ZERO);
+        let email = cfg.email.as_mut().unwrap();
+        email.smtp = format!("{scheme}://127.0.0.1:{}", sink.port);
+        email.starttls = starttls;
+        email.username = Some("alerts".into());
+        email.password_env = Some(variable.into());
+
+        // Trusting another CA only (rustls reads the roots from SSL_CERT_FILE, when set, at
+        // every delivery pass): the certificate is refused and nothing is sent.
+        // Only this test sets SSL_CERT_FILE; no other test here builds a TLS connection.
+        std::env::set_var("SSL_CERT_FILE", &pki.other_ca);
+        let (alerter, _shutdown) = start(&cfg, state.path());
+        alerter.send(failed(&format!("{mode}.ts")));
+        let refused = eventually(&format!("{mode}: the certificate refused"), WAIT, || {
+            let files = queue_files(state.path());
+            let error = files.first()?["last_error"].as_str()?.to_owned();
+            error.contains("invalid peer certificate").then_some(error)
+        })
+        .await;
+        assert!(sink.received().is_empty(), "{mode}: sent despite {refused}");
+
+        // Trusting the server's CA: delivered over TLS, authenticated.
+        std::env::set_var("SSL_CERT_FILE", &pki.ca);
+        let got = eventually(&format!("{mode}: the message"), WAIT, || {
+            sink.received().pop()
+        })
+        .await;
+        assert!(
+            got.tls.as_deref().is_some_and(|v| v.starts_with("TLS")),
+            "{mode}: {got:?}"
+        );
+        assert_eq!(got.auth_login.as_deref(), Some("alerts"), "{mode}");
+        assert!(got.subject.contains(&format!("{mode}.ts")));
+    }
+}

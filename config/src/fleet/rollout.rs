@@ -1,0 +1,314 @@
+//! `spec.rollout`: the steps a new revision goes through (canary agents, growing percentages,
+//! pauses) and the analysis that gates each step. Parsed by hand from the manifest's value tree
+//! so that every bad step is reported with its index, then checked as a sequence (canaries
+//! first, percentages rising to 100, pauses that mean something).
+
+use std::time::Duration;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use toml::{Table, Value};
+
+use crate::problem::Problem;
+use crate::suggest::did_you_mean;
+use crate::units::HumanDuration;
+
+/// One step of a rollout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// `{canary: N}`: the revision goes to N agents first (labelled canaries, else the first by
+    /// a stable hash of the agent id).
+    Canary(u32),
+    /// `{percent: N}`: the revision goes to N% of the fleet (rounded up).
+    Percent(u8),
+    /// `{pause: 30s}`: soak this long, gates checked at the end; `{pause: {}}`: wait for a human
+    /// (`fleetctl rollout resume`).
+    Pause(Option<HumanDuration>),
+}
+
+impl Serialize for Step {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        match self {
+            Step::Canary(n) => map.serialize_entry("canary", n)?,
+            Step::Percent(p) => map.serialize_entry("percent", p)?,
+            Step::Pause(Some(d)) => map.serialize_entry("pause", d)?,
+            Step::Pause(None) => map.serialize_entry("pause", &Table::new())?,
+        }
+        map.end()
+    }
+}
+
+/// The gates between steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Analysis {
+    /// The largest share (0-1) of failed jobs under the new revision that still passes.
+    pub max_failure_rate: f64,
+    /// Jobs the cohort must have run before the failure rate counts; fewer is inconclusive and
+    /// pauses the rollout for a human (it never passes silently).
+    pub min_jobs: u32,
+    /// Every online agent of the cohort must acknowledge the revision within this.
+    pub ack_deadline: HumanDuration,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            max_failure_rate: 0.05,
+            min_jobs: 3,
+            ack_deadline: HumanDuration::from_secs(120),
+        }
+    }
+}
+
+/// `spec.rollout`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rollout {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// The gates.
+    pub analysis: Analysis,
+}
+
+impl Default for Rollout {
+    /// One canary, then 25, 50, 75 and 100%, with a 10-minute soak after each but the last.
+    fn default() -> Self {
+        let soak = Step::Pause(Some(HumanDuration::from_secs(600)));
+        Self {
+            steps: vec![
+                Step::Canary(1),
+                soak,
+                Step::Percent(25),
+                soak,
+                Step::Percent(50),
+                soak,
+                Step::Percent(75),
+                soak,
+                Step::Percent(100),
+            ],
+            analysis: Analysis::default(),
+        }
+    }
+}
+
+const STEP_KEYS: [&str; 3] = ["canary", "percent", "pause"];
+const STEP_SHAPES: &str = "a step is one of {canary: 1}, {percent: 25}, {pause: 30s}, {pause: {}}";
+const ROLLOUT_KEYS: [&str; 2] = ["steps", "analysis"];
+const ANALYSIS_KEYS: [&str; 3] = ["max_failure_rate", "min_jobs", "ack_deadline"];
+
+/// Reads and checks `spec.rollout`; problems are keyed under `at` (`spec.rollout`).
+pub(crate) fn parse(value: &Value, at: &str, out: &mut Vec<Problem>) -> Rollout {
+    let mut rollout = Rollout::default();
+    let Some(table) = value.as_table() else {
+        out.push(
+            Problem::error(at, "is not a map")
+                .with_hint("rollout: {steps: [...], analysis: {...}}"),
+        );
+        return rollout;
+    };
+    for (key, value) in table {
+        let key_at = format!("{at}.{key}");
+        match key.as_str() {
+            "steps" => match value.as_array() {
+                Some(items) => {
+                    rollout.steps = items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| step(item, &format!("{key_at}[{i}]"), out))
+                        .collect();
+                    // Rules over the sequence would only guess around a step that failed.
+                    if rollout.steps.len() == items.len() {
+                        sequence(&rollout.steps, &key_at, out);
+                    }
+                }
+                None => out.push(Problem::error(key_at, "is not a list").with_hint(STEP_SHAPES)),
+            },
+            "analysis" => rollout.analysis = analysis(value, &key_at, out),
+            other => out.push(unknown(&key_at, other, &ROLLOUT_KEYS)),
+        }
+    }
+    rollout
+}
+
+fn unknown(at: &str, key: &str, known: &[&str]) -> Problem {
+    let hint = did_you_mean(key, known.iter().copied())
+        .unwrap_or_else(|| format!("known keys here: {}", known.join(", ")));
+    Problem::error(at, format!("unknown key `{key}`")).with_hint(hint)
+}
+
+fn step(item: &Value, at: &str, out: &mut Vec<Problem>) -> Option<Step> {
+    let table = match item.as_table() {
+        Some(t) if t.len() == 1 => t,
+        _ => {
+            out.push(Problem::error(at, "is not a step").with_hint(STEP_SHAPES));
+            return None;
+        }
+    };
+    let (key, value) = table.iter().next()?;
+    let key_at = format!("{at}.{key}");
+    let step =
+        match key.as_str() {
+            "canary" => match value.as_integer().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n >= 1 => Step::Canary(n),
+                _ => {
+                    let message = format!("{value} is not a number of agents (1 or more)");
+                    out.push(Problem::error(key_at, message).with_hint("{canary: 1}"));
+                    return None;
+                }
+            },
+            "percent" => {
+                let number = match value {
+                    Value::Integer(n) => Some(*n),
+                    Value::String(s) => s.trim().trim_end_matches('%').trim().parse().ok(),
+                    _ => None,
+                };
+                match number.and_then(|n| u8::try_from(n).ok()) {
+                    Some(p) if (1..=100).contains(&p) => Step::Percent(p),
+                    _ => {
+                        let message = format!("{value} is not a percentage from 1 to 100");
+                        out.push(Problem::error(key_at, message).with_hint("{percent: 25}"));
+                        return None;
+                    }
+                }
+            }
+            "pause" => match value {
+                Value::Table(t) if t.is_empty() => Step::Pause(None),
+                other => match duration(other) {
+                    Some(d) if d.get().is_zero() => {
+                        let hint = "remove the step, or write {pause: {}} to wait for a human";
+                        out.push(Problem::error(key_at, "is 0s").with_hint(hint));
+                        return None;
+                    }
+                    Some(d) => Step::Pause(Some(d)),
+                    None => {
+                        let message = format!("{other} is not a duration");
+                        let hint = "{pause: 30s} soaks 30 seconds, {pause: {}} waits for a human";
+                        out.push(Problem::error(key_at, message).with_hint(hint));
+                        return None;
+                    }
+                },
+            },
+            other => {
+                out.push(unknown(&key_at, other, &STEP_KEYS).with_hint(
+                    did_you_mean(other, STEP_KEYS).unwrap_or_else(|| STEP_SHAPES.into()),
+                ));
+                return None;
+            }
+        };
+    Some(step)
+}
+
+fn duration(value: &Value) -> Option<HumanDuration> {
+    match value {
+        Value::String(s) => s.parse().ok(),
+        Value::Integer(n) => u64::try_from(*n).ok().map(HumanDuration::from_secs),
+        _ => None,
+    }
+}
+
+/// Rules over the whole list of steps.
+fn sequence(steps: &[Step], at: &str, out: &mut Vec<Problem>) {
+    if steps.is_empty() {
+        let hint = "e.g. [{canary: 1}, {pause: 10m}, {percent: 50}, {percent: 100}]";
+        out.push(Problem::error(at, "has no steps").with_hint(hint));
+        return;
+    }
+    let mut last_percent: Option<u8> = None;
+    let mut previous: Option<Step> = None;
+    for (i, step) in steps.iter().enumerate() {
+        let step_at = format!("{at}[{i}]");
+        match step {
+            Step::Canary(_) if last_percent.is_some() => out.push(
+                Problem::error(step_at, "a canary step comes after a percentage")
+                    .with_hint("put canary steps first: they pick agents before the cohorts grow"),
+            ),
+            Step::Percent(p) => {
+                if let Some(before) = last_percent.filter(|before| p <= before) {
+                    let message = format!("{p}% is not above the previous step's {before}%");
+                    let hint =
+                        "cohorts only grow: each percentage must be larger than the one before";
+                    out.push(Problem::error(step_at, message).with_hint(hint));
+                }
+                last_percent = Some(*p);
+            }
+            Step::Pause(_) if matches!(previous, Some(Step::Pause(_))) => {
+                out.push(
+                    Problem::warning(step_at, "follows another pause; the two add up")
+                        .with_hint("merge them into one"),
+                );
+            }
+            _ => {}
+        }
+        previous = Some(*step);
+    }
+    if last_percent != Some(100) {
+        let ends = last_percent.map_or("canaries only".to_owned(), |p| format!("{p}%"));
+        let message = format!("stop at {ends}: the revision would never reach the whole fleet");
+        out.push(Problem::error(at, message).with_hint("end with {percent: 100}"));
+    }
+    if matches!(steps.last(), Some(Step::Pause(_))) {
+        let message =
+            "end with a pause: it only delays Succeeded after every agent has the revision";
+        out.push(Problem::warning(at, message).with_hint("remove the last pause"));
+    }
+}
+
+fn analysis(value: &Value, at: &str, out: &mut Vec<Problem>) -> Analysis {
+    let mut analysis = Analysis::default();
+    let Some(table) = value.as_table() else {
+        out.push(
+            Problem::error(at, "is not a map")
+                .with_hint("analysis: {max_failure_rate: 0.05, min_jobs: 3, ack_deadline: 2m}"),
+        );
+        return analysis;
+    };
+    for (key, value) in table {
+        let key_at = format!("{at}.{key}");
+        match key.as_str() {
+            "max_failure_rate" => {
+                let rate = match value {
+                    Value::Float(f) => Some(*f),
+                    Value::Integer(n) => Some(*n as f64),
+                    Value::String(s) => s
+                        .trim()
+                        .strip_suffix('%')
+                        .and_then(|p| p.trim().parse::<f64>().ok())
+                        .map(|p| p / 100.0),
+                    _ => None,
+                };
+                match rate {
+                    Some(r) if (0.0..=1.0).contains(&r) => analysis.max_failure_rate = r,
+                    _ => {
+                        let message = format!("{value} is not a share from 0 to 1");
+                        out.push(
+                            Problem::error(key_at, message)
+                                .with_hint("0.05 (or \"5%\") lets one job in twenty fail"),
+                        );
+                    }
+                }
+            }
+            "min_jobs" => match value.as_integer().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n >= 1 => analysis.min_jobs = n,
+                _ => {
+                    let message = format!("{value} is not a number of jobs (1 or more)");
+                    let hint = "a gate without jobs proves nothing: it pauses for a human instead";
+                    out.push(Problem::error(key_at, message).with_hint(hint));
+                }
+            },
+            "ack_deadline" => match duration(value) {
+                Some(d)
+                    if d.get() >= Duration::from_secs(1)
+                        && d.get() <= Duration::from_secs(86_400) =>
+                {
+                    analysis.ack_deadline = d;
+                }
+                _ => {
+                    let message = format!("{value} is not a duration from 1s to 24h");
+                    out.push(Problem::error(key_at, message).with_hint("ack_deadline: 2m"));
+                }
+            },
+            other => out.push(unknown(&key_at, other, &ANALYSIS_KEYS)),
+        }
+    }
+    analysis
+}

@@ -1,0 +1,81 @@
+//! Versioned fixtures (`fixtures/agent-v1-*.toml`, `*.ini`, `fleet-v1-*.yaml`): files written
+//! for an older schema must keep loading as the schema grows, and an INI and a TOML fixture of
+//! the same name must keep meaning the same.
+
+use std::path::{Path, PathBuf};
+
+use h264_config::fleet::load_fleet_manifest;
+use h264_config::{load_agent_config_with, Checks, Format};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_fixture_still_loads() {
+    let files = fixtures();
+    let count = |ext: &str| {
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == ext))
+            .count()
+    };
+    assert!(
+        count("toml") >= 3 && count("ini") >= 2 && count("yaml") >= 3,
+        "{files:?}"
+    );
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(
+            name.starts_with("agent-v") || name.starts_with("fleet-v"),
+            "{name}: fixtures are named <kind>-v<schema>-<what>"
+        );
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("yaml") => {
+                let loaded = load_fleet_manifest(file).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
+            }
+            _ => {
+                let loaded = load_agent_config_with(file, Checks::Portable)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let unexpected: Vec<_> = loaded
+                    .warnings
+                    .iter()
+                    .filter(|w| {
+                        !w.message.contains("deprecated") && !w.message.contains("leading dot")
+                    })
+                    .collect();
+                assert!(unexpected.is_empty(), "{name}: {unexpected:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn ini_and_toml_fixtures_of_one_name_hash_the_same() {
+    let mut pairs = 0;
+    for ini in fixtures()
+        .iter()
+        .filter(|f| Format::of_path(f) == Format::Ini)
+    {
+        let toml = ini.with_extension("toml");
+        let a = load_agent_config_with(ini, Checks::Portable).unwrap();
+        let b = load_agent_config_with(&toml, Checks::Portable).unwrap();
+        assert_eq!(a.config, b.config, "{}", ini.display());
+        assert_eq!(
+            a.config.canonical_json(),
+            b.config.canonical_json(),
+            "{}",
+            ini.display()
+        );
+        assert_eq!(a.config.canonical_sha256(), b.config.canonical_sha256());
+        pairs += 1;
+    }
+    assert!(pairs >= 2);
+}
