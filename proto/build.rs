@@ -2,7 +2,10 @@
 //! `protoc` is needed, and generates the prost messages and tonic services.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/h264create/v1/control.proto", "proto/h264create/v1/fleet.proto"];
+    let files = [
+        "proto/h264create/v1/control.proto",
+        "proto/h264create/v1/fleet.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

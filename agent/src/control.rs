@@ -107,8 +107,8 @@ impl AgentControl for Control {
             agent_id: a.id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: a.started_at.elapsed().as_secs(),
-            config_generation: 0,
-            config_sha256: a.config.canonical_sha256(),
+            config_generation: a.pipeline().generation,
+            config_sha256: a.pipeline().sha256.clone(),
             pid: std::process::id(),
             config_warnings: a.config_warnings.clone(),
         }))

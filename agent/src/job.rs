@@ -22,7 +22,7 @@ use crate::key::{Fingerprint, SourceKey};
 use crate::progress::ProgressFile;
 use crate::publish::{commit, temp_path, verify, VerifyError};
 use crate::readiness::validate;
-use crate::state::{Agent, CancelReason, JobHandle, Live};
+use crate::state::{Agent, CancelReason, JobHandle, Live, Pipeline};
 use crate::stats::Stats;
 use crate::transcode::{arguments, plan, Plan, TranscodeError};
 
@@ -98,7 +98,10 @@ async fn run(
         // Cancelled while waiting by a pause: queued again, it waits for the resume.
         return (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO);
     };
-    let attempt = match agent.journal.start(key, &fp, &agent.spec_hash, output) {
+    // The pipeline in force now: the job keeps it to the end, whatever revision comes next.
+    let pipeline = agent.pipeline();
+    let p = &*pipeline;
+    let attempt = match agent.journal.start(key, &fp, &p.spec_hash, output) {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(source = %key, error = %e, "cannot record the job start; will retry");
@@ -114,7 +117,7 @@ async fn run(
     let source = key.path();
     tracing::info!(source = %source.display(), output = %output.display(), attempt, "job started");
     let started = Instant::now();
-    let work = attempt_once(agent, key, &source, output, replace, handle);
+    let work = attempt_once(p, key, &source, output, replace, handle);
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let result = loop {
@@ -136,10 +139,10 @@ async fn run(
         }
         Err(failure) => {
             let _ = std::fs::remove_file(&temp);
-            let formats = &agent.config.captions.formats;
+            let formats = &p.config.captions.formats;
             crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
             let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
-            finish_failure(agent, key, &source, attempt, failure, reason)
+            finish_failure(agent, p, key, &source, attempt, failure, reason)
         }
     }
 }
@@ -206,7 +209,7 @@ fn source_moved(source: &Path, fp: &Fingerprint) -> Option<CancelReason> {
 }
 
 async fn attempt_once(
-    agent: &Agent,
+    p: &Pipeline,
     key: &SourceKey,
     source: &Path,
     output: &Path,
@@ -214,8 +217,8 @@ async fn attempt_once(
     handle: &JobHandle,
 ) -> Result<Completed, Failure> {
     let cancel = &handle.cancel;
-    let cfg = &agent.config.transcode;
-    let readiness = &agent.config.readiness;
+    let cfg = &p.config.transcode;
+    let readiness = &p.config.readiness;
     let mut progress = ProgressFile::new(output, source, handle.live.clone());
     let result = async {
         progress.update("validate", 0.0, 0.0, 0.0, 0.0, true);
@@ -282,7 +285,7 @@ async fn attempt_once(
         progress.update("verify", total, total, 0.0, 0.0, true);
         let deinterlaced = matches!(plan, Plan::Encode { deinterlace: true });
         let timeout = readiness.probe_timeout.get();
-        let captions = &agent.config.captions;
+        let captions = &p.config.captions;
         let keep_captions = captions.require_passthrough;
         match verify(
             &temp,
@@ -406,6 +409,7 @@ fn finish_success(
 
 fn finish_failure(
     agent: &Agent,
+    p: &Pipeline,
     key: &SourceKey,
     source: &Path,
     attempt: u32,
@@ -420,7 +424,7 @@ fn finish_failure(
             tracing::error!(source = %key, error = %e, "the journal did not record the job's end");
         }
     };
-    let max = agent.config.transcode.max_attempts;
+    let max = p.config.transcode.max_attempts;
     match failure {
         Failure::Cancelled => match reason {
             Some(CancelReason::SourceDeleted) => {
@@ -459,7 +463,7 @@ fn finish_failure(
             None
         }
         Failure::Transient { stage, message } if attempt < max => {
-            let delay = backoff(agent, attempt);
+            let delay = backoff(p, attempt);
             Stats::bump(&agent.stats.retried);
             tracing::warn!(
                 source = %source.display(), stage, attempt, max_attempts = max, retry_in = ?delay,
@@ -510,8 +514,8 @@ fn finish_failure(
 }
 
 /// Exponential backoff with ±20 % jitter, capped.
-fn backoff(agent: &Agent, attempt: u32) -> Duration {
-    let cfg = &agent.config.transcode;
+fn backoff(p: &Pipeline, attempt: u32) -> Duration {
+    let cfg = &p.config.transcode;
     let base = cfg.retry_backoff.get().as_secs_f64();
     let raw = base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
     let capped = raw.min(cfg.retry_backoff_max.get().as_secs_f64());

@@ -108,11 +108,13 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
         if !known {
             tracing::error!(source = %path.display(), output = %output.display(), "{conflict}");
             Stats::bump(&agent.stats.conflicts);
-            if let Err(e) =
-                agent
-                    .journal
-                    .record_conflict(key, &fp, &agent.spec_hash, &output, &conflict)
-            {
+            if let Err(e) = agent.journal.record_conflict(
+                key,
+                &fp,
+                &agent.pipeline().spec_hash,
+                &output,
+                &conflict,
+            ) {
                 tracing::error!(error = %e, "could not record the conflict in the journal");
             }
         }
@@ -120,7 +122,12 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
     }
     let settled = {
         let mut stability = agent.stability.lock().unwrap_or_else(|p| p.into_inner());
-        settle(&mut stability, key, &meta, &agent.config.readiness)
+        settle(
+            &mut stability,
+            key,
+            &meta,
+            &agent.pipeline().config.readiness,
+        )
     };
     match settled {
         Settled::Ready => {

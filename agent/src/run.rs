@@ -143,7 +143,7 @@ pub async fn run(
         }
     };
     let agent = Arc::new(Agent {
-        spec_hash: spec_hash(&config),
+        pipeline: std::sync::RwLock::new(Arc::new(crate::state::Pipeline::new(config.clone(), 0))),
         workers: Arc::new(Semaphore::new(config.agent.workers.max(1))),
         id,
         roots,

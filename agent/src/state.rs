@@ -68,6 +68,32 @@ impl JobHandle {
     }
 }
 
+/// The configuration that shapes jobs (readiness, transcode, captions), as one revision. A job
+/// takes it when it starts and keeps it to the end; applying a revision swaps in a new one.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The effective configuration (the fleet's sections merged over the local file).
+    pub config: AgentConfig,
+    /// The fleet revision's generation; 0 for the local file.
+    pub generation: u64,
+    /// SHA256 of the canonical effective configuration.
+    pub sha256: String,
+    /// SHA256 of the settings that shape outputs (see [`crate::run::spec_hash`]).
+    pub spec_hash: String,
+}
+
+impl Pipeline {
+    /// The pipeline of `config` at `generation`.
+    pub fn new(config: AgentConfig, generation: u64) -> Self {
+        Self {
+            sha256: config.canonical_sha256(),
+            spec_hash: crate::run::spec_hash(&config),
+            generation,
+            config,
+        }
+    }
+}
+
 /// Everything the agent's tasks share.
 #[derive(Debug)]
 pub struct Agent {
@@ -81,8 +107,8 @@ pub struct Agent {
     pub journal: Journal,
     /// Keys waiting for a reconcile.
     pub queue: WorkQueue<SourceKey>,
-    /// SHA256 of the settings that shape outputs.
-    pub spec_hash: String,
+    /// The configuration jobs run under; swapped when a revision is applied.
+    pub pipeline: std::sync::RwLock<Arc<Pipeline>>,
     /// Counters.
     pub stats: Stats,
     /// Jobs in flight, by source.
@@ -114,6 +140,22 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// The pipeline in force now.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.pipeline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new pipeline; running jobs finish under the one they started with. Returns
+    /// the previous one.
+    pub fn swap_pipeline(&self, next: Pipeline) -> Arc<Pipeline> {
+        let mut slot = self.pipeline.write().unwrap_or_else(|p| p.into_inner());
+        tracing::info!(generation = next.generation, sha256 = %next.sha256, "configuration applied");
+        std::mem::replace(&mut *slot, Arc::new(next))
+    }
+
     /// The root a key belongs to.
     pub fn root_of(&self, key: &SourceKey) -> Option<&Root> {
         self.roots.iter().find(|r| *r.source == *key.root())
