@@ -72,6 +72,9 @@ fn main() {
                 media_secs: 3.0,
                 wall_secs: 1.0,
                 captions: "not requested".into(),
+                transcode_secs: 1.0,
+                captions_secs: 0.0,
+                captions_work_secs: 0.0,
             };
             journal.succeed(&key, &done).unwrap();
         }

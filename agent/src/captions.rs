@@ -117,8 +117,8 @@ enum Failed {
     Transient(String),
 }
 
-/// Runs the caption stage for the verified MP4 `mp4` (a temporary file) whose final name is
-/// `output`. The extractor always runs: FFmpeg's probe sees captions only in the frames it
+/// Runs the caption stage on `mp4` (the source with FFmpeg, the verified MP4 with CCExtractor)
+/// for the MP4 whose final name is `output`. The extractor always runs: FFmpeg's probe sees captions only in the frames it
 /// decodes, and a recording may start captioning late, so an empty result means "no captions".
 pub async fn extract(
     cfg: &Captions,
@@ -216,6 +216,16 @@ pub fn remove_temps(sidecars: &[Sidecar]) {
     for s in sidecars {
         let _ = std::fs::remove_file(&s.temp);
     }
+}
+
+/// Whether the caption stage will use FFmpeg (sidecars requested and no CCExtractor in use).
+pub fn uses_ffmpeg(cfg: &Captions) -> bool {
+    !cfg.formats.is_empty()
+        && match cfg.tool {
+            CaptionTool::Ffmpeg => true,
+            CaptionTool::Auto => cfg.find_ccextractor().is_none(),
+            CaptionTool::Ccextractor => false,
+        }
 }
 
 /// `ok(true)`: captions extracted; `ok(false)`: the recording has none.

@@ -115,123 +115,22 @@ impl AgentControl for Control {
     }
 
     async fn pause(&self, request: Request<PauseRequest>) -> Result<Response<PauseReply>, Status> {
-        let a = &self.agent;
-        a.intake.set_manual(true);
-        let mut cancelled = 0;
-        if request.into_inner().cancel_running {
-            let jobs = a
-                .jobs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .cloned()
-                .collect::<Vec<_>>();
-            for job in jobs {
-                job.cancel_for(CancelReason::Paused);
-                cancelled += 1;
-            }
-        }
-        tracing::warn!(
-            cancelled,
-            "paused by an operator: no new jobs start until resume"
-        );
-        Ok(Response::new(PauseReply {
-            paused: true,
-            cancelled,
-        }))
+        let cancel_running = request.into_inner().cancel_running;
+        Ok(Response::new(pause(
+            &self.agent,
+            cancel_running,
+            "an operator",
+        )))
     }
 
     async fn resume(&self, _: Request<ResumeRequest>) -> Result<Response<ResumeReply>, Status> {
-        let hold = self.agent.intake.set_manual(false);
-        tracing::warn!(still_held_by = %hold.describe(), "resumed by an operator");
-        Ok(Response::new(ResumeReply {
-            paused: !hold.is_open(),
-            still_held_by: hold.describe(),
-        }))
+        Ok(Response::new(resume(&self.agent, "an operator")))
     }
 
     async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsReply>, Status> {
-        let a = &self.agent;
-        let s = &a.stats;
-        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        let wall = get(&s.wall_ms) as f64;
-        let since_start = Counters {
-            seen: get(&s.seen),
-            started: get(&s.started),
-            converted: get(&s.converted),
-            failed: get(&s.failed),
-            retried: get(&s.retried),
-            cancelled: get(&s.cancelled),
-            conflicts: get(&s.conflicts),
-            bytes_in: get(&s.bytes_in),
-            bytes_out: get(&s.bytes_out),
-            mean_speed: if wall > 0.0 {
-                get(&s.media_ms) as f64 / wall
-            } else {
-                0.0
-            },
-            captions_extracted: get(&s.captions_extracted),
-            no_captions: get(&s.no_captions),
-        };
-        let t = a.journal.totals().map_err(journal_error)?;
-        let journal = Counters {
-            seen: t.jobs,
-            started: t.jobs,
-            converted: t.succeeded,
-            failed: t.failed,
-            retried: t.retried,
-            cancelled: t.cancelled,
-            conflicts: t.conflicts,
-            bytes_in: t.bytes_in,
-            bytes_out: t.bytes_out,
-            mean_speed: if t.wall_secs > 0.0 {
-                t.media_secs / t.wall_secs
-            } else {
-                0.0
-            },
-            captions_extracted: t.captions_extracted,
-            no_captions: t.no_captions,
-        };
-        let running = a
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(key, job)| {
-                let live = job.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                RunningJob {
-                    source: key.to_string(),
-                    stage: live.stage,
-                    percent: live.percent,
-                    speed: live.speed,
-                    attempt: live.attempt,
-                }
-            })
-            .collect();
-        let volumes = a
-            .volumes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|v| Volume {
-                path: v.path.display().to_string(),
-                free_bytes: v.free,
-                total_bytes: v.total,
-                level: v.level.as_str().to_string(),
-            })
-            .collect();
-        let hold = a.intake.hold();
-        Ok(Response::new(StatsReply {
-            since_start: Some(since_start),
-            journal: Some(journal),
-            queue_depth: a.queue.depth() as u64,
-            running,
-            paused: !hold.is_open(),
-            paused_by: hold.describe(),
-            volumes,
-            alert_queue_depth: crate::notify::queue_depth(a) as u64,
-            workers: a.config.agent.workers as u64,
-        }))
+        stats_reply(&self.agent)
+            .map(Response::new)
+            .map_err(journal_error)
     }
 
     async fn errors(
@@ -266,4 +165,124 @@ impl AgentControl for Control {
             .collect();
         Ok(Response::new(ErrorsReply { errors }))
     }
+}
+
+/// Pauses intake (the manual hold); with `cancel_running`, running jobs are cancelled and queued
+/// again for after the resume. `by` says who asked, for the log.
+pub fn pause(agent: &Agent, cancel_running: bool, by: &str) -> PauseReply {
+    agent.intake.set_manual(true);
+    let mut cancelled = 0;
+    if cancel_running {
+        let jobs = agent
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect::<Vec<_>>();
+        for job in jobs {
+            job.cancel_for(CancelReason::Paused);
+            cancelled += 1;
+        }
+    }
+    tracing::warn!(cancelled, "paused by {by}: no new jobs start until resume");
+    PauseReply {
+        paused: true,
+        cancelled,
+    }
+}
+
+/// Releases the manual hold; intake may still be held by the disk guard.
+pub fn resume(agent: &Agent, by: &str) -> ResumeReply {
+    let hold = agent.intake.set_manual(false);
+    tracing::warn!(still_held_by = %hold.describe(), "resumed by {by}");
+    ResumeReply {
+        paused: !hold.is_open(),
+        still_held_by: hold.describe(),
+    }
+}
+
+/// The agent's counters, running jobs, queue, volumes and hold: what `Stats` answers, and what
+/// the fleet session sends the controller.
+pub fn stats_reply(a: &Agent) -> Result<StatsReply, crate::journal::JournalError> {
+    let s = &a.stats;
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let wall = get(&s.wall_ms) as f64;
+    let since_start = Counters {
+        seen: get(&s.seen),
+        started: get(&s.started),
+        converted: get(&s.converted),
+        failed: get(&s.failed),
+        retried: get(&s.retried),
+        cancelled: get(&s.cancelled),
+        conflicts: get(&s.conflicts),
+        bytes_in: get(&s.bytes_in),
+        bytes_out: get(&s.bytes_out),
+        mean_speed: if wall > 0.0 {
+            get(&s.media_ms) as f64 / wall
+        } else {
+            0.0
+        },
+        captions_extracted: get(&s.captions_extracted),
+        no_captions: get(&s.no_captions),
+    };
+    let t = a.journal.totals()?;
+    let journal = Counters {
+        seen: t.jobs,
+        started: t.jobs,
+        converted: t.succeeded,
+        failed: t.failed,
+        retried: t.retried,
+        cancelled: t.cancelled,
+        conflicts: t.conflicts,
+        bytes_in: t.bytes_in,
+        bytes_out: t.bytes_out,
+        mean_speed: if t.wall_secs > 0.0 {
+            t.media_secs / t.wall_secs
+        } else {
+            0.0
+        },
+        captions_extracted: t.captions_extracted,
+        no_captions: t.no_captions,
+    };
+    let running = a
+        .jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(key, job)| {
+            let live = job.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            RunningJob {
+                source: key.to_string(),
+                stage: live.stage,
+                percent: live.percent,
+                speed: live.speed,
+                attempt: live.attempt,
+            }
+        })
+        .collect();
+    let volumes = a
+        .volumes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|v| Volume {
+            path: v.path.display().to_string(),
+            free_bytes: v.free,
+            total_bytes: v.total,
+            level: v.level.as_str().to_string(),
+        })
+        .collect();
+    let hold = a.intake.hold();
+    Ok(StatsReply {
+        since_start: Some(since_start),
+        journal: Some(journal),
+        queue_depth: a.queue.depth() as u64,
+        running,
+        paused: !hold.is_open(),
+        paused_by: hold.describe(),
+        volumes,
+        alert_queue_depth: crate::notify::queue_depth(a) as u64,
+        workers: a.config.agent.workers as u64,
+    })
 }

@@ -22,7 +22,7 @@ use crate::key::{Fingerprint, SourceKey};
 use crate::progress::ProgressFile;
 use crate::publish::{commit, temp_path, verify, VerifyError};
 use crate::readiness::validate;
-use crate::state::{Agent, CancelReason, JobHandle, Live, Pipeline};
+use crate::state::{Agent, CancelReason, JobEvent, JobHandle, Live, Pipeline};
 use crate::stats::Stats;
 use crate::transcode::{arguments, plan, Plan, TranscodeError};
 
@@ -135,6 +135,8 @@ async fn run(
         Ok(mut done) => {
             done.wall_secs = started.elapsed().as_secs_f64();
             finish_success(agent, key, &source, output, attempt, &done);
+            let event = JobEvent::now("converted", &source, "publish", "", p.generation);
+            agent.emit(event);
             None
         }
         Err(failure) => {
@@ -247,9 +249,25 @@ async fn attempt_once(
             })?;
         }
         let _ = std::fs::remove_file(&temp);
+        let captions = &p.config.captions;
+        // With FFmpeg, sidecars come from the source while it transcodes (their times count from
+        // the first video frame either way), so the caption stage adds little wall time. The
+        // task is aborted, its FFmpeg killed, if the attempt ends early.
+        let early_captions = crate::captions::uses_ffmpeg(captions).then(|| {
+            let (captions, ffmpeg) = (captions.clone(), cfg.ffmpeg.clone());
+            let (source, output, cancel) =
+                (source.to_path_buf(), output.to_path_buf(), cancel.clone());
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                let started = Instant::now();
+                let result =
+                    crate::captions::extract(&captions, &ffmpeg, &source, &output, &cancel).await;
+                (result, started.elapsed().as_secs_f64())
+            }))
+        });
         let args = arguments(source, &temp, plan, cfg);
         tracing::debug!(source = %key, ?args, mode = plan.mode(), "starting FFmpeg");
         let total = info.duration;
+        let transcode_started = Instant::now();
         let ffmpeg =
             crate::transcode::run(&cfg.ffmpeg, &args, cfg.stall_timeout.get(), cancel, |p| {
                 progress.update(
@@ -285,7 +303,6 @@ async fn attempt_once(
         progress.update("verify", total, total, 0.0, 0.0, true);
         let deinterlaced = matches!(plan, Plan::Encode { deinterlace: true });
         let timeout = readiness.probe_timeout.get();
-        let captions = &p.config.captions;
         let keep_captions = captions.require_passthrough;
         match verify(
             &temp,
@@ -309,27 +326,37 @@ async fn attempt_once(
                 });
             }
         };
+        let transcode_secs = transcode_started.elapsed().as_secs_f64();
         progress.update("captions", total, total, 0.0, 0.0, true);
-        let outcome =
-            match crate::captions::extract(captions, &cfg.ffmpeg, &temp, output, cancel).await {
-                Ok(outcome) => outcome,
-                Err(CaptionError::Cancelled) => return Err(Failure::Cancelled),
-                Err(e @ CaptionError::Permanent(_)) => {
-                    return Err(Failure::Permanent {
-                        stage: "captions",
-                        message: e.to_string(),
-                    })
-                }
-                Err(e @ CaptionError::Exhausted { .. }) => {
-                    return Err(Failure::Transient {
-                        stage: "captions",
-                        message: e.to_string(),
-                    })
-                }
-            };
+        let captions_started = Instant::now();
+        let (extracted, captions_work_secs) = match early_captions {
+            Some(task) => task.await.unwrap_or((Err(CaptionError::Cancelled), 0.0)),
+            None => {
+                let result =
+                    crate::captions::extract(captions, &cfg.ffmpeg, &temp, output, cancel).await;
+                (result, captions_started.elapsed().as_secs_f64())
+            }
+        };
+        let outcome = match extracted {
+            Ok(outcome) => outcome,
+            Err(CaptionError::Cancelled) => return Err(Failure::Cancelled),
+            Err(e @ CaptionError::Permanent(_)) => {
+                return Err(Failure::Permanent {
+                    stage: "captions",
+                    message: e.to_string(),
+                })
+            }
+            Err(e @ CaptionError::Exhausted { .. }) => {
+                return Err(Failure::Transient {
+                    stage: "captions",
+                    message: e.to_string(),
+                })
+            }
+        };
         if cancel.is_cancelled() {
             return Err(Failure::Cancelled);
         }
+        let captions_secs = captions_started.elapsed().as_secs_f64();
         progress.update("publish", total, total, 0.0, 0.0, true);
         // Sidecars first, the MP4 last: an MP4 under its final name means a complete job.
         for sidecar in outcome.to_publish() {
@@ -338,6 +365,9 @@ async fn attempt_once(
         let bytes_out = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
         publish_one(&temp, output, replace, key)?;
         Ok(Completed {
+            transcode_secs,
+            captions_secs,
+            captions_work_secs,
             captions: outcome.summary(),
             mode: plan.mode(),
             bytes_in: std::fs::metadata(source).map(|m| m.len()).unwrap_or(0),
@@ -387,7 +417,9 @@ fn finish_success(
     };
     tracing::info!(
         source = %source.display(), output = %output.display(), mode = done.mode, attempt,
-        media_secs = done.media_secs, wall_secs = done.wall_secs, speed, "converted"
+        media_secs = done.media_secs, wall_secs = done.wall_secs, speed,
+        transcode_secs = done.transcode_secs, captions_secs = done.captions_secs,
+        captions_work_secs = done.captions_work_secs, "converted"
     );
     agent
         .stability
@@ -417,6 +449,13 @@ fn finish_failure(
     reason: Option<CancelReason>,
 ) -> Option<Duration> {
     let record = |state: JobState, stage: &str, message: &str, next: Option<SystemTime>| {
+        agent.emit(JobEvent::now(
+            state.as_str(),
+            source,
+            stage,
+            message,
+            p.generation,
+        ));
         if let Err(e) = agent
             .journal
             .finish_unsuccessful(key, state, stage, message, next)

@@ -544,6 +544,12 @@ pub struct Completed {
     pub wall_secs: f64,
     /// What the caption stage did.
     pub captions: String,
+    /// Wall time of the FFmpeg transcode (verification included), in seconds.
+    pub transcode_secs: f64,
+    /// Wall time the caption stage added after the transcode, in seconds.
+    pub captions_secs: f64,
+    /// Wall time of the caption extraction itself (it may overlap the transcode), in seconds.
+    pub captions_work_secs: f64,
 }
 
 /// An event for the operator (a failure, a conflict, a cancellation).
@@ -632,6 +638,9 @@ mod tests {
                 media_secs: 3.0,
                 wall_secs: 1.0,
                 captions: "none".into(),
+                transcode_secs: 1.0,
+                captions_secs: 0.0,
+                captions_work_secs: 0.0,
             },
         )
         .unwrap();

@@ -5,8 +5,9 @@
 //! [`queue`]; [`reconcile`] compares each source with the [`journal`] and the outputs and
 //! decides; [`readiness`] says when a recording is finished and valid; [`job`] runs
 //! [`transcode`] (FFmpeg, supervised by [`child`]), verifies and [`publish`]es atomically,
-//! writes [`progress`] dot-files and applies the source [`disposition`]. [`run`] wires them
-//! together; the binary only parses arguments, sets up logging and signals, and calls it.
+//! writes [`progress`] dot-files and applies the source [`disposition`]. [`session`] keeps the
+//! agent in touch with the fleet controller (assigned revisions, stats, events). [`run`] wires
+//! them together; the binary only parses arguments, sets up logging and signals, and calls it.
 
 pub mod alerts;
 pub mod captions;
@@ -31,6 +32,7 @@ pub mod readiness;
 pub mod reconcile;
 pub mod roots;
 pub mod run;
+pub mod session;
 pub mod state;
 pub mod stats;
 pub mod transcode;

@@ -3,7 +3,9 @@
 //! # Theory of operation
 //! Start-up checks what the agent cannot work without (state folder, journal, FFmpeg, watch
 //! roots) and fails with a [`FatalError`] naming it. It then cleans up after a crash (leftover
-//! temporaries, jobs the journal says were running), starts the watchers, queues every source
+//! temporaries, jobs the journal says were running), picks the start-up pipeline (the
+//! last-known-good fleet revision over the local file, when there is a controller; see
+//! [`crate::session`]), starts the watchers and the controller session, queues every source
 //! once, and runs the reconcile tasks. Shutdown is two-phase: cancelling `shutdown` stops intake
 //! and every job (each stops its FFmpeg's process group and records the job as interrupted); then
 //! the agent waits for the jobs up to `shutdown_grace`, logs any that did not stop, and returns.
@@ -142,8 +144,14 @@ pub async fn run(
             None
         }
     };
+    let crate::session::Startup {
+        pipeline,
+        revisions,
+        problems: revision_problems,
+    } = crate::session::startup(&config);
     let agent = Arc::new(Agent {
-        pipeline: std::sync::RwLock::new(Arc::new(crate::state::Pipeline::new(config.clone(), 0))),
+        pipeline: std::sync::RwLock::new(Arc::new(pipeline)),
+        events: tokio::sync::broadcast::channel(1024).0,
         workers: Arc::new(Semaphore::new(config.agent.workers.max(1))),
         id,
         roots,
@@ -169,11 +177,19 @@ pub async fn run(
     for rejected in &options.config_rejected {
         crate::notify::config_rejected(&agent, rejected, "running on the legacy INI beside it");
     }
+    for problem in &revision_problems {
+        crate::notify::config_rejected(&agent, problem, "running on the local configuration");
+    }
     if let Some(listener) = control {
         tracing::info!(addr = %agent.config.agent.control, "control API listening");
         crate::control::serve(listener, agent.clone());
         tokio::spawn(crate::disk::run(agent.clone()));
     }
+    let session = if options.once {
+        None
+    } else {
+        crate::session::spawn(agent.clone(), revisions)
+    };
     tracing::info!(
         agent = %agent.id, workers = agent.config.agent.workers, roots = agent.roots.len(),
         once = options.once, "h264-agent started"
@@ -218,6 +234,9 @@ pub async fn run(
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), reconcilers).await;
+    if let Some(session) = session {
+        let _ = tokio::time::timeout(Duration::from_secs(2), session).await;
+    }
     let summary = RunSummary {
         stats: agent.stats.snapshot(),
     };

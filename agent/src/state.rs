@@ -5,11 +5,13 @@
 //! held across an `.await`. `jobs` maps each source with a job in flight to that job's cancel
 //! handle: a key has at most one job, and the reconciler consults the map before starting one.
 //! `claims` maps each output path to the source that claimed it first, which is how two sources
-//! that map to one output are caught before either writes.
+//! that map to one output are caught before either writes. `events` is a broadcast channel of
+//! what jobs did, for the fleet session ([`crate::session`]); sending never blocks.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use h264_config::AgentConfig;
 use tokio::sync::Semaphore;
@@ -94,6 +96,44 @@ impl Pipeline {
     }
 }
 
+/// What a job did, told to the fleet as it happens.
+#[derive(Debug, Clone)]
+pub struct JobEvent {
+    /// When.
+    pub at: SystemTime,
+    /// `converted`, or the journal state a failure led to (`failed`, `retrying`, `cancelled`,
+    /// `interrupted`, `conflict`).
+    pub kind: &'static str,
+    /// The source.
+    pub file: PathBuf,
+    /// The stage it ended in.
+    pub stage: String,
+    /// What happened (empty for a conversion).
+    pub message: String,
+    /// The configuration generation the job ran under.
+    pub generation: u64,
+}
+
+impl JobEvent {
+    /// An event that happens now.
+    pub fn now(
+        kind: &'static str,
+        file: &Path,
+        stage: &str,
+        message: &str,
+        generation: u64,
+    ) -> Self {
+        Self {
+            at: SystemTime::now(),
+            kind,
+            file: file.to_path_buf(),
+            stage: stage.to_string(),
+            message: message.to_string(),
+            generation,
+        }
+    }
+}
+
 /// Everything the agent's tasks share.
 #[derive(Debug)]
 pub struct Agent {
@@ -137,6 +177,8 @@ pub struct Agent {
     pub alerts: Option<Arc<crate::alerts::Alerter>>,
     /// Volumes and their free space, as the disk guard last saw them.
     pub volumes: Mutex<Vec<crate::disk::VolumeState>>,
+    /// What jobs did, as it happens (see [`Agent::emit`]).
+    pub events: tokio::sync::broadcast::Sender<JobEvent>,
 }
 
 impl Agent {
@@ -154,6 +196,11 @@ impl Agent {
         let mut slot = self.pipeline.write().unwrap_or_else(|p| p.into_inner());
         tracing::info!(generation = next.generation, sha256 = %next.sha256, "configuration applied");
         std::mem::replace(&mut *slot, Arc::new(next))
+    }
+
+    /// Tells listeners (the fleet session) what a job did; without listeners it goes nowhere.
+    pub fn emit(&self, event: JobEvent) {
+        let _ = self.events.send(event);
     }
 
     /// The root a key belongs to.

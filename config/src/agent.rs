@@ -4,6 +4,7 @@
 //! are rejected by the loader (see [`crate::load`]), not by serde, so that all of them are reported
 //! at once with a suggestion.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,8 @@ pub struct AgentConfig {
     pub alerts: Alerts,
     /// Where and how the agent logs.
     pub logging: Logging,
+    /// The fleet controller the agent takes its pipeline configuration from (local only).
+    pub controller: Controller,
 }
 
 /// A commented example `agent.toml` documenting every key with its default; its values are those
@@ -472,6 +475,37 @@ impl Default for Logging {
             dir: None,
             keep: 14,
             rotation: Rotation::Daily,
+        }
+    }
+}
+
+/// `[controller]`: the fleet controller this agent connects to. Local to each agent: a fleet
+/// manifest can never set it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Controller {
+    /// The controller's address, `http://host:7443`; not set: no controller, the agent runs on
+    /// its own file.
+    pub endpoint: Option<String>,
+    /// Labels the agent reports to the controller (rollout cohorts and selectors use them).
+    pub labels: BTreeMap<String, String>,
+    /// First reconnect delay after the controller is lost; doubles each failed attempt, with
+    /// jitter, up to `reconnect_backoff_max`.
+    pub reconnect_backoff: HumanDuration,
+    /// Largest reconnect delay.
+    pub reconnect_backoff_max: HumanDuration,
+    /// How often the agent sends its stats (it also sends them when a job ends).
+    pub stats_interval: HumanDuration,
+}
+
+impl Default for Controller {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            labels: BTreeMap::new(),
+            reconnect_backoff: HumanDuration::from_secs(1),
+            reconnect_backoff_max: HumanDuration::from_secs(30),
+            stats_interval: HumanDuration::from_secs(5),
         }
     }
 }

@@ -62,7 +62,8 @@ mod tests {
                 "captions",
                 "disk",
                 "alerts",
-                "logging"
+                "logging",
+                "controller"
             ]
         );
         assert_eq!(field_names::<Logging>()[..2], ["level", "format"]);

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use toml::Table;
 
 use crate::agent::{
-    AgentConfig, AgentSection, Alerts, Captions, Disk, Email, Logging, Readiness, Transcode,
-    WatchRoot,
+    AgentConfig, AgentSection, Alerts, Captions, Controller, Disk, Email, Logging, Readiness,
+    Transcode, WatchRoot,
 };
 use crate::fields::field_names;
 use crate::keypath::{under_any, Seg};
@@ -271,6 +271,7 @@ pub(crate) fn section_keys(name: &str) -> Option<&'static [&'static str]> {
         "alerts" => field_names::<Alerts>(),
         "alerts.email" => field_names::<Email>(),
         "logging" => field_names::<Logging>(),
+        "controller" => field_names::<Controller>(),
         _ => return None,
     })
 }

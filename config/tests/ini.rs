@@ -76,6 +76,24 @@ fn alerts_email_is_a_section_of_its_own() {
     assert_eq!(c.alerts.queue_limit, 5);
 }
 
+#[test]
+fn controller_labels_are_key_value_pairs() {
+    let c = parse("@W[controller]\nendpoint = http://c:7443\nlabels = site=studio-a, canary = true\nreconnect_backoff = 0.5\n")
+        .unwrap()
+        .config;
+    assert_eq!(c.controller.endpoint.as_deref(), Some("http://c:7443"));
+    assert_eq!(c.controller.labels.len(), 2);
+    assert_eq!(c.controller.labels["canary"], "true");
+    assert_eq!(
+        c.controller.reconnect_backoff,
+        HumanDuration::from_millis(500)
+    );
+    let p = problems("@W[controller]\nlabels = studio-a\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "controller.labels");
+    assert!(p[0].message.contains("key=value"), "{}", p[0]);
+}
+
 /// (name, INI text with `@W` for a valid root, expected problem or none: severity, key, line,
 /// text in the displayed problem)
 type Case = (

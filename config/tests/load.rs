@@ -442,3 +442,37 @@ fn toml_problems_point_at_their_lines() {
         problems[0]
     );
 }
+
+#[test]
+fn the_controller_section_is_strict_and_local() {
+    let (_dir, source) = source_dir();
+    let text = format!(
+        "{}\n[controller]\nendpoint = \"http://127.0.0.1:7443\"\nlabels = {{ site = \"studio-a\" }}\nstats_intervall = \"5s\"\n",
+        watch_block(&source)
+    );
+    let p = problems(&text);
+    assert_eq!(keys(&p), ["controller.stats_intervall"], "{p:?}");
+    assert!(p[0].to_string().contains("stats_interval"), "{}", p[0]);
+
+    let text = format!(
+        "{}\n[controller]\nendpoint = \"http://127.0.0.1:7443\"\nlabels = {{ site = \"studio-a\", canary = \"true\" }}\n",
+        watch_block(&source)
+    );
+    let c = parse(&text).unwrap().config;
+    assert_eq!(
+        c.controller.endpoint.as_deref(),
+        Some("http://127.0.0.1:7443")
+    );
+    assert_eq!(c.controller.labels["canary"], "true");
+    assert_eq!(c.controller.stats_interval, HumanDuration::from_secs(5));
+
+    let text = format!(
+        "{}\n[controller]\nlabels = {{ canary = true }}\n",
+        watch_block(&source)
+    );
+    let p = problems(&text);
+    assert!(
+        keys(&p).iter().all(|k| k.starts_with("controller.labels")),
+        "{p:?}"
+    );
+}

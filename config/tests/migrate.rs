@@ -181,3 +181,32 @@ fn an_invalid_ini_is_not_migrated() {
     );
     assert!(!toml.exists() && !manifest_path(&toml).exists());
 }
+
+#[test]
+fn a_controller_section_with_labels_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("agent.ini");
+    std::fs::write(
+        &ini,
+        "[watch]\nsource = /srv/in\noutput = /srv/out\n\
+         [controller]\nendpoint = http://controller:7443\nlabels = site=studio-a, canary=true\n\
+         stats_interval = 10\n",
+    )
+    .unwrap();
+    let toml = ini.with_extension("toml");
+    migrate_file(&ini, &toml, false, "test").unwrap();
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(
+        text.contains("labels = { canary = \"true\", site = \"studio-a\" }\n"),
+        "{text}"
+    );
+    assert_eq!(sha(&ini), sha(&toml));
+    let config = load_agent_config_with(&toml, Checks::Portable)
+        .unwrap()
+        .config;
+    assert_eq!(
+        config.controller.endpoint.as_deref(),
+        Some("http://controller:7443")
+    );
+    assert_eq!(config.controller.labels["site"], "studio-a");
+}

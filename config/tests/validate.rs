@@ -795,6 +795,152 @@ fn operations_rules() {
 }
 
 #[test]
+fn controller_rules() {
+    fn endpoint(c: &mut AgentConfig, e: &str) {
+        c.controller.endpoint = Some(e.into());
+    }
+    fn label(c: &mut AgentConfig, k: &str, v: &str) {
+        c.controller.labels.insert(k.into(), v.into());
+    }
+    run(&[
+        ("no controller", |c, _| c.controller.endpoint = None, None),
+        (
+            "host and port",
+            |c, _| endpoint(c, "http://controller.example.org:7443"),
+            None,
+        ),
+        (
+            "loopback with a slash",
+            |c, _| endpoint(c, "http://127.0.0.1:7443/"),
+            None,
+        ),
+        ("ipv6", |c, _| endpoint(c, "http://[::1]:7443"), None),
+        (
+            "empty",
+            |c, _| endpoint(c, " "),
+            Some((Error, "controller.endpoint", "is empty")),
+        ),
+        (
+            "no scheme",
+            |c, _| endpoint(c, "controller:7443"),
+            Some((Error, "controller.endpoint", "not an http:// address")),
+        ),
+        (
+            "https",
+            |c, _| endpoint(c, "https://controller:7443"),
+            Some((Error, "controller.endpoint", "https:// is not supported")),
+        ),
+        (
+            "grpc scheme",
+            |c, _| endpoint(c, "grpc://controller:7443"),
+            Some((Error, "controller.endpoint", "`grpc://` is not http://")),
+        ),
+        (
+            "a path",
+            |c, _| endpoint(c, "http://controller:7443/fleet"),
+            Some((Error, "controller.endpoint", "has a path")),
+        ),
+        (
+            "no host",
+            |c, _| endpoint(c, "http://:7443"),
+            Some((Error, "controller.endpoint", "no valid host")),
+        ),
+        (
+            "a user in the address",
+            |c, _| endpoint(c, "http://me@controller:7443"),
+            Some((Error, "controller.endpoint", "no valid host")),
+        ),
+        (
+            "port out of range",
+            |c, _| endpoint(c, "http://controller:70000"),
+            Some((Error, "controller.endpoint", "not a port")),
+        ),
+        (
+            "port 0",
+            |c, _| endpoint(c, "http://controller:0"),
+            Some((Error, "controller.endpoint", "not a port")),
+        ),
+        (
+            "no port",
+            |c, _| endpoint(c, "http://controller"),
+            Some((Warning, "controller.endpoint", "port 80 is used")),
+        ),
+        (
+            "labels",
+            |c, _| {
+                label(c, "site", "studio-a");
+                label(c, "canary", "true");
+                label(c, "example.org/rack", "r1_2");
+                label(c, "empty", "");
+            },
+            None,
+        ),
+        (
+            "label name with a space",
+            |c, _| label(c, "my site", "a"),
+            Some((Error, "controller.labels.my site", "not a label name")),
+        ),
+        (
+            "label value with an equals sign",
+            |c, _| label(c, "site", "a=b"),
+            Some((Error, "controller.labels.site", "not a label value")),
+        ),
+        (
+            "label value with a comma",
+            |c, _| label(c, "site", "a,b"),
+            Some((Error, "controller.labels.site", "not a label value")),
+        ),
+        (
+            "label value too long",
+            |c, _| label(c, "site", &"a".repeat(64)),
+            Some((Error, "controller.labels.site", "at most 63")),
+        ),
+        (
+            "label name empty",
+            |c, _| label(c, "", "a"),
+            Some((Error, "controller.labels.", "not a label name")),
+        ),
+        (
+            "backoff too short",
+            |c, _| c.controller.reconnect_backoff = HumanDuration::from_millis(50),
+            Some((Error, "controller.reconnect_backoff", "at least 100ms")),
+        ),
+        (
+            "backoff above its max",
+            |c, _| c.controller.reconnect_backoff = secs(60),
+            Some((
+                Error,
+                "controller.reconnect_backoff",
+                "reconnect_backoff_max",
+            )),
+        ),
+        (
+            "backoff max too long",
+            |c, _| c.controller.reconnect_backoff_max = secs(7200),
+            Some((Error, "controller.reconnect_backoff_max", "longer than 1h")),
+        ),
+        (
+            "fast backoff for tests",
+            |c, _| {
+                c.controller.reconnect_backoff = HumanDuration::from_millis(100);
+                c.controller.reconnect_backoff_max = HumanDuration::from_millis(500);
+            },
+            None,
+        ),
+        (
+            "stats too often",
+            |c, _| c.controller.stats_interval = HumanDuration::from_millis(200),
+            Some((Error, "controller.stats_interval", "at least 1s")),
+        ),
+        (
+            "stats too rarely",
+            |c, _| c.controller.stats_interval = secs(7200),
+            Some((Error, "controller.stats_interval", "longer than 1h")),
+        ),
+    ]);
+}
+
+#[test]
 fn conflict_rules() {
     run(&[
         (

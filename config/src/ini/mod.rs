@@ -144,7 +144,7 @@ pub(crate) fn to_input_mapped(doc: &IniDoc) -> (Input, Vec<Mapped>) {
         let Some((name, old)) = schema::section(&section.name) else {
             let names = schema::SECTIONS.iter().map(|(n, _)| *n);
             let hint = did_you_mean(&section.name, names).unwrap_or_else(|| {
-                "known sections: agent, watch, readiness, transcode, captions, logging".into()
+                "known sections: agent, watch, readiness, transcode, captions, disk, alerts, logging, controller".into()
             });
             input.problems.push(
                 Problem::error(

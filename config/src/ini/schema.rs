@@ -21,6 +21,8 @@ pub(crate) enum Kind {
     Words,
     /// Items separated by commas, each may be quoted (`-vf, "yadif,scale=1280:-2"`).
     Args,
+    /// `key=value` pairs separated by commas (`site=studio-a, canary=true`), a map of texts.
+    Pairs,
     /// Not a key but a section of its own (`email` of `[alerts]` is `[alerts.email]`).
     Subsection,
 }
@@ -127,6 +129,16 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("dir", OptText),
             ("keep", Count),
             ("rotation", Word),
+        ],
+    ),
+    (
+        "controller",
+        &[
+            ("endpoint", OptText),
+            ("labels", Pairs),
+            ("reconnect_backoff", Duration),
+            ("reconnect_backoff_max", Duration),
+            ("stats_interval", Duration),
         ],
     ),
 ];

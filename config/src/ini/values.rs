@@ -35,8 +35,28 @@ pub(crate) fn convert(raw: &str, kind: Kind) -> Result<Option<Value>, String> {
         }
         Kind::Words => words(true)?,
         Kind::Args => words(false)?,
+        Kind::Pairs => pairs(raw)?,
         Kind::Subsection => return Err("is a section of its own".into()),
     }))
+}
+
+/// `site=studio-a, canary=true` → `{site = "studio-a", canary = "true"}`; items separated by
+/// commas, each may be quoted as a whole (`"note=a, b"`).
+fn pairs(raw: &str) -> Result<Value, String> {
+    let mut table = toml::Table::new();
+    for item in split_list(raw, true)? {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(format!(
+                "`{item}` is not a key=value pair; write labels like site=studio-a, canary=true"
+            ));
+        };
+        let key = key.trim();
+        if table.contains_key(key) {
+            return Err(format!("`{key}` is given twice"));
+        }
+        table.insert(key.to_owned(), Value::String(value.trim().to_owned()));
+    }
+    Ok(Value::Table(table))
 }
 
 fn boolean(s: &str) -> Result<bool, String> {
@@ -228,10 +248,25 @@ mod tests {
             ("\"a\" b", Kind::Text, "after the quoted value"),
             ("\"a\"b, c", Kind::Args, "separate items with commas"),
             ("0.0000000001", Kind::Duration, "9 decimals"),
+            ("site", Kind::Pairs, "not a key=value pair"),
+            ("a=1, a=2", Kind::Pairs, "given twice"),
         ];
         for (raw, kind, want) in cases {
             let err = convert(raw, kind).unwrap_err();
             assert!(err.contains(want), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn labels_are_key_value_pairs() {
+        let mut want = toml::Table::new();
+        want.insert("site".into(), Value::String("studio-a".into()));
+        want.insert("canary".into(), Value::String("true".into()));
+        want.insert("note".into(), Value::String("a, b".into()));
+        assert_eq!(
+            ok("site = studio-a, canary=true, \"note=a, b\"", Kind::Pairs),
+            Some(Value::Table(want))
+        );
+        assert_eq!(ok("", Kind::Pairs), Some(Value::Table(toml::Table::new())));
     }
 }

@@ -3,14 +3,16 @@
 //! The rules are split the way the config is: `local` checks the facts that belong to one
 //! agent (identity, state, watch roots and how they relate), `pipeline` the sections a fleet
 //! may set (readiness, transcode, captions, logging; fleet manifests are checked with these same
-//! rules), `operations` the disk thresholds and alerts, and `host` looks at this machine's file system (folders exist, can be written,
-//! CCExtractor is installed). [`Checks::Portable`] leaves the host out, for checking a file on
-//! another machine than the agent's (migration, hashing, CI of config repositories).
+//! rules), `operations` the disk thresholds and alerts, `controller` the fleet connection, and
+//! `host` looks at this machine's file system (folders exist, can be written, CCExtractor is
+//! installed). [`Checks::Portable`] leaves the host out, for checking a file on another machine
+//! than the agent's (migration, hashing, CI of config repositories).
 //!
 //! Paths are resolved against the current directory (not the config file's folder); folders are
 //! compared after resolving symlinks of the parts that exist. [`normalize`] then tidies what
 //! validation accepted.
 
+mod controller;
 mod host;
 mod local;
 mod operations;
@@ -50,6 +52,7 @@ pub fn validate_with(config: &AgentConfig, origin: Option<&Path>, checks: Checks
     local::check(config, &mut out);
     pipeline::check(config, &mut out);
     operations::check(config, &mut out);
+    controller::check(&config.controller, &mut out);
     if checks == Checks::Full {
         host::check(config, &mut out);
     }

@@ -1,0 +1,101 @@
+//! The messages the agent sends over its session: hello, stats, job events, ACK and NACK.
+
+use std::time::SystemTime;
+
+use h264_proto::v1::agent_message::Body;
+use h264_proto::v1::{
+    AgentEvent, AgentMessage, AgentStats, Assignment, AssignmentAck, AssignmentNack, Hello,
+};
+
+use super::assign::{Nack, Revisions};
+use super::caps::Capabilities;
+use crate::state::{Agent, JobEvent};
+
+fn message(body: Body) -> AgentMessage {
+    AgentMessage { body: Some(body) }
+}
+
+fn ms(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The generation and SHA256 the agent runs: the fleet revision's, or 0 and the local
+/// effective configuration's hash.
+pub fn running(agent: &Agent, revisions: &Revisions) -> (u64, String) {
+    let pipeline = agent.pipeline();
+    match &revisions.running {
+        Some((generation, sha256)) if *generation == pipeline.generation => {
+            (*generation, sha256.clone())
+        }
+        _ => (pipeline.generation, pipeline.sha256.clone()),
+    }
+}
+
+/// The first message of a session.
+pub fn hello(agent: &Agent, revisions: &Revisions, caps: &Capabilities) -> AgentMessage {
+    let (running_generation, running_sha256) = running(agent, revisions);
+    message(Body::Hello(Hello {
+        agent_id: agent.id.clone(),
+        labels: agent
+            .config
+            .controller
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        capabilities: caps.names(),
+        running_generation,
+        running_sha256,
+        highest_accepted_generation: revisions.highest_accepted,
+    }))
+}
+
+/// The agent's stats now; `None` when the journal cannot be read (logged).
+pub fn stats(agent: &Agent) -> Option<AgentMessage> {
+    match crate::control::stats_reply(agent) {
+        Ok(stats) => Some(message(Body::Stats(AgentStats {
+            at_ms: ms(SystemTime::now()),
+            stats: Some(stats),
+            running_generation: agent.pipeline().generation,
+        }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "stats for the controller could not be read");
+            None
+        }
+    }
+}
+
+/// What a job did.
+pub fn event(e: &JobEvent) -> AgentMessage {
+    message(Body::Event(AgentEvent {
+        at_ms: ms(e.at),
+        kind: e.kind.to_string(),
+        file: e.file.display().to_string(),
+        stage: e.stage.clone(),
+        message: e.message.clone(),
+        generation: e.generation,
+    }))
+}
+
+/// The assignment is accepted and in force.
+pub fn ack(a: &Assignment) -> AgentMessage {
+    message(Body::Ack(AssignmentAck {
+        generation: a.generation,
+        nonce: a.nonce.clone(),
+        sha256: a.sha256.to_ascii_lowercase(),
+    }))
+}
+
+/// The assignment is refused.
+pub fn nack(a: &Assignment, nack: &Nack) -> AgentMessage {
+    message(Body::Nack(AssignmentNack {
+        generation: a.generation,
+        nonce: a.nonce.clone(),
+        stage: nack.stage.as_str().to_string(),
+        field: nack.field.clone(),
+        message: nack.message.clone(),
+    }))
+}

@@ -1,0 +1,326 @@
+//! The agent's session with the fleet controller (`h264create.v1.AgentSessions`): one gRPC
+//! bidirectional stream over which the controller assigns configuration revisions and commands,
+//! and the agent answers with ACK/NACK and streams its stats and job events.
+//!
+//! # Theory of operation
+//! One task owns the stream, as linkerd's tonic-watch does: it connects, says hello (id,
+//! labels, version, capabilities, the revision it runs and the highest it accepted), then
+//! serves until the stream breaks, and reconnects with exponential backoff and jitter
+//! ([`backoff`]) until the agent shuts down. Losing the controller changes nothing the agent
+//! does: jobs go on under the pipeline in force.
+//!
+//! The task reacts to three things: messages from the controller (an assignment goes through
+//! [`assign::accept`] on a blocking thread, then ACK or NACK; pause and resume act like the
+//! local control API), a stats tick (`stats_interval`), and the agent's job events
+//! ([`crate::state::Agent::emit`]), each sent as it happens and followed by fresh stats. The
+//! events receiver lives as long as the task, so events of an outage (up to the channel's
+//! capacity) are delivered after the reconnect. Stats are offered without waiting: when the
+//! stream is backed up, a tick is skipped rather than queued.
+//!
+//! Which revision runs ([`Revisions`]) is the task's own state; it starts from
+//! [`startup::startup`], which also picks the start-up pipeline from the last-known-good file
+//! ([`lkg`]).
+
+mod assign;
+mod backoff;
+mod caps;
+pub mod lkg;
+mod messages;
+mod startup;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use h264_proto::v1::agent_command::Body as Command;
+use h264_proto::v1::agent_sessions_client::AgentSessionsClient;
+use h264_proto::v1::controller_message::Body;
+use h264_proto::v1::{AgentMessage, Assignment, ControllerMessage};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+
+pub use assign::{accept, diff, Accepted, Nack, Revisions, Stage};
+pub use backoff::Backoff;
+pub use caps::{Capabilities, Missing};
+pub use startup::{startup, Startup};
+
+use crate::state::{Agent, JobEvent};
+
+/// Messages waiting to be sent on the stream.
+const OUTBOX: usize = 64;
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No connection could be made.
+    #[error("cannot connect to the controller at {endpoint}: {why}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// The transport error and its causes.
+        why: String,
+    },
+    /// The controller did not accept the session.
+    #[error("the controller refused the session: {0}")]
+    Refused(tonic::Status),
+    /// The stream broke.
+    #[error("the session broke: {0}")]
+    Broken(tonic::Status),
+    /// The outgoing half of the stream closed.
+    #[error("the session's outgoing stream closed")]
+    Closed,
+}
+
+/// Starts the session task when `[controller]` names an endpoint; it runs until the agent shuts
+/// down. `revisions` is the state [`startup`] found.
+pub fn spawn(agent: Arc<Agent>, revisions: Revisions) -> Option<tokio::task::JoinHandle<()>> {
+    let endpoint = agent.config.controller.endpoint.clone()?;
+    let endpoint = match Endpoint::from_shared(endpoint.clone()) {
+        Ok(e) => e
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(15))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true),
+        Err(e) => {
+            tracing::error!(%endpoint, error = %e, "controller.endpoint is not usable; no fleet session");
+            return None;
+        }
+    };
+    Some(tokio::spawn(run(agent, endpoint, revisions)))
+}
+
+async fn run(agent: Arc<Agent>, endpoint: Endpoint, revisions: Revisions) {
+    let cfg = &agent.config.controller;
+    let uri = endpoint.uri().to_string();
+    let revisions = Arc::new(Mutex::new(revisions));
+    let mut events = agent.events.subscribe();
+    let mut backoff = Backoff::new(cfg.reconnect_backoff.get(), cfg.reconnect_backoff_max.get());
+    let mut caps = Capabilities::default();
+    loop {
+        let ended = tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            ended = serve(&agent, &endpoint, &revisions, &mut events, &mut backoff, &mut caps) => ended,
+        };
+        let delay = backoff.next_delay();
+        let attempt = backoff.failures();
+        match ended {
+            Ok(()) => {
+                tracing::warn!(controller = %uri, retry_in = ?delay, "the controller ended the session; reconnecting")
+            }
+            Err(e) if attempt == 1 || attempt % 10 == 0 => tracing::warn!(
+                controller = %uri, attempt, retry_in = ?delay, error = %e,
+                "no controller session; the agent keeps running its configuration and reconnects"
+            ),
+            Err(e) => {
+                tracing::debug!(controller = %uri, attempt, retry_in = ?delay, error = %e, "reconnecting")
+            }
+        }
+        tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One session: connect, hello, then serve until the stream ends.
+async fn serve(
+    agent: &Arc<Agent>,
+    endpoint: &Endpoint,
+    revisions: &Arc<Mutex<Revisions>>,
+    events: &mut broadcast::Receiver<JobEvent>,
+    backoff: &mut Backoff,
+    caps: &mut Capabilities,
+) -> Result<(), SessionError> {
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| SessionError::Connect {
+            endpoint: endpoint.uri().to_string(),
+            why: chain(&e),
+        })?;
+    *caps = Capabilities::detect(&agent.config, caps).await;
+    let caps = &*caps;
+    let (tx, rx) = mpsc::channel(OUTBOX);
+    let hello = messages::hello(agent, &lock(revisions), caps);
+    tx.send(hello).await.map_err(|_| SessionError::Closed)?;
+    let mut client = AgentSessionsClient::new(channel);
+    let mut inbound = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(SessionError::Refused)?
+        .into_inner();
+    backoff.reset();
+    let (generation, sha256) = messages::running(agent, &lock(revisions));
+    tracing::info!(
+        controller = %endpoint.uri(), generation, %sha256, capabilities = ?caps.names(),
+        "connected to the controller"
+    );
+    let mut stats = tokio::time::interval(agent.config.controller.stats_interval.get());
+    stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = inbound.message() => match message {
+                Ok(Some(message)) => handle(agent, revisions, caps, &tx, message).await?,
+                Ok(None) => return Ok(()),
+                Err(status) => return Err(SessionError::Broken(status)),
+            },
+            _ = stats.tick() => offer(&tx, messages::stats(agent)),
+            event = events.recv() => match event {
+                Ok(event) => {
+                    send(&tx, messages::event(&event)).await?;
+                    offer(&tx, messages::stats(agent));
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "job events were too many to send; the stats still count them");
+                }
+                // The agent holds the sender as long as this task holds the agent.
+                Err(broadcast::error::RecvError::Closed) => return Err(SessionError::Closed),
+            },
+        }
+    }
+}
+
+/// Acts on one message from the controller.
+async fn handle(
+    agent: &Arc<Agent>,
+    revisions: &Arc<Mutex<Revisions>>,
+    caps: &Capabilities,
+    tx: &mpsc::Sender<AgentMessage>,
+    message: ControllerMessage,
+) -> Result<(), SessionError> {
+    match message.body {
+        Some(Body::Assignment(a)) => {
+            let reply = assignment(agent, revisions, caps, a).await;
+            send(tx, reply).await?;
+            offer(tx, messages::stats(agent));
+        }
+        Some(Body::Command(command)) => {
+            match command.body {
+                Some(Command::Pause(p)) => {
+                    crate::control::pause(agent, p.cancel_running, "the controller");
+                }
+                Some(Command::Resume(_)) => {
+                    crate::control::resume(agent, "the controller");
+                }
+                None => tracing::debug!("an empty command from the controller"),
+            }
+            offer(tx, messages::stats(agent));
+        }
+        None => tracing::debug!("an empty message from the controller"),
+    }
+    Ok(())
+}
+
+/// Accepts or refuses one assignment (on a blocking thread: hashing, validation, fsync) and
+/// returns the ACK or NACK.
+async fn assignment(
+    agent: &Arc<Agent>,
+    revisions: &Arc<Mutex<Revisions>>,
+    caps: &Capabilities,
+    a: Assignment,
+) -> AgentMessage {
+    tracing::info!(
+        generation = a.generation, nonce = %a.nonce, rollback = a.rollback,
+        traceparent = %a.traceparent, bytes = a.canonical.len(), "assignment received"
+    );
+    let a = Arc::new(a);
+    let work = {
+        let (agent, revisions, caps, a) =
+            (agent.clone(), revisions.clone(), caps.clone(), a.clone());
+        tokio::task::spawn_blocking(move || accept(&agent, &mut lock(&revisions), &caps, &a))
+    };
+    let outcome = work.await.unwrap_or_else(|e| {
+        Err(Nack {
+            stage: Stage::Apply,
+            field: String::new(),
+            message: format!("the agent failed while applying it: {e}"),
+        })
+    });
+    match outcome {
+        Ok(Accepted::AlreadyRunning) => {
+            tracing::info!(
+                generation = a.generation,
+                "assignment already in force; acknowledged"
+            );
+            messages::ack(&a)
+        }
+        Ok(Accepted::Applied { changed }) => {
+            tracing::info!(
+                generation = a.generation, sha256 = %a.sha256, rollback = a.rollback, ?changed,
+                "configuration revision accepted; jobs starting from now use it"
+            );
+            if changed.iter().any(|k| k.starts_with("logging.")) {
+                tracing::warn!(
+                    "logging.level and logging.format changes take effect at the next start"
+                );
+            }
+            messages::ack(&a)
+        }
+        Err(nack) => {
+            let running = agent.pipeline().generation;
+            tracing::warn!(
+                generation = a.generation, stage = nack.stage.as_str(), field = %nack.field,
+                running, "configuration revision refused: {}", nack.message
+            );
+            let what = format!(
+                "fleet revision {} refused at the {} stage{}: {}",
+                a.generation,
+                nack.stage.as_str(),
+                if nack.field.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", nack.field)
+                },
+                nack.message
+            );
+            let action = if running == 0 {
+                "the agent keeps running its local configuration".to_string()
+            } else {
+                format!("the agent keeps running generation {running}")
+            };
+            crate::notify::config_rejected(agent, &what, &action);
+            messages::nack(&a, &nack)
+        }
+    }
+}
+
+/// Queues a message unless the stream is backed up (then it is dropped: stats come again).
+fn offer(tx: &mpsc::Sender<AgentMessage>, message: Option<AgentMessage>) {
+    if let Some(message) = message {
+        if tx.try_send(message).is_err() {
+            tracing::debug!("the controller stream is backed up; stats skipped");
+        }
+    }
+}
+
+async fn send(tx: &mpsc::Sender<AgentMessage>, message: AgentMessage) -> Result<(), SessionError> {
+    tx.send(message).await.map_err(|_| SessionError::Closed)
+}
+
+fn lock(revisions: &Mutex<Revisions>) -> std::sync::MutexGuard<'_, Revisions> {
+    revisions.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An error and its causes on one line (transport errors say little on their own).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
