@@ -1,3 +1,13 @@
-//! One module per verb group of `fleetctl`.
+//! One module per verb group of `fleetctl`, plus what they share: the connection and exit codes
+//! (`client`), the output formats (`output`) and the serde views of the protocol (`views`).
 
+pub mod agent;
+pub mod apply;
+pub mod assign;
+pub mod client;
 pub mod config;
+pub mod describe;
+pub mod get;
+pub mod output;
+pub mod status;
+pub mod views;

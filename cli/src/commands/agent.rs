@@ -1,0 +1,313 @@
+//! `fleetctl agent ping|pause|resume|stats|errors`: through the controller (`ID`), or straight
+//! to one agent's local control API (`--agent HOST:PORT`, as in `[agent] control`).
+//!
+//! Through the controller, pause and resume travel over the agent's session and are confirmed
+//! by its next stats; stats and errors are what the controller last heard. `ping` always talks
+//! to the agent itself.
+
+use clap::{ArgGroup, Args, Subcommand};
+use h264_proto::v1::agent_control_reply::Body as Reply;
+use h264_proto::v1::agent_control_request::Body as Req;
+use h264_proto::v1::{
+    AgentControlRequest, ErrorsReply, ErrorsRequest, PauseReply, PauseRequest, PingRequest,
+    ResumeReply, ResumeRequest, StatsReply, StatsRequest,
+};
+use serde::Serialize;
+
+use super::client::{self, Failure, EXIT_FAILED};
+use super::output::{emit, pairs, Format, OutputArg, Table};
+use super::views::{ErrorView, StatsView};
+
+/// `agent` arguments.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub verb: AgentVerb,
+    #[command(flatten)]
+    pub out: OutputArg,
+}
+
+/// Which agent: by id through the controller, or by address directly.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "agent"])))]
+pub struct Which {
+    /// The agent's id (through the controller).
+    pub id: Option<String>,
+    /// The agent's control address, HOST:PORT (straight to the agent, no controller).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub agent: Option<String>,
+}
+
+/// The agent verbs.
+#[derive(Debug, Subcommand)]
+pub enum AgentVerb {
+    /// Who the agent is, its version, uptime and configuration generation (direct only).
+    Ping {
+        /// The agent's control address, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        agent: String,
+    },
+    /// Stop starting jobs (running jobs finish unless --cancel-running).
+    Pause {
+        #[command(flatten)]
+        which: Which,
+        /// Also cancel the running jobs (they are converted again after the resume).
+        #[arg(long, alias = "cancel")]
+        cancel_running: bool,
+    },
+    /// Start jobs again after a pause.
+    Resume {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Counters, queue, running jobs, disk.
+    Stats {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// The most recent errors, newest first.
+    Errors {
+        #[command(flatten)]
+        which: Which,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// Runs an `agent` verb.
+pub fn run(controller: &str, args: AgentArgs) -> u8 {
+    client::run(agent(controller, args.verb, args.out.output))
+}
+
+/// What a verb asks for, whichever way it travels.
+enum Ask {
+    Pause(PauseRequest),
+    Resume(ResumeRequest),
+    Stats(StatsRequest),
+    Errors(ErrorsRequest),
+}
+
+async fn agent(controller: &str, verb: AgentVerb, format: Format) -> Result<(), Failure> {
+    let (which, ask) = match verb {
+        AgentVerb::Ping { agent } => return ping(&agent, format).await,
+        AgentVerb::Pause {
+            which,
+            cancel_running,
+        } => (which, Ask::Pause(PauseRequest { cancel_running })),
+        AgentVerb::Resume { which } => (which, Ask::Resume(ResumeRequest {})),
+        AgentVerb::Stats { which } => (which, Ask::Stats(StatsRequest {})),
+        AgentVerb::Errors { which, limit } => (which, Ask::Errors(ErrorsRequest { limit })),
+    };
+    let reply = match (which.agent, which.id) {
+        (Some(addr), _) => direct(&addr, ask).await?,
+        (None, Some(id)) => through(controller, id, ask).await?,
+        (None, None) => unreachable!("clap requires an id or --agent"),
+    };
+    print(reply, format);
+    Ok(())
+}
+
+async fn direct(addr: &str, ask: Ask) -> Result<Reply, Failure> {
+    let mut c = client::agent(addr).await?;
+    let what = format!("the agent at {addr}");
+    Ok(match ask {
+        Ask::Pause(r) => Reply::Pause(client::call(&what, c.pause(r)).await?),
+        Ask::Resume(r) => Reply::Resume(client::call(&what, c.resume(r)).await?),
+        Ask::Stats(r) => Reply::Stats(client::call(&what, c.stats(r)).await?),
+        Ask::Errors(r) => Reply::Errors(client::call(&what, c.errors(r)).await?),
+    })
+}
+
+async fn through(controller: &str, id: String, ask: Ask) -> Result<Reply, Failure> {
+    let mut admin = client::admin(controller).await?;
+    let what = format!("the controller at {controller}");
+    let body = match ask {
+        Ask::Pause(r) => Req::Pause(r),
+        Ask::Resume(r) => Req::Resume(r),
+        Ask::Stats(r) => Req::Stats(r),
+        Ask::Errors(r) => Req::Errors(r),
+    };
+    let reply = client::call(
+        &what,
+        admin.agent_control(AgentControlRequest {
+            agent_id: id,
+            body: Some(body),
+        }),
+    )
+    .await?;
+    reply
+        .body
+        .ok_or_else(|| Failure::new(EXIT_FAILED, "the controller sent an empty answer"))
+}
+
+#[derive(Debug, Serialize)]
+struct PingView {
+    agent_id: String,
+    version: String,
+    uptime_seconds: u64,
+    config_generation: u64,
+    config_sha256: String,
+    pid: u32,
+    config_warnings: Vec<String>,
+}
+
+async fn ping(addr: &str, format: Format) -> Result<(), Failure> {
+    let mut c = client::agent(addr).await?;
+    let p = client::call(&format!("the agent at {addr}"), c.ping(PingRequest {})).await?;
+    let view = PingView {
+        agent_id: p.agent_id,
+        version: p.version,
+        uptime_seconds: p.uptime_seconds,
+        config_generation: p.config_generation,
+        config_sha256: p.config_sha256,
+        pid: p.pid,
+        config_warnings: p.config_warnings,
+    };
+    emit(format, &view, |v| {
+        let mut items = vec![
+            ("agent", v.agent_id.clone()),
+            ("version", v.version.clone()),
+            ("pid", v.pid.to_string()),
+            (
+                "uptime",
+                humantime::format_duration(std::time::Duration::from_secs(v.uptime_seconds))
+                    .to_string(),
+            ),
+            ("config generation", v.config_generation.to_string()),
+            ("config sha256", v.config_sha256.clone()),
+        ];
+        for w in &v.config_warnings {
+            items.push(("warning", w.clone()));
+        }
+        pairs(&items)
+    });
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct PauseView {
+    paused: bool,
+    cancelled: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct ResumeView {
+    paused: bool,
+    still_held_by: String,
+}
+
+fn print(reply: Reply, format: Format) {
+    match reply {
+        Reply::Pause(PauseReply { paused, cancelled }) => {
+            emit(format, &PauseView { paused, cancelled }, |v| {
+                format!(
+                    "paused: no new jobs start until resume ({} running jobs cancelled)\n",
+                    v.cancelled
+                )
+            })
+        }
+        Reply::Resume(ResumeReply {
+            paused,
+            still_held_by,
+        }) => emit(
+            format,
+            &ResumeView {
+                paused,
+                still_held_by,
+            },
+            |v| {
+                if v.paused {
+                    format!("resumed by hand, but still held by: {}\n", v.still_held_by)
+                } else {
+                    "resumed: jobs start again\n".into()
+                }
+            },
+        ),
+        Reply::Stats(s) => print_stats(&s, format),
+        Reply::Errors(e) => print_errors(&e, format),
+    }
+}
+
+fn print_stats(s: &StatsReply, format: Format) {
+    emit(format, &StatsView::from(s), |v| {
+        let c = &v.since_start;
+        let j = &v.journal;
+        let mut out = pairs(&[
+            ("queue", v.queue_depth.to_string()),
+            ("workers", v.workers.to_string()),
+            (
+                "paused",
+                if v.paused {
+                    format!("yes ({})", v.paused_by)
+                } else {
+                    "no".into()
+                },
+            ),
+            (
+                "converted",
+                format!("{} ({} since start)", j.converted, c.converted),
+            ),
+            ("failed", format!("{} ({} since start)", j.failed, c.failed)),
+            (
+                "retried",
+                format!("{} ({} since start)", j.retried, c.retried),
+            ),
+            ("mean speed", format!("{:.2}x", j.mean_speed)),
+            ("alert queue", v.alert_queue_depth.to_string()),
+            ("disk", v.disk_text()),
+        ]);
+        if !v.running.is_empty() {
+            let mut t = Table::new(&["SOURCE", "STAGE", "PERCENT", "SPEED", "ATTEMPT"]);
+            for r in &v.running {
+                t.row(vec![
+                    r.source.clone(),
+                    r.stage.clone(),
+                    format!("{:.1}%", r.percent),
+                    format!("{:.2}x", r.speed),
+                    r.attempt.to_string(),
+                ]);
+            }
+            out.push_str("\nrunning:\n");
+            out.push_str(&t.render());
+        }
+        if !v.volumes.is_empty() {
+            let mut t = Table::new(&["VOLUME", "FREE", "TOTAL", "LEVEL"]);
+            for vol in &v.volumes {
+                t.row(vec![
+                    vol.path.clone(),
+                    gib(vol.free_bytes),
+                    gib(vol.total_bytes),
+                    vol.level.clone(),
+                ]);
+            }
+            out.push_str("\nvolumes:\n");
+            out.push_str(&t.render());
+        }
+        out
+    });
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+fn print_errors(e: &ErrorsReply, format: Format) {
+    let views: Vec<ErrorView> = e.errors.iter().map(ErrorView::from).collect();
+    emit(format, &views, |views| {
+        if views.is_empty() {
+            return "no errors\n".into();
+        }
+        let mut t = Table::new(&["AT", "KIND", "STAGE", "FILE", "MESSAGE"]);
+        for e in views {
+            t.row(vec![
+                e.at.clone(),
+                e.kind.clone(),
+                e.stage.clone(),
+                e.file.clone(),
+                e.message.clone(),
+            ]);
+        }
+        t.render()
+    });
+}

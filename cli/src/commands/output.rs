@@ -1,0 +1,141 @@
+//! Output for people (aligned tables) and for scripts (`-o json`, `-o yaml`): every command
+//! builds a serde view of its answer, then prints it in the chosen format.
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// JSON for scripts (one document; `status --watch`: one line per snapshot).
+    Json,
+    /// YAML for scripts.
+    Yaml,
+}
+
+/// `-o table|json|yaml`, shared by the controller and agent verbs.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArg {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table, global = true)]
+    pub output: Format,
+}
+
+/// Prints `value` as JSON or YAML, or as the text `table` renders.
+pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce(&T) -> String) {
+    match format {
+        Format::Table => print!("{}", table(value)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
+        Format::Yaml => print!("{}", yaml_serde::to_string(value).unwrap_or_default()),
+    }
+}
+
+/// A table: a header row and rows, columns padded to their widest cell.
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles.
+    pub fn new(header: &[&str]) -> Self {
+        Self {
+            rows: vec![header.iter().map(|h| h.to_string()).collect()],
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as text, one line per row.
+    pub fn render(&self) -> String {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `key: value` lines, keys padded.
+pub fn pairs(items: &[(&str, String)]) -> String {
+    let w = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    items
+        .iter()
+        .map(|(k, v)| format!("{:<w$} {v}\n", format!("{k}:")))
+        .collect()
+}
+
+/// A Unix time in milliseconds as RFC 3339 UTC (seconds), or `-` for none.
+pub fn time(ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// How long ago a Unix time in milliseconds was, e.g. `3s`, `5m`, `2h`, or `-`.
+pub fn ago(ms: i64, now_ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    let s = ((now_ms - ms).max(0) / 1000) as u64;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_times_read() {
+        let mut t = Table::new(&["AGENT", "SYNC"]);
+        t.row(vec!["studio-a-long".into(), "synced".into()]);
+        t.row(vec!["b".into(), "error".into()]);
+        assert_eq!(
+            t.render(),
+            "AGENT          SYNC\nstudio-a-long  synced\nb              error\n"
+        );
+        assert_eq!(time(0), "-");
+        assert_eq!(time(1_000), "1970-01-01T00:00:01Z");
+        assert_eq!(ago(1_000, 6_000), "5s");
+        assert_eq!(ago(1_000, 1_000 + 600_000), "10m");
+        assert_eq!(
+            pairs(&[("a", "1".into()), ("bbb", "2".into())]),
+            "a:   1\nbbb: 2\n"
+        );
+    }
+}

@@ -1,0 +1,483 @@
+//! `h264-fleet-load`: the controller's load benchmark (benches/README.md). It starts the real
+//! `h264-controller` binary (from beside this one, or `--controller-bin`), opens `--agents`
+//! simulated agent sessions from this one process (one HTTP/2 connection each, as real agents
+//! have), and measures:
+//!
+//! 1. memory: the controller's RSS (from `/proc/PID/status`) before and after the sessions
+//!    connect, divided by the number of sessions;
+//! 2. push fan-out: for each of `--rounds` applies, the time from sending `Apply` to each
+//!    agent's ACK (every agent checks the SHA256 of the bytes before it ACKs): p50, p99, max,
+//!    and when the controller itself counted the last ACK;
+//! 3. stats ingest: every agent sends stats as fast as the session's flow control lets it for
+//!    `--stats-seconds`, then a marker; the rate is every message sent divided by the time until
+//!    the controller holds every agent's marker (so nothing still queued is counted as done).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use h264_proto::v1::agent_message::Body;
+use h264_proto::v1::agent_sessions_client::AgentSessionsClient;
+use h264_proto::v1::controller_message;
+use h264_proto::v1::fleet_admin_client::FleetAdminClient;
+use h264_proto::v1::{
+    AgentMessage, AgentStats, ApplyRequest, AssignmentAck, Counters, Hello, ListAgentsRequest,
+    ListRevisionsRequest, RunningJob, StatsReply, Volume,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// Load-tests an h264-controller with simulated agent sessions.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Simulated agents (one session and one connection each).
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Applies to time (each a new revision pushed to every agent).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// How long every agent sends stats as fast as it can.
+    #[arg(long, default_value_t = 10)]
+    stats_seconds: u64,
+    /// The controller binary (default: `h264-controller` beside this program).
+    #[arg(long)]
+    controller_bin: Option<PathBuf>,
+    /// Pin the controller to these CPUs (`taskset -c`), e.g. `0,1`.
+    #[arg(long)]
+    cpus: Option<String>,
+}
+
+/// The stats value that marks an agent's last stats message.
+const MARKER: u64 = 999_999_999;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = match &args.controller_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no folder for this program")?
+            .join("h264-controller"),
+    };
+    let state = std::env::temp_dir().join(format!("h264-fleet-load-{}", std::process::id()));
+    let mut controller = Controller::start(&bin, &state, args.cpus.as_deref())?;
+    let result = bench(&args, &controller).await;
+    controller.stop();
+    let _ = std::fs::remove_dir_all(&state);
+    result
+}
+
+async fn bench(args: &Args, controller: &Controller) -> Result<()> {
+    let url = format!("http://{}", controller.addr);
+    let mut admin = FleetAdminClient::new(connect(&url).await?);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = controller.rss_kib()?;
+    println!(
+        "controller pid {} on {}, RSS before sessions: {} KiB",
+        controller.pid(),
+        controller.addr,
+        rss_before
+    );
+
+    // Sessions.
+    let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let (phase_tx, phase_rx) = watch::channel(Phase::Idle);
+    let sent = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(Semaphore::new(64));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..args.agents {
+        let agent = SimAgent {
+            id: format!("load-{i:05}"),
+            url: url.clone(),
+            acks: acks_tx.clone(),
+            phase: phase_rx.clone(),
+            sent: sent.clone(),
+        };
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await;
+            agent.run(permit.ok()).await
+        }));
+    }
+    let connected = wait_until(Duration::from_secs(120), || {
+        let mut admin = admin.clone();
+        let n = args.agents;
+        async move {
+            let agents = admin
+                .list_agents(ListAgentsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .agents;
+            (agents.iter().filter(|a| a.connected).count() == n).then_some(())
+        }
+    })
+    .await;
+    if connected.is_none() {
+        bail!("not every session connected within 120 s");
+    }
+    println!(
+        "{} sessions connected in {:.2?}",
+        args.agents,
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = controller.rss_kib()?;
+    let per = (rss_after.saturating_sub(rss_before)) as f64 / args.agents as f64;
+    println!(
+        "memory: RSS {rss_after} KiB with {} sessions: {per:.1} KiB per session",
+        args.agents
+    );
+
+    // Fan-out.
+    let mut all = Vec::new();
+    for round in 1..=args.rounds {
+        let manifest = format!(
+            "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata:\n  name: load\nspec:\n  transcode:\n    crf: {}\n",
+            17 + round
+        );
+        let t0 = Instant::now();
+        let reply = admin
+            .apply(ApplyRequest {
+                manifest,
+                dry_run: false,
+                origin: String::new(),
+            })
+            .await?
+            .into_inner();
+        let applied = t0.elapsed();
+        let mut latencies = Vec::with_capacity(args.agents);
+        while latencies.len() < args.agents {
+            let (generation, at) = tokio::time::timeout(Duration::from_secs(60), acks_rx.recv())
+                .await
+                .context("ACKs stopped coming")?
+                .context("ACK channel closed")?;
+            if generation == reply.generation {
+                latencies.push(at.saturating_duration_since(t0));
+            }
+        }
+        let seen = wait_until(Duration::from_secs(60), || {
+            let mut admin = admin.clone();
+            let (g, n) = (reply.generation, args.agents as u32);
+            async move {
+                let revs = admin
+                    .list_revisions(ListRevisionsRequest {})
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .revisions;
+                revs.iter()
+                    .any(|r| r.generation == g && r.acked == n)
+                    .then_some(())
+            }
+        })
+        .await;
+        let counted = t0.elapsed();
+        latencies.sort();
+        println!(
+            "fan-out round {round}: generation {}, apply answered in {:.1?}; ACKs p50 {:.1?} p99 {:.1?} max {:.1?}; controller counted all ACKs by {:.1?}{}",
+            reply.generation,
+            applied,
+            pct(&latencies, 0.50),
+            pct(&latencies, 0.99),
+            latencies[latencies.len() - 1],
+            counted,
+            if seen.is_none() { " (NOT all counted)" } else { "" }
+        );
+        all.extend(latencies);
+    }
+    all.sort();
+    println!(
+        "fan-out over {} rounds x {} agents: p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        args.rounds,
+        args.agents,
+        pct(&all, 0.50),
+        pct(&all, 0.99),
+        all[all.len() - 1]
+    );
+
+    // Stats ingest.
+    let t0 = Instant::now();
+    phase_tx.send(Phase::Stats)?;
+    tokio::time::sleep(Duration::from_secs(args.stats_seconds)).await;
+    phase_tx.send(Phase::Marker)?;
+    let marked = wait_until(Duration::from_secs(120), || {
+        let mut admin = admin.clone();
+        let n = args.agents;
+        async move {
+            let agents = admin
+                .list_agents(ListAgentsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .agents;
+            let done = agents
+                .iter()
+                .filter(|a| a.stats.as_ref().is_some_and(|s| s.queue_depth == MARKER))
+                .count();
+            (done == n).then_some(())
+        }
+    })
+    .await;
+    let elapsed = t0.elapsed();
+    let total = sent.load(Ordering::Relaxed);
+    if marked.is_none() {
+        bail!("the controller did not take in every agent's last stats within 120 s");
+    }
+    println!(
+        "stats ingest: {total} messages in {:.2?}: {:.0} messages/s",
+        elapsed,
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "controller RSS after the stats phase: {} KiB",
+        controller.rss_kib()?
+    );
+    phase_tx.send(Phase::Stop)?;
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    Ok(())
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> Option<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await.is_some() {
+            return Some(());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn connect(url: &str) -> Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .tcp_nodelay(true)
+        .connect()
+        .await?)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Stats,
+    Marker,
+    Stop,
+}
+
+struct SimAgent {
+    id: String,
+    url: String,
+    acks: mpsc::UnboundedSender<(u64, Instant)>,
+    phase: watch::Receiver<Phase>,
+    sent: Arc<AtomicU64>,
+}
+
+fn stats(queue_depth: u64) -> StatsReply {
+    let counters = Counters {
+        seen: 120,
+        started: 118,
+        converted: 110,
+        failed: 3,
+        retried: 5,
+        bytes_in: 90_000_000_000,
+        bytes_out: 30_000_000_000,
+        mean_speed: 3.2,
+        ..Default::default()
+    };
+    StatsReply {
+        since_start: Some(counters),
+        journal: Some(counters),
+        queue_depth,
+        running: vec![RunningJob {
+            source: "/srv/incoming/news at 6.ts".into(),
+            stage: "transcode".into(),
+            percent: 41.5,
+            speed: 3.1,
+            attempt: 1,
+        }],
+        paused: false,
+        paused_by: String::new(),
+        volumes: vec![Volume {
+            path: "/srv/h264".into(),
+            free_bytes: 400 << 30,
+            total_bytes: 1000 << 30,
+            level: "ok".into(),
+        }],
+        alert_queue_depth: 0,
+        workers: 2,
+    }
+}
+
+impl SimAgent {
+    async fn run(self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Result<()> {
+        let channel = connect(&self.url).await?;
+        let mut client = AgentSessionsClient::new(channel);
+        let (tx, rx) = mpsc::channel::<AgentMessage>(16);
+        tx.send(AgentMessage {
+            body: Some(Body::Hello(Hello {
+                agent_id: self.id.clone(),
+                agent_version: "load".into(),
+                running_sha256: "local".into(),
+                ..Default::default()
+            })),
+        })
+        .await?;
+        let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+        drop(permit);
+        let mut phase = self.phase.clone();
+        let stats_tx = tx.clone();
+        let sent = self.sent.clone();
+        // The stats sender runs beside the assignment loop.
+        let mut stats_phase = self.phase.clone();
+        let stats_task = tokio::spawn(async move {
+            loop {
+                if stats_phase.changed().await.is_err() {
+                    return;
+                }
+                if *stats_phase.borrow() == Phase::Stats {
+                    break;
+                }
+            }
+            let mut n = 0u64;
+            while *stats_phase.borrow() == Phase::Stats {
+                n += 1;
+                let msg = AgentMessage {
+                    body: Some(Body::Stats(AgentStats {
+                        at_ms: 0,
+                        stats: Some(stats(n % 50)),
+                        running_generation: 0,
+                    })),
+                };
+                if stats_tx.send(msg).await.is_err() {
+                    return;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            let last = AgentMessage {
+                body: Some(Body::Stats(AgentStats {
+                    at_ms: 0,
+                    stats: Some(stats(MARKER)),
+                    running_generation: 0,
+                })),
+            };
+            if stats_tx.send(last).await.is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        loop {
+            tokio::select! {
+                msg = inbound.message() => {
+                    let Some(msg) = msg? else { break };
+                    if let Some(controller_message::Body::Assignment(a)) = msg.body {
+                        let hex: String = Sha256::digest(&a.canonical).iter().map(|b| format!("{b:02x}")).collect();
+                        if hex != a.sha256 {
+                            bail!("{}: assignment {} bytes do not match their SHA256", self.id, a.generation);
+                        }
+                        let generation = a.generation;
+                        tx.send(AgentMessage { body: Some(Body::Ack(AssignmentAck {
+                            generation, nonce: a.nonce, sha256: a.sha256,
+                        }))}).await?;
+                        let _ = self.acks.send((generation, Instant::now()));
+                    }
+                }
+                r = phase.changed() => {
+                    if r.is_err() || *phase.borrow() == Phase::Stop { break }
+                }
+            }
+        }
+        stats_task.abort();
+        Ok(())
+    }
+}
+
+struct Controller {
+    child: Option<Child>,
+    addr: String,
+}
+
+impl Controller {
+    fn start(bin: &PathBuf, state: &std::path::Path, cpus: Option<&str>) -> Result<Self> {
+        use std::io::BufRead;
+        let mut cmd = match cpus {
+            Some(c) => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", c]).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .with_context(|| format!("unexpected output from the controller: {line}"))?
+            .to_owned();
+        Ok(Self {
+            child: Some(child),
+            addr,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .context("no VmRSS in /proc/PID/status")
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! `h264-controller`: the control plane of an h264create fleet. It keeps the fleet
+//! configuration as numbered, SHA256-identified revisions, pushes every agent its assignment
+//! over one bidirectional gRPC session per agent, records what each agent acknowledges, runs
+//! and reports (stats, events), and serves fleetctl's admin API.
+//!
+//! The modules follow the flow: [`store`] (SQLite, survives restarts) → [`registry`] (the
+//! fleet in memory, the push rules) ← [`session`] (agents) and [`admin`] (fleetctl);
+//! [`persist`] writes the registry back behind them; [`run`] wires it all on one listener.
+//! The binary only parses arguments, sets up logging and signals, and calls [`run()`].
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod model;
+pub mod persist;
+pub mod registry;
+pub mod run;
+pub mod selector;
+pub mod session;
+pub mod store;
+
+pub use config::ControllerConfig;
+pub use run::{bind, run, Bound, ControllerError};

@@ -1,0 +1,302 @@
+//! What agent sessions do to the registry: register from a Hello (and resync), ask what to
+//! push, record ACKs, NACKs, stats and events, disconnect; and the commands queued for them.
+
+use std::sync::Arc;
+
+use h264_proto::v1::{
+    AgentCommand, AgentEvent, AgentStats, Assignment, AssignmentAck, AssignmentNack, Hello,
+};
+use tokio::sync::{mpsc, Notify};
+
+use super::{Entry, Live, Registry};
+use crate::model::{now_ms, AgentRecord, EventRecord, Nack};
+
+/// Commands queued per session at most (pause and resume are rare).
+const COMMAND_QUEUE: usize = 8;
+
+/// What a session gets when its Hello is accepted.
+#[derive(Debug)]
+pub struct SessionTicket {
+    /// This session's number; a newer session of the same agent supersedes it.
+    pub id: u64,
+    /// Woken when there may be something to push, or when the session is superseded.
+    pub wake: Arc<Notify>,
+    /// Commands (pause, resume) to forward to the agent.
+    pub commands: mpsc::Receiver<AgentCommand>,
+}
+
+/// What a session should do next.
+#[derive(Debug, PartialEq)]
+pub enum Push {
+    /// A newer session of the same agent took over: end this one.
+    Superseded,
+    /// Nothing to send.
+    Nothing,
+    /// Send this assignment.
+    Send(Assignment),
+}
+
+/// Why a command cannot be forwarded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommandError {
+    /// No such agent.
+    #[error("no agent `{0}`")]
+    UnknownAgent(String),
+    /// The agent has no session now.
+    #[error("agent `{0}` is not connected to the controller")]
+    NotConnected(String),
+    /// Its command queue is full.
+    #[error("agent `{0}` has too many commands waiting; try again")]
+    Busy(String),
+}
+
+fn nonce() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl Registry {
+    /// Registers (or updates) the agent of a Hello, makes this its live session (superseding
+    /// an older one), gives a new agent the fleet-wide target, and takes its running state
+    /// from the Hello: the resync.
+    pub fn register(&self, hello: &Hello) -> SessionTicket {
+        let mut inner = self.lock();
+        inner.next_session += 1;
+        let id = inner.next_session;
+        let fleet_target = inner.fleet_target;
+        let entry = inner
+            .agents
+            .entry(hello.agent_id.clone())
+            .or_insert_with(|| {
+                Entry::new(AgentRecord {
+                    id: hello.agent_id.clone(),
+                    desired: fleet_target,
+                    ..AgentRecord::default()
+                })
+            });
+        let r = &mut entry.record;
+        r.labels = hello
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        r.version.clone_from(&hello.agent_version);
+        r.capabilities.clone_from(&hello.capabilities);
+        r.last_seen_ms = now_ms();
+        r.running_generation = hello.running_generation;
+        r.running_sha256.clone_from(&hello.running_sha256);
+        r.highest_accepted = r.highest_accepted.max(hello.highest_accepted_generation);
+        if r.running_generation != 0 {
+            // It runs that generation, so it accepted it (perhaps before a restart of ours).
+            r.acked_generation = r.running_generation;
+        }
+        // Whatever was in flight before is gone with the old session.
+        r.awaiting = None;
+        let wake = Arc::new(Notify::new());
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        if let Some(old) = entry.session.replace(Live {
+            id,
+            wake: wake.clone(),
+            commands: tx,
+            pushed: None,
+        }) {
+            tracing::info!(agent = %hello.agent_id, old = old.id, new = id, "a new session replaces the agent's previous one");
+            old.wake.notify_one();
+        }
+        inner.touch(&hello.agent_id);
+        drop(inner);
+        self.changed();
+        SessionTicket {
+            id,
+            wake,
+            commands: rx,
+        }
+    }
+
+    /// What session `session` of `agent` should send now (see the module docs of the registry).
+    pub fn next_push(&self, agent: &str, session: u64) -> Push {
+        let mut inner = self.lock();
+        let Some(entry) = inner.agents.get(agent) else {
+            return Push::Superseded;
+        };
+        let Some(live) = entry.session.as_ref().filter(|l| l.id == session) else {
+            return Push::Superseded;
+        };
+        let r = &entry.record;
+        let Some(d) = r.desired else {
+            return Push::Nothing;
+        };
+        let Some(rev) = inner.revisions.get(&d.generation).cloned() else {
+            tracing::error!(
+                agent,
+                generation = d.generation,
+                "desired revision is unknown"
+            );
+            return Push::Nothing;
+        };
+        let runs_it = r.running_generation == d.generation && r.running_sha256 == rev.sha256;
+        if runs_it || r.nacked.contains_key(&d.generation) || live.pushed == Some(d.generation) {
+            return Push::Nothing;
+        }
+        let assignment = Assignment {
+            generation: rev.generation,
+            sha256: rev.sha256.clone(),
+            canonical: rev.canonical.clone(),
+            nonce: nonce(),
+            rollback: d.rollback,
+            traceparent: String::new(),
+        };
+        if let Some(entry) = inner.agents.get_mut(agent) {
+            entry.record.awaiting = Some(d.generation);
+            if let Some(live) = entry.session.as_mut() {
+                live.pushed = Some(d.generation);
+            }
+        }
+        inner.touch(agent);
+        drop(inner);
+        self.changed();
+        Push::Send(assignment)
+    }
+
+    /// The agent runs `ack.generation` now.
+    pub fn ack(&self, agent: &str, ack: &AssignmentAck) {
+        self.update(agent, |entry, revision_sha| {
+            let r = &mut entry.record;
+            if revision_sha.as_ref().is_some_and(|s| *s != ack.sha256) {
+                tracing::warn!(agent, generation = ack.generation, sha256 = %ack.sha256, "the ACK names another SHA256 than the revision's");
+            }
+            r.acked_generation = ack.generation;
+            r.running_generation = ack.generation;
+            r.running_sha256 = revision_sha.unwrap_or_else(|| ack.sha256.clone());
+            r.highest_accepted = r.highest_accepted.max(ack.generation);
+            if r.awaiting == Some(ack.generation) {
+                r.awaiting = None;
+            }
+            None
+        }, ack.generation);
+    }
+
+    /// The agent refused `nack.generation`: remembered (it is not pushed again) and logged as
+    /// an event.
+    pub fn nack(&self, agent: &str, nack: &AssignmentNack) {
+        self.update(agent, |entry, _| {
+            let n = Nack {
+                stage: nack.stage.clone(),
+                field: nack.field.clone(),
+                message: nack.message.clone(),
+                at_ms: now_ms(),
+            };
+            tracing::warn!(agent, generation = nack.generation, refused = %n.describe(), "agent refused a revision");
+            let r = &mut entry.record;
+            if r.awaiting == Some(nack.generation) {
+                r.awaiting = None;
+            }
+            r.nacked.insert(nack.generation, n.clone());
+            Some(EventRecord {
+                agent_id: agent.to_owned(),
+                at_ms: n.at_ms,
+                kind: "nack".into(),
+                file: String::new(),
+                stage: n.stage,
+                message: if n.field.is_empty() { n.message } else { format!("{}: {}", n.field, n.message) },
+                generation: nack.generation,
+            })
+        }, nack.generation);
+    }
+
+    /// The agent's latest stats (the running generation among them).
+    pub fn stats(&self, agent: &str, stats: AgentStats) {
+        let generation = stats.running_generation;
+        self.update(
+            agent,
+            move |entry, revision_sha| {
+                let r = &mut entry.record;
+                if r.running_generation != generation {
+                    r.running_generation = generation;
+                    r.running_sha256 = revision_sha.unwrap_or_default();
+                }
+                r.stats = stats.stats;
+                None
+            },
+            generation,
+        );
+    }
+
+    /// An event the agent reported.
+    pub fn event(&self, agent: &str, event: AgentEvent) {
+        self.update(
+            agent,
+            |_, _| {
+                Some(EventRecord {
+                    agent_id: agent.to_owned(),
+                    at_ms: if event.at_ms > 0 {
+                        event.at_ms
+                    } else {
+                        now_ms()
+                    },
+                    kind: event.kind,
+                    file: event.file,
+                    stage: event.stage,
+                    message: event.message,
+                    generation: event.generation,
+                })
+            },
+            0,
+        );
+    }
+
+    /// Applies `f` to the agent's entry (given the SHA256 of revision `generation`, if known),
+    /// records the event it returns, updates last-seen, marks it dirty and signals the change.
+    fn update(
+        &self,
+        agent: &str,
+        f: impl FnOnce(&mut Entry, Option<String>) -> Option<EventRecord>,
+        generation: u64,
+    ) {
+        let mut inner = self.lock();
+        let sha = inner.revisions.get(&generation).map(|r| r.sha256.clone());
+        let Some(entry) = inner.agents.get_mut(agent) else {
+            return;
+        };
+        entry.record.last_seen_ms = now_ms();
+        if let Some(event) = f(entry, sha) {
+            inner.add_event(event);
+        }
+        inner.touch(agent);
+        drop(inner);
+        self.changed();
+    }
+
+    /// Session `session` of `agent` ended; the agent is disconnected unless a newer session
+    /// already took over.
+    pub fn disconnect(&self, agent: &str, session: u64) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.agents.get_mut(agent) else {
+            return;
+        };
+        if entry.session.as_ref().is_none_or(|l| l.id != session) {
+            return;
+        }
+        entry.session = None;
+        entry.record.last_seen_ms = now_ms();
+        inner.touch(agent);
+        drop(inner);
+        self.changed();
+    }
+
+    /// Queues a command for the agent's session.
+    pub fn command(&self, agent: &str, command: AgentCommand) -> Result<(), CommandError> {
+        let inner = self.lock();
+        let entry = inner
+            .agents
+            .get(agent)
+            .ok_or_else(|| CommandError::UnknownAgent(agent.to_owned()))?;
+        let live = entry
+            .session
+            .as_ref()
+            .ok_or_else(|| CommandError::NotConnected(agent.to_owned()))?;
+        live.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::Busy(agent.to_owned()),
+            mpsc::error::TrySendError::Closed(_) => CommandError::NotConnected(agent.to_owned()),
+        })
+    }
+}

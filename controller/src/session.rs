@@ -1,0 +1,195 @@
+//! `AgentSessions`: one bidirectional stream per agent.
+//!
+//! # Theory of operation
+//! The handler waits (at most `hello_timeout`) for the first message, which must be a Hello
+//! with a valid agent id, else the call fails with `InvalidArgument`. It registers the agent
+//! ([`Registry::register`], which resyncs it from the Hello) and spawns one task for the
+//! session, which owns the inbound stream and the sending half of a small bounded outbound
+//! channel (the response stream). The task loops: ask the registry what to push and send it,
+//! then wait for whichever comes first of an inbound message (ACK, NACK, stats, event: each is
+//! a short registry update), a wake-up (a new desired revision, or a newer session of the same
+//! agent), a command to forward, or shutdown. When the agent goes away (end of stream or a
+//! transport error, including HTTP/2 keepalive timeouts) the task marks it disconnected and
+//! ends. Per session this costs a task, a `Notify`, two small channels and the HTTP/2 stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use h264_proto::v1::agent_message::Body;
+use h264_proto::v1::agent_sessions_server::AgentSessions;
+use h264_proto::v1::{controller_message, AgentMessage, ControllerMessage};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::registry::{Push, Registry, SessionTicket};
+
+/// Messages waiting to go out to one agent at most (assignments and commands only).
+const OUTBOUND: usize = 4;
+/// The longest agent id accepted.
+const MAX_ID: usize = 128;
+
+/// The session service.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    registry: Arc<Registry>,
+    hello_timeout: Duration,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Sessions {
+    /// A service that registers agents in `registry`; session tasks are tracked by `tracker`
+    /// and end on `shutdown`.
+    pub fn new(
+        registry: Arc<Registry>,
+        hello_timeout: Duration,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
+        Self {
+            registry,
+            hello_timeout,
+            shutdown,
+            tracker,
+        }
+    }
+}
+
+/// Checks an agent id: 1-128 printable characters, no spaces.
+pub fn check_agent_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_ID || id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "agent id `{}` is not 1-{MAX_ID} printable characters without spaces",
+            id.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl AgentSessions for Sessions {
+    type SessionStream = ReceiverStream<Result<ControllerMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = request.remote_addr();
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(self.hello_timeout, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no Hello within {:?}: a session starts with a Hello",
+                    self.hello_timeout
+                ))
+            })??;
+        let hello = match first.and_then(|m| m.body) {
+            Some(Body::Hello(h)) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a session must be a Hello",
+                ))
+            }
+        };
+        check_agent_id(&hello.agent_id).map_err(Status::invalid_argument)?;
+        tracing::info!(
+            agent = %hello.agent_id,
+            ?peer,
+            version = %hello.agent_version,
+            running = hello.running_generation,
+            "agent connected"
+        );
+        let ticket = self.registry.register(&hello);
+        let (tx, rx) = mpsc::channel(OUTBOUND);
+        let task = SessionTask {
+            registry: self.registry.clone(),
+            agent: hello.agent_id.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        self.tracker.spawn(task.run(ticket, inbound, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+struct SessionTask {
+    registry: Arc<Registry>,
+    agent: String,
+    shutdown: CancellationToken,
+}
+
+type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
+
+impl SessionTask {
+    async fn run(self, ticket: SessionTicket, mut inbound: Streaming<AgentMessage>, tx: Outbound) {
+        let SessionTicket {
+            id,
+            wake,
+            mut commands,
+        } = ticket;
+        let why = loop {
+            match self.registry.next_push(&self.agent, id) {
+                Push::Superseded => break "superseded by a newer session",
+                Push::Send(a) => {
+                    tracing::info!(agent = %self.agent, generation = a.generation, rollback = a.rollback, "assignment sent");
+                    let msg = ControllerMessage {
+                        body: Some(controller_message::Body::Assignment(a)),
+                    };
+                    if !self.send(&tx, msg).await {
+                        break "the agent stopped reading";
+                    }
+                    continue;
+                }
+                Push::Nothing => {}
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break "controller shutdown",
+                _ = wake.notified() => {}
+                Some(cmd) = commands.recv() => {
+                    let msg = ControllerMessage { body: Some(controller_message::Body::Command(cmd)) };
+                    if !self.send(&tx, msg).await {
+                        break "the agent stopped reading";
+                    }
+                }
+                msg = inbound.message() => match msg {
+                    Ok(Some(m)) => self.handle(m),
+                    Ok(None) => break "the agent closed the session",
+                    Err(status) => {
+                        tracing::debug!(agent = %self.agent, %status, "session stream error");
+                        break "the connection was lost";
+                    }
+                },
+            }
+        };
+        self.registry.disconnect(&self.agent, id);
+        tracing::info!(agent = %self.agent, session = id, why, "agent session ended");
+    }
+
+    /// Sends one message unless shutdown or the agent goes first; false when it cannot.
+    async fn send(&self, tx: &Outbound, msg: ControllerMessage) -> bool {
+        tokio::select! {
+            r = tx.send(Ok(msg)) => r.is_ok(),
+            _ = self.shutdown.cancelled() => false,
+        }
+    }
+
+    fn handle(&self, msg: AgentMessage) {
+        match msg.body {
+            Some(Body::Ack(ack)) => {
+                tracing::info!(agent = %self.agent, generation = ack.generation, "assignment acknowledged");
+                self.registry.ack(&self.agent, &ack);
+            }
+            Some(Body::Nack(nack)) => self.registry.nack(&self.agent, &nack),
+            Some(Body::Stats(stats)) => self.registry.stats(&self.agent, stats),
+            Some(Body::Event(event)) => self.registry.event(&self.agent, event),
+            Some(Body::Hello(_)) => {
+                tracing::warn!(agent = %self.agent, "a second Hello in one session is ignored")
+            }
+            None => {}
+        }
+    }
+}

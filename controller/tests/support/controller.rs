@@ -1,0 +1,180 @@
+//! Starts the real `h264-controller` binary for a test, on a free loopback port, and stops it
+//! (SIGTERM, or SIGKILL to simulate a crash). Reusable by other crates' tests with
+//! `#[path = "../../controller/tests/support/controller.rs"] mod controller;` (they need `nix`
+//! as a dev-dependency) and the path of the binary:
+//!
+//! ```ignore
+//! let state = tempfile::tempdir().unwrap();
+//! let mut c = ControllerProcess::start(Path::new(env!("CARGO_BIN_EXE_h264-controller")), state.path());
+//! let url = c.url();                       // http://127.0.0.1:PORT
+//! c.restart();                             // same port, same state folder
+//! c.kill();                                // SIGKILL: as if the machine died
+//! ```
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long the controller may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running controller process; killed when dropped.
+#[derive(Debug)]
+pub struct ControllerProcess {
+    bin: PathBuf,
+    child: Option<Child>,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state folder.
+    pub state_dir: PathBuf,
+    /// Where its stderr (the log) goes, appended across restarts.
+    pub log: PathBuf,
+}
+
+impl ControllerProcess {
+    /// Starts `bin` on `127.0.0.1:0` with `state_dir` (created if needed).
+    pub fn start(bin: &Path, state_dir: &Path) -> Self {
+        Self::start_on(bin, state_dir, "127.0.0.1:0")
+    }
+
+    /// Starts `bin` listening on `listen`.
+    pub fn start_on(bin: &Path, state_dir: &Path, listen: &str) -> Self {
+        let log = state_dir.with_extension("log");
+        let (child, addr) = spawn(bin, state_dir, listen, &log);
+        Self {
+            bin: bin.to_path_buf(),
+            child: Some(child),
+            addr,
+            state_dir: state_dir.to_path_buf(),
+            log,
+        }
+    }
+
+    /// `http://ADDR`, for clients and `fleetctl --controller`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, then waits (at most 15 s) for it to exit; returns its status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "h264-controller did not stop within 15 s of SIGTERM ({status:?}); log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (no chance to clean up), and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops it (SIGTERM) and starts it again on the same address and state folder.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Starts it again after [`stop`](Self::stop) or [`kill`](Self::kill), on the same address.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the controller is still running");
+        let (child, addr) = spawn(
+            &self.bin,
+            &self.state_dir,
+            &self.addr.to_string(),
+            &self.log,
+        );
+        assert_eq!(addr, self.addr);
+        self.child = Some(child);
+    }
+
+    /// Everything it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(bin: &Path, state_dir: &Path, listen: &str, log: &Path) -> (Child, SocketAddr) {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("controller log file");
+    // The port of a controller that just stopped may take a moment to be free again.
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let mut child = Command::new(bin)
+            .args(["--listen", listen, "--state-dir"])
+            .arg(state_dir)
+            .env("RUST_LOG", "info,h264_controller=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.try_clone().expect("log handle"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let addr = line
+                    .strip_prefix("listening on ")
+                    .and_then(|a| a.trim().parse().ok())
+                    .unwrap_or_else(|| {
+                        panic!("unexpected first line from h264-controller: {line}")
+                    });
+                return (child, addr);
+            }
+            Err(_) => {
+                let status = child.wait().ok();
+                let log_text = std::fs::read_to_string(log).unwrap_or_default();
+                let retry =
+                    log_text.contains("Address already in use") && Instant::now() < deadline;
+                if !retry {
+                    panic!("h264-controller did not start ({status:?}); log:\n{log_text}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
