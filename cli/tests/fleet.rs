@@ -2,6 +2,8 @@
 //! loopback port, fleetctl run as a process, and a protocol-speaking test agent where an agent
 //! is needed. Output, JSON shapes and exit codes (0 ok, 1 refused, 2 invalid, 3 unreachable).
 
+#[path = "support/bins.rs"]
+mod bins;
 #[path = "../../controller/tests/support/controller.rs"]
 mod controller;
 #[path = "../../controller/tests/support/fake_agent.rs"]
@@ -10,7 +12,6 @@ mod fake_agent;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use controller::ControllerProcess;
@@ -18,40 +19,14 @@ use fake_agent::{hello, FakeAgent};
 use h264_proto::v1::StatsReply;
 use serde_json::Value;
 
-/// The controller binary of this build, built once (a no-op when `cargo test` built it).
-fn controller_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let fleetctl = PathBuf::from(env!("CARGO_BIN_EXE_fleetctl"));
-        let profile_dir = fleetctl.parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "h264-controller",
-            "--bin",
-            "h264-controller",
-        ])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => _ = cmd.arg("--release"),
-            Some(other) => _ = cmd.args(["--profile", other]),
-            None => {}
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "cannot build h264-controller");
-        profile_dir.join("h264-controller")
-    })
+/// The controller binary of this build.
+fn controller_bin() -> PathBuf {
+    bins::workspace_bin("h264-controller", "h264-controller")
 }
 
 fn start() -> (tempfile::TempDir, ControllerProcess) {
     let dir = tempfile::tempdir().unwrap();
-    let c = ControllerProcess::start(controller_bin(), &dir.path().join("state"));
+    let c = ControllerProcess::start(&controller_bin(), &dir.path().join("state"));
     (dir, c)
 }
 
