@@ -23,6 +23,7 @@ struct Agent {
     output: PathBuf,
     config: PathBuf,
     child: Option<Child>,
+    control: String,
 }
 
 fn free_port() -> u16 {
@@ -39,17 +40,17 @@ impl Agent {
         let (input, output) = (dir.path().join("incoming"), dir.path().join("h264"));
         std::fs::create_dir_all(&input).unwrap();
         let config = dir.path().join("agent.toml");
+        let control = format!("127.0.0.1:{}", free_port());
         std::fs::write(
             &config,
             format!(
-                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:{}\"\n\
+                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"{control}\"\n\
                  [[watch]]\nsource = '{}'\noutput = '{}'\n\
                  [readiness]\nstable_for = \"0s\"\nmtime_grace = \"0s\"\n\
                  [transcode]\npreset = \"ultrafast\"\ncrf = 30\nremux = false\n\
                  [controller]\nendpoint = \"{endpoint}\"\nlabels = {{ site = \"e2e\" }}\n\
                  reconnect_backoff = \"200ms\"\nreconnect_backoff_max = \"1s\"\nstats_interval = \"1s\"\n",
                 dir.path().join("state").display(),
-                free_port(),
                 input.display(),
                 output.display()
             ),
@@ -62,6 +63,7 @@ impl Agent {
             output,
             config,
             child: None,
+            control,
         };
         agent.start();
         agent
@@ -290,4 +292,39 @@ fn agents_outlive_the_controller_and_come_back_to_it() {
     wait_agents(&c.url(), &IDS, "every agent back and synced", |a| {
         a["connected"] == true && a["sync"] == "synced" && a["running_generation"] == 1
     });
+}
+
+#[test]
+fn fleetctl_talks_to_one_agent_directly() {
+    let (_dir, _c, agents) = fleet();
+    let a = &agents[0];
+    let direct = |args: &[&str]| {
+        let mut all = vec!["agent"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--agent", &a.control, "-o", "json"]);
+        let out = fleetctl("http://127.0.0.1:1", &all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(direct(&["ping"])["agent_id"], "e2e-a");
+    direct(&["pause"]);
+    assert_eq!(direct(&["stats"])["paused"], true);
+    direct(&["resume"]);
+    assert_eq!(direct(&["stats"])["paused"], false);
+    Fixture::TextAsVideo.copy_to(&a.input, "notes.ts");
+    let errors = wait_for(
+        "the failure to show",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let e = direct(&["errors"]);
+            e.to_string().contains("notes.ts").then_some(e)
+        },
+    )
+    .unwrap();
+    assert!(errors.to_string().contains("validate"), "{errors}");
 }
