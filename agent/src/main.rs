@@ -25,6 +25,10 @@ struct Args {
     /// Only validate the configuration and print its problems.
     #[arg(long)]
     check: bool,
+    /// Join the fleet of this controller (`http://host:7443`), overriding `[controller]
+    /// endpoint` in the configuration.
+    #[arg(long, value_name = "URL")]
+    controller: Option<String>,
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -33,10 +37,23 @@ const EXIT_START: u8 = 3;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let (config, config_warnings, config_rejected) = match load(&args) {
+    let (mut config, config_warnings, config_rejected) = match load(&args) {
         Ok(loaded) => loaded,
         Err(code) => return ExitCode::from(code),
     };
+    if let Some(url) = &args.controller {
+        config.controller.endpoint = Some(url.clone());
+        let problems: Vec<_> = h264_config::validate::validate(&config, None)
+            .into_iter()
+            .filter(|p| p.key.starts_with("controller") && p.is_error())
+            .collect();
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("h264-agent: --controller {url}: {p}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     if args.check {
         println!("configuration is valid");
         return ExitCode::SUCCESS;

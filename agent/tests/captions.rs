@@ -24,9 +24,9 @@ formats = ["srt", "vtt"]
 tool = "ffmpeg"
 "#;
 
-/// One frame, plus the frame FFmpeg may repeat at the start of a TS whose audio leads the video.
+/// One frame: sidecars come from the source, whose caption times count from its first frame.
 fn tolerance(fps: f64) -> f64 {
-    2.0 / fps + 1e-3
+    1.0 / fps + 1e-3
 }
 
 #[test]
