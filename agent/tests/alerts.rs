@@ -725,3 +725,57 @@ async fn starttls_and_implicit_tls_verify_the_server_certificate() {
         assert!(got.subject.contains(&format!("{mode}.ts")));
     }
 }
+
+/// The real agent binary: a file that fails for good is e-mailed; with the server down the alert
+/// waits on disk; the agent is restarted; the server comes back; every queued message arrives
+/// exactly once and the queue empties.
+#[test]
+fn the_agent_mails_a_failed_file_and_its_queue_survives_a_restart() {
+    #[path = "common/mod.rs"]
+    #[allow(dead_code)]
+    mod common;
+    let mut sink = SmtpSink::new(None);
+    let s = common::Setup::new(
+        "",
+        &format!(
+            "{}\n[alerts]\nretry_backoff = \"200ms\"\nretry_backoff_max = \"500ms\"\n\
+             [alerts.email]\nsmtp = \"smtp://127.0.0.1:{}\"\nfrom = \"agent@example.org\"\n\
+             to = [\"ops@example.org\"]\ntimeout = \"2s\"\n",
+            common::BASE,
+            sink.port
+        ),
+    );
+    // Server down: the alerts of this run (started, failed, stopped) wait on disk.
+    h264_testkit::fixtures::Fixture::TextAsVideo.copy_to(&s.input, "broken.ts");
+    assert_eq!(s.run_once().status.code(), Some(1));
+    let queued = queue_files(&s.state);
+    assert!(queued.len() >= 2, "queued: {queued:?}");
+    // The server comes back; the agent is started again and delivers the queue.
+    sink.start();
+    let mut agent = s.spawn();
+    let mail = wait_for(
+        "the queued alerts",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let got = sink.received();
+            (got.iter().any(|m| m.subject.contains("broken.ts"))
+                && queue_files(&s.state).is_empty())
+            .then_some(got)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", agent.log()));
+    let failed: Vec<_> = mail
+        .iter()
+        .filter(|m| m.subject.contains("broken.ts"))
+        .collect();
+    assert_eq!(failed.len(), 1, "exactly once");
+    assert!(failed[0].text().contains("validate") && failed[0].html().contains("broken.ts"));
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(15)).success());
+    let ids: Vec<String> = sink.received().into_iter().map(|m| m.message_id).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no message twice");
+}
