@@ -732,7 +732,6 @@ async fn starttls_and_implicit_tls_verify_the_server_certificate() {
 #[test]
 fn the_agent_mails_a_failed_file_and_its_queue_survives_a_restart() {
     #[path = "common/mod.rs"]
-    #[allow(dead_code)]
     mod common;
     let mut sink = SmtpSink::new(None);
     let s = common::Setup::new(
