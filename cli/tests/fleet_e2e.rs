@@ -328,3 +328,63 @@ fn fleetctl_talks_to_one_agent_directly() {
     .unwrap();
     assert!(errors.to_string().contains("validate"), "{errors}");
 }
+
+#[test]
+fn status_watch_shows_a_file_converting_on_a_real_agent() {
+    let (dir, c, agents) = fleet();
+    // A revision that makes transcodes last as long as the media (about 3 s).
+    let out = apply(
+        &c.url(),
+        dir.path(),
+        "  transcode: {extra_args: [\"-vf\", \"realtime\"]}\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_agents(&c.url(), &IDS, "generation 1 everywhere", |a| {
+        a["running_generation"] == 1
+    });
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
+        .args([
+            "--controller",
+            &c.url(),
+            "status",
+            "--watch",
+            "--timeout",
+            "30s",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    Fixture::H264Ts.copy_to(&agents[0].input, "live.ts");
+    let mut seen = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let Ok(line) = line else { break };
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        let agent = v["agents"]
+            .as_array()
+            .and_then(|all| all.iter().find(|a| a["id"] == "e2e-a"));
+        let running = agent
+            .map(|a| a["stats"]["running"].clone())
+            .unwrap_or(Value::Null);
+        let job = &running[0];
+        let percent = job["percent"].as_f64().unwrap_or(0.0);
+        if job["stage"] == "transcode" && percent > 0.0 && percent < 100.0 {
+            seen = Some(job.clone());
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let job = seen.expect("status --watch showed the transcode in progress");
+    assert!(
+        job["source"].as_str().unwrap_or("").ends_with("live.ts"),
+        "{job}"
+    );
+}
