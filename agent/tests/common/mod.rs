@@ -85,32 +85,10 @@ impl Setup {
         cmd
     }
 
-    /// Starts the agent as a daemon on another configuration path (a file or a folder).
+    /// Starts the agent as a daemon on another configuration path (a file or a folder) and
+    /// waits until its control API answers.
     pub fn spawn_with_config(&self, config: &Path) -> Daemon {
-        let log = unique(
-            self.dir
-                .path()
-                .join(format!("agent-{}.log", std::process::id())),
-        );
-        let file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .command_with(config)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            child: Some(child),
-            log,
-        };
-        wait_for(
-            "the control API",
-            Duration::from_secs(30),
-            Duration::from_millis(20),
-            || std::net::TcpStream::connect(&self.control).ok(),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n--- agent log ---\n{}", daemon.log()));
-        daemon
+        self.answering(self.start_daemon(self.command_with(config)))
     }
 
     /// Runs `h264-agent --once` to the end.
@@ -125,7 +103,30 @@ impl Setup {
 
     /// Starts the agent as a daemon and waits until its control API answers.
     pub fn spawn(&self) -> Daemon {
-        let daemon = self.spawn_unchecked();
+        self.answering(self.spawn_unchecked())
+    }
+
+    /// Starts the agent as a daemon; its log goes to `agent-N.log` in the installation.
+    pub fn spawn_unchecked(&self) -> Daemon {
+        self.start_daemon(self.command())
+    }
+
+    fn start_daemon(&self, mut cmd: Command) -> Daemon {
+        let log = unique(
+            self.dir
+                .path()
+                .join(format!("agent-{}.log", std::process::id())),
+        );
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(file).spawn().unwrap();
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Waits until `daemon`'s control API answers.
+    fn answering(&self, daemon: Daemon) -> Daemon {
         wait_for(
             "the control API",
             Duration::from_secs(30),
@@ -134,26 +135,6 @@ impl Setup {
         )
         .unwrap_or_else(|e| panic!("{e}\n--- agent log ---\n{}", daemon.log()));
         daemon
-    }
-
-    /// Starts the agent as a daemon; its log goes to `agent-N.log` in the installation.
-    pub fn spawn_unchecked(&self) -> Daemon {
-        let log = self
-            .dir
-            .path()
-            .join(format!("agent-{}.log", std::process::id()));
-        let log = unique(log);
-        let file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .command()
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Daemon {
-            child: Some(child),
-            log,
-        }
     }
 
     /// Runs the agent as a daemon and waits for it to exit by itself (it should refuse to run).
