@@ -38,6 +38,8 @@ enum Command {
     Describe(commands::describe::DescribeArgs),
     /// Assign a revision to one agent, the agents a selector matches, or every agent.
     Assign(commands::assign::AssignArgs),
+    /// Start, follow and steer rollouts (canary, percentages, gates, rollback).
+    Rollout(commands::rollout::RolloutArgs),
     /// The fleet at a glance; --watch follows it live.
     Status(commands::status::StatusArgs),
     /// Ping, pause, resume, stats, errors of one agent (through the controller or directly).
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Get(args) => commands::get::run(c, args),
         Command::Describe(args) => commands::describe::run(c, args),
         Command::Assign(args) => commands::assign::run(c, args),
+        Command::Rollout(args) => commands::rollout::run(c, args),
         Command::Status(args) => commands::status::run(c, args),
         Command::Agent(args) => commands::agent::run(c, args),
         Command::Config(cmd) => commands::config::run(cmd),

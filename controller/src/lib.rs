@@ -5,7 +5,8 @@
 //!
 //! The modules follow the flow: [`store`] (SQLite, survives restarts) → [`registry`] (the
 //! fleet in memory, the push rules) ← [`session`] (agents) and [`admin`] (fleetctl);
-//! [`persist`] writes the registry back behind them; [`run`] wires it all on one listener.
+//! [`persist`] writes the registry back behind them; [`rollout`] moves a revision through
+//! canary and percentage steps behind health gates; [`run`] wires it all on one listener.
 //! The binary only parses arguments, sets up logging and signals, and calls [`run()`].
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod config;
 pub mod model;
 pub mod persist;
 pub mod registry;
+pub mod rollout;
 pub mod run;
 pub mod selector;
 pub mod session;

@@ -24,6 +24,7 @@ use crate::admin::Admin;
 use crate::config::ControllerConfig;
 use crate::persist::Persister;
 use crate::registry::{Registry, RECENT_EVENTS};
+use crate::rollout::{Rollouts, SystemClock};
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 
@@ -135,6 +136,18 @@ impl Bound {
         let persist_stop = CancellationToken::new();
         let (persister, persist_task) =
             Persister::start(registry.clone(), store.clone(), persist_stop.clone());
+        let rollouts = {
+            let (registry, store) = (registry.clone(), store.clone());
+            tokio::task::spawn_blocking(move || {
+                Rollouts::load(registry, store, Arc::new(SystemClock))
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
+        };
+        let rollouts = Arc::new(rollouts);
+        let engine_stop = CancellationToken::new();
+        let engine_task =
+            tokio::spawn(crate::rollout::drive(rollouts.clone(), engine_stop.clone()));
         let tracker = TaskTracker::new();
         let sessions = Sessions::new(
             registry.clone(),
@@ -142,7 +155,13 @@ impl Bound {
             shutdown.clone(),
             tracker.clone(),
         );
-        let admin = Admin::new(registry.clone(), store, persister, shutdown.clone());
+        let admin = Admin::new(
+            registry.clone(),
+            store,
+            persister,
+            rollouts,
+            shutdown.clone(),
+        );
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AgentSessionsServer<Sessions>>().await;
         health.set_serving::<FleetAdminServer<Admin>>().await;
@@ -173,6 +192,8 @@ impl Bound {
         if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
             tracing::warn!(left = tracker.len(), "agent sessions did not end in time");
         }
+        engine_stop.cancel();
+        let _ = engine_task.await;
         persist_stop.cancel();
         if let Err(e) = persist_task.await {
             tracing::error!(error = %e, "the persister failed");

@@ -9,5 +9,6 @@ pub mod config;
 pub mod describe;
 pub mod get;
 pub mod output;
+pub mod rollout;
 pub mod status;
 pub mod views;

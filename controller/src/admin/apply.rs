@@ -1,6 +1,7 @@
 //! `Apply`: a manifest becomes a revision when its spec's canonical SHA256 differs from the
-//! latest revision's; without a rollout strategy (a later version adds rollouts; `spec.rollout`
-//! is kept in the revision meanwhile) a new revision is assigned to every agent at once.
+//! latest revision's. With a `spec.rollout` (and a stable revision to fall back to) a new
+//! revision starts a rollout ([`crate::rollout`]); without one it is assigned to every agent at
+//! once, as before, superseding a rollout in progress.
 
 use std::path::Path;
 
@@ -61,8 +62,26 @@ pub(super) async fn apply(admin: &Admin, req: ApplyRequest) -> Result<ApplyReply
         .await?;
     let generation = revision.generation;
     let mut agents = 0;
-    if created {
+    if created
+        && rollout_given(&req.manifest, &spec.rollout)
+        && admin.registry.fleet_target().is_some()
+    {
         admin.registry.add_revision(revision);
+        let plan = crate::rollout::Plan::from(&spec.rollout);
+        let rollouts = admin.rollouts.clone();
+        let state = tokio::task::spawn_blocking(move || rollouts.start(generation, plan))
+            .await
+            .map_err(|e| Status::internal(format!("rollout task failed: {e}")))?
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        agents = state.cohort.len();
+        admin.flush().await?;
+        tracing::info!(generation, sha256 = %sha256, rollout = state.id, "revision created; rollout started");
+    } else if created {
+        admin.registry.add_revision(revision);
+        let rollouts = admin.rollouts.clone();
+        tokio::task::spawn_blocking(move || rollouts.supersede(generation))
+            .await
+            .map_err(|e| Status::internal(format!("rollout task failed: {e}")))?;
         let out = admin
             .registry
             .assign(generation, &Target::All, false)
@@ -84,4 +103,14 @@ pub(super) async fn apply(admin: &Admin, req: ApplyRequest) -> Result<ApplyReply
         changed: created,
         agents: agents as u32,
     })
+}
+
+/// Whether the manifest gives a rollout strategy: a `rollout:` key outside comments, or a
+/// parsed strategy other than the default.
+fn rollout_given(manifest: &str, rollout: &h264_config::fleet::Rollout) -> bool {
+    *rollout != h264_config::fleet::Rollout::default()
+        || manifest.lines().any(|l| {
+            let code = l.split('#').next().unwrap_or_default();
+            code.contains("rollout:")
+        })
 }

@@ -4,6 +4,7 @@
 
 mod apply;
 mod control;
+mod rollout;
 mod watch;
 
 use std::sync::Arc;
@@ -12,13 +13,14 @@ use h264_proto::v1::fleet_admin_server::FleetAdmin;
 use h264_proto::v1::{
     AgentControlReply, AgentControlRequest, AgentStatus, ApplyReply, ApplyRequest, AssignReply,
     AssignRequest, DescribeAgentRequest, ListAgentsReply, ListAgentsRequest, ListRevisionsReply,
-    ListRevisionsRequest, WatchFleetRequest,
+    ListRevisionsRequest, RolloutRequest, RolloutStatus, WatchFleetRequest,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::persist::{FlushError, Persister};
 use crate::registry::{AssignError, Registry, Target};
+use crate::rollout::Rollouts;
 use crate::selector::Selector;
 use crate::store::{Store, StoreError};
 
@@ -28,6 +30,7 @@ pub struct Admin {
     registry: Arc<Registry>,
     store: Arc<Store>,
     persister: Persister,
+    rollouts: Arc<Rollouts>,
     writes: Arc<tokio::sync::Mutex<()>>,
     shutdown: CancellationToken,
 }
@@ -38,12 +41,14 @@ impl Admin {
         registry: Arc<Registry>,
         store: Arc<Store>,
         persister: Persister,
+        rollouts: Arc<Rollouts>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             registry,
             store,
             persister,
+            rollouts,
             writes: Arc::new(tokio::sync::Mutex::new(())),
             shutdown,
         }
@@ -181,6 +186,15 @@ impl FleetAdmin for Admin {
         request: Request<AgentControlRequest>,
     ) -> Result<Response<AgentControlReply>, Status> {
         control::control(&self.registry, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn rollout(
+        &self,
+        request: Request<RolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        rollout::rollout(self, request.into_inner())
             .await
             .map(Response::new)
     }

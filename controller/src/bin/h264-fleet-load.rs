@@ -8,7 +8,12 @@
 //! 2. push fan-out: for each of `--rounds` applies, the time from sending `Apply` to each
 //!    agent's ACK (every agent checks the SHA256 of the bytes before it ACKs): p50, p99, max,
 //!    and when the controller itself counted the last ACK;
-//! 3. stats ingest: every agent sends stats as fast as the session's flow control lets it for
+//! 3. rollback: for each of `--rollback-rounds`, a revision whose jobs all fail is rolled out to
+//!    every agent (each agent ACKs it and reports one failed job); the failure-rate gate fails
+//!    and the controller assigns the stable revision to every agent at once. Measured: from the
+//!    failed gate (its timestamp in the rollout status) to each agent's ACK of the stable
+//!    revision: p50, p99, max;
+//! 4. stats ingest: every agent sends stats as fast as the session's flow control lets it for
 //!    `--stats-seconds`, then a marker; the rate is every message sent divided by the time until
 //!    the controller holds every agent's marker (so nothing still queued is counted as done).
 
@@ -24,9 +29,11 @@ use h264_proto::v1::agent_message::Body;
 use h264_proto::v1::agent_sessions_client::AgentSessionsClient;
 use h264_proto::v1::controller_message;
 use h264_proto::v1::fleet_admin_client::FleetAdminClient;
+use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{
-    AgentMessage, AgentStats, ApplyRequest, AssignmentAck, Counters, Hello, ListAgentsRequest,
-    ListRevisionsRequest, RunningJob, StatsReply, Volume,
+    AgentEvent, AgentMessage, AgentStats, ApplyRequest, AssignmentAck, Counters, Hello,
+    ListAgentsRequest, ListRevisionsRequest, RolloutRequest, RolloutStart, RolloutStatusRequest,
+    RunningJob, StatsReply, Volume,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -43,6 +50,9 @@ struct Args {
     /// Applies to time (each a new revision pushed to every agent).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Rollbacks to time (a failing revision rolled out to every agent, then rolled back).
+    #[arg(long, default_value_t = 3)]
+    rollback_rounds: usize,
     /// How long every agent sends stats as fast as it can.
     #[arg(long, default_value_t = 10)]
     stats_seconds: u64,
@@ -88,7 +98,8 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
     );
 
     // Sessions.
-    let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<(u64, Instant, i64)>();
+    let bad = Arc::new(AtomicU64::new(0));
     let (phase_tx, phase_rx) = watch::channel(Phase::Idle);
     let sent = Arc::new(AtomicU64::new(0));
     let gate = Arc::new(Semaphore::new(64));
@@ -101,6 +112,7 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
             acks: acks_tx.clone(),
             phase: phase_rx.clone(),
             sent: sent.clone(),
+            bad: bad.clone(),
         };
         let gate = gate.clone();
         tasks.push(tokio::spawn(async move {
@@ -157,7 +169,7 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
         let applied = t0.elapsed();
         let mut latencies = Vec::with_capacity(args.agents);
         while latencies.len() < args.agents {
-            let (generation, at) = tokio::time::timeout(Duration::from_secs(60), acks_rx.recv())
+            let (generation, at, _) = tokio::time::timeout(Duration::from_secs(60), acks_rx.recv())
                 .await
                 .context("ACKs stopped coming")?
                 .context("ACK channel closed")?;
@@ -205,6 +217,106 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
         all[all.len() - 1]
     );
 
+    // Rollback.
+    let mut all = Vec::new();
+    for round in 1..=args.rollback_rounds {
+        let stable = reply_generation(&mut admin).await?;
+        let manifest = format!(
+            "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata:\n  name: load\nspec:\n  transcode:\n    crf: {}\n  rollout:\n    steps: [{{canary: 1}}, {{pause: {{}}}}, {{percent: 100}}]\n    analysis: {{max_failure_rate: 0.05, min_jobs: {}, ack_deadline: 60s}}\n",
+            40 + round,
+            (args.agents / 2).max(1)
+        );
+        let next = admin
+            .list_revisions(ListRevisionsRequest {})
+            .await?
+            .into_inner()
+            .revisions
+            .iter()
+            .map(|r| r.generation)
+            .max()
+            .unwrap_or_default()
+            + 1;
+        bad.store(next, Ordering::SeqCst);
+        let reply = admin
+            .apply(ApplyRequest {
+                manifest,
+                dry_run: false,
+                origin: String::new(),
+            })
+            .await?
+            .into_inner();
+        if reply.generation != next {
+            bail!("expected generation {next}, got {}", reply.generation);
+        }
+        // Every agent at once, then a soak: the failed jobs fail the gate during it.
+        admin
+            .rollout(RolloutRequest {
+                verb: Some(Verb::Start(RolloutStart {
+                    generation: reply.generation,
+                    steps: "percent:100,pause:60s".into(),
+                })),
+            })
+            .await?;
+        let mut latencies = Vec::with_capacity(args.agents);
+        let mut gate_ms = None;
+        while latencies.len() < args.agents {
+            let (generation, _, wall) =
+                tokio::time::timeout(Duration::from_secs(60), acks_rx.recv())
+                    .await
+                    .context("ACKs of the stable revision stopped coming")?
+                    .context("ACK channel closed")?;
+            if generation != stable {
+                continue;
+            }
+            let gate = match gate_ms {
+                Some(g) => g,
+                None => {
+                    let s = admin
+                        .rollout(RolloutRequest {
+                            verb: Some(Verb::Status(RolloutStatusRequest {})),
+                        })
+                        .await?
+                        .into_inner();
+                    let g = s
+                        .gates
+                        .iter()
+                        .rev()
+                        .find(|g| !g.passed)
+                        .context("a rollback without a failed gate")?;
+                    println!(
+                        "rollback round {round}: phase {}, gate `{}` failed: {} (threshold {})",
+                        s.phase, g.gate, g.measured, g.threshold
+                    );
+                    gate_ms = Some(g.at_ms);
+                    g.at_ms
+                }
+            };
+            latencies.push(Duration::from_millis(
+                wall.saturating_sub(gate).max(0) as u64
+            ));
+        }
+        latencies.sort();
+        println!(
+            "rollback round {round}: {} agents back on generation {stable}: from the failed gate to the ACK p50 {:.1?} p99 {:.1?} max {:.1?}",
+            latencies.len(),
+            pct(&latencies, 0.50),
+            pct(&latencies, 0.99),
+            latencies[latencies.len() - 1]
+        );
+        all.extend(latencies);
+    }
+    if !all.is_empty() {
+        all.sort();
+        println!(
+            "rollback over {} rounds x {} agents: p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+            args.rollback_rounds,
+            args.agents,
+            pct(&all, 0.50),
+            pct(&all, 0.99),
+            all[all.len() - 1]
+        );
+    }
+
     // Stats ingest.
     let t0 = Instant::now();
     phase_tx.send(Phase::Stats)?;
@@ -249,6 +361,20 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
     Ok(())
 }
 
+/// The fleet-wide generation now (the newest revision every agent ACKed).
+async fn reply_generation(admin: &mut FleetAdminClient<Channel>) -> Result<u64> {
+    let agents = admin
+        .list_agents(ListAgentsRequest::default())
+        .await?
+        .into_inner()
+        .agents;
+    let g = agents.first().map_or(0, |a| a.running_generation);
+    if agents.iter().any(|a| a.running_generation != g) {
+        bail!("the agents do not all run the same generation");
+    }
+    Ok(g)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i]
@@ -289,9 +415,18 @@ enum Phase {
 struct SimAgent {
     id: String,
     url: String,
-    acks: mpsc::UnboundedSender<(u64, Instant)>,
+    acks: mpsc::UnboundedSender<(u64, Instant, i64)>,
     phase: watch::Receiver<Phase>,
     sent: Arc<AtomicU64>,
+    /// A generation whose jobs fail: after its ACK the agent reports one failed job.
+    bad: Arc<AtomicU64>,
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 fn stats(queue_depth: u64) -> StatsReply {
@@ -399,7 +534,13 @@ impl SimAgent {
                         tx.send(AgentMessage { body: Some(Body::Ack(AssignmentAck {
                             generation, nonce: a.nonce, sha256: a.sha256,
                         }))}).await?;
-                        let _ = self.acks.send((generation, Instant::now()));
+                        let _ = self.acks.send((generation, Instant::now(), wall_ms()));
+                        if generation == self.bad.load(Ordering::SeqCst) {
+                            tx.send(AgentMessage { body: Some(Body::Event(AgentEvent {
+                                at_ms: 0, kind: "failed".into(), file: "load.ts".into(),
+                                stage: "transcode".into(), message: "load test".into(), generation,
+                            }))}).await?;
+                        }
                     }
                 }
                 r = phase.changed() => {

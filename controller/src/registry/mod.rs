@@ -16,6 +16,7 @@
 //! nothing twice and a reconnect resends exactly what is missing.
 
 mod assign;
+mod rollout;
 mod session;
 mod view;
 
@@ -26,6 +27,7 @@ use h264_proto::v1::AgentCommand;
 use tokio::sync::{mpsc, watch, Notify};
 
 pub use assign::{AssignError, Assigned, Target};
+pub use rollout::{JobCounts, RolloutAgent};
 pub use session::{CommandError, Push, SessionTicket};
 
 use crate::model::{AgentRecord, Desired, EventRecord, Revision};
@@ -52,6 +54,8 @@ struct Inner {
     unsaved_events: VecDeque<EventRecord>,
     dropped_events: u64,
     next_session: u64,
+    /// Jobs reported per generation (for the rollout gates).
+    jobs: HashMap<u64, JobCounts>,
 }
 
 #[derive(Debug)]
@@ -96,6 +100,11 @@ impl Inner {
     }
 
     fn add_event(&mut self, event: EventRecord) {
+        match event.kind.as_str() {
+            "converted" => self.jobs.entry(event.generation).or_default().converted += 1,
+            "failed" => self.jobs.entry(event.generation).or_default().failed += 1,
+            _ => {}
+        }
         if let Some(entry) = self.agents.get_mut(&event.agent_id) {
             entry.push_event(event.clone());
         }

@@ -225,7 +225,13 @@ impl Registry {
     pub fn event(&self, agent: &str, event: AgentEvent) {
         self.update(
             agent,
-            |_, _| {
+            |entry, _| {
+                // An event without a generation ran under what the agent runs now.
+                let generation = if event.generation == 0 {
+                    entry.record.running_generation
+                } else {
+                    event.generation
+                };
                 Some(EventRecord {
                     agent_id: agent.to_owned(),
                     at_ms: if event.at_ms > 0 {
@@ -237,7 +243,7 @@ impl Registry {
                     file: event.file,
                     stage: event.stage,
                     message: event.message,
-                    generation: event.generation,
+                    generation,
                 })
             },
             0,

@@ -4,13 +4,14 @@
 //!
 //! Tables: `revisions` (immutable, one row per generation), `agents` (one row per agent, the
 //! latest of what the registry knows, stats included), `assignments` (a log of every apply and
-//! assign decision), `events` (agent events, the newest `events_kept`), `meta` (schema version,
+//! assign decision), `events` (agent events, the newest `events_kept`), `rollouts` (each rollout's state, JSON), `meta` (schema version,
 //! the fleet-wide target new agents get).
 //!
 //! Every call is blocking: async callers go through `spawn_blocking` (see [`crate::persist`]).
 
 mod agents;
 mod revisions;
+mod rollouts;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,12 @@ CREATE TABLE IF NOT EXISTS events (
     generation INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_agent ON events (agent_id, id);
+CREATE TABLE IF NOT EXISTS rollouts (
+    id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
 ";
 
 /// Why the state folder or database cannot be used.

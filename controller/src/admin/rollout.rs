@@ -1,0 +1,180 @@
+//! `Rollout`: fleetctl's rollout verbs, each answered with the rollout's status.
+
+use std::time::Duration;
+
+use h264_config::fleet::FleetSpec;
+use h264_proto::v1::rollout_request::Verb;
+use h264_proto::v1::{RolloutCohort, RolloutGate, RolloutRequest, RolloutStatus};
+use tonic::Status;
+
+use super::Admin;
+use crate::rollout::{Plan, RolloutState, StepPlan, VerbError};
+
+pub(super) async fn rollout(admin: &Admin, req: RolloutRequest) -> Result<RolloutStatus, Status> {
+    let Some(verb) = req.verb else {
+        return Err(Status::invalid_argument("no rollout verb given"));
+    };
+    let _write = match verb {
+        Verb::Status(_) => None,
+        _ => Some(admin.writes.lock().await),
+    };
+    let plan = match &verb {
+        Verb::Start(s) => Some(start_plan(admin, s.generation, &s.steps)?),
+        _ => None,
+    };
+    let engine = admin.rollouts.clone();
+    let result = tokio::task::spawn_blocking(move || match verb {
+        Verb::Start(s) => engine
+            .start(s.generation, plan.expect("a plan for start"))
+            .map(Some),
+        Verb::Status(_) => Ok(engine.current()),
+        Verb::Pause(_) => engine.pause().map(Some),
+        Verb::Resume(_) => engine.resume().map(Some),
+        Verb::Promote(p) => engine.promote(p.full).map(Some),
+        Verb::Abort(_) => engine.abort().map(Some),
+        Verb::Undo(u) => engine
+            .undo((u.to_generation > 0).then_some(u.to_generation))
+            .map(Some),
+        Verb::Retry(_) => engine.retry().map(Some),
+    })
+    .await
+    .map_err(|e| Status::internal(format!("rollout task failed: {e}")))?
+    .map_err(|e| match e {
+        VerbError::NoRollout(_) => Status::not_found(e.to_string()),
+        VerbError::Phase(_) => Status::failed_precondition(e.to_string()),
+        VerbError::Invalid(_) => Status::invalid_argument(e.to_string()),
+    })?;
+    admin.flush().await?;
+    Ok(result.map_or_else(RolloutStatus::default, |s| status(admin, &s)))
+}
+
+/// The plan of a start: the revision's `spec.rollout`, its steps replaced by `steps` if given.
+fn start_plan(admin: &Admin, generation: u64, steps: &str) -> Result<Plan, Status> {
+    let revision = admin.registry.revision(generation).ok_or_else(|| {
+        Status::not_found(format!(
+            "there is no revision {generation} (see `fleetctl get revisions`)"
+        ))
+    })?;
+    let text = String::from_utf8_lossy(&revision.canonical);
+    let mut plan = match FleetSpec::from_canonical_json(&text) {
+        Ok(spec) => Plan::from(&spec.rollout),
+        Err(e) => {
+            tracing::warn!(generation, error = %e, "cannot read the revision's rollout; using the default");
+            Plan::from(&h264_config::fleet::Rollout::default())
+        }
+    };
+    if !steps.trim().is_empty() {
+        plan.steps = parse_steps(steps).map_err(Status::invalid_argument)?;
+    }
+    Ok(plan)
+}
+
+/// `canary:1,pause:30s,percent:25,pause:{},percent:100`.
+pub fn parse_steps(text: &str) -> Result<Vec<StepPlan>, String> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, value) = item
+            .split_once(':')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .ok_or_else(|| {
+                format!("step `{item}`: expected canary:N, percent:N, pause:DURATION or pause:{{}}")
+            })?;
+        let bad = |why: &str| format!("step `{item}`: {why}");
+        let step = match key {
+            "canary" => StepPlan::Canary(value.parse().map_err(|_| bad("N is a whole number"))?),
+            "percent" => {
+                let p: u8 = value.parse().map_err(|_| bad("N is 1 to 100"))?;
+                if p == 0 || p > 100 {
+                    return Err(bad("N is 1 to 100"));
+                }
+                StepPlan::Percent(p)
+            }
+            "pause" if value == "{}" || value.is_empty() => StepPlan::Pause(None),
+            "pause" => {
+                let d: Duration = humantime::parse_duration(value)
+                    .map_err(|e| bad(&format!("bad duration: {e}")))?;
+                StepPlan::Pause(Some(d.as_millis() as u64))
+            }
+            _ => return Err(bad("expected canary, percent or pause")),
+        };
+        out.push(step);
+    }
+    if out.is_empty() {
+        return Err("no steps given".into());
+    }
+    Ok(out)
+}
+
+fn status(admin: &Admin, s: &RolloutState) -> RolloutStatus {
+    let agents = admin.registry.rollout_agents(s.generation);
+    let mut cohort = RolloutCohort {
+        agents: s.cohort.len() as u32,
+        ..RolloutCohort::default()
+    };
+    let members: std::collections::HashSet<&str> = s.cohort.iter().map(String::as_str).collect();
+    for a in agents.iter().filter(|a| members.contains(a.id.as_str())) {
+        if a.running == s.generation {
+            cohort.synced += 1;
+        } else if a.refused {
+            cohort.error += 1;
+        } else if !a.connected {
+            cohort.offline += 1;
+        } else {
+            cohort.pending += 1;
+        }
+    }
+    RolloutStatus {
+        id: s.id,
+        generation: s.generation,
+        stable_generation: s.stable_generation,
+        phase: s.phase.as_str().into(),
+        step: s.step as u32,
+        step_description: s
+            .plan
+            .steps
+            .get(s.step)
+            .map_or_else(|| "done".into(), |p| p.describe()),
+        steps: s.plan.steps.iter().map(|p| p.describe()).collect(),
+        cohort: Some(cohort),
+        fleet_agents: agents.len() as u32,
+        gates: s
+            .gates
+            .iter()
+            .map(|g| RolloutGate {
+                at_ms: g.at_ms,
+                step: g.step as u32,
+                gate: g.gate.clone(),
+                passed: g.passed,
+                measured: g.measured.clone(),
+                threshold: g.threshold.clone(),
+            })
+            .collect(),
+        reason: s.reason.clone(),
+        created_at_ms: s.created_ms,
+        updated_at_ms: s.updated_ms,
+        step_started_at_ms: s.step_started_ms,
+        finished_at_ms: s.finished_ms.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_parse_from_the_command_line() {
+        assert_eq!(
+            parse_steps("canary:1, pause:30s,percent:50,pause:{},percent:100").unwrap(),
+            [
+                StepPlan::Canary(1),
+                StepPlan::Pause(Some(30_000)),
+                StepPlan::Percent(50),
+                StepPlan::Pause(None),
+                StepPlan::Percent(100)
+            ]
+        );
+        assert!(parse_steps("percent:0").is_err());
+        assert!(parse_steps("bake:1").is_err());
+        assert!(parse_steps("").is_err());
+    }
+}

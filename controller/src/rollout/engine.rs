@@ -1,0 +1,413 @@
+//! The engine: the current rollout, its step transitions and gates (module docs of
+//! [`crate::rollout`]).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{percent_of, stable_hash, Clock, GateResult, Phase, Plan, RolloutState, StepPlan};
+use crate::registry::{Registry, RolloutAgent};
+use crate::store::Store;
+
+/// The rollout engine.
+#[derive(Debug)]
+pub struct Rollouts {
+    pub(super) registry: Arc<Registry>,
+    pub(super) store: Arc<Store>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) current: Mutex<Option<RolloutState>>,
+    changes: watch::Sender<u64>,
+}
+
+impl Rollouts {
+    /// The engine, with the newest rollout the store holds (an active one continues).
+    pub fn load(
+        registry: Arc<Registry>,
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, crate::store::StoreError> {
+        let current = store.latest_rollout()?.and_then(|text| {
+            match serde_json::from_str::<RolloutState>(&text) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the saved rollout; ignoring it");
+                    None
+                }
+            }
+        });
+        if let Some(s) = &current {
+            tracing::info!(
+                rollout = s.id,
+                generation = s.generation,
+                phase = s.phase.as_str(),
+                step = s.step,
+                "rollout loaded"
+            );
+        }
+        Ok(Self {
+            registry,
+            store,
+            clock,
+            current: Mutex::new(current),
+            changes: watch::Sender::new(0),
+        })
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Option<RolloutState>> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver that sees every change of the rollout.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The current (or last) rollout.
+    pub fn current(&self) -> Option<RolloutState> {
+        self.lock().clone()
+    }
+
+    /// Saves the state and tells watchers (blocking: SQLite).
+    pub(super) fn save(&self, s: &mut RolloutState) {
+        s.updated_ms = self.clock.now_ms();
+        match serde_json::to_string(s) {
+            Ok(text) => {
+                if let Err(e) = self.store.save_rollout(s.id, s.generation, &text) {
+                    tracing::error!(error = %e, rollout = s.id, "cannot save the rollout state");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode the rollout state"),
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Evaluates the current rollout's gates and moves it on (blocking: may write SQLite).
+    pub fn tick(&self) {
+        let mut guard = self.lock();
+        let Some(s) = guard.as_mut() else {
+            return;
+        };
+        if s.phase == Phase::Pending {
+            s.phase = Phase::Progressing;
+            self.enter_step(s, 0);
+        }
+        let mut changed = false;
+        while s.phase == Phase::Progressing {
+            match self.evaluate(s) {
+                Verdict::Wait => break,
+                Verdict::Next => {
+                    let next = s.step + 1;
+                    self.enter_step(s, next);
+                    changed = false;
+                }
+                Verdict::Changed => {
+                    changed = true;
+                    break;
+                }
+            }
+        }
+        if changed {
+            self.save(s);
+        }
+    }
+
+    /// Makes step `i` current: grows the cohort and assigns, or starts a soak or a wait; past
+    /// the last step, the rollout succeeded. Saves.
+    pub(super) fn enter_step(&self, s: &mut RolloutState, i: usize) {
+        let now = self.clock.now_ms();
+        s.step = i;
+        s.step_started_ms = now;
+        if !matches!(s.plan.steps.get(i), Some(StepPlan::Pause(_))) {
+            // A soak counts the jobs since its cohort last grew (the ACKs included).
+            s.baseline_new = self.registry.job_counts(s.generation);
+            s.baseline_stable = self.registry.job_counts(s.stable_generation);
+        }
+        match s.plan.steps.get(i).copied() {
+            None => {
+                let n = self.registry.assign_everyone(s.generation, false);
+                self.record_target(s.generation, false, n);
+                s.cohort = self
+                    .registry
+                    .rollout_agents(s.generation)
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect();
+                s.phase = Phase::Succeeded;
+                s.reason = format!("every step passed; generation {} is stable", s.generation);
+                s.finished_ms = Some(now);
+                tracing::info!(
+                    rollout = s.id,
+                    generation = s.generation,
+                    "rollout succeeded"
+                );
+            }
+            Some(StepPlan::Canary(n)) => self.grow(s, n as usize),
+            Some(StepPlan::Percent(p)) => {
+                let total = self.registry.rollout_agents(s.generation).len();
+                self.grow(s, percent_of(p, total));
+            }
+            Some(StepPlan::Pause(None)) => {
+                s.phase = Phase::Paused;
+                s.reason = "waiting for a human (`fleetctl rollout resume` or `promote`)".into();
+            }
+            Some(StepPlan::Pause(Some(_))) => {}
+        }
+        if s.phase == Phase::Progressing {
+            s.reason.clear();
+        }
+        tracing::info!(
+            rollout = s.id,
+            step = i,
+            cohort = s.cohort.len(),
+            phase = s.phase.as_str(),
+            "rollout step"
+        );
+        self.save(s);
+    }
+
+    /// Adds agents to the cohort until it holds `size` (or every agent), and assigns them.
+    fn grow(&self, s: &mut RolloutState, size: usize) {
+        let mut agents = self.registry.rollout_agents(s.generation);
+        agents.sort_by_cached_key(|a| (!a.canary, stable_hash(&a.id), a.id.clone()));
+        let mut members: HashSet<String> = s.cohort.iter().cloned().collect();
+        for a in agents {
+            if s.cohort.len() >= size {
+                break;
+            }
+            if members.insert(a.id.clone()) {
+                s.cohort.push(a.id);
+            }
+        }
+        self.registry.assign_agents(s.generation, &s.cohort, false);
+    }
+
+    fn record_target(&self, generation: u64, rollback: bool, agents: usize) {
+        let desired = crate::model::Desired {
+            generation,
+            rollback,
+        };
+        if let Err(e) =
+            self.store
+                .record_assignment(generation, "rollout", rollback, agents, Some(desired))
+        {
+            tracing::error!(error = %e, "cannot record the rollout's assignment");
+        }
+    }
+
+    /// The gates of the current step.
+    fn evaluate(&self, s: &mut RolloutState) -> Verdict {
+        let Some(step) = s.plan.steps.get(s.step).copied() else {
+            return Verdict::Wait;
+        };
+        let now = self.clock.now_ms();
+        let agents = self.registry.rollout_agents(s.generation);
+        let cohort: HashSet<&str> = s.cohort.iter().map(String::as_str).collect();
+        let members: Vec<&RolloutAgent> = agents
+            .iter()
+            .filter(|a| cohort.contains(a.id.as_str()))
+            .collect();
+        let refused: Vec<String> = members
+            .iter()
+            .filter(|a| a.refused)
+            .map(|a| format!("{} ({})", a.id, a.refusal))
+            .collect();
+        if !refused.is_empty() {
+            let measured = format!("{} NACK(s): {}", refused.len(), refused.join(", "));
+            self.roll_back(
+                s,
+                Phase::RolledBack,
+                "nack",
+                measured,
+                "0 NACKs".into(),
+                false,
+            );
+            return Verdict::Changed;
+        }
+        let g = s.plan.gates;
+        match step {
+            StepPlan::Canary(_) | StepPlan::Percent(_) => {
+                let online: Vec<&&RolloutAgent> = members.iter().filter(|a| a.connected).collect();
+                let acked = online.iter().filter(|a| a.running == s.generation).count();
+                let measured = format!("{acked} of {} online agents ACKed", online.len());
+                let threshold = format!("all within {}", ms(g.ack_deadline_ms));
+                if acked == online.len() {
+                    self.gate(s, "ack", true, measured, threshold);
+                    return Verdict::Next;
+                }
+                if now - s.step_started_ms >= g.ack_deadline_ms as i64 {
+                    self.roll_back(s, Phase::RolledBack, "ack", measured, threshold, false);
+                    return Verdict::Changed;
+                }
+                Verdict::Wait
+            }
+            StepPlan::Pause(None) => Verdict::Wait,
+            StepPlan::Pause(Some(soak)) => {
+                let new = self.registry.job_counts(s.generation).since(s.baseline_new);
+                let stable = self
+                    .registry
+                    .job_counts(s.stable_generation)
+                    .since(s.baseline_stable);
+                let enough = new.total() >= u64::from(g.min_jobs);
+                let rate = new.failure_rate();
+                let measured = format!(
+                    "{:.3} ({} failed of {} jobs)",
+                    rate,
+                    new.failed,
+                    new.total()
+                );
+                let threshold =
+                    format!("<= {:.3}, at least {} jobs", g.max_failure_rate, g.min_jobs);
+                if enough && rate > g.max_failure_rate {
+                    self.roll_back(
+                        s,
+                        Phase::RolledBack,
+                        "failure_rate",
+                        measured,
+                        threshold,
+                        false,
+                    );
+                    return Verdict::Changed;
+                }
+                if now - s.step_started_ms < soak as i64 {
+                    return Verdict::Wait;
+                }
+                if !enough {
+                    self.gate(
+                        s,
+                        "data",
+                        false,
+                        format!("{} jobs", new.total()),
+                        format!("at least {}", g.min_jobs),
+                    );
+                    s.phase = Phase::Paused;
+                    s.reason = format!(
+                        "inconclusive: {} job(s) under generation {} during the soak, {} needed; `fleetctl rollout promote` to go on",
+                        new.total(),
+                        s.generation,
+                        g.min_jobs
+                    );
+                    tracing::warn!(
+                        rollout = s.id,
+                        step = s.step,
+                        "rollout paused: inconclusive"
+                    );
+                    return Verdict::Changed;
+                }
+                self.gate(s, "failure_rate", true, measured, threshold);
+                if stable.total() >= u64::from(g.min_jobs) {
+                    let limit = stable.failure_rate() + g.baseline_margin;
+                    let measured = format!("{rate:.3} vs stable {:.3}", stable.failure_rate());
+                    let threshold = format!("<= stable + {:.3}", g.baseline_margin);
+                    if rate > limit {
+                        self.roll_back(
+                            s,
+                            Phase::RolledBack,
+                            "baseline",
+                            measured,
+                            threshold,
+                            false,
+                        );
+                        return Verdict::Changed;
+                    }
+                    self.gate(s, "baseline", true, measured, threshold);
+                }
+                Verdict::Next
+            }
+        }
+    }
+
+    fn gate(
+        &self,
+        s: &mut RolloutState,
+        gate: &str,
+        passed: bool,
+        measured: String,
+        threshold: String,
+    ) {
+        s.gates.push(GateResult {
+            at_ms: self.clock.now_ms(),
+            step: s.step,
+            gate: gate.into(),
+            passed,
+            measured,
+            threshold,
+        });
+    }
+
+    /// Every agent back on the stable revision at once (marked rollback); the failed gate
+    /// recorded; the alert logged. Does not save (the caller does).
+    pub(super) fn roll_back(
+        &self,
+        s: &mut RolloutState,
+        phase: Phase,
+        gate: &str,
+        measured: String,
+        threshold: String,
+        by_operator: bool,
+    ) {
+        if !by_operator {
+            // Recorded first: its time is when the gate failed, before the rollback is sent.
+            self.gate(s, gate, false, measured.clone(), threshold.clone());
+        }
+        let n = self.registry.assign_everyone(s.stable_generation, true);
+        self.record_target(s.stable_generation, true, n);
+        if !by_operator {
+            s.reason = format!(
+                "gate `{gate}` failed at step {} ({}): measured {measured}, threshold {threshold}; rolled back to generation {}",
+                s.step,
+                s.plan.steps.get(s.step).map_or_else(String::new, |p| p.describe()),
+                s.stable_generation
+            );
+            tracing::error!(alert = true, rollout = s.id, generation = s.generation, stable = s.stable_generation, gate, %measured, %threshold, "ALERT: rollout gate failed; every agent is rolled back to the stable revision");
+        } else {
+            s.reason = format!("{measured}; back on generation {}", s.stable_generation);
+            tracing::warn!(alert = true, rollout = s.id, generation = s.generation, stable = s.stable_generation, "ALERT: rollout stopped by the operator; every agent is rolled back to the stable revision");
+        }
+        s.phase = phase;
+        s.finished_ms = Some(self.clock.now_ms());
+    }
+}
+
+enum Verdict {
+    /// Nothing to do yet.
+    Wait,
+    /// The step passed.
+    Next,
+    /// The state changed (paused, rolled back): save and stop.
+    Changed,
+}
+
+fn ms(v: u64) -> String {
+    humantime::format_duration(Duration::from_millis(v)).to_string()
+}
+
+/// Runs the engine until `shutdown`: a tick on every registry change (at most every 20 ms)
+/// and at least every 200 ms (soak timers).
+pub async fn drive(engine: Arc<Rollouts>, shutdown: CancellationToken) {
+    let mut changes = engine.registry.subscribe();
+    loop {
+        let e = engine.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || e.tick()).await {
+            tracing::error!(error = %err, "the rollout engine failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = changes.changed() => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+impl Plan {
+    /// The first step's description (for logs).
+    pub fn describe(&self) -> String {
+        self.steps
+            .iter()
+            .map(|s| s.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -1,0 +1,252 @@
+//! Rollouts: one revision moved through steps (canary agents, growing percentages, soaks),
+//! gated at each step, rolled back to the stable revision when a gate fails.
+//!
+//! # Theory of operation
+//! One rollout is current at a time ([`Rollouts`] holds it behind a mutex). Entering a canary or
+//! percent step grows the cohort (agents ordered canaries first, then by a stable hash of their
+//! id; the member list is kept, so cohorts only grow) and assigns the new revision to it. A
+//! [`Rollouts::tick`] (driven by registry changes and a timer, see [`drive`]) then evaluates the
+//! step's gates against the registry: a NACK from a member, or an online member that has not
+//! ACKed within `ack_deadline`, rolls back; during a soak (`pause: 30s`) the failure rate of the
+//! jobs run under the new revision is compared with the threshold and with the stable agents'.
+//! A soak that saw fewer than `min_jobs` jobs is inconclusive: the rollout pauses for a human.
+//! A rollback assigns the stable revision (the fleet-wide target before the rollout) to every
+//! agent at once, marked as rollback. Every change of the state is saved to the store as JSON
+//! before it is visible, with wall-clock timestamps from the engine's [`Clock`], so a restarted
+//! controller continues the step and its soak timer where they were.
+
+mod engine;
+mod verbs;
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use h264_config::fleet::{Rollout, Step};
+use serde::{Deserialize, Serialize};
+
+pub use engine::{drive, Rollouts};
+pub use verbs::VerbError;
+
+use crate::registry::JobCounts;
+
+/// Where the engine takes the time from (tests drive it by hand).
+pub trait Clock: Send + Sync + Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::model::now_ms()
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock at `ms`.
+    pub fn at(ms: i64) -> Self {
+        Self(AtomicI64::new(ms))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A rollout's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Created, no step entered yet.
+    Pending,
+    /// Moving through its steps.
+    Progressing,
+    /// Waiting for a human (`pause: {}`, an inconclusive gate, or `fleetctl rollout pause`).
+    Paused,
+    /// Every step passed; the revision is the new stable one.
+    Succeeded,
+    /// Stopped by the operator; the fleet is back on the stable revision.
+    Aborted,
+    /// A gate failed (or `undo`); the fleet is back on the stable revision.
+    RolledBack,
+    /// A newer apply or start replaced it.
+    Superseded,
+}
+
+impl Phase {
+    /// Its name in status output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Progressing => "Progressing",
+            Self::Paused => "Paused",
+            Self::Succeeded => "Succeeded",
+            Self::Aborted => "Aborted",
+            Self::RolledBack => "RolledBack",
+            Self::Superseded => "Superseded",
+        }
+    }
+
+    /// Whether the rollout can still move.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Progressing | Self::Paused)
+    }
+}
+
+/// One step, as the engine keeps it (durations in milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepPlan {
+    /// The first N agents (canaries first).
+    Canary(u32),
+    /// N% of all registered agents, rounded up.
+    Percent(u8),
+    /// A soak of this many milliseconds, or (None) a wait for a human.
+    Pause(Option<u64>),
+}
+
+impl StepPlan {
+    /// How status output shows it.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Canary(n) => format!("canary: {n}"),
+            Self::Percent(p) => format!("percent: {p}"),
+            Self::Pause(Some(ms)) => format!(
+                "pause: {}",
+                humantime::format_duration(Duration::from_millis(ms))
+            ),
+            Self::Pause(None) => "pause: {}".into(),
+        }
+    }
+}
+
+impl From<Step> for StepPlan {
+    fn from(s: Step) -> Self {
+        match s {
+            Step::Canary(n) => Self::Canary(n),
+            Step::Percent(p) => Self::Percent(p),
+            Step::Pause(d) => Self::Pause(d.map(|d| Duration::from(d).as_millis() as u64)),
+        }
+    }
+}
+
+/// The thresholds of the gates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GatePlan {
+    /// The largest share of failed jobs under the new revision that passes.
+    pub max_failure_rate: f64,
+    /// Fewer jobs in a soak is inconclusive.
+    pub min_jobs: u32,
+    /// Online cohort agents must ACK within this (ms).
+    pub ack_deadline_ms: u64,
+    /// How much worse than the stable agents' failure rate the new revision may be.
+    pub baseline_margin: f64,
+}
+
+/// The margin over the stable agents' failure rate that still passes.
+pub const BASELINE_MARGIN: f64 = 0.05;
+
+/// The plan of a rollout: its steps and gates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The steps, in order.
+    pub steps: Vec<StepPlan>,
+    /// The gates.
+    pub gates: GatePlan,
+}
+
+impl From<&Rollout> for Plan {
+    fn from(r: &Rollout) -> Self {
+        Self {
+            steps: r.steps.iter().copied().map(StepPlan::from).collect(),
+            gates: GatePlan {
+                max_failure_rate: r.analysis.max_failure_rate,
+                min_jobs: r.analysis.min_jobs,
+                ack_deadline_ms: Duration::from(r.analysis.ack_deadline).as_millis() as u64,
+                baseline_margin: BASELINE_MARGIN,
+            },
+        }
+    }
+}
+
+/// A gate's verdict, with the numbers it saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// When it was decided.
+    pub at_ms: i64,
+    /// The step (index into the plan).
+    pub step: usize,
+    /// "ack", "nack", "failure_rate", "baseline" or "data".
+    pub gate: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was measured.
+    pub measured: String,
+    /// The threshold.
+    pub threshold: String,
+}
+
+/// A rollout's whole state (what the store keeps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// Its number.
+    pub id: u64,
+    /// The revision rolled out.
+    pub generation: u64,
+    /// The revision the fleet ran before (what a rollback goes back to).
+    pub stable_generation: u64,
+    /// Steps and gates.
+    pub plan: Plan,
+    /// Its phase.
+    pub phase: Phase,
+    /// The current step (== steps.len() when done).
+    pub step: usize,
+    /// When the current step began.
+    pub step_started_ms: i64,
+    /// The agents given the new revision, in the order they were chosen.
+    pub cohort: Vec<String>,
+    /// Job counts under the new and the stable revision when the cohort last grew.
+    pub baseline_new: JobCounts,
+    /// See `baseline_new`.
+    pub baseline_stable: JobCounts,
+    /// Why it is paused or ended.
+    pub reason: String,
+    /// Paused by the operator (resume continues the same step).
+    pub paused_by_operator: bool,
+    /// The gate verdicts so far.
+    pub gates: Vec<GateResult>,
+    /// When it was created, last changed, and ended.
+    pub created_ms: i64,
+    /// See `created_ms`.
+    pub updated_ms: i64,
+    /// See `created_ms`.
+    pub finished_ms: Option<i64>,
+}
+
+/// ceil(percent × total / 100).
+pub fn percent_of(percent: u8, total: usize) -> usize {
+    (usize::from(percent) * total).div_ceil(100)
+}
+
+/// The stable hash that orders agents for cohorts (first 8 bytes of SHA256 of the id).
+pub fn stable_hash(id: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(id.as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,355 @@
+//! Rollouts through the real controller binary with in-process fake agents: cohorts, gates,
+//! rollback, the operator's verbs, a restart mid-rollout. Soaks and deadlines are seconds.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use h264_proto::v1::controller_message::Body;
+use h264_proto::v1::fleet_admin_client::FleetAdminClient;
+use h264_proto::v1::rollout_request::Verb;
+use h264_proto::v1::{
+    ListAgentsRequest, RolloutPromote, RolloutRequest, RolloutStatus, RolloutStatusRequest,
+    RolloutUndo,
+};
+use support::*;
+use tonic::transport::Channel;
+
+/// What a fake agent does with what it is sent.
+#[derive(Clone, Copy)]
+struct Behaviour {
+    /// Refuse this generation.
+    refuse: Option<u64>,
+    /// After each ACK of a generation above 1, report this many jobs of this kind.
+    jobs: Option<(&'static str, usize)>,
+}
+
+const GOOD: Behaviour = Behaviour {
+    refuse: None,
+    jobs: None,
+};
+
+fn spawn_agent(url: String, id: String, b: Behaviour) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut agent) = FakeAgent::connect(&url, hello(&id, &[], 0, "local")).await else {
+            return;
+        };
+        while let Some(m) = agent.next(Duration::from_secs(600)).await {
+            let Body::Assignment(a) = m else { continue };
+            if b.refuse == Some(a.generation) {
+                agent
+                    .nack(&a, "validation", "transcode.crf", "refused by the test")
+                    .await;
+                continue;
+            }
+            agent.ack(&a).await;
+            if let (Some((kind, n)), true) = (b.jobs, a.generation > 1) {
+                for i in 0..n {
+                    agent.event(kind, &format!("f{i}.mov"), "").await;
+                }
+            }
+        }
+    })
+}
+
+fn rollout_manifest(crf: u32, steps: &str, min_jobs: u32) -> String {
+    format!(
+        "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata:\n  name: studios\nspec:\n  transcode:\n    crf: {crf}\n  rollout:\n    steps: [{steps}]\n    analysis: {{max_failure_rate: 0.05, min_jobs: {min_jobs}, ack_deadline: 5s}}\n"
+    )
+}
+
+async fn rollout(admin: &mut FleetAdminClient<Channel>, verb: Verb) -> RolloutStatus {
+    admin
+        .rollout(RolloutRequest { verb: Some(verb) })
+        .await
+        .expect("rollout verb")
+        .into_inner()
+}
+
+async fn wait_rollout(
+    admin: &mut FleetAdminClient<Channel>,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&RolloutStatus) -> bool,
+) -> RolloutStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = rollout(admin, Verb::Status(RolloutStatusRequest {})).await;
+        if check(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {s:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A controller, generation 1 applied to `n` agents that all run it.
+async fn fleet(
+    dir: &std::path::Path,
+    n: usize,
+    behaviour: impl Fn(usize) -> Behaviour,
+) -> (ControllerProcess, FleetAdminClient<Channel>, Vec<String>) {
+    let c = controller(&dir.join("state"));
+    let mut admin = admin(&c).await;
+    apply(&mut admin, &manifest(20)).await;
+    let ids: Vec<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        spawn_agent(c.url(), id.clone(), behaviour(i));
+    }
+    wait_running(&mut admin, &ids, 1).await;
+    (c, admin, ids)
+}
+
+async fn running(admin: &mut FleetAdminClient<Channel>, ids: &[String]) -> Vec<u64> {
+    let agents = admin
+        .list_agents(ListAgentsRequest::default())
+        .await
+        .expect("list agents")
+        .into_inner()
+        .agents;
+    ids.iter()
+        .map(|id| {
+            agents
+                .iter()
+                .find(|a| a.agent_id == *id)
+                .map_or(0, |a| a.running_generation)
+        })
+        .collect()
+}
+
+/// Waits (10 s at most) until every agent of `ids` runs `generation`.
+async fn wait_running(admin: &mut FleetAdminClient<Channel>, ids: &[String], generation: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = running(admin, ids).await;
+        if now.iter().all(|g| *g == generation) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agents not on {generation}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_agents_go_through_canary_25_50_75_100_and_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, mut admin, ids) = fleet(dir.path(), 10, |_| GOOD).await;
+    let steps = "{canary: 1}, {percent: 25}, {percent: 50}, {percent: 75}, {percent: 100}";
+    let r = apply(&mut admin, &rollout_manifest(21, steps, 1)).await;
+    assert_eq!(r.generation, 2);
+    let s = wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
+        s.phase == "Succeeded"
+    })
+    .await;
+    let acks: Vec<&str> = s.gates.iter().map(|g| g.measured.as_str()).collect();
+    assert_eq!(
+        acks,
+        [
+            "1 of 1 online agents ACKed",
+            "3 of 3 online agents ACKed",
+            "5 of 5 online agents ACKed",
+            "8 of 8 online agents ACKed",
+            "10 of 10 online agents ACKed"
+        ]
+    );
+    assert_eq!(s.cohort.unwrap().synced, 10);
+    assert_eq!(running(&mut admin, &ids).await, vec![2; 10]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_some_agents_nack_rolls_back_at_that_step() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every agent but the canary refuses generation 2: the canary passes, 50% fails.
+    let (_c, mut admin, ids) = fleet(dir.path(), 4, |_| Behaviour {
+        refuse: Some(2),
+        jobs: None,
+    })
+    .await;
+    let steps = "{canary: 1}, {percent: 50}, {percent: 100}";
+    apply(&mut admin, &rollout_manifest(21, steps, 1)).await;
+    let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
+        s.phase == "RolledBack"
+    })
+    .await;
+    assert_eq!(s.step, 0, "the canary refused already");
+    let g = s.gates.last().unwrap();
+    assert_eq!((g.gate.as_str(), g.passed), ("nack", false));
+    assert!(g.measured.contains("refused by the test"), "{g:?}");
+    assert!(s.reason.contains("gate `nack` failed"), "{}", s.reason);
+    assert_eq!(running(&mut admin, &ids).await, vec![1; 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_traffic_pauses_inconclusive_and_promote_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, mut admin, ids) = fleet(dir.path(), 3, |_| GOOD).await;
+    let steps = "{canary: 1}, {pause: 1s}, {percent: 100}";
+    apply(&mut admin, &rollout_manifest(21, steps, 1)).await;
+    let s = wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
+        s.phase == "Paused"
+    })
+    .await;
+    assert!(s.reason.starts_with("inconclusive"), "{}", s.reason);
+    assert_eq!(s.step, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = rollout(&mut admin, Verb::Status(RolloutStatusRequest {})).await;
+    assert_eq!(s.phase, "Paused", "it never advances on silence");
+    rollout(&mut admin, Verb::Promote(RolloutPromote { full: false })).await;
+    wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
+        s.phase == "Succeeded"
+    })
+    .await;
+    assert_eq!(running(&mut admin, &ids).await, vec![2; 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_jobs_on_the_canary_roll_every_agent_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, mut admin, ids) = fleet(dir.path(), 4, |_| Behaviour {
+        refuse: None,
+        jobs: Some(("failed", 3)),
+    })
+    .await;
+    let steps = "{canary: 1}, {pause: 30s}, {percent: 100}";
+    apply(&mut admin, &rollout_manifest(21, steps, 2)).await;
+    let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
+        s.phase == "RolledBack"
+    })
+    .await;
+    let g = s.gates.last().unwrap();
+    assert_eq!(g.gate, "failure_rate");
+    assert!(g.measured.contains("failed of"), "{g:?}");
+    assert_eq!(running(&mut admin, &ids).await, vec![1; 4]);
+    assert!(c.log_text().contains("ALERT"), "the alert is logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_after_success_puts_every_agent_back_within_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, mut admin, ids) = fleet(dir.path(), 10, |_| GOOD).await;
+    apply(
+        &mut admin,
+        &rollout_manifest(21, "{canary: 1}, {percent: 100}", 1),
+    )
+    .await;
+    wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
+        s.phase == "Succeeded"
+    })
+    .await;
+    let started = Instant::now();
+    let s = rollout(&mut admin, Verb::Undo(RolloutUndo { to_generation: 0 })).await;
+    assert_eq!(s.phase, "RolledBack");
+    loop {
+        if running(&mut admin, &ids).await == vec![1; 10] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "undo took over 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_resumes_the_rollout_at_the_same_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, mut admin, ids) = fleet(dir.path(), 4, |_| GOOD).await;
+    apply(
+        &mut admin,
+        &rollout_manifest(21, "{canary: 1}, {pause: 1h}, {percent: 100}", 1),
+    )
+    .await;
+    let before = wait_rollout(&mut admin, "the soak", Duration::from_secs(10), |s| {
+        s.step == 1
+    })
+    .await;
+    c.restart();
+    let mut admin = support::admin(&c).await;
+    for id in &ids {
+        spawn_agent(c.url(), id.clone(), GOOD);
+    }
+    let after = rollout(&mut admin, Verb::Status(RolloutStatusRequest {})).await;
+    assert_eq!(after.id, before.id);
+    assert_eq!((after.phase.as_str(), after.step), ("Progressing", 1));
+    assert_eq!(
+        after.step_started_at_ms, before.step_started_at_ms,
+        "same soak timer"
+    );
+    assert_eq!(after.cohort.unwrap().agents, 1);
+    rollout(&mut admin, Verb::Promote(RolloutPromote { full: true })).await;
+    wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
+        s.phase == "Succeeded"
+    })
+    .await;
+    for id in &ids {
+        wait_for_agent(&mut admin, id, "on generation 2", |s| {
+            s.running_generation == 2
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_agent_gets_the_right_revision_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir.path().join("state"));
+    let mut admin = admin(&c).await;
+    apply(&mut admin, &manifest(20)).await;
+    let ids: Vec<String> = (0..4).map(|i| format!("agent-{i:02}")).collect();
+    let mut tasks: Vec<_> = ids
+        .iter()
+        .map(|id| spawn_agent(c.url(), id.clone(), GOOD))
+        .collect();
+    wait_running(&mut admin, &ids, 1).await;
+    // agent-03 goes away; the rollout goes on without it.
+    tasks.pop().unwrap().abort();
+    wait_rollout_agents_offline(&mut admin, "agent-03").await;
+    apply(
+        &mut admin,
+        &rollout_manifest(21, "{canary: 1}, {percent: 100}", 1),
+    )
+    .await;
+    let s = wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
+        s.phase == "Succeeded"
+    })
+    .await;
+    assert_eq!(running(&mut admin, &ids[..3]).await, vec![2; 3]);
+    assert_eq!(s.fleet_agents, 4);
+    tasks.push(spawn_agent(c.url(), ids[3].clone(), GOOD));
+    wait_running(&mut admin, &ids, 2).await;
+
+    // A rollback while it is away: it comes back to the stable revision.
+    tasks.pop().unwrap().abort();
+    wait_rollout_agents_offline(&mut admin, "agent-03").await;
+    apply(
+        &mut admin,
+        &rollout_manifest(22, "{canary: 1}, {pause: {}}, {percent: 100}", 1),
+    )
+    .await;
+    wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
+        s.phase == "Paused" && s.generation == 3
+    })
+    .await;
+    rollout(&mut admin, Verb::Promote(RolloutPromote { full: true })).await;
+    wait_running(&mut admin, &ids[..3], 3).await;
+    let s = rollout(&mut admin, Verb::Undo(RolloutUndo { to_generation: 0 })).await;
+    assert_eq!((s.phase.as_str(), s.stable_generation), ("RolledBack", 2));
+    wait_running(&mut admin, &ids[..3], 2).await;
+    tasks.push(spawn_agent(c.url(), ids[3].clone(), GOOD));
+    wait_running(&mut admin, &ids, 2).await;
+}
+
+async fn wait_rollout_agents_offline(admin: &mut FleetAdminClient<Channel>, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while describe(admin, id).await.connected {
+        assert!(Instant::now() < deadline, "{id} still connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
