@@ -54,8 +54,25 @@ pub struct VolumeState {
     pub level: Level,
 }
 
+/// A stand-in for the free-space reading, FOR TESTS ONLY: when this environment variable names
+/// a file holding `FREE TOTAL` (bytes), every volume reads as that. It exists for test runs that
+/// have no right to mount a small file system (the disk tests mount a size-limited tmpfs when
+/// they can); production never sets it.
+pub const TEST_READING_ENV: &str = "H264_AGENT_TEST_ONLY_FREE_SPACE_FILE";
+
 /// Free and total bytes of the volume holding `path`.
 pub fn measure(path: &Path) -> std::io::Result<(u64, u64)> {
+    if let Some(file) = std::env::var_os(TEST_READING_ENV) {
+        let text = std::fs::read_to_string(file)?;
+        let mut numbers = text.split_whitespace().map(str::parse::<u64>);
+        if let (Some(Ok(free)), Some(Ok(total))) = (numbers.next(), numbers.next()) {
+            return Ok((free, total));
+        }
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{TEST_READING_ENV}: expected `FREE TOTAL` in bytes"),
+        ));
+    }
     let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
     let unit = st.fragment_size() as u64;
     Ok((

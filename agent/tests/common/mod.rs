@@ -20,6 +20,8 @@ pub struct Setup {
     pub config: PathBuf,
     /// The control API's address (a free loopback port, so tests can run in parallel).
     pub control: String,
+    /// Extra environment variables for the agent process.
+    pub env: Vec<(String, String)>,
 }
 
 /// Settings most tests share: fast, and quick to give up.
@@ -65,6 +67,7 @@ impl Setup {
             state,
             config,
             control,
+            env: Vec::new(),
         }
     }
 
@@ -79,6 +82,7 @@ impl Setup {
 
     fn command_with(&self, config: &Path) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_h264-agent"));
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--config")
             .arg(config)
             .env("RUST_LOG", "info,h264_agent=debug");
