@@ -21,7 +21,7 @@ use crate::journal::{Completed, JobState};
 use crate::key::{Fingerprint, SourceKey};
 use crate::progress::ProgressFile;
 use crate::publish::{commit, temp_path, verify, VerifyError};
-use crate::readiness::validate;
+use crate::readiness::{validate, validate_deep};
 use crate::state::{Agent, CancelReason, JobEvent, JobHandle, Live, Pipeline};
 use crate::stats::Stats;
 use crate::transcode::{arguments, plan, Plan, TranscodeError};
@@ -224,7 +224,7 @@ async fn attempt_once(
     let mut progress = ProgressFile::new(output, source, handle.live.clone());
     let result = async {
         progress.update("validate", 0.0, 0.0, 0.0, 0.0, true);
-        let info = match validate(&cfg.ffmpeg, &cfg.ffprobe, source, readiness, cancel).await {
+        let mut info = match validate(&cfg.ffprobe, source, readiness, cancel).await {
             Ok(Ok(info)) => info,
             Ok(Err(invalid)) => {
                 return Err(Failure::Permanent {
@@ -239,6 +239,20 @@ async fn attempt_once(
                     message: e.to_string(),
                 })
             }
+        };
+        // The whole-file checks (damage, captions) run beside the transcode; their verdict is
+        // awaited before verification, so nothing is published from a damaged recording.
+        let deep = {
+            let (ffmpeg, ffprobe) = (cfg.ffmpeg.clone(), cfg.ffprobe.clone());
+            let (source, info, readiness, cancel) = (
+                source.to_path_buf(),
+                info.clone(),
+                readiness.clone(),
+                cancel.clone(),
+            );
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                validate_deep(&ffmpeg, &ffprobe, &source, &info, &readiness, &cancel).await
+            }))
         };
         let plan = plan(&info, cfg);
         let temp = temp_path(output);
@@ -296,6 +310,29 @@ async fn attempt_once(
             Err(e) => {
                 return Err(Failure::Transient {
                     stage: "transcode",
+                    message: e.to_string(),
+                })
+            }
+        }
+        let deep = deep.await.unwrap_or(Err(RunError::Cancelled {
+            program: "ffmpeg".into(),
+        }));
+        match deep {
+            Ok(Ok(has_captions)) => {
+                if let Some(video) = info.video.as_mut() {
+                    video.closed_captions = has_captions;
+                }
+            }
+            Ok(Err(invalid)) => {
+                return Err(Failure::Permanent {
+                    stage: "validate",
+                    message: invalid.0,
+                })
+            }
+            Err(RunError::Cancelled { .. }) => return Err(Failure::Cancelled),
+            Err(e) => {
+                return Err(Failure::Transient {
+                    stage: "validate",
                     message: e.to_string(),
                 })
             }

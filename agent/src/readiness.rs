@@ -189,9 +189,9 @@ pub fn open_for_writing(_path: &Path) -> Option<String> {
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// The expensive checks: probe, streams, duration, damage within tolerance.
+/// The quick checks of the job's first stage: not empty, readable by ffprobe, a video stream,
+/// a duration over the minimum. [`validate_deep`] does the rest.
 pub async fn validate(
-    ffmpeg: &Path,
     ffprobe: &Path,
     path: &Path,
     cfg: &Readiness,
@@ -225,7 +225,24 @@ pub async fn validate(
             info.duration
         ))));
     }
-    let integrity = check_integrity(ffmpeg, path, &info, timeout, cancel).await?;
+    Ok(Ok(info))
+}
+
+/// The checks that read the whole recording: every packet for damage (within the tolerance),
+/// and the first frames for closed captions. They run beside the transcode, which reads the
+/// file anyway, so they add little wall time; their verdict comes before anything is published.
+/// `Ok(Ok(has_captions))` when the recording is sound.
+pub async fn validate_deep(
+    ffmpeg: &Path,
+    ffprobe: &Path,
+    path: &Path,
+    info: &MediaInfo,
+    cfg: &Readiness,
+    cancel: &CancellationToken,
+) -> Result<Result<bool, Invalid>, crate::child::RunError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let timeout = cfg.probe_timeout.get();
+    let integrity = check_integrity(ffmpeg, path, info, timeout, cancel).await?;
     if integrity.truncated_ts {
         return Ok(Err(Invalid(format!(
             "truncated: the transport stream ends in the middle of a packet ({size} bytes is not \
@@ -239,12 +256,10 @@ pub async fn validate(
             integrity.errors, cfg.max_decode_errors, integrity.sample
         ))));
     }
-    let mut info = info;
-    if let Some(video) = info.video.as_mut() {
-        video.closed_captions =
-            crate::probe::has_closed_captions(ffprobe, path, timeout, cancel).await?;
-    }
-    Ok(Ok(info))
+    Ok(Ok(crate::probe::has_closed_captions(
+        ffprobe, path, timeout, cancel,
+    )
+    .await?))
 }
 
 #[cfg(test)]
