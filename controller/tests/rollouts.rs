@@ -353,3 +353,80 @@ async fn wait_rollout_agents_offline(admin: &mut FleetAdminClient<Channel>, id: 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+fn manifest_with(steps: &str, analysis_extra: &str, rollout_extra: &str) -> String {
+    format!(
+        "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata:\n  name: studios\nspec:\n  transcode:\n    crf: 21\n  rollout:\n    steps: [{steps}]\n    analysis: {{max_failure_rate: 0.05, min_jobs: 1, ack_deadline: 5s{analysis_extra}}}\n{rollout_extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cohort_agent_lost_longer_than_max_lost_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir.path().join("state"));
+    let mut admin = admin(&c).await;
+    apply(&mut admin, &manifest(20)).await;
+    let ids: Vec<String> = (0..2).map(|i| format!("agent-{i:02}")).collect();
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| spawn_agent(c.url(), id.clone(), GOOD))
+        .collect();
+    wait_running(&mut admin, &ids, 1).await;
+    let steps = "{percent: 50}, {pause: {}}, {percent: 100}";
+    apply(&mut admin, &manifest_with(steps, ", max_lost: 1s", "")).await;
+    wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
+        s.phase == "Paused"
+    })
+    .await;
+    // Both go away, so the cohort's member surely does.
+    for t in tasks {
+        t.abort();
+    }
+    let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
+        s.phase == "RolledBack"
+    })
+    .await;
+    let g = s.gates.last().unwrap();
+    assert_eq!(g.gate, "lost", "{s:#?}");
+    assert!(g.measured.contains("disconnected for"), "{g:?}");
+    assert!(s.reason.contains("gate `lost` failed"), "{}", s.reason);
+    assert!(c.log_text().contains("ALERT"), "the alert is logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_offline_cohort_agents_pause_until_they_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(&dir.path().join("state"));
+    let mut admin = admin(&c).await;
+    apply(&mut admin, &manifest(20)).await;
+    let ids: Vec<String> = (0..4).map(|i| format!("agent-{i:02}")).collect();
+    let mut tasks: Vec<_> = ids
+        .iter()
+        .map(|id| spawn_agent(c.url(), id.clone(), GOOD))
+        .collect();
+    wait_running(&mut admin, &ids, 1).await;
+    tasks.pop().unwrap().abort();
+    tasks.pop().unwrap().abort();
+    wait_rollout_agents_offline(&mut admin, "agent-03").await;
+    wait_rollout_agents_offline(&mut admin, "agent-02").await;
+    let m = manifest_with("{percent: 100}", "", "    max_unavailable: 1\n");
+    apply(&mut admin, &m).await;
+    let s = wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
+        s.phase == "Paused"
+    })
+    .await;
+    assert!(
+        s.reason
+            .starts_with("too many cohort agents offline: 2 > max_unavailable 1"),
+        "{}",
+        s.reason
+    );
+    tasks.push(spawn_agent(c.url(), ids[2].clone(), GOOD));
+    wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
+        s.phase == "Succeeded"
+    })
+    .await;
+    assert_eq!(running(&mut admin, &ids[..3]).await, vec![2; 3]);
+    tasks.push(spawn_agent(c.url(), ids[3].clone(), GOOD));
+    wait_running(&mut admin, &ids, 2).await;
+}

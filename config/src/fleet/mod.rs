@@ -40,7 +40,7 @@ use crate::strict;
 use crate::suggest::did_you_mean;
 use crate::validate::pipeline;
 
-pub use rollout::{Analysis, Rollout, Step};
+pub use rollout::{Analysis, MaxUnavailable, Rollout, Step};
 pub use spec::{
     merge, CaptionsSpec, FleetSpec, LoggingSpec, ReadinessSpec, TranscodeSpec, LOCAL_ONLY,
 };

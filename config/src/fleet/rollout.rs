@@ -49,6 +49,53 @@ pub struct Analysis {
     pub min_jobs: u32,
     /// Every online agent of the cohort must acknowledge the revision within this.
     pub ack_deadline: HumanDuration,
+    /// A cohort agent that was connected during the rollout and then stays disconnected for
+    /// longer than this fails the gate (rollback). Left out of the canonical form when it is
+    /// the default, so revisions written before the key existed keep their hash.
+    #[serde(skip_serializing_if = "is_default_max_lost")]
+    pub max_lost: HumanDuration,
+}
+
+/// The default of `analysis.max_lost`: 5 minutes.
+pub const DEFAULT_MAX_LOST: HumanDuration = HumanDuration(Duration::from_secs(300));
+
+fn is_default_max_lost(d: &HumanDuration) -> bool {
+    *d == DEFAULT_MAX_LOST
+}
+
+/// `rollout.max_unavailable`: how many offline cohort agents a step tolerates before it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxUnavailable {
+    /// At most this many offline cohort agents; 0 means offline agents never block.
+    Count(u32),
+    /// At most this share (1-100 %) of the cohort, rounded down.
+    Percent(u8),
+}
+
+impl Default for MaxUnavailable {
+    fn default() -> Self {
+        Self::Count(0)
+    }
+}
+
+impl MaxUnavailable {
+    /// The number of offline agents a cohort of `cohort` agents tolerates; `None`: no limit.
+    pub fn limit(self, cohort: usize) -> Option<usize> {
+        match self {
+            Self::Count(0) => None,
+            Self::Count(n) => Some(n as usize),
+            Self::Percent(p) => Some(usize::from(p) * cohort / 100),
+        }
+    }
+}
+
+impl Serialize for MaxUnavailable {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Count(n) => serializer.serialize_u32(*n),
+            Self::Percent(p) => serializer.serialize_str(&format!("{p}%")),
+        }
+    }
 }
 
 impl Default for Analysis {
@@ -57,6 +104,7 @@ impl Default for Analysis {
             max_failure_rate: 0.05,
             min_jobs: 3,
             ack_deadline: HumanDuration::from_secs(120),
+            max_lost: DEFAULT_MAX_LOST,
         }
     }
 }
@@ -68,6 +116,15 @@ pub struct Rollout {
     pub steps: Vec<Step>,
     /// The gates.
     pub analysis: Analysis,
+    /// Offline cohort agents get the revision when they return and do not block a step unless
+    /// more than this many are offline (then the step waits). Left out of the canonical form
+    /// when it is the default (0: offline agents never block).
+    #[serde(skip_serializing_if = "is_default_max_unavailable")]
+    pub max_unavailable: MaxUnavailable,
+}
+
+fn is_default_max_unavailable(m: &MaxUnavailable) -> bool {
+    *m == MaxUnavailable::default()
 }
 
 impl Default for Rollout {
@@ -87,14 +144,15 @@ impl Default for Rollout {
                 Step::Percent(100),
             ],
             analysis: Analysis::default(),
+            max_unavailable: MaxUnavailable::default(),
         }
     }
 }
 
 const STEP_KEYS: [&str; 3] = ["canary", "percent", "pause"];
 const STEP_SHAPES: &str = "a step is one of {canary: 1}, {percent: 25}, {pause: 30s}, {pause: {}}";
-const ROLLOUT_KEYS: [&str; 2] = ["steps", "analysis"];
-const ANALYSIS_KEYS: [&str; 3] = ["max_failure_rate", "min_jobs", "ack_deadline"];
+const ROLLOUT_KEYS: [&str; 3] = ["steps", "analysis", "max_unavailable"];
+const ANALYSIS_KEYS: [&str; 4] = ["max_failure_rate", "min_jobs", "ack_deadline", "max_lost"];
 
 /// Reads and checks `spec.rollout`; problems are keyed under `at` (`spec.rollout`).
 pub(crate) fn parse(value: &Value, at: &str, out: &mut Vec<Problem>) -> Rollout {
@@ -124,6 +182,16 @@ pub(crate) fn parse(value: &Value, at: &str, out: &mut Vec<Problem>) -> Rollout 
                 None => out.push(Problem::error(key_at, "is not a list").with_hint(STEP_SHAPES)),
             },
             "analysis" => rollout.analysis = analysis(value, &key_at, out),
+            "max_unavailable" => match max_unavailable(value) {
+                Some(m) => rollout.max_unavailable = m,
+                None => {
+                    let message = format!(
+                        "{value} is not a number of agents (0 or more) or a percentage from 1% to 100%"
+                    );
+                    let hint = "max_unavailable: 2 (or \"10%\" of the cohort); 0: offline agents never block";
+                    out.push(Problem::error(key_at, message).with_hint(hint));
+                }
+            },
             other => out.push(unknown(&key_at, other, &ROLLOUT_KEYS)),
         }
     }
@@ -196,6 +264,22 @@ fn step(item: &Value, at: &str, out: &mut Vec<Problem>) -> Option<Step> {
             }
         };
     Some(step)
+}
+
+fn max_unavailable(value: &Value) -> Option<MaxUnavailable> {
+    match value {
+        Value::Integer(n) => u32::try_from(*n).ok().map(MaxUnavailable::Count),
+        Value::String(s) => match s.trim().strip_suffix('%') {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .map(MaxUnavailable::Percent),
+            None => s.trim().parse::<u32>().ok().map(MaxUnavailable::Count),
+        },
+        _ => None,
+    }
 }
 
 fn duration(value: &Value) -> Option<HumanDuration> {
@@ -307,8 +391,94 @@ fn analysis(value: &Value, at: &str, out: &mut Vec<Problem>) -> Analysis {
                     out.push(Problem::error(key_at, message).with_hint("ack_deadline: 2m"));
                 }
             },
+            "max_lost" => match duration(value) {
+                Some(d)
+                    if d.get() >= Duration::from_secs(1)
+                        && d.get() <= Duration::from_secs(86_400) =>
+                {
+                    analysis.max_lost = d;
+                }
+                _ => {
+                    let message = format!("{value} is not a duration from 1s to 24h");
+                    out.push(Problem::error(key_at, message).with_hint("max_lost: 5m"));
+                }
+            },
             other => out.push(unknown(&key_at, other, &ANALYSIS_KEYS)),
         }
     }
     analysis
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> (Rollout, Vec<Problem>) {
+        let value: Value = toml::from_str(text).unwrap();
+        let mut out = Vec::new();
+        let rollout = parse(&value, "spec.rollout", &mut out);
+        (rollout, out)
+    }
+
+    #[test]
+    fn max_lost_and_max_unavailable_default_and_stay_out_of_the_canonical_form() {
+        let (r, out) = read("");
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(r.analysis.max_lost, HumanDuration::from_secs(300));
+        assert_eq!(r.max_unavailable, MaxUnavailable::Count(0));
+        assert_eq!(r.max_unavailable.limit(10), None);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("max_lost"), "{json}");
+        assert!(!json.contains("max_unavailable"), "{json}");
+    }
+
+    #[test]
+    fn max_lost_and_max_unavailable_parse() {
+        let (r, out) = read("max_unavailable = 2\n[analysis]\nmax_lost = \"90s\"\n");
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(r.analysis.max_lost, HumanDuration::from_secs(90));
+        assert_eq!(r.max_unavailable, MaxUnavailable::Count(2));
+        assert_eq!(r.max_unavailable.limit(10), Some(2));
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"max_unavailable\":2"), "{json}");
+        assert!(json.contains("\"max_lost\""), "{json}");
+
+        let (r, out) = read("max_unavailable = \"10%\"\n");
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(r.max_unavailable, MaxUnavailable::Percent(10));
+        assert_eq!(r.max_unavailable.limit(25), Some(2), "rounded down");
+        assert_eq!(r.max_unavailable.limit(5), Some(0));
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"max_unavailable\":\"10%\""), "{json}");
+    }
+
+    #[test]
+    fn bad_max_lost_and_max_unavailable_are_reported_by_key() {
+        for (text, key) in [
+            ("max_unavailable = -1\n", "spec.rollout.max_unavailable"),
+            ("max_unavailable = \"0%\"\n", "spec.rollout.max_unavailable"),
+            (
+                "max_unavailable = \"150%\"\n",
+                "spec.rollout.max_unavailable",
+            ),
+            ("max_unavailable = 1.5\n", "spec.rollout.max_unavailable"),
+            (
+                "[analysis]\nmax_lost = \"0s\"\n",
+                "spec.rollout.analysis.max_lost",
+            ),
+            (
+                "[analysis]\nmax_lost = \"soon\"\n",
+                "spec.rollout.analysis.max_lost",
+            ),
+            (
+                "[analysis]\nmax_los = \"5m\"\n",
+                "spec.rollout.analysis.max_los",
+            ),
+        ] {
+            let (_, out) = read(text);
+            assert_eq!(out.len(), 1, "{text}: {out:?}");
+            assert!(out[0].is_error(), "{text}");
+            assert_eq!(out[0].key, key, "{text}");
+        }
+    }
 }

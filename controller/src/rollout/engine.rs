@@ -1,7 +1,7 @@
 //! The engine: the current rollout, its step transitions and gates (module docs of
 //! [`crate::rollout`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -94,7 +94,30 @@ impl Rollouts {
             s.phase = Phase::Progressing;
             self.enter_step(s, 0);
         }
-        let mut changed = false;
+        let mut changed = self.track(s);
+        // A wait (for a human, an inconclusive soak, offline agents) still watches for lost
+        // agents; an operator's pause holds everything.
+        if s.phase == Phase::Paused && !s.paused_by_operator && self.lost_gate(s) {
+            self.save(s);
+            return;
+        }
+        if s.phase == Phase::Paused && s.paused_for_unavailable {
+            let (offline, limit) = self.unavailable(s);
+            if limit.is_none_or(|l| offline <= l) {
+                // Enough came back: the step goes on, its ACK deadline starting again.
+                s.phase = Phase::Progressing;
+                s.paused_for_unavailable = false;
+                s.step_started_ms = self.clock.now_ms();
+                s.reason.clear();
+                tracing::info!(
+                    rollout = s.id,
+                    step = s.step,
+                    offline,
+                    "rollout continues: cohort agents returned"
+                );
+                changed = true;
+            }
+        }
         while s.phase == Phase::Progressing {
             match self.evaluate(s) {
                 Verdict::Wait => break,
@@ -120,6 +143,7 @@ impl Rollouts {
         let now = self.clock.now_ms();
         s.step = i;
         s.step_started_ms = now;
+        s.paused_for_unavailable = false;
         if !matches!(s.plan.steps.get(i), Some(StepPlan::Pause(_))) {
             // A soak counts the jobs since its cohort last grew (the ACKs included).
             s.baseline_new = self.registry.job_counts(s.generation);
@@ -178,10 +202,82 @@ impl Rollouts {
                 break;
             }
             if members.insert(a.id.clone()) {
+                if a.connected {
+                    s.seen_online.insert(a.id.clone());
+                }
                 s.cohort.push(a.id);
             }
         }
         self.registry.assign_agents(s.generation, &s.cohort, false);
+    }
+
+    /// Notes which cohort agents are connected: one seen connected and now gone is lost from
+    /// the first tick that sees it gone. Returns whether anything changed.
+    fn track(&self, s: &mut RolloutState) -> bool {
+        if !s.phase.is_active() {
+            return false;
+        }
+        let now = self.clock.now_ms();
+        let connected: HashMap<String, bool> = self
+            .registry
+            .rollout_agents(s.generation)
+            .into_iter()
+            .map(|a| (a.id, a.connected))
+            .collect();
+        let mut changed = false;
+        for id in &s.cohort {
+            // An agent deleted from the registry is gone for good: it counts as lost too.
+            if connected.get(id).copied().unwrap_or(false) {
+                changed |= s.seen_online.insert(id.clone());
+                changed |= s.offline_since.remove(id).is_some();
+            } else if s.seen_online.contains(id) && !s.offline_since.contains_key(id) {
+                s.offline_since.insert(id.clone(), now);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The `lost` gate: a cohort agent seen connected and gone for longer than `max_lost`
+    /// rolls back (returns true, the caller saves).
+    fn lost_gate(&self, s: &mut RolloutState) -> bool {
+        let now = self.clock.now_ms();
+        let max_lost_ms = s.plan.gates.max_lost_ms;
+        let mut lost: Vec<(&String, i64)> = s
+            .offline_since
+            .iter()
+            .map(|(id, since)| (id, now - since))
+            .filter(|(_, gone)| *gone > max_lost_ms as i64)
+            .collect();
+        if lost.is_empty() {
+            return false;
+        }
+        lost.sort_by_key(|(id, gone)| (std::cmp::Reverse(*gone), (*id).clone()));
+        let list: Vec<String> = lost
+            .iter()
+            .map(|(id, gone)| format!("{id} disconnected for {}", ms(*gone as u64)))
+            .collect();
+        let measured = format!("{} lost: {}", lost.len(), list.join(", "));
+        let threshold = format!("no cohort agent lost longer than {}", ms(max_lost_ms));
+        self.roll_back(s, Phase::RolledBack, "lost", measured, threshold, false);
+        true
+    }
+
+    /// Offline cohort agents now, and how many `max_unavailable` tolerates (`None`: any).
+    fn unavailable(&self, s: &RolloutState) -> (usize, Option<usize>) {
+        let connected: HashSet<String> = self
+            .registry
+            .rollout_agents(s.generation)
+            .into_iter()
+            .filter(|a| a.connected)
+            .map(|a| a.id)
+            .collect();
+        let offline = s
+            .cohort
+            .iter()
+            .filter(|id| !connected.contains(*id))
+            .count();
+        (offline, s.plan.gates.max_unavailable.limit(s.cohort.len()))
     }
 
     fn record_target(&self, generation: u64, rollback: bool, agents: usize) {
@@ -226,11 +322,40 @@ impl Rollouts {
             );
             return Verdict::Changed;
         }
+        if self.lost_gate(s) {
+            return Verdict::Changed;
+        }
         let g = s.plan.gates;
         match step {
             StepPlan::Canary(_) | StepPlan::Percent(_) => {
                 let online: Vec<&&RolloutAgent> = members.iter().filter(|a| a.connected).collect();
                 let acked = online.iter().filter(|a| a.running == s.generation).count();
+                let offline = members.len() - online.len() + (s.cohort.len() - members.len());
+                if let Some(limit) = g
+                    .max_unavailable
+                    .limit(s.cohort.len())
+                    .filter(|l| offline > *l)
+                {
+                    let measured = format!("{offline} of {} cohort agents offline", s.cohort.len());
+                    let threshold = format!(
+                        "at most {limit} (max_unavailable: {})",
+                        g.max_unavailable.describe()
+                    );
+                    self.gate(s, "unavailable", false, measured, threshold);
+                    s.phase = Phase::Paused;
+                    s.paused_for_unavailable = true;
+                    s.reason = format!(
+                        "too many cohort agents offline: {offline} > max_unavailable {limit}; waiting for them to return or `fleetctl rollout promote`"
+                    );
+                    tracing::warn!(
+                        rollout = s.id,
+                        step = s.step,
+                        offline,
+                        limit,
+                        "rollout paused: too many cohort agents offline"
+                    );
+                    return Verdict::Changed;
+                }
                 let measured = format!("{acked} of {} online agents ACKed", online.len());
                 let threshold = format!("all within {}", ms(g.ack_deadline_ms));
                 if acked == online.len() {

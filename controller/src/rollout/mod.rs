@@ -7,8 +7,11 @@
 //! id; the member list is kept, so cohorts only grow) and assigns the new revision to it. A
 //! [`Rollouts::tick`] (driven by registry changes and a timer, see [`drive`]) then evaluates the
 //! step's gates against the registry: a NACK from a member, or an online member that has not
-//! ACKed within `ack_deadline`, rolls back; during a soak (`pause: 30s`) the failure rate of the
-//! jobs run under the new revision is compared with the threshold and with the stable agents'.
+//! ACKed within `ack_deadline`, rolls back; so does a member seen connected during the rollout
+//! that has been disconnected for longer than `max_lost` (gate `lost`). More offline members
+//! than `max_unavailable` allows pause a cohort step until enough return (or `promote`).
+//! During a soak (`pause: 30s`) the failure rate of the jobs run under the new revision is
+//! compared with the threshold and with the stable agents'.
 //! A soak that saw fewer than `min_jobs` jobs is inconclusive: the rollout pauses for a human.
 //! A rollback assigns the stable revision (the fleet-wide target before the rollout) to every
 //! agent at once, marked as rollback. Every change of the state is saved to the store as JSON
@@ -18,11 +21,12 @@
 mod engine;
 mod verbs;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use h264_config::fleet::{Rollout, Step};
+use h264_config::fleet::{MaxUnavailable, Rollout, Step};
 use serde::{Deserialize, Serialize};
 
 pub use engine::{drive, Rollouts};
@@ -154,6 +158,61 @@ pub struct GatePlan {
     pub ack_deadline_ms: u64,
     /// How much worse than the stable agents' failure rate the new revision may be.
     pub baseline_margin: f64,
+    /// A cohort agent seen connected and then disconnected for longer than this (ms) fails
+    /// the `lost` gate.
+    #[serde(default = "default_max_lost_ms")]
+    pub max_lost_ms: u64,
+    /// How many offline cohort agents a step tolerates before it waits.
+    #[serde(default)]
+    pub max_unavailable: Unavailable,
+}
+
+fn default_max_lost_ms() -> u64 {
+    h264_config::fleet::rollout::DEFAULT_MAX_LOST
+        .get()
+        .as_millis() as u64
+}
+
+/// `rollout.max_unavailable` as the engine keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Unavailable {
+    /// Offline cohort agents never block the step.
+    #[default]
+    Unlimited,
+    /// At most this many offline cohort agents (1 or more).
+    Count(u32),
+    /// At most this share of the cohort (1-100 %), rounded down.
+    Percent(u8),
+}
+
+impl Unavailable {
+    /// The number of offline agents a cohort of `cohort` agents tolerates; `None`: no limit.
+    pub fn limit(self, cohort: usize) -> Option<usize> {
+        match self {
+            Self::Unlimited => None,
+            Self::Count(n) => Some(n as usize),
+            Self::Percent(p) => Some(usize::from(p) * cohort / 100),
+        }
+    }
+
+    /// How status output shows it.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Unlimited => "unlimited".into(),
+            Self::Count(n) => n.to_string(),
+            Self::Percent(p) => format!("{p}%"),
+        }
+    }
+}
+
+impl From<MaxUnavailable> for Unavailable {
+    fn from(m: MaxUnavailable) -> Self {
+        match m {
+            MaxUnavailable::Count(0) => Self::Unlimited,
+            MaxUnavailable::Count(n) => Self::Count(n),
+            MaxUnavailable::Percent(p) => Self::Percent(p),
+        }
+    }
 }
 
 /// The margin over the stable agents' failure rate that still passes.
@@ -177,6 +236,8 @@ impl From<&Rollout> for Plan {
                 min_jobs: r.analysis.min_jobs,
                 ack_deadline_ms: Duration::from(r.analysis.ack_deadline).as_millis() as u64,
                 baseline_margin: BASELINE_MARGIN,
+                max_lost_ms: Duration::from(r.analysis.max_lost).as_millis() as u64,
+                max_unavailable: r.max_unavailable.into(),
             },
         }
     }
@@ -228,6 +289,16 @@ pub struct RolloutState {
     pub paused_by_operator: bool,
     /// The gate verdicts so far.
     pub gates: Vec<GateResult>,
+    /// Cohort agents seen connected during the rollout (only these can be lost).
+    #[serde(default)]
+    pub seen_online: BTreeSet<String>,
+    /// Cohort agents seen connected that are now disconnected, and since when (ms).
+    #[serde(default)]
+    pub offline_since: BTreeMap<String, i64>,
+    /// Paused because more cohort agents are offline than `max_unavailable` allows (the step
+    /// goes on by itself when enough return).
+    #[serde(default)]
+    pub paused_for_unavailable: bool,
     /// When it was created, last changed, and ended.
     pub created_ms: i64,
     /// See `created_ms`.

@@ -146,8 +146,16 @@ fn plan(steps: Vec<StepPlan>) -> Plan {
             min_jobs: 2,
             ack_deadline_ms: 5_000,
             baseline_margin: BASELINE_MARGIN,
+            max_lost_ms: 60_000,
+            max_unavailable: Unavailable::Unlimited,
         },
     }
+}
+
+fn plan_with(steps: Vec<StepPlan>, max_unavailable: Unavailable) -> Plan {
+    let mut p = plan(steps);
+    p.gates.max_unavailable = max_unavailable;
+    p
 }
 
 #[test]
@@ -494,4 +502,211 @@ fn a_restarted_engine_resumes_at_the_same_step_with_its_soak_timer() {
         Phase::Paused,
         "the soak ended (inconclusive: no jobs)"
     );
+}
+
+#[test]
+fn a_cohort_agent_lost_longer_than_max_lost_rolls_back_with_the_numbers() {
+    use StepPlan::{Pause, Percent};
+    let mut f = Fleet::new(4);
+    let s = f
+        .engine
+        .start(
+            2,
+            plan(vec![Percent(50), Pause(Some(600_000)), Percent(100)]),
+        )
+        .unwrap();
+    let gone = s.cohort[0].clone();
+    f.step();
+    assert_eq!((f.state().phase, f.state().step), (Phase::Progressing, 1));
+    f.disconnect(&gone);
+    f.engine.tick();
+    assert_eq!(f.state().offline_since.len(), 1);
+    f.clock.advance(Duration::from_secs(60));
+    f.engine.tick();
+    assert_eq!(
+        f.state().phase,
+        Phase::Progressing,
+        "exactly max_lost is not longer"
+    );
+    f.clock.advance(Duration::from_secs(1));
+    f.engine.tick();
+    let s = f.state();
+    assert_eq!(s.phase, Phase::RolledBack, "{s:?}");
+    let g = s.gates.last().unwrap();
+    assert_eq!((g.gate.as_str(), g.passed), ("lost", false));
+    assert!(
+        g.measured
+            .contains(&format!("{gone} disconnected for 1m 1s")),
+        "{g:?}"
+    );
+    assert!(g.threshold.contains("1m"), "{g:?}");
+    assert!(s.reason.contains("gate `lost` failed"), "{}", s.reason);
+    f.sync(&[]);
+    assert_eq!(f.running(1), 3, "every connected agent is back on stable");
+    f.connect(&gone, 2);
+    f.sync(&[]);
+    assert_eq!(f.running(1), 4, "and the lost one when it returns");
+}
+
+#[test]
+fn a_lost_agent_that_returns_within_max_lost_does_not_fail_the_gate() {
+    use StepPlan::{Pause, Percent};
+    let mut f = Fleet::new(4);
+    let s = f
+        .engine
+        .start(
+            2,
+            plan(vec![Percent(50), Pause(Some(600_000)), Percent(100)]),
+        )
+        .unwrap();
+    let gone = s.cohort[0].clone();
+    f.step();
+    f.disconnect(&gone);
+    f.engine.tick();
+    f.clock.advance(Duration::from_secs(50));
+    f.connect(&gone, 2);
+    f.engine.tick();
+    assert!(f.state().offline_since.is_empty());
+    f.clock.advance(Duration::from_secs(50));
+    f.engine.tick();
+    let s = f.state();
+    assert_eq!((s.phase, s.step), (Phase::Progressing, 1), "{s:?}");
+    assert!(s.gates.iter().all(|g| g.gate != "lost"));
+}
+
+#[test]
+fn agents_offline_before_their_cohort_are_not_lost_and_never_block_by_default() {
+    use StepPlan::{Pause, Percent};
+    let mut f = Fleet::new(4);
+    f.disconnect("a0");
+    f.disconnect("a1");
+    f.engine
+        .start(2, plan(vec![Percent(100), Pause(Some(600_000))]))
+        .unwrap();
+    f.step();
+    f.jobs("a2", "converted", 3);
+    f.clock.advance(Duration::from_secs(601));
+    f.step();
+    let s = f.state();
+    assert_eq!(s.phase, Phase::Succeeded, "{s:?}");
+    assert!(s.gates.iter().all(|g| g.passed), "{:?}", s.gates);
+    assert!(s.offline_since.is_empty());
+}
+
+#[test]
+fn too_many_offline_cohort_agents_pause_the_step_until_they_return() {
+    use StepPlan::Percent;
+    let mut f = Fleet::new(6);
+    f.disconnect("a0");
+    f.disconnect("a1");
+    f.engine
+        .start(2, plan_with(vec![Percent(100)], Unavailable::Count(1)))
+        .unwrap();
+    f.step();
+    let s = f.state();
+    assert_eq!(s.phase, Phase::Paused, "{s:?}");
+    assert!(s.paused_for_unavailable);
+    assert!(
+        s.reason
+            .starts_with("too many cohort agents offline: 2 > max_unavailable 1"),
+        "{}",
+        s.reason
+    );
+    let g = s.gates.last().unwrap();
+    assert_eq!((g.gate.as_str(), g.passed), ("unavailable", false));
+    assert_eq!(g.measured, "2 of 6 cohort agents offline");
+    // Long after the ACK deadline: the wait does not fail the ACK gate.
+    f.clock.advance(Duration::from_secs(30));
+    f.step();
+    assert_eq!(f.state().phase, Phase::Paused);
+    f.connect("a0", 1);
+    f.step();
+    let s = f.state();
+    assert_eq!(s.phase, Phase::Succeeded, "{s:?}");
+    assert_eq!(f.running(2), 5, "the returned agent got the revision");
+    f.connect("a1", 1);
+    f.sync(&[]);
+    assert_eq!(f.running(2), 6);
+}
+
+#[test]
+fn promote_moves_a_step_waiting_for_offline_agents_on() {
+    use StepPlan::Percent;
+    let mut f = Fleet::new(6);
+    f.disconnect("a0");
+    f.disconnect("a1");
+    f.engine
+        .start(2, plan_with(vec![Percent(100)], Unavailable::Percent(20)))
+        .unwrap();
+    f.step();
+    let s = f.state();
+    assert_eq!(s.phase, Phase::Paused, "20% of 6 rounds down to 1: {s:?}");
+    assert!(s.reason.contains("2 > max_unavailable 1"), "{}", s.reason);
+    let s = f.engine.promote(false).unwrap();
+    assert_eq!(s.phase, Phase::Succeeded, "{s:?}");
+    assert!(!s.paused_for_unavailable);
+
+    // Within the limit: the step does not wait.
+    let mut f = Fleet::new(6);
+    f.disconnect("a0");
+    f.engine
+        .start(2, plan_with(vec![Percent(100)], Unavailable::Count(1)))
+        .unwrap();
+    f.step();
+    assert_eq!(f.state().phase, Phase::Succeeded);
+}
+
+#[test]
+fn max_lost_and_max_unavailable_come_from_the_manifest() {
+    let rollout = h264_config::fleet::Rollout::default();
+    let p = Plan::from(&rollout);
+    assert_eq!(p.gates.max_lost_ms, 300_000);
+    assert_eq!(p.gates.max_unavailable, Unavailable::Unlimited);
+    assert_eq!(Unavailable::Percent(10).limit(25), Some(2));
+    // A state saved before the keys existed still loads, with the defaults.
+    let mut v = serde_json::to_value(&p).unwrap();
+    let gates = v["gates"].as_object_mut().unwrap();
+    gates.remove("max_lost_ms");
+    gates.remove("max_unavailable");
+    let old: Plan = serde_json::from_value(v).unwrap();
+    assert_eq!(old, p);
+}
+
+#[test]
+fn a_wait_for_a_human_still_watches_for_lost_agents_but_an_operator_pause_holds() {
+    use StepPlan::{Pause, Percent};
+    let mut f = Fleet::new(4);
+    let s = f
+        .engine
+        .start(2, plan(vec![Percent(50), Pause(None), Percent(100)]))
+        .unwrap();
+    let gone = s.cohort[0].clone();
+    f.step();
+    assert_eq!(f.state().phase, Phase::Paused);
+    f.disconnect(&gone);
+    f.engine.tick();
+    f.clock.advance(Duration::from_secs(61));
+    f.engine.tick();
+    let s = f.state();
+    assert_eq!(s.phase, Phase::RolledBack, "{s:?}");
+    assert_eq!(s.gates.last().unwrap().gate, "lost");
+
+    // Waiting for offline agents, then paused by the operator: nothing moves by itself.
+    let mut f = Fleet::new(6);
+    f.disconnect("a0");
+    f.disconnect("a1");
+    f.engine
+        .start(2, plan_with(vec![Percent(100)], Unavailable::Count(1)))
+        .unwrap();
+    f.step();
+    assert!(f.state().paused_for_unavailable);
+    f.engine.pause().unwrap();
+    f.connect("a0", 1);
+    f.connect("a1", 1);
+    f.step();
+    assert_eq!(f.state().phase, Phase::Paused, "held by the operator");
+    f.engine.resume().unwrap();
+    f.step();
+    assert_eq!(f.state().phase, Phase::Succeeded);
+    assert_eq!(f.running(2), 6);
 }

@@ -70,6 +70,9 @@ impl Rollouts {
             reason: String::new(),
             paused_by_operator: false,
             gates: Vec::new(),
+            seen_online: Default::default(),
+            offline_since: Default::default(),
+            paused_for_unavailable: false,
             created_ms: now,
             updated_ms: now,
             finished_ms: None,
@@ -108,6 +111,8 @@ impl Rollouts {
         self.active(|_, s| {
             s.phase = Phase::Paused;
             s.paused_by_operator = true;
+            // Held until `resume`, which starts the step again (and checks again).
+            s.paused_for_unavailable = false;
             s.reason = "paused by the operator (`fleetctl rollout resume` to go on)".into();
             Ok(s.clone())
         })
