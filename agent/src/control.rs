@@ -9,7 +9,6 @@
 //! and are queued again (they wait for the resume).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -205,26 +204,20 @@ pub fn resume(agent: &Agent, by: &str) -> ResumeReply {
 /// The agent's counters, running jobs, queue, volumes and hold: what `Stats` answers, and what
 /// the fleet session sends the controller.
 pub fn stats_reply(a: &Agent) -> Result<StatsReply, crate::journal::JournalError> {
-    let s = &a.stats;
-    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let wall = get(&s.wall_ms) as f64;
+    let s = a.stats.snapshot();
     let since_start = Counters {
-        seen: get(&s.seen),
-        started: get(&s.started),
-        converted: get(&s.converted),
-        failed: get(&s.failed),
-        retried: get(&s.retried),
-        cancelled: get(&s.cancelled),
-        conflicts: get(&s.conflicts),
-        bytes_in: get(&s.bytes_in),
-        bytes_out: get(&s.bytes_out),
-        mean_speed: if wall > 0.0 {
-            get(&s.media_ms) as f64 / wall
-        } else {
-            0.0
-        },
-        captions_extracted: get(&s.captions_extracted),
-        no_captions: get(&s.no_captions),
+        seen: s.seen,
+        started: s.started,
+        converted: s.converted,
+        failed: s.failed,
+        retried: s.retried,
+        cancelled: s.cancelled,
+        conflicts: s.conflicts,
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        mean_speed: s.mean_speed,
+        captions_extracted: s.captions_extracted,
+        no_captions: s.no_captions,
     };
     let t = a.journal.totals()?;
     let journal = Counters {

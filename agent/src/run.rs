@@ -41,7 +41,7 @@ pub struct RunOptions {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunSummary {
     /// The counters at the end.
     pub stats: Snapshot,

@@ -36,7 +36,7 @@ pub struct Stats {
 }
 
 /// A copy of the counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Snapshot {
     /// See [`Stats::seen`].
     pub seen: u64,
@@ -54,6 +54,16 @@ pub struct Snapshot {
     pub conflicts: u64,
     /// See [`Stats::not_ready`].
     pub not_ready: u64,
+    /// See [`Stats::bytes_in`].
+    pub bytes_in: u64,
+    /// See [`Stats::bytes_out`].
+    pub bytes_out: u64,
+    /// See [`Stats::captions_extracted`].
+    pub captions_extracted: u64,
+    /// See [`Stats::no_captions`].
+    pub no_captions: u64,
+    /// Media seconds converted per wall second, over the successful jobs (0 before any).
+    pub mean_speed: f64,
 }
 
 impl Stats {
@@ -74,6 +84,14 @@ impl Stats {
             cancelled: get(&self.cancelled),
             conflicts: get(&self.conflicts),
             not_ready: get(&self.not_ready),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+            captions_extracted: get(&self.captions_extracted),
+            no_captions: get(&self.no_captions),
+            mean_speed: match get(&self.wall_ms) {
+                0 => 0.0,
+                wall => get(&self.media_ms) as f64 / wall as f64,
+            },
         }
     }
 }
