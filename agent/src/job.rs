@@ -7,13 +7,34 @@
 //! monitor checks the source once a second: a deleted or rewritten source cancels the attempt.
 //! The outcome is written to the journal before the job leaves `Agent::jobs`; a retry is a
 //! delayed requeue of the key, so the reconciler decides again with fresh facts.
+//!
+//! # Trace
+//! Each job is one trace: a root span `job` (`parent: None`, whatever span submitted it) with a
+//! child span per stage, in this order: `readiness` (the quick checks: not empty, ffprobe reads
+//! it, a video stream, the minimum duration), `probe` (the whole-file packet and caption check,
+//! which runs beside the transcode), `transcode` (FFmpeg), `verify`, `captions` (sidecars; with
+//! FFmpeg their extraction starts beside the transcode, and the span covers what the stage adds
+//! after verification) and `publish`. The wait before the job (the file being written, then
+//! stable for `readiness.stable_for`) happens in the reconciler, across many looks and before the
+//! job exists, so it is the `job` span's `readiness.wait_secs` rather than a span. The `job`
+//! span's attributes (see `Report`) are recorded when it ends, so its log lines keep their
+//! short `job{id file}` prefix. A failed stage's span gets `otel.status_code = "ERROR"` and the
+//! error as `otel.status_description` (the field tracing-opentelemetry reads the status message
+//! from); the transcode's span also gets `ffmpeg.stderr_tail`. So does the `job` span of a
+//! failed, retried or conflicting attempt, whose final log line (an event of the `job` span)
+//! says what happens next. Without a subscriber interested in them (no telemetry, a log level
+//! above INFO) these spans cost next to nothing; with only the log layers, they add their names
+//! to the log lines written inside a stage.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::captions::CaptionError;
 use crate::child::RunError;
@@ -25,6 +46,22 @@ use crate::readiness::{validate, validate_deep};
 use crate::state::{Agent, CancelReason, JobEvent, JobHandle, Live, Pipeline};
 use crate::stats::Stats;
 use crate::transcode::{arguments, plan, Plan, TranscodeError};
+
+/// `Live::stage` of a job waiting for a worker (or for intake to reopen).
+pub const WAITING: &str = "waiting";
+
+/// A stage span of the current job (a child of its `job` span), with the status fields a
+/// failure fills in (see [`stage`]).
+macro_rules! stage_span {
+    ($name:literal $(, $($field:tt)+)?) => {
+        tracing::info_span!(
+            $name,
+            $($($field)+,)?
+            otel.status_code = Empty,
+            otel.status_description = Empty
+        )
+    };
+}
 
 /// How an attempt ended, when it did not publish.
 #[derive(Debug)]
@@ -45,14 +82,140 @@ enum Failure {
     Conflict(String),
 }
 
-/// Starts a job for `key` unless one is in flight.
-pub fn submit(agent: &Arc<Agent>, key: SourceKey, fp: Fingerprint, output: PathBuf, replace: bool) {
+/// What a job's trace says about it, gathered as it goes and recorded on its `job` span when
+/// it ends.
+#[derive(Debug, Default)]
+struct Report {
+    /// How long the agent had known the file when it became ready (first job only).
+    readiness_wait: Option<Duration>,
+    /// How long the job waited for a worker (and for intake to reopen).
+    queue_wait: Option<Duration>,
+    /// The attempt number (from 1).
+    attempt: Option<u32>,
+    /// The configuration generation the job ran under.
+    generation: Option<u64>,
+    /// `converted`, or the journal state a failure led to (`failed`, `retrying`, `cancelled`,
+    /// `interrupted`, `conflict`); `paused` when an operator's pause stopped it before it
+    /// started.
+    outcome: Option<&'static str>,
+    /// The stage a failure happened in, as the journal names it.
+    failed_stage: Option<&'static str>,
+    /// The error, for a failed, retried or conflicting attempt.
+    error: Option<String>,
+    /// Bytes of the source.
+    source_size: Option<u64>,
+    /// Bytes of the published MP4.
+    output_size: Option<u64>,
+    /// The source's video codec.
+    source_codec: Option<String>,
+    /// The output's video codec, as verified.
+    output_codec: Option<String>,
+    /// `encode` or `remux`.
+    mode: Option<&'static str>,
+    /// The recording's duration in seconds.
+    media_secs: Option<f64>,
+    /// The attempt's wall time in seconds.
+    wall_secs: Option<f64>,
+}
+
+impl Report {
+    /// Records every known fact on the `job` span.
+    fn record(&self, span: &Span, source: &Path, output: &Path) {
+        span.record("source.path", tracing::field::display(source.display()));
+        if let Some(name) = source.file_name() {
+            span.record("source.name", name.to_string_lossy().as_ref());
+        }
+        span.record("output.path", tracing::field::display(output.display()));
+        let secs = |d: Duration| d.as_secs_f64();
+        if let Some(d) = self.readiness_wait {
+            span.record("readiness.wait_secs", secs(d));
+        }
+        if let Some(d) = self.queue_wait {
+            span.record("queue.wait_secs", secs(d));
+        }
+        if let Some(n) = self.attempt {
+            span.record("attempt", n);
+        }
+        if let Some(g) = self.generation {
+            span.record("generation", g);
+        }
+        if let Some(o) = self.outcome {
+            span.record("outcome", o);
+        }
+        if let Some(stage) = self.failed_stage {
+            span.record("failed.stage", stage);
+        }
+        if let Some(n) = self.source_size {
+            span.record("source.size_bytes", n);
+        }
+        if let Some(n) = self.output_size {
+            span.record("output.size_bytes", n);
+        }
+        if let Some(c) = &self.source_codec {
+            span.record("source.codec", c.as_str());
+        }
+        if let Some(c) = &self.output_codec {
+            span.record("output.codec", c.as_str());
+        }
+        if let Some(m) = self.mode {
+            span.record("mode", m);
+        }
+        if let Some(m) = self.media_secs {
+            span.record("media.duration_secs", m);
+        }
+        if let Some(w) = self.wall_secs {
+            span.record("duration_secs", w);
+            if let Some(m) = self.media_secs.filter(|_| w > 0.0) {
+                span.record("speed", m / w);
+            }
+        }
+        if let Some(e) = &self.error {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", e.as_str());
+        }
+    }
+}
+
+/// Runs one stage of a job in `span`; a failure marks the span failed, with its message.
+async fn stage<T>(
+    span: Span,
+    work: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let result = work.instrument(span.clone()).await;
+    if let Err(failure) = &result {
+        mark_failed(&span, failure);
+    }
+    result
+}
+
+/// Sets a stage span's OpenTelemetry status to ERROR with the failure's message (a cancel is
+/// not an error of the stage).
+fn mark_failed(span: &Span, failure: &Failure) {
+    let message = match failure {
+        Failure::Permanent { message, .. } | Failure::Transient { message, .. } => message,
+        Failure::Conflict(message) => message,
+        Failure::Cancelled => return,
+    };
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_description", message.as_str());
+}
+
+/// Starts a job for `key` unless one is in flight. `readiness_wait`: how long the agent had
+/// known the file when it became ready, for the job's trace.
+pub fn submit(
+    agent: &Arc<Agent>,
+    key: SourceKey,
+    fp: Fingerprint,
+    output: PathBuf,
+    replace: bool,
+    readiness_wait: Option<Duration>,
+) {
     let handle = JobHandle {
         cancel: agent.shutdown.child_token(),
         reason: Arc::new(Mutex::new(None)),
         fingerprint: fp,
         live: Arc::new(Mutex::new(Live {
-            stage: "waiting".into(),
+            stage: WAITING.into(),
             ..Live::default()
         })),
     };
@@ -69,9 +232,39 @@ pub fn submit(agent: &Arc<Agent>, key: SourceKey, fp: Fingerprint, output: PathB
         .next_job_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
-    let span = tracing::info_span!("job", id, file = %key);
+    // A root: one trace per job, whatever span (a reconcile) submitted it.
+    let span = tracing::info_span!(
+        parent: None,
+        "job",
+        id,
+        file = %key,
+        source.path = Empty,
+        source.name = Empty,
+        source.size_bytes = Empty,
+        source.codec = Empty,
+        output.path = Empty,
+        output.size_bytes = Empty,
+        output.codec = Empty,
+        attempt = Empty,
+        generation = Empty,
+        mode = Empty,
+        media.duration_secs = Empty,
+        duration_secs = Empty,
+        speed = Empty,
+        readiness.wait_secs = Empty,
+        queue.wait_secs = Empty,
+        outcome = Empty,
+        failed.stage = Empty,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+    );
+    let job_span = span.clone();
     let job = async move {
-        let requeue = run(&agent, &key, fp, &output, replace, &handle).await;
+        let mut report = Report {
+            readiness_wait,
+            ..Report::default()
+        };
+        let requeue = run(&agent, &key, fp, &output, replace, &handle, &mut report).await;
         // Leave the map first: a reconcile that sees the job still in flight does nothing.
         agent
             .jobs
@@ -79,10 +272,11 @@ pub fn submit(agent: &Arc<Agent>, key: SourceKey, fp: Fingerprint, output: PathB
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
         if let Some(delay) = requeue {
-            agent.queue.add_after(key, delay);
+            agent.queue.add_after(key.clone(), delay);
         }
+        report.record(&job_span, &key.path(), &output);
     };
-    tracker.spawn(tracing::Instrument::instrument(job, span));
+    tracker.spawn(job.instrument(span));
 }
 
 async fn run(
@@ -92,15 +286,24 @@ async fn run(
     output: &Path,
     replace: bool,
     handle: &JobHandle,
+    report: &mut Report,
 ) -> Option<Duration> {
+    let queued = Instant::now();
     let Some(_permit) = wait_for_start(agent, &handle.cancel).await else {
         let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
+        report.outcome = Some(match reason {
+            Some(CancelReason::Paused) => "paused",
+            Some(_) => "cancelled",
+            None => "interrupted",
+        });
         // Cancelled while waiting by a pause: queued again, it waits for the resume.
         return (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO);
     };
+    report.queue_wait = Some(queued.elapsed());
     // The pipeline in force now: the job keeps it to the end, whatever revision comes next.
     let pipeline = agent.pipeline();
     let p = &*pipeline;
+    report.generation = Some(p.generation);
     let attempt = match agent.journal.start(key, &fp, &p.spec_hash, output) {
         Ok(n) => n,
         Err(e) => {
@@ -109,6 +312,7 @@ async fn run(
         }
     };
     Stats::bump(&agent.stats.started);
+    report.attempt = Some(attempt);
     handle
         .live
         .lock()
@@ -117,26 +321,35 @@ async fn run(
     let source = key.path();
     tracing::info!(source = %source.display(), output = %output.display(), attempt, "job started");
     let started = Instant::now();
-    let work = attempt_once(p, key, &source, output, replace, handle);
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let result = loop {
-        tokio::select! {
-            r = &mut work => break r,
-            _ = tick.tick() => {
-                if let Some(reason) = source_moved(&source, &fp) {
-                    handle.cancel_for(reason);
+    let result = {
+        let work = attempt_once(p, key, &source, output, replace, handle, &mut *report);
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => {
+                    if let Some(reason) = source_moved(&source, &fp) {
+                        handle.cancel_for(reason);
+                    }
                 }
             }
         }
     };
     let temp = temp_path(output);
-    match result {
+    let wall_secs = started.elapsed().as_secs_f64();
+    report.wall_secs = Some(wall_secs);
+    let requeue = match result {
         Ok(mut done) => {
-            done.wall_secs = started.elapsed().as_secs_f64();
+            done.wall_secs = wall_secs;
             finish_success(agent, key, &source, output, attempt, &done);
             let event = JobEvent::now("converted", &source, "publish", "", p.generation);
             agent.emit(event);
+            report.outcome = Some("converted");
+            report.output_size = Some(done.bytes_out);
+            agent
+                .metrics
+                .job_ended("converted", wall_secs, done.bytes_in, done.bytes_out);
             None
         }
         Err(failure) => {
@@ -144,9 +357,13 @@ async fn run(
             let formats = &p.config.captions.formats;
             crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
             let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
-            finish_failure(agent, p, key, &source, attempt, failure, reason)
+            let requeue = finish_failure(agent, p, key, &source, attempt, failure, reason, report);
+            let outcome = report.outcome.unwrap_or("failed");
+            agent.metrics.job_ended(outcome, wall_secs, 0, 0);
+            requeue
         }
-    }
+    };
+    requeue
 }
 
 /// Waits until intake is open (no manual pause, disk guard satisfied) and a worker is free;
@@ -217,6 +434,7 @@ async fn attempt_once(
     output: &Path,
     replace: bool,
     handle: &JobHandle,
+    report: &mut Report,
 ) -> Result<Completed, Failure> {
     let cancel = &handle.cancel;
     let cfg = &p.config.transcode;
@@ -224,22 +442,46 @@ async fn attempt_once(
     let mut progress = ProgressFile::new(output, source, handle.live.clone());
     let result = async {
         progress.update("validate", 0.0, 0.0, 0.0, 0.0, true);
-        let mut info = match validate(&cfg.ffprobe, source, readiness, cancel).await {
-            Ok(Ok(info)) => info,
-            Ok(Err(invalid)) => {
-                return Err(Failure::Permanent {
+        report.source_size = std::fs::metadata(source).ok().map(|m| m.len());
+        let span = stage_span!(
+            "readiness",
+            format = Empty,
+            video.codec = Empty,
+            video.width = Empty,
+            video.height = Empty,
+            video.interlaced = Empty,
+            audio.streams = Empty,
+            media.duration_secs = Empty
+        );
+        let mut info = stage(span, async {
+            match validate(&cfg.ffprobe, source, readiness, cancel).await {
+                Ok(Ok(info)) => {
+                    let span = Span::current();
+                    span.record("format", info.format_name.as_str());
+                    if let Some(v) = &info.video {
+                        span.record("video.codec", v.codec.as_str());
+                        span.record("video.width", v.width);
+                        span.record("video.height", v.height);
+                        span.record("video.interlaced", v.is_interlaced());
+                    }
+                    span.record("audio.streams", info.audio.len());
+                    span.record("media.duration_secs", info.duration);
+                    Ok(info)
+                }
+                Ok(Err(invalid)) => Err(Failure::Permanent {
                     stage: "validate",
                     message: invalid.0,
-                })
-            }
-            Err(RunError::Cancelled { .. }) => return Err(Failure::Cancelled),
-            Err(e) => {
-                return Err(Failure::Transient {
+                }),
+                Err(RunError::Cancelled { .. }) => Err(Failure::Cancelled),
+                Err(e) => Err(Failure::Transient {
                     stage: "validate",
                     message: e.to_string(),
-                })
+                }),
             }
-        };
+        })
+        .await?;
+        report.source_codec = info.video.as_ref().map(|v| v.codec.clone());
+        report.media_secs = Some(info.duration);
         // The whole-file checks (damage, captions) run beside the transcode; their verdict is
         // awaited before verification, so nothing is published from a damaged recording.
         let deep = {
@@ -250,11 +492,31 @@ async fn attempt_once(
                 readiness.clone(),
                 cancel.clone(),
             );
-            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                validate_deep(&ffmpeg, &ffprobe, &source, &info, &readiness, &cancel).await
-            }))
+            let span = stage_span!("probe", captions.found = Empty);
+            let check = async move {
+                let verdict =
+                    validate_deep(&ffmpeg, &ffprobe, &source, &info, &readiness, &cancel).await;
+                let span = Span::current();
+                match &verdict {
+                    Ok(Ok(has_captions)) => {
+                        span.record("captions.found", *has_captions);
+                    }
+                    Ok(Err(invalid)) => {
+                        span.record("otel.status_code", "ERROR");
+                        span.record("otel.status_description", invalid.0.as_str());
+                    }
+                    Err(RunError::Cancelled { .. }) => {}
+                    Err(e) => {
+                        span.record("otel.status_code", "ERROR");
+                        span.record("otel.status_description", e.to_string().as_str());
+                    }
+                }
+                verdict
+            };
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(check.instrument(span)))
         };
         let plan = plan(&info, cfg);
+        report.mode = Some(plan.mode());
         let temp = temp_path(output);
         if let Some(parent) = output.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Failure::Transient {
@@ -271,49 +533,87 @@ async fn attempt_once(
             let (captions, ffmpeg) = (captions.clone(), cfg.ffmpeg.clone());
             let (source, output, cancel) =
                 (source.to_path_buf(), output.to_path_buf(), cancel.clone());
-            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            let extract = async move {
                 let started = Instant::now();
                 let result =
                     crate::captions::extract(&captions, &ffmpeg, &source, &output, &cancel).await;
                 (result, started.elapsed().as_secs_f64())
-            }))
+            };
+            // In the job's span, so that its log lines carry the job's id and file.
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                extract.instrument(Span::current()),
+            ))
         });
         let args = arguments(source, &temp, plan, cfg);
-        tracing::debug!(source = %key, ?args, mode = plan.mode(), "starting FFmpeg");
         let total = info.duration;
         let transcode_started = Instant::now();
-        let ffmpeg =
-            crate::transcode::run(&cfg.ffmpeg, &args, cfg.stall_timeout.get(), cancel, |p| {
-                progress.update(
-                    "transcode",
-                    p.out_time.as_secs_f64(),
-                    total,
-                    p.fps,
-                    p.speed,
-                    false,
-                );
-            });
-        match ffmpeg.await {
-            Ok(()) => {}
-            Err(TranscodeError::Cancelled) => return Err(Failure::Cancelled),
-            Err(
-                e @ TranscodeError::Failed {
-                    corrupt_input: true,
-                    ..
-                },
-            ) => {
-                return Err(Failure::Permanent {
+        let span = stage_span!(
+            "transcode",
+            mode = plan.mode(),
+            deinterlace = matches!(plan, Plan::Encode { deinterlace: true }),
+            media.duration_secs = total,
+            duration_secs = Empty,
+            speed = Empty,
+            ffmpeg.speed = Empty,
+            ffmpeg.fps = Empty,
+            ffmpeg.exit_status = Empty,
+            ffmpeg.stderr_tail = Empty
+        );
+        stage(span, async {
+            tracing::debug!(source = %key, ?args, mode = plan.mode(), "starting FFmpeg");
+            let (mut ffmpeg_speed, mut ffmpeg_fps) = (0.0, 0.0);
+            let ffmpeg =
+                crate::transcode::run(&cfg.ffmpeg, &args, cfg.stall_timeout.get(), cancel, |p| {
+                    if p.speed > 0.0 {
+                        (ffmpeg_speed, ffmpeg_fps) = (p.speed, p.fps);
+                    }
+                    progress.update(
+                        "transcode",
+                        p.out_time.as_secs_f64(),
+                        total,
+                        p.fps,
+                        p.speed,
+                        false,
+                    );
+                });
+            let result = ffmpeg.await;
+            let span = Span::current();
+            let wall = transcode_started.elapsed().as_secs_f64();
+            span.record("duration_secs", wall);
+            if wall > 0.0 {
+                span.record("speed", total / wall);
+            }
+            span.record("ffmpeg.speed", ffmpeg_speed);
+            span.record("ffmpeg.fps", ffmpeg_fps);
+            match &result {
+                Err(TranscodeError::Failed { status, tail, .. }) => {
+                    span.record("ffmpeg.exit_status", tracing::field::display(status));
+                    span.record("ffmpeg.stderr_tail", tail.as_str());
+                }
+                Err(TranscodeError::Stalled { tail, .. }) => {
+                    span.record("ffmpeg.stderr_tail", tail.as_str());
+                }
+                _ => {}
+            }
+            match result {
+                Ok(()) => Ok(()),
+                Err(TranscodeError::Cancelled) => Err(Failure::Cancelled),
+                Err(
+                    e @ TranscodeError::Failed {
+                        corrupt_input: true,
+                        ..
+                    },
+                ) => Err(Failure::Permanent {
                     stage: "transcode",
                     message: e.to_string(),
-                })
-            }
-            Err(e) => {
-                return Err(Failure::Transient {
+                }),
+                Err(e) => Err(Failure::Transient {
                     stage: "transcode",
                     message: e.to_string(),
-                })
+                }),
             }
-        }
+        })
+        .await?;
         let deep = deep.await.unwrap_or(Err(RunError::Cancelled {
             program: "ffmpeg".into(),
         }));
@@ -341,66 +641,115 @@ async fn attempt_once(
         let deinterlaced = matches!(plan, Plan::Encode { deinterlace: true });
         let timeout = readiness.probe_timeout.get();
         let keep_captions = captions.require_passthrough;
-        match verify(
-            &temp,
-            &info,
-            deinterlaced,
-            keep_captions,
-            cfg,
-            timeout,
-            cancel,
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(VerifyError::Unreadable(m)) | Err(VerifyError::Mismatch(m)) => {
-                if cancel.is_cancelled() {
-                    return Err(Failure::Cancelled);
+        let span = stage_span!(
+            "verify",
+            output.codec = Empty,
+            output.duration_secs = Empty,
+            output.size_bytes = Empty
+        );
+        let verified = stage(span, async {
+            match verify(
+                &temp,
+                &info,
+                deinterlaced,
+                keep_captions,
+                cfg,
+                timeout,
+                cancel,
+            )
+            .await
+            {
+                Ok(out) => {
+                    let span = Span::current();
+                    if let Some(v) = &out.video {
+                        span.record("output.codec", v.codec.as_str());
+                    }
+                    span.record("output.duration_secs", out.duration);
+                    if let Ok(meta) = std::fs::metadata(&temp) {
+                        span.record("output.size_bytes", meta.len());
+                    }
+                    Ok(out)
                 }
-                return Err(Failure::Transient {
-                    stage: "verify",
-                    message: m,
-                });
+                Err(VerifyError::Unreadable(m)) | Err(VerifyError::Mismatch(m)) => {
+                    if cancel.is_cancelled() {
+                        return Err(Failure::Cancelled);
+                    }
+                    Err(Failure::Transient {
+                        stage: "verify",
+                        message: m,
+                    })
+                }
             }
-        };
+        })
+        .await?;
+        report.output_codec = verified.video.as_ref().map(|v| v.codec.clone());
         let transcode_secs = transcode_started.elapsed().as_secs_f64();
         progress.update("captions", total, total, 0.0, 0.0, true);
         let captions_started = Instant::now();
-        let (extracted, captions_work_secs) = match early_captions {
-            Some(task) => task.await.unwrap_or((Err(CaptionError::Cancelled), 0.0)),
-            None => {
-                let result =
-                    crate::captions::extract(captions, &cfg.ffmpeg, &temp, output, cancel).await;
-                (result, captions_started.elapsed().as_secs_f64())
-            }
-        };
-        let outcome = match extracted {
-            Ok(outcome) => outcome,
-            Err(CaptionError::Cancelled) => return Err(Failure::Cancelled),
-            Err(e @ CaptionError::Permanent(_)) => {
-                return Err(Failure::Permanent {
-                    stage: "captions",
-                    message: e.to_string(),
-                })
-            }
-            Err(e @ CaptionError::Exhausted { .. }) => {
-                return Err(Failure::Transient {
-                    stage: "captions",
-                    message: e.to_string(),
-                })
-            }
-        };
-        if cancel.is_cancelled() {
-            return Err(Failure::Cancelled);
+        let beside = early_captions.is_some();
+        let span = stage_span!(
+            "captions",
+            captions.formats = Empty,
+            captions.beside_transcode = beside,
+            captions.outcome = Empty,
+            captions.work_secs = Empty
+        );
+        if !captions.formats.is_empty() {
+            span.record("captions.formats", captions.formats.join(",").as_str());
         }
+        let outcome = stage(span, async {
+            let (extracted, work_secs) = match early_captions {
+                Some(task) => task.await.unwrap_or((Err(CaptionError::Cancelled), 0.0)),
+                None => {
+                    let result =
+                        crate::captions::extract(captions, &cfg.ffmpeg, &temp, output, cancel)
+                            .await;
+                    (result, captions_started.elapsed().as_secs_f64())
+                }
+            };
+            Span::current().record("captions.work_secs", work_secs);
+            let outcome = match extracted {
+                Ok(outcome) => outcome,
+                Err(CaptionError::Cancelled) => return Err(Failure::Cancelled),
+                Err(e @ CaptionError::Permanent(_)) => {
+                    return Err(Failure::Permanent {
+                        stage: "captions",
+                        message: e.to_string(),
+                    })
+                }
+                Err(e @ CaptionError::Exhausted { .. }) => {
+                    return Err(Failure::Transient {
+                        stage: "captions",
+                        message: e.to_string(),
+                    })
+                }
+            };
+            Span::current().record("captions.outcome", outcome.summary().as_str());
+            if cancel.is_cancelled() {
+                return Err(Failure::Cancelled);
+            }
+            Ok((outcome, work_secs))
+        })
+        .await;
+        let (outcome, captions_work_secs) = outcome?;
         let captions_secs = captions_started.elapsed().as_secs_f64();
         progress.update("publish", total, total, 0.0, 0.0, true);
-        // Sidecars first, the MP4 last: an MP4 under its final name means a complete job.
-        for sidecar in outcome.to_publish() {
-            publish_one(&sidecar.temp, &sidecar.path, replace, key)?;
-        }
-        let bytes_out = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
-        publish_one(&temp, output, replace, key)?;
+        let span = stage_span!(
+            "publish",
+            sidecars = outcome.to_publish().len(),
+            output.size_bytes = Empty
+        );
+        let bytes_out = stage(span, async {
+            // Sidecars first, the MP4 last: an MP4 under its final name means a complete job.
+            for sidecar in outcome.to_publish() {
+                publish_one(&sidecar.temp, &sidecar.path, replace, key)?;
+            }
+            let bytes_out = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
+            Span::current().record("output.size_bytes", bytes_out);
+            publish_one(&temp, output, replace, key)?;
+            Ok(bytes_out)
+        })
+        .await?;
         Ok(Completed {
             transcode_secs,
             captions_secs,
@@ -476,6 +825,7 @@ fn finish_success(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish_failure(
     agent: &Agent,
     p: &Pipeline,
@@ -484,7 +834,32 @@ fn finish_failure(
     attempt: u32,
     failure: Failure,
     reason: Option<CancelReason>,
+    job_report: &mut Report,
 ) -> Option<Duration> {
+    // The trace: the outcome, and for a failed, retried or conflicting attempt, the error.
+    let state = match (&failure, reason) {
+        (Failure::Cancelled, Some(CancelReason::SourceDeleted | CancelReason::SourceChanged)) => {
+            JobState::Cancelled
+        }
+        (Failure::Cancelled, _) => JobState::Interrupted,
+        (Failure::Conflict(_), _) => JobState::Conflict,
+        (Failure::Transient { .. }, _) if attempt < p.config.transcode.max_attempts => {
+            JobState::Retrying
+        }
+        _ => JobState::Failed,
+    };
+    job_report.outcome = Some(state.as_str());
+    match &failure {
+        Failure::Permanent { stage, message } | Failure::Transient { stage, message } => {
+            job_report.failed_stage = Some(stage);
+            job_report.error = Some(message.clone());
+        }
+        Failure::Conflict(message) => {
+            job_report.failed_stage = Some("publish");
+            job_report.error = Some(message.clone());
+        }
+        Failure::Cancelled => {}
+    }
     let record = |state: JobState, stage: &str, message: &str, next: Option<SystemTime>| {
         agent.emit(JobEvent::now(
             state.as_str(),

@@ -5,11 +5,14 @@
 //! [`queue`]; [`reconcile`] compares each source with the [`journal`] and the outputs and
 //! decides; [`readiness`] says when a recording is finished and valid; [`job`] runs
 //! [`transcode`] (FFmpeg, supervised by [`child`]), verifies and [`publish`]es atomically,
-//! writes [`progress`] dot-files and applies the source [`disposition`]. [`session`] keeps the
-//! agent in touch with the fleet controller (assigned revisions, stats, events). [`run`] wires
-//! them together; the binary only parses arguments, sets up logging and signals, and calls it.
+//! writes [`progress`] dot-files and applies the source [`disposition`]; each job is one trace
+//! (spans per stage) and ends in the [`metrics`]. [`session`] keeps the agent in touch with the
+//! fleet controller (assigned revisions, stats, events). [`run`] wires them together; the
+//! binary only parses arguments, sets up logging, telemetry and signals, and calls it.
 
-pub mod alerts;
+/// Operator alerts (logged, e-mailed through a queue on disk): the shared `h264-alerts` crate,
+/// which the controller uses too.
+pub use h264_alerts as alerts;
 pub mod captions;
 pub mod child;
 pub mod control;
@@ -22,6 +25,7 @@ pub mod journal;
 pub mod key;
 pub mod lock;
 pub mod logfile;
+pub mod metrics;
 pub mod notify;
 pub mod orphans;
 pub mod probe;
@@ -38,4 +42,4 @@ pub mod stats;
 pub mod transcode;
 pub mod watch;
 
-pub use run::{run, FatalError, RunOptions, RunSummary};
+pub use run::{agent_id, run, FatalError, RunOptions, RunSummary};

@@ -1,13 +1,25 @@
-//! `h264-agent`: the binary. Parses arguments, loads the configuration, sets up logging and
+//! `h264-agent`: the binary. Parses arguments, loads the configuration, starts the async
+//! runtime, sets up telemetry (OpenTelemetry export, the Prometheus endpoint), logging and
 //! signals, and calls [`h264_agent::run`]. Exit codes: 0 success; 1 a file failed (`--once`) or
-//! the agent failed while running; 2 invalid configuration; 3 the agent could not start.
+//! the agent failed while running; 2 invalid configuration (the telemetry endpoint from
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` included); 3 the agent could not start.
+//!
+//! # Concurrency
+//! Everything runs on one multi-threaded tokio runtime, built first because the OTLP exporter's
+//! export task and the metrics endpoint live on it. A signal task cancels the shutdown token; the
+//! metrics endpoint is a task stopped by its own token once [`h264_agent::run`] has returned;
+//! then buffered telemetry is flushed, within a bound, before the process exits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use h264_agent::{run, RunOptions};
+use h264_config::agent::OtlpProtocol;
 use h264_config::{AgentConfig, Severity};
+use h264_telemetry::scrape::ScrapeEndpoint;
+use h264_telemetry::{Protocol, Settings, Telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// Watches recorder folders and converts finished recordings to verified H.264 MP4.
@@ -35,6 +47,9 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 const EXIT_START: u8 = 3;
 
+/// The longest the final flush of spans and metrics may take at shutdown (each).
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(3);
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let (mut config, config_warnings, config_rejected) = match load(&args) {
@@ -54,11 +69,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     }
+    let settings = match telemetry_settings(&config) {
+        Ok(settings) => settings,
+        Err(code) => return ExitCode::from(code),
+    };
     if args.check {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    init_logging(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -66,21 +84,47 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_START);
         }
     };
+    // The exporter's task needs the runtime: set up inside it.
+    let serve_metrics = config.telemetry.metrics_listen.is_some();
+    let telemetry = match runtime.block_on(async { Telemetry::init(settings, serve_metrics) }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("h264-agent: invalid telemetry configuration, nothing started: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(&config, &telemetry);
+    let scrape = match runtime.block_on(bind_metrics(&config, &telemetry)) {
+        Ok(scrape) => scrape,
+        Err(code) => return ExitCode::from(code),
+    };
+    let meter = (serve_metrics || telemetry.settings().otlp_endpoint.is_some())
+        .then(|| telemetry.meter(h264_agent::metrics::METER));
     let shutdown = CancellationToken::new();
     let once = args.once;
     runtime.block_on(async move {
         tokio::spawn(watch_signals(shutdown.clone()));
-        match run(
+        let scrape_stop = CancellationToken::new();
+        if let Some(endpoint) = scrape {
+            tracing::info!("metrics on http://{}/metrics", endpoint.local_addr());
+            tokio::spawn(endpoint.serve(scrape_stop.clone()));
+        }
+        if let Some(endpoint) = &telemetry.settings().otlp_endpoint {
+            let protocol = telemetry.settings().otlp_protocol.as_str();
+            tracing::info!(%endpoint, protocol, "exporting traces and metrics over OTLP");
+        }
+        let result = run(
             config,
             RunOptions {
                 once,
                 config_warnings,
                 config_rejected,
+                meter,
             },
             shutdown,
         )
-        .await
-        {
+        .await;
+        let code = match result {
             Ok(summary) if once && summary.any_failed() => {
                 let s = summary.stats;
                 eprintln!(
@@ -104,7 +148,12 @@ fn main() -> ExitCode {
                 eprintln!("h264-agent: cannot run: {e}");
                 ExitCode::from(EXIT_START)
             }
-        }
+        };
+        // After the agent's own shutdown (and its last log lines): what its last jobs traced is
+        // flushed, within a bound.
+        scrape_stop.cancel();
+        telemetry.shutdown(TELEMETRY_FLUSH).await;
+        code
     })
 }
 
@@ -175,8 +224,96 @@ fn load(args: &Args) -> Result<Effective, u8> {
     }
 }
 
-/// Logs to stderr and, with `[logging] dir`, to rotated files; text or JSON.
-fn init_logging(config: &AgentConfig) {
+/// The telemetry settings: `[telemetry]`, then the standard `OTEL_*` variables; an endpoint or
+/// protocol from the environment is held to the rules of one in the file. `Err` is the exit code.
+fn telemetry_settings(config: &AgentConfig) -> Result<Settings, u8> {
+    let t = &config.telemetry;
+    let id = h264_agent::agent_id(config);
+    let mut settings =
+        Settings::new("h264-agent", env!("CARGO_PKG_VERSION")).with_resource("agent.id", id);
+    settings.otlp_endpoint = t.otlp_endpoint.clone();
+    settings.otlp_protocol = match t.otlp_protocol {
+        OtlpProtocol::Grpc => Protocol::Grpc,
+        OtlpProtocol::HttpProtobuf => Protocol::HttpProtobuf,
+    };
+    settings.span_queue = t.span_queue;
+    settings.metrics_interval = t.metrics_interval.get();
+    let settings = settings.with_env();
+    if t.otlp_endpoint.is_some() {
+        return Ok(settings);
+    }
+    let Some(endpoint) = &settings.otlp_endpoint else {
+        return Ok(settings);
+    };
+    const PROTOCOL_VAR: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+    if let Ok(value) = std::env::var(PROTOCOL_VAR) {
+        if !value.trim().is_empty() && Protocol::parse(&value).is_none() {
+            eprintln!(
+                "h264-agent: invalid telemetry configuration, nothing started: {PROTOCOL_VAR}: \
+                 `{value}` is not supported (hint: \"grpc\" or \"http/protobuf\")"
+            );
+            return Err(EXIT_CONFIG);
+        }
+    }
+    let protocol = match settings.otlp_protocol {
+        Protocol::Grpc => OtlpProtocol::Grpc,
+        Protocol::HttpProtobuf => OtlpProtocol::HttpProtobuf,
+    };
+    let problems = h264_config::validate::telemetry::otlp_endpoint(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        endpoint,
+        protocol,
+    );
+    for p in &problems {
+        eprintln!("h264-agent: {p}");
+    }
+    if problems.iter().any(|p| p.is_error()) {
+        eprintln!(
+            "h264-agent: invalid telemetry configuration, nothing started: fix \
+             OTEL_EXPORTER_OTLP_ENDPOINT in the agent's environment, or unset it"
+        );
+        return Err(EXIT_CONFIG);
+    }
+    Ok(settings)
+}
+
+/// Binds the Prometheus endpoint when `[telemetry] metrics_listen` is set. `Err` is the exit
+/// code.
+async fn bind_metrics(
+    config: &AgentConfig,
+    telemetry: &Telemetry,
+) -> Result<Option<ScrapeEndpoint>, u8> {
+    let (Some(listen), Some(registry)) = (&config.telemetry.metrics_listen, telemetry.registry())
+    else {
+        return Ok(None);
+    };
+    let addr = match listen.parse() {
+        Ok(addr) => addr,
+        Err(_) => {
+            eprintln!(
+                "h264-agent: invalid configuration: telemetry.metrics_listen: `{listen}` is not an \
+                 address with a port"
+            );
+            return Err(EXIT_CONFIG);
+        }
+    };
+    match ScrapeEndpoint::bind(addr, registry.clone()).await {
+        Ok(endpoint) => Ok(Some(endpoint)),
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot serve metrics");
+            eprintln!(
+                "h264-agent: cannot serve metrics on {addr} (telemetry.metrics_listen): {e}; \
+                 choose a free address, or remove the key to serve none"
+            );
+            Err(EXIT_START)
+        }
+    }
+}
+
+/// Logs to stderr and, with `[logging] dir`, to rotated files; text or JSON. The telemetry
+/// layer, when spans are exported, sits beside the log layers with its own filter, so the log
+/// level does not decide what is traced.
+fn init_logging(config: &AgentConfig, telemetry: &Telemetry) {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -215,6 +352,7 @@ fn init_logging(config: &AgentConfig) {
     }
     tracing_subscriber::registry()
         .with(layers.with_filter(filter))
+        .with(telemetry.layer())
         .init();
 }
 

@@ -35,10 +35,13 @@ pub enum Settled {
     },
 }
 
-/// Tracks when each file's current fingerprint was first seen.
+/// Tracks when each file's current fingerprint was first seen, and when the agent first noticed
+/// the file at all (for the job trace's `readiness.wait_secs`).
 #[derive(Debug, Default)]
 pub struct Stability {
     seen: HashMap<SourceKey, (Fingerprint, Instant)>,
+    /// When each file was first noticed; `None` once a job took the wait.
+    noticed: HashMap<SourceKey, Option<Instant>>,
 }
 
 impl Stability {
@@ -62,6 +65,7 @@ impl Stability {
             None => (false, now.checked_sub(age).unwrap_or(now)),
         };
         self.seen.insert(key.clone(), (fp, since));
+        self.noticed.entry(key.clone()).or_insert(Some(now));
         let stable = now.duration_since(since);
         if stable >= stable_for {
             (None, changed)
@@ -73,6 +77,14 @@ impl Stability {
     /// Forgets a key (deleted, or finished).
     pub fn forget(&mut self, key: &SourceKey) {
         self.seen.remove(key);
+        self.noticed.remove(key);
+    }
+
+    /// How long ago the agent first noticed `key` (since it was last forgotten), once: later
+    /// calls return `None` until the key is forgotten, so only a file's first job after it
+    /// became ready reports the wait, not its retries.
+    pub fn take_wait(&mut self, key: &SourceKey) -> Option<Duration> {
+        self.noticed.get_mut(key)?.take().map(|at| at.elapsed())
     }
 }
 
@@ -287,6 +299,12 @@ mod tests {
         assert_eq!(
             s.observe(&key, fp, old, Duration::from_secs(10)),
             (None, false)
+        );
+        assert!(s.take_wait(&key).is_some());
+        assert_eq!(
+            s.take_wait(&key),
+            None,
+            "only the first job reports the wait"
         );
         let grown = Fingerprint { size: 2, ..fp };
         let (left, changed) = s.observe(&key, grown, SystemTime::now(), Duration::from_secs(10));

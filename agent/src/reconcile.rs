@@ -120,18 +120,23 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
         }
         return forget(agent, key);
     }
-    let settled = {
+    let (settled, waited) = {
         let mut stability = agent.stability.lock().unwrap_or_else(|p| p.into_inner());
-        settle(
+        let settled = settle(
             &mut stability,
             key,
             &meta,
             &agent.pipeline().config.readiness,
-        )
+        );
+        let waited = match settled {
+            Settled::Ready => stability.take_wait(key),
+            Settled::Wait { .. } => None,
+        };
+        (settled, waited)
     };
     match settled {
         Settled::Ready => {
-            crate::job::submit(agent, key.clone(), fp, output, ours);
+            crate::job::submit(agent, key.clone(), fp, output, ours, waited);
             Action::Done
         }
         Settled::Wait { reason, recheck_in } => {

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub config_warnings: Vec<String>,
     /// Configurations rejected at start-up (an invalid TOML replaced by its INI), alerted.
     pub config_rejected: Vec<String>,
+    /// Where the agent's metrics go (see [`crate::metrics`]); none: they are not kept.
+    pub meter: Option<opentelemetry::metrics::Meter>,
 }
 
 /// What a run did.
@@ -131,10 +133,10 @@ pub async fn run(
     for job in journal.recover_interrupted()? {
         tracing::warn!(source = %Path::new(&job.root).join(&job.rel).display(), "a job was interrupted by a crash or kill; it will be redone");
     }
-    let id = config.agent.id.clone().unwrap_or_else(host_name);
+    let id = agent_id(&config);
     let alerts = match crate::alerts::Alerter::start(
         &config.alerts,
-        &id,
+        &crate::alerts::Origin::agent(&id),
         &state_dir,
         shutdown.child_token(),
     ) {
@@ -170,8 +172,16 @@ pub async fn run(
         volumes: Mutex::new(Vec::new()),
         next_job_id: std::sync::atomic::AtomicU64::new(0),
         alerts,
+        metrics: options
+            .meter
+            .as_ref()
+            .map(crate::metrics::JobMetrics::new)
+            .unwrap_or_default(),
         config,
     });
+    if let Some(meter) = &options.meter {
+        crate::metrics::observe(&agent, meter);
+    }
     crate::disk::check_now(&agent);
     crate::notify::lifecycle(&agent, true);
     for rejected in &options.config_rejected {
@@ -319,6 +329,11 @@ pub fn spec_hash(config: &AgentConfig) -> String {
     });
     let digest = Sha256::digest(shape.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The agent's id: `[agent] id`, else the host name.
+pub fn agent_id(config: &AgentConfig) -> String {
+    config.agent.id.clone().unwrap_or_else(host_name)
 }
 
 fn host_name() -> String {

@@ -179,6 +179,8 @@ pub struct Agent {
     pub volumes: Mutex<Vec<crate::disk::VolumeState>>,
     /// What jobs did, as it happens (see [`Agent::emit`]).
     pub events: tokio::sync::broadcast::Sender<JobEvent>,
+    /// Where jobs record their outcome, duration and bytes (no-ops without telemetry).
+    pub metrics: crate::metrics::JobMetrics,
 }
 
 impl Agent {

@@ -1,258 +1,22 @@
 //! Alert e-mail end to end against a real SMTP server on loopback: Python's `aiosmtpd`, run by
-//! the test as a child process, parses every message it accepts and writes it as one JSON file.
-//! No mock transport: what is checked is what an SMTP server received.
+//! the test as a child process ([`h264_testkit::smtp`]), parses every message it accepts and
+//! writes it as one JSON file. No mock transport: what is checked is what an SMTP server
+//! received.
 //!
 //! These tests need `python3` with `aiosmtpd` (`scripts/ensure-deps.sh` installs it); without
 //! it they fail and say so.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use h264_agent::alerts::{Alert, AlertKind, Alerter};
+use h264_agent::alerts::{Alert, AlertKind, Alerter, Origin};
 use h264_config::agent::{Alerts, Email};
 use h264_config::HumanDuration;
+use h264_testkit::smtp::{Received, SmtpSink};
 use h264_testkit::wait::wait_for;
-use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// The SMTP server: aiosmtpd on HOST PORT; each accepted message is parsed with Python's
-/// `email` package and written to OUT as JSON (temporary name, then rename). With SINK_USER and
-/// SINK_PASSWORD set it requires AUTH (PLAIN/LOGIN) with them (over plain text too). With
-/// SINK_TLS = starttls or tls it requires STARTTLS, or speaks TLS from the first byte, with the
-/// certificate and key in SINK_CERT and SINK_KEY.
-const SINK_PY: &str = r#"
-import asyncio, email, email.policy, json, os, ssl, sys, time
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
-
-host, port, out, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-user, password = os.environ.get("SINK_USER"), os.environ.get("SINK_PASSWORD")
-tls = os.environ.get("SINK_TLS")
-context = None
-if tls:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(os.environ["SINK_CERT"], os.environ["SINK_KEY"])
-
-class Sink:
-    count = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        parts = {}
-        for part in msg.walk():
-            if not part.is_multipart():
-                parts[part.get_content_type()] = part.get_content()
-        auth = session.auth_data if session.authenticated else None
-        ssl_object = server.transport.get_extra_info("ssl_object")
-        record = {
-            "tls": ssl_object.version() if ssl_object else None,
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": envelope.rcpt_tos,
-            "subject": str(msg["subject"]),
-            "message_id": str(msg["message-id"]),
-            "content_type": msg.get_content_type(),
-            "parts": parts,
-            "auth_login": auth.login.decode() if isinstance(auth, LoginPassword) else None,
-        }
-        Sink.count += 1
-        name = "%020d-%d-%d" % (time.time_ns(), os.getpid(), Sink.count)
-        tmp = os.path.join(out, "." + name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(out, name + ".json"))
-        return "250 Message accepted for delivery"
-
-def authenticate(server, session, envelope, mechanism, auth_data):
-    ok = (isinstance(auth_data, LoginPassword)
-          and auth_data.login.decode() == user and auth_data.password.decode() == password)
-    return AuthResult(success=ok, handled=False, auth_data=auth_data)
-
-async def main():
-    loop = asyncio.get_running_loop()
-    handler = Sink()
-    def smtp():
-        kwargs = {"hostname": "sink.test", "loop": loop}
-        if user:
-            kwargs.update(authenticator=authenticate, auth_required=True, auth_require_tls=False)
-        if tls == "starttls":
-            kwargs.update(tls_context=context, require_starttls=True)
-        return SMTP(handler, **kwargs)
-    wrapped = context if tls == "tls" else None
-    server = await loop.create_server(smtp, host, port, ssl=wrapped)
-    open(ready, "w").close()
-    await server.serve_forever()
-
-asyncio.run(main())
-"#;
-
-/// One message as the server received it.
-#[derive(Debug, Clone, Deserialize)]
-struct Received {
-    mail_from: String,
-    rcpt_tos: Vec<String>,
-    subject: String,
-    message_id: String,
-    content_type: String,
-    parts: BTreeMap<String, String>,
-    auth_login: Option<String>,
-    /// The TLS version the message came over, if any.
-    tls: Option<String>,
-}
-
-impl Received {
-    fn text(&self) -> &str {
-        self.parts.get("text/plain").map_or("", |s| s.as_str())
-    }
-    fn html(&self) -> &str {
-        self.parts.get("text/html").map_or("", |s| s.as_str())
-    }
-}
-
-/// Fails the test, precisely, when the SMTP server cannot run here.
-fn require_aiosmtpd() {
-    let help = "the alert tests run Python's aiosmtpd as their SMTP server: run \
-                scripts/ensure-deps.sh, or install it with `python3 -m pip install --user \
-                aiosmtpd` (Debian/Ubuntu: `apt-get install python3-aiosmtpd`)";
-    let out = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {help}"));
-    assert!(
-        out.status.success(),
-        "python3 cannot import aiosmtpd ({}); {help}",
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim()
-    );
-}
-
-/// A loopback SMTP server on a port of its own, started and stopped at will; killed on drop.
-struct SmtpSink {
-    dir: tempfile::TempDir,
-    port: u16,
-    auth: Option<(String, String)>,
-    /// `starttls` or `tls`, the certificate (PEM) and its key (PEM).
-    tls: Option<(&'static str, PathBuf, PathBuf)>,
-    child: Option<Child>,
-}
-
-impl SmtpSink {
-    /// Picks a free port; the server is not running yet.
-    fn new(auth: Option<(&str, &str)>) -> SmtpSink {
-        require_aiosmtpd();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("sink.py"), SINK_PY).unwrap();
-        std::fs::create_dir(dir.path().join("mail")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let auth = auth.map(|(u, p)| (u.to_owned(), p.to_owned()));
-        SmtpSink {
-            dir,
-            port,
-            auth,
-            tls: None,
-            child: None,
-        }
-    }
-
-    fn started(auth: Option<(&str, &str)>) -> SmtpSink {
-        let mut sink = SmtpSink::new(auth);
-        sink.start();
-        sink
-    }
-
-    fn start(&mut self) {
-        assert!(self.child.is_none(), "the SMTP sink is already running");
-        let ready = self.dir.path().join("ready");
-        let _ = std::fs::remove_file(&ready);
-        let stderr = std::fs::File::create(self.dir.path().join("sink.stderr")).unwrap();
-        let mut cmd = Command::new("python3");
-        cmd.arg(self.dir.path().join("sink.py"))
-            .arg("127.0.0.1")
-            .arg(self.port.to_string())
-            .arg(self.mail_dir())
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        if let Some((user, password)) = &self.auth {
-            cmd.env("SINK_USER", user).env("SINK_PASSWORD", password);
-        }
-        if let Some((mode, cert, key)) = &self.tls {
-            cmd.env("SINK_TLS", mode)
-                .env("SINK_CERT", cert)
-                .env("SINK_KEY", key);
-        }
-        let mut child = cmd.spawn().expect("spawn python3 with the SMTP sink");
-        let started = wait_for(
-            "the SMTP sink to listen",
-            Duration::from_secs(20),
-            Duration::from_millis(20),
-            || {
-                if ready.exists() {
-                    return Some(Ok(()));
-                }
-                child.try_wait().unwrap().map(Err)
-            },
-        );
-        match started {
-            Ok(Ok(())) => self.child = Some(child),
-            Ok(Err(status)) => panic!(
-                "the SMTP sink exited ({status}) on port {}: {}",
-                self.port,
-                self.stderr()
-            ),
-            Err(timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{timeout}: {}", self.stderr());
-            }
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sink.stderr")).unwrap_or_default()
-    }
-
-    fn mail_dir(&self) -> PathBuf {
-        self.dir.path().join("mail")
-    }
-
-    /// Every message received so far, in order of arrival.
-    fn received(&self) -> Vec<Received> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(self.mail_dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        names.sort();
-        let read = |p: &PathBuf| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-        names.iter().map(read).collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// `[alerts]` with e-mail to the sink's port, fast retries.
 fn config(port: u16, queue_limit: usize, dedup_window: Duration) -> Alerts {
@@ -337,7 +101,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn start(cfg: &Alerts, state: &Path) -> (Arc<Alerter>, CancellationToken) {
     let shutdown = CancellationToken::new();
-    let alerter = Alerter::start(cfg, "ingest-7", state, shutdown.clone()).unwrap();
+    let alerter = Alerter::start(cfg, &Origin::agent("ingest-7"), state, shutdown.clone()).unwrap();
     (alerter, shutdown)
 }
 
@@ -687,7 +451,7 @@ async fn starttls_and_implicit_tls_verify_the_server_certificate() {
     std::env::set_var(variable, "tls-s3cret");
     for (mode, scheme, starttls) in [("starttls", "smtp", true), ("tls", "smtps", false)] {
         let mut sink = SmtpSink::new(Some(("alerts", "tls-s3cret")));
-        sink.tls = Some((mode, pki.cert.clone(), pki.key.clone()));
+        sink.set_tls(mode, pki.cert.clone(), pki.key.clone());
         sink.start();
         let state = tempfile::tempdir().unwrap();
         let mut cfg = config(sink.port, 10, Duration::ZERO);

@@ -26,13 +26,7 @@ struct Agent {
     control: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use h264_testkit::net::free_port;
 
 impl Agent {
     fn new(id: &str, endpoint: &str) -> Agent {

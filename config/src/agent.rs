@@ -33,6 +33,10 @@ pub struct AgentConfig {
     pub logging: Logging,
     /// The fleet controller the agent takes its pipeline configuration from (local only).
     pub controller: Controller,
+    /// OpenTelemetry export and the Prometheus scrape endpoint (local only). Left out of the
+    /// canonical form while it is at its defaults (see [`crate::canonical`]).
+    #[serde(skip_serializing_if = "Telemetry::is_default")]
+    pub telemetry: Telemetry,
 }
 
 /// A commented example `agent.toml` documenting every key with its default; its values are those
@@ -507,5 +511,68 @@ impl Default for Controller {
             reconnect_backoff_max: HumanDuration::from_secs(30),
             stats_interval: HumanDuration::from_secs(5),
         }
+    }
+}
+
+/// How traces and metrics travel to the OpenTelemetry collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (collectors listen on port 4317 by convention).
+    #[default]
+    #[serde(rename = "grpc")]
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (port 4318 by convention).
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// The name as the file and `OTEL_EXPORTER_OTLP_PROTOCOL` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry export of traces and metrics, and the Prometheus scrape
+/// endpoint. Local to each agent (a fleet manifest cannot set it), and read once at start-up.
+/// Nothing is exported and no endpoint is served unless configured here or through the
+/// standard `OTEL_*` variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Telemetry {
+    /// The OTLP collector, `http://host:4317` (gRPC) or `http://host:4318` (HTTP); not set: the
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` variable, else nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// How spans and metrics travel to the collector.
+    pub otlp_protocol: OtlpProtocol,
+    /// Where the Prometheus scrape endpoint (`GET /metrics`) listens, `host:port`; not set: no
+    /// endpoint.
+    pub metrics_listen: Option<String>,
+    /// Finished spans waiting for export; past this, new spans are dropped and counted, so a
+    /// slow or unreachable collector never slows the agent.
+    pub span_queue: usize,
+    /// How often metrics are pushed to the collector.
+    pub metrics_interval: HumanDuration,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::Grpc,
+            metrics_listen: None,
+            span_queue: 2048,
+            metrics_interval: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+impl Telemetry {
+    /// Whether every key is at its default (nothing configured).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }

@@ -5,6 +5,10 @@
 //! does the format: the loaders normalise values ([`crate::validate::normalize`]), so a legacy
 //! INI file and the TOML it migrates to give the same bytes. Fleet specs have their own
 //! canonical form ([`crate::fleet::FleetSpec::canonical_json`]).
+//!
+//! One exception to "every default filled in": `[telemetry]`, added after configs were hashed
+//! into migration manifests and reported to controllers, is left out while every key of it is
+//! at its default, so an upgrade does not change the hash of a config that does not use it.
 
 use sha2::{Digest, Sha256};
 
@@ -78,6 +82,22 @@ mod tests {
         let mut other = config.clone();
         other.transcode.crf = 22;
         assert_ne!(other.canonical_sha256(), config.canonical_sha256());
+    }
+
+    #[test]
+    fn telemetry_is_hashed_only_when_it_is_configured() {
+        let config = AgentConfig::embedded_default();
+        assert!(!config.canonical_json().contains("telemetry"));
+        let mut traced = config.clone();
+        traced.telemetry.otlp_endpoint = Some("http://127.0.0.1:4317".into());
+        let json = traced.canonical_json();
+        assert!(
+            json.ends_with(
+                r#""telemetry":{"otlp_endpoint":"http://127.0.0.1:4317","otlp_protocol":"grpc","metrics_listen":null,"span_queue":2048,"metrics_interval":"30s"}}"#
+            ),
+            "{json}"
+        );
+        assert_ne!(traced.canonical_sha256(), config.canonical_sha256());
     }
 
     #[cfg(unix)]

@@ -63,7 +63,8 @@ mod tests {
                 "disk",
                 "alerts",
                 "logging",
-                "controller"
+                "controller",
+                "telemetry"
             ]
         );
         assert_eq!(field_names::<Logging>()[..2], ["level", "format"]);

@@ -12,6 +12,8 @@
 //! - Fleet manifests ([`fleet`]): Kubernetes-style YAML setting the pipeline sections and the
 //!   rollout, merged over each agent's local config.
 //! - Guards against hostile input ([`limits`]): size, encoding, nesting, alias expansion.
+//! - Sections other programs' files share with `agent.toml`, read and checked the same way:
+//!   the controller's `[alerts]` ([`parse_alerts_section`]).
 
 pub mod agent;
 pub mod canonical;
@@ -25,6 +27,7 @@ mod lines;
 pub mod load;
 pub mod migrate;
 pub mod problem;
+mod shared;
 mod strict;
 mod suggest;
 mod toml_lines;
@@ -40,5 +43,6 @@ pub use load::{
     ConfigError, Fallback, Format, Loaded,
 };
 pub use problem::{Problem, Severity};
+pub use shared::parse_alerts_section;
 pub use units::{ByteSize, FreeSpace, HumanDuration};
 pub use validate::Checks;

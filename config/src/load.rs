@@ -15,7 +15,7 @@ use toml::Table;
 
 use crate::agent::{
     AgentConfig, AgentSection, Alerts, Captions, Controller, Disk, Email, Logging, Readiness,
-    Transcode, WatchRoot,
+    Telemetry, Transcode, WatchRoot,
 };
 use crate::fields::field_names;
 use crate::keypath::{under_any, Seg};
@@ -272,11 +272,12 @@ pub(crate) fn section_keys(name: &str) -> Option<&'static [&'static str]> {
         "alerts.email" => field_names::<Email>(),
         "logging" => field_names::<Logging>(),
         "controller" => field_names::<Controller>(),
+        "telemetry" => field_names::<Telemetry>(),
         _ => return None,
     })
 }
 
-fn syntax_problem(text: &str, error: &toml::de::Error) -> Problem {
+pub(crate) fn syntax_problem(text: &str, error: &toml::de::Error) -> Problem {
     let message = error.message().trim().replace('\n', "; ");
     let Some(span) = error.span() else {
         return Problem::error("", format!("TOML syntax error: {message}"));

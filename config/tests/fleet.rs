@@ -116,6 +116,10 @@ fn local_only_keys_are_rejected_by_name() {
             "controller: {endpoint: \"https://c:7443\"}\n",
             &["spec.controller.endpoint"],
         ),
+        (
+            "telemetry:\n  otlp_endpoint: http://collector:4317\n",
+            &["spec.telemetry.otlp_endpoint"],
+        ),
     ];
     for (spec, keys) in cases {
         let problems = problems(&manifest(spec));

@@ -118,8 +118,12 @@ fn example_documents_every_key() {
         .join("\n")
         .parse()
         .unwrap();
-    // Every key of the typed config, defaults included, must appear (commented out or not).
-    let full = toml::Table::try_from(AgentConfig::embedded_default()).unwrap();
+    // Every key of the typed config, defaults included, must appear (commented out or not);
+    // the optional telemetry keys are set so that the section is written out whole.
+    let mut every = AgentConfig::embedded_default();
+    every.telemetry.otlp_endpoint = Some("http://127.0.0.1:4317".into());
+    every.telemetry.metrics_listen = Some("127.0.0.1:9464".into());
+    let full = toml::Table::try_from(every).unwrap();
     for (section, value) in &full {
         let fields = match value {
             toml::Value::Array(roots) => roots[0].as_table().unwrap().clone(),
@@ -475,4 +479,71 @@ fn the_controller_section_is_strict_and_local() {
         keys(&p).iter().all(|k| k.starts_with("controller.labels")),
         "{p:?}"
     );
+}
+
+#[test]
+fn the_telemetry_section_is_strict_and_checked() {
+    let (_dir, source) = source_dir();
+    let text = format!(
+        "{}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4317\"\notlp_protocol = \"http/protobuff\"\nmetrics_listn = \"127.0.0.1:9464\"\n",
+        watch_block(&source)
+    );
+    let p = problems(&text);
+    assert_eq!(
+        keys(&p),
+        ["telemetry.metrics_listn", "telemetry.otlp_protocol"],
+        "{p:?}"
+    );
+    assert!(
+        p[0].to_string()
+            .starts_with("agent.toml:8: telemetry.metrics_listn: unknown key `metrics_listn` (hint: did you mean `metrics_listen`?)"),
+        "{}",
+        p[0]
+    );
+    assert!(
+        p[1].to_string().contains("did you mean `http/protobuf`?"),
+        "{}",
+        p[1]
+    );
+
+    let text = format!(
+        "{}\n[telemetry]\notlp_endpoint = \"https://collector:4317\"\nmetrics_listen = \"localhost\"\nspan_queue = 0\n",
+        watch_block(&source)
+    );
+    let p = problems(&text);
+    let located: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+    assert_eq!(
+        located,
+        [
+            ("telemetry.metrics_listen", Some(7)),
+            ("telemetry.otlp_endpoint", Some(6)),
+            ("telemetry.span_queue", Some(8)),
+        ],
+        "{p:#?}"
+    );
+
+    let text = format!(
+        "{}\n[telemetry]\notlp_endpoint = \"http://collector:4318\"\notlp_protocol = \"http/protobuf\"\nmetrics_listen = \"0.0.0.0:9464\"\nmetrics_interval = \"10s\"\n",
+        watch_block(&source)
+    );
+    let loaded = parse(&text).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let t = loaded.config.telemetry;
+    assert_eq!(t.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+    assert_eq!(
+        t.otlp_protocol,
+        h264_config::agent::OtlpProtocol::HttpProtobuf
+    );
+    assert_eq!(t.metrics_listen.as_deref(), Some("0.0.0.0:9464"));
+    assert_eq!(t.metrics_interval, HumanDuration::from_secs(10));
+    assert_eq!(t.span_queue, 2048);
+
+    // The gRPC port with the HTTP protocol (or no port at all) is a warning, not an error.
+    let text = format!(
+        "{}\n[telemetry]\notlp_endpoint = \"http://collector:4317\"\notlp_protocol = \"http/protobuf\"\n",
+        watch_block(&source)
+    );
+    let loaded = parse(&text).unwrap();
+    assert_eq!(keys(&loaded.warnings), ["telemetry.otlp_endpoint"]);
+    assert!(loaded.warnings[0].message.contains("port 4317"));
 }

@@ -210,3 +210,31 @@ fn a_controller_section_with_labels_migrates() {
     );
     assert_eq!(config.controller.labels["site"], "studio-a");
 }
+
+#[test]
+fn a_telemetry_section_migrates_even_at_its_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, section, want) in [
+        (
+            "set",
+            "otlp_endpoint = http://collector:4318\notlp_protocol = HTTP/Protobuf\n\
+             metrics_listen = 127.0.0.1:9464\nmetrics_interval = 15\n",
+            "otlp_protocol = \"http/protobuf\"\n",
+        ),
+        (
+            "defaults",
+            "otlp_protocol = grpc\nspan_queue = 2048\n",
+            "span_queue = 2048\n",
+        ),
+    ] {
+        let ini = dir.path().join(format!("{name}.ini"));
+        let text = format!("[watch]\nsource = /srv/in\noutput = /srv/out\n[telemetry]\n{section}");
+        std::fs::write(&ini, text).unwrap();
+        let toml = ini.with_extension("toml");
+        migrate_file(&ini, &toml, false, "test").unwrap();
+        let text = std::fs::read_to_string(&toml).unwrap();
+        assert!(text.contains(want), "{name}: {text}");
+        assert!(!text.contains("not set"), "{name}: {text}");
+        assert_eq!(sha(&ini), sha(&toml), "{name}");
+    }
+}

@@ -1,6 +1,6 @@
-//! The controller's own configuration: where it listens and where it keeps its state. Given on
-//! the command line (`--listen`, `--state-dir`) or in a TOML file (`--config`), read strictly:
-//! an unknown key is an error, not a silently ignored typo.
+//! The controller's own configuration: where it listens, where it keeps its state and where
+//! its alerts go. Given on the command line (`--listen`, `--state-dir`) or in a TOML file
+//! (`--config`), read strictly: an unknown key is an error, not a silently ignored typo.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7443"
@@ -8,19 +8,44 @@
 //! # Optional:
 //! hello_timeout = "10s"      # a session that says nothing for this long is closed
 //! events_kept = 10000        # agent events kept in the database (oldest dropped first)
+//!
+//! # Optional: the agent's [alerts] and [alerts.email], same keys, defaults and checks
+//! # (config/examples/agent.toml documents them). Rollout alerts (a gate failed and the fleet
+//! # was rolled back, an abort, an undo) are always logged; with [alerts.email] they are also
+//! # e-mailed, through a queue in state_dir/alerts-queue/ that survives restarts.
+//! [alerts]
+//! dedup_window = "15m"
+//! [alerts.email]
+//! smtp = "smtp://mail.example.org:587"
+//! starttls = true
+//! from = "h264-controller@example.org"
+//! to = ["ops@example.org"]
+//!
+//! # Optional: OpenTelemetry. Spans (rollouts, admin calls) and metrics go to an OTLP
+//! # collector; OTEL_EXPORTER_OTLP_ENDPOINT and the other standard variables work too (an
+//! # endpoint written here wins). metrics_listen serves GET /metrics for Prometheus.
+//! [telemetry]
+//! otlp_endpoint = "http://127.0.0.1:4317"
+//! otlp_protocol = "grpc"     # or "http/protobuf"
+//! metrics_listen = "127.0.0.1:9464"
 //! ```
+//!
+//! `deploy/examples/controller.toml` is a complete example.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use h264_config::agent::Alerts;
+use h264_config::{Checks, Problem};
+use h264_telemetry::Protocol;
 use serde::Deserialize;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
 
 /// Everything the controller needs to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ControllerConfig {
     /// The address of the gRPC listener (agent sessions, admin API, health).
     pub listen: SocketAddr,
@@ -30,6 +55,71 @@ pub struct ControllerConfig {
     pub hello_timeout: Duration,
     /// How many agent events the database keeps (the oldest are dropped first).
     pub events_kept: u32,
+    /// `[alerts]`: rollout alerts are logged, and e-mailed when `email` is set; the queue of
+    /// undelivered e-mails is `state_dir/alerts-queue/`.
+    pub alerts: Alerts,
+    /// `[telemetry]`: OTLP export and the Prometheus endpoint.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: where spans and metrics go. Nothing is exported and no metrics are kept
+/// when it is empty (and no `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// The OTLP collector, e.g. `http://127.0.0.1:4317`.
+    pub otlp_endpoint: Option<String>,
+    /// gRPC (default) or HTTP/protobuf.
+    pub otlp_protocol: Protocol,
+    /// Where `GET /metrics` (Prometheus text format) is served; none: not served.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `[telemetry]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetryFile {
+    otlp_endpoint: Option<String>,
+    otlp_protocol: Option<String>,
+    metrics_listen: Option<String>,
+}
+
+impl TelemetryFile {
+    fn check(self) -> Result<TelemetryConfig, ConfigError> {
+        let mut t = TelemetryConfig::default();
+        if let Some(endpoint) = self.otlp_endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: "telemetry.otlp_endpoint",
+                    message: format!(
+                        "`{endpoint}` is not a URL like http://127.0.0.1:4317 (http:// or https://)"
+                    ),
+                });
+            }
+            t.otlp_endpoint = Some(endpoint);
+        }
+        if let Some(p) = self.otlp_protocol {
+            t.otlp_protocol = Protocol::parse(&p).ok_or_else(|| ConfigError::Invalid {
+                key: "telemetry.otlp_protocol",
+                message: format!("`{p}` is not \"grpc\" or \"http/protobuf\""),
+            })?;
+        }
+        if let Some(addr) = self.metrics_listen {
+            t.metrics_listen =
+                Some(
+                    parse_metrics_listen(&addr).map_err(|message| ConfigError::Invalid {
+                        key: "telemetry.metrics_listen",
+                        message,
+                    })?,
+                );
+        }
+        Ok(t)
+    }
+}
+
+/// Reads a metrics address (`127.0.0.1:9464`; port 0 picks a free port).
+pub fn parse_metrics_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not an address like 127.0.0.1:9464"))
 }
 
 impl ControllerConfig {
@@ -40,6 +130,8 @@ impl ControllerConfig {
             state_dir: state_dir.into(),
             hello_timeout: Duration::from_secs(10),
             events_kept: 10_000,
+            alerts: Alerts::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -52,6 +144,9 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     hello_timeout: Option<String>,
     events_kept: Option<u32>,
+    /// Read on its own by [`h264_config::parse_alerts_section`], key by key.
+    alerts: Option<toml::Value>,
+    telemetry: Option<TelemetryFile>,
 }
 
 /// Why the configuration cannot be used.
@@ -82,6 +177,15 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// The `[alerts]` table has problems: each names its file, line and key
+    /// (`alerts.email.smtp`), one per line.
+    #[error("{}", lines(.0))]
+    Alerts(Vec<Problem>),
+}
+
+fn lines(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    lines.join("\n")
 }
 
 /// Overrides from the command line, laid over the file (or the defaults).
@@ -96,22 +200,38 @@ pub struct Overrides {
 /// Builds the config from an optional TOML file and the command-line overrides; the state
 /// folder must come from one of them.
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfig, ConfigError> {
+    let mut alerts = Alerts::default();
     let parsed = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             })?;
-            toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+            let parsed = toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
                 path: path.to_path_buf(),
                 message: e.to_string(),
-            })?
+            })?;
+            if parsed.alerts.is_some() {
+                alerts = h264_config::parse_alerts_section(&text, Some(path), Checks::Full)
+                    .map_err(|e| match e {
+                        h264_config::ConfigError::Invalid { problems } => {
+                            ConfigError::Alerts(problems)
+                        }
+                        other => ConfigError::Parse {
+                            path: path.to_path_buf(),
+                            message: other.to_string(),
+                        },
+                    })?;
+            }
+            parsed
         }
         None => FileConfig {
             listen: None,
             state_dir: None,
             hello_timeout: None,
             events_kept: None,
+            alerts: None,
+            telemetry: None,
         },
     };
     let listen = overrides
@@ -130,6 +250,10 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
             message: "is missing: give --state-dir DIR or state_dir in the config file".into(),
         })?;
     let mut config = ControllerConfig::new(listen, state_dir);
+    config.alerts = alerts;
+    if let Some(t) = parsed.telemetry {
+        config.telemetry = t.check()?;
+    }
     if let Some(text) = parsed.hello_timeout {
         config.hello_timeout = humantime::parse_duration(&text)
             .ok()
@@ -191,6 +315,18 @@ mod tests {
                 "hello_timeout",
             ),
             ("state_dir = \"s\"\nevents_kept = 0\n", "events_kept"),
+            (
+                "state_dir = \"s\"\n[alerts]\nqueue_limt = 3\n",
+                "controller.toml:3: alerts.queue_limt: unknown key",
+            ),
+            (
+                "state_dir = \"s\"\n[alerts.email]\nsmtp = \"mail\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n",
+                "controller.toml:3: alerts.email.smtp",
+            ),
+            (
+                "state_dir = \"s\"\n[alerts.email]\nsmtp = \"smtp://h\"\nto = [\"x\"]\n",
+                "alerts.email.to[0]",
+            ),
         ];
         for (text, key) in cases {
             let (_d, path) = write(text);
@@ -199,5 +335,73 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn alerts_take_the_agents_keys_and_default_to_log_only() {
+        let (_d, path) = write("state_dir = \"s\"\n");
+        let c = load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.alerts, Alerts::default());
+        assert!(c.alerts.email.is_none());
+        let (_d, path) = write(
+            "state_dir = \"s\"\n[alerts]\nretry_backoff = \"1s\"\n[alerts.email]\n\
+             smtp = \"smtp://127.0.0.1:2525\"\nfrom = \"ctl@example.org\"\n\
+             to = [\"ops@example.org\"]\n",
+        );
+        let c = load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.alerts.retry_backoff.get(), Duration::from_secs(1));
+        let email = c.alerts.email.unwrap();
+        assert_eq!(
+            (email.smtp.as_str(), email.from.as_str()),
+            ("smtp://127.0.0.1:2525", "ctl@example.org")
+        );
+    }
+
+    #[test]
+    fn telemetry_keys_are_read_and_checked() {
+        let (_d, path) = write(
+            "state_dir = \"s\"\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n\
+             otlp_protocol = \"http/protobuf\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+        );
+        let t = load(Some(&path), Overrides::default()).unwrap().telemetry;
+        assert_eq!(t.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(t.otlp_protocol, Protocol::HttpProtobuf);
+        assert_eq!(t.metrics_listen.map(|a| a.port()), Some(0));
+        let (_d, path) = write("state_dir = \"s\"\n");
+        let t = load(Some(&path), Overrides::default()).unwrap().telemetry;
+        assert_eq!(t, TelemetryConfig::default());
+        for (text, key) in [
+            (
+                "otlp_endpoint = \"127.0.0.1:4317\"",
+                "telemetry.otlp_endpoint",
+            ),
+            ("otlp_protocol = \"http/json\"", "telemetry.otlp_protocol"),
+            (
+                "metrics_listen = \"everywhere\"",
+                "telemetry.metrics_listen",
+            ),
+            ("metrics = true", "unknown field `metrics`"),
+        ] {
+            let (_d, path) = write(&format!("state_dir = \"s\"\n[telemetry]\n{text}\n"));
+            let e = load(Some(&path), Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_example_in_deploy_loads() {
+        let (dir, path) = write(include_str!("../../deploy/examples/controller.toml"));
+        let c = load(
+            Some(&path),
+            Overrides {
+                listen: None,
+                state_dir: Some(dir.path().join("state")),
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 7443);
+        assert!(c.alerts.email.is_some());
     }
 }

@@ -6,13 +6,16 @@
 //! The modules follow the flow: [`store`] (SQLite, survives restarts) → [`registry`] (the
 //! fleet in memory, the push rules) ← [`session`] (agents) and [`admin`] (fleetctl);
 //! [`persist`] writes the registry back behind them; [`rollout`] moves a revision through
-//! canary and percentage steps behind health gates; [`run`] wires it all on one listener.
-//! The binary only parses arguments, sets up logging and signals, and calls [`run()`].
+//! canary and percentage steps behind health gates; [`run`] wires it all on one listener;
+//! [`metrics`] observes the registry and the rollouts for Prometheus and OTLP.
+//! The binary only parses arguments, sets up logging, telemetry and signals, and calls
+//! [`run()`].
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod config;
+pub mod metrics;
 pub mod model;
 pub mod persist;
 pub mod registry;

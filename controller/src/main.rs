@@ -1,14 +1,22 @@
-//! `h264-controller`: the binary. Parses arguments (or a TOML file), sets up logging and
-//! signals, binds, prints `listening on ADDR` on stdout (for scripts and tests that pass port
-//! 0), and serves until SIGTERM or SIGINT. Exit codes: 0 stopped cleanly; 2 invalid
-//! configuration; 3 cannot start (state folder locked or unusable, address taken) or failed.
+//! `h264-controller`: the binary. Parses arguments (or a TOML file), sets up telemetry,
+//! logging and signals, binds, prints `listening on ADDR` on stdout (for scripts and tests
+//! that pass port 0; then `metrics on http://ADDR/metrics` when metrics are served), and
+//! serves until SIGTERM or SIGINT. Exit codes: 0 stopped cleanly; 2 invalid configuration;
+//! 3 cannot start (state folder locked or unusable, address taken) or failed.
+//!
+//! Telemetry (`[telemetry]` and the standard `OTEL_*` variables) is set up inside the runtime
+//! (the OTLP exporter needs it), before the log subscriber, whose OpenTelemetry layer exports
+//! the spans; at exit what is buffered is flushed for at most [`TELEMETRY_FLUSH`].
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use h264_controller::config::{self, Overrides};
+use h264_controller::config::{self, ControllerConfig, Overrides};
+use h264_telemetry::scrape::ScrapeEndpoint;
+use h264_telemetry::{Settings, Telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// The fleet controller of h264create: versioned configuration pushed to agents.
@@ -27,14 +35,20 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// Serve Prometheus metrics on this address (`GET /metrics`; port 0 picks a free port),
+    /// overriding `[telemetry] metrics_listen`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 const EXIT_CONFIG: u8 = 2;
 const EXIT_START: u8 = 3;
+/// The longest the exit waits for buffered spans and metrics to be exported.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match config::load(
+    let mut config = match config::load(
         args.config.as_deref(),
         Overrides {
             listen: args.listen,
@@ -47,7 +61,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_logging(args.log_json);
+    if let Some(addr) = &args.metrics_listen {
+        match config::parse_metrics_listen(addr) {
+            Ok(a) => config.telemetry.metrics_listen = Some(a),
+            Err(e) => {
+                eprintln!("h264-controller: invalid configuration: --metrics-listen: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -56,41 +78,99 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let bound = match h264_controller::bind(config).await {
-            Ok(b) => b,
+        let telemetry = match start_telemetry(&config) {
+            Ok(t) => t,
             Err(e) => {
-                eprintln!("h264-controller: cannot start: {e}");
-                return ExitCode::from(EXIT_START);
+                eprintln!("h264-controller: invalid configuration: {e}");
+                return ExitCode::from(EXIT_CONFIG);
             }
         };
-        println!("listening on {}", bound.local_addr());
-        let _ = std::io::stdout().flush();
-        let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
-        match bound.serve(shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e}");
-                eprintln!("h264-controller: {e}");
-                ExitCode::from(EXIT_START)
-            }
-        }
+        init_logging(args.log_json, &telemetry);
+        let code = serve(config, &telemetry).await;
+        telemetry.shutdown(TELEMETRY_FLUSH).await;
+        code
     })
 }
 
-fn init_logging(json: bool) {
+/// Binds, serves the metrics (when configured) and the controller until a signal.
+async fn serve(config: ControllerConfig, telemetry: &Telemetry) -> ExitCode {
+    let metrics_listen = config.telemetry.metrics_listen;
+    let bound = match h264_controller::bind(config).await {
+        Ok(b) => b.with_meter(telemetry.meter("h264-controller")),
+        Err(e) => {
+            eprintln!("h264-controller: cannot start: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let scrape = match (metrics_listen, telemetry.registry()) {
+        (Some(addr), Some(registry)) => match ScrapeEndpoint::bind(addr, registry.clone()).await {
+            Ok(endpoint) => Some(endpoint),
+            Err(e) => {
+                eprintln!(
+                    "h264-controller: cannot serve the metrics on {addr}: {e}; free the address or change [telemetry] metrics_listen (--metrics-listen)"
+                );
+                return ExitCode::from(EXIT_START);
+            }
+        },
+        _ => None,
+    };
+    println!("listening on {}", bound.local_addr());
+    if let Some(endpoint) = scrape {
+        let addr = endpoint.local_addr();
+        println!("metrics on http://{addr}/metrics");
+        tracing::info!(%addr, "Prometheus metrics served at /metrics");
+        tokio::spawn(endpoint.serve(shutdown.clone()));
+    }
+    let _ = std::io::stdout().flush();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    match bound.serve(shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("h264-controller: {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
+}
+
+/// OTLP export from `[telemetry]` (or `OTEL_EXPORTER_OTLP_ENDPOINT`), Prometheus metrics when
+/// `metrics_listen` is set; nothing at all when neither is.
+fn start_telemetry(config: &ControllerConfig) -> Result<Telemetry, h264_telemetry::TelemetryError> {
+    let mut settings = Settings::new("h264-controller", env!("CARGO_PKG_VERSION"))
+        .with_resource("controller.listen", config.listen.to_string());
+    settings
+        .otlp_endpoint
+        .clone_from(&config.telemetry.otlp_endpoint);
+    settings.otlp_protocol = config.telemetry.otlp_protocol;
+    Telemetry::init(
+        settings.with_env(),
+        config.telemetry.metrics_listen.is_some(),
+    )
+}
+
+/// Logs to stderr (`RUST_LOG`, default `info`; text or JSON) and, when spans are exported,
+/// hands the h264create spans to the OpenTelemetry layer (which filters on its own, so
+/// `RUST_LOG=warn` quiets the log without emptying the traces).
+fn init_logging(json: bool, telemetry: &Telemetry) {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        builder.json().init();
+    let stderr = if json {
+        stderr.json().boxed()
     } else {
-        builder.init();
-    }
+        stderr.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(telemetry.layer())
+        .init();
 }
 
 /// First SIGTERM or SIGINT: graceful shutdown. Second: exit at once.

@@ -4,15 +4,19 @@
 //! # Theory of operation
 //! [`bind`] does everything that can fail before serving (lock and open the database, load the
 //! registry, bind the address), so that the binary can report the bound address. [`Bound::serve`]
-//! starts the persister and the gRPC server. Shutdown is two-phase: on cancel, session tasks end
+//! starts the alerter (its e-mail queue in `state_dir/alerts-queue/`), the persister, the
+//! rollout engine and the gRPC server. Shutdown is two-phase: on cancel, session tasks end
 //! (their agents see the stream close and reconnect elsewhere or later) and the server drains
-//! for at most `GRACE`; then the persister writes what is left and stops. Anything that did not
-//! stop in time is logged, never waited on forever.
+//! for at most `GRACE`; then the rollout engine stops, the persister writes what is left and
+//! stops, and the alerter makes one last delivery pass over its queue, for at most
+//! `ALERT_FLUSH` (what is left stays queued for the next start). Anything that did not stop in
+//! time is logged, never waited on forever.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use h264_alerts::{Alerter, Origin};
 use h264_proto::v1::agent_sessions_server::AgentSessionsServer;
 use h264_proto::v1::fleet_admin_server::FleetAdminServer;
 use tokio::net::TcpListener;
@@ -30,6 +34,8 @@ use crate::store::{Store, StoreError};
 
 /// How long the server may take to drain after shutdown.
 const GRACE: Duration = Duration::from_secs(5);
+/// How long the last delivery pass of queued alert e-mails may take at shutdown.
+const ALERT_FLUSH: Duration = Duration::from_secs(5);
 /// HTTP/2 keepalive: a silent agent whose connection died is noticed within about 20 s.
 const KEEPALIVE: Duration = Duration::from_secs(10);
 
@@ -61,6 +67,8 @@ pub struct Bound {
     registry: Arc<Registry>,
     store: Arc<Store>,
     config: ControllerConfig,
+    /// Where the metrics' instruments are made ([`crate::metrics`]); none: no metrics.
+    meter: Option<opentelemetry::metrics::Meter>,
 }
 
 /// Opens the state and binds the listen address.
@@ -89,6 +97,7 @@ pub async fn bind(config: ControllerConfig) -> Result<Bound, ControllerError> {
         registry: Arc::new(registry),
         store: Arc::new(store),
         config,
+        meter: None,
     })
 }
 
@@ -124,6 +133,12 @@ impl Bound {
         self.addr
     }
 
+    /// Makes the controller's metrics ([`crate::metrics`]) with `meter` when it serves.
+    pub fn with_meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
     /// Serves until `shutdown` is cancelled, then stops in two phases (module docs).
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), ControllerError> {
         let Bound {
@@ -132,7 +147,9 @@ impl Bound {
             registry,
             store,
             config,
+            meter,
         } = self;
+        let alerts = start_alerts(&config, addr, &shutdown);
         let persist_stop = CancellationToken::new();
         let (persister, persist_task) =
             Persister::start(registry.clone(), store.clone(), persist_stop.clone());
@@ -144,7 +161,13 @@ impl Bound {
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
         };
-        let rollouts = Arc::new(rollouts);
+        let rollouts = Arc::new(match &alerts {
+            Some(a) => rollouts.with_alerter(a.clone()),
+            None => rollouts,
+        });
+        if let Some(meter) = &meter {
+            crate::metrics::register(meter, registry.clone(), rollouts.clone());
+        }
         let engine_stop = CancellationToken::new();
         let engine_task =
             tokio::spawn(crate::rollout::drive(rollouts.clone(), engine_stop.clone()));
@@ -198,7 +221,34 @@ impl Bound {
         if let Err(e) = persist_task.await {
             tracing::error!(error = %e, "the persister failed");
         }
+        if let Some(alerts) = alerts {
+            alerts.flush(ALERT_FLUSH).await;
+        }
         tracing::info!("h264-controller stopped");
         Ok(result?)
+    }
+}
+
+/// The alerter of `[alerts]`, known by the address the controller listens on, with its queue
+/// in the state folder. When it cannot start (the queue folder cannot be created), alerts are
+/// only logged by the rollout engine itself, as an agent does: a broken mailbox never keeps
+/// the controller from serving.
+fn start_alerts(
+    config: &ControllerConfig,
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Option<Arc<Alerter>> {
+    let origin = Origin::controller(addr.to_string());
+    match Alerter::start(
+        &config.alerts,
+        &origin,
+        &config.state_dir,
+        shutdown.child_token(),
+    ) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::error!(error = %e, "alerts cannot start: they are only logged");
+            None
+        }
     }
 }

@@ -11,6 +11,8 @@
 //! agent), a command to forward, or shutdown. When the agent goes away (end of stream or a
 //! transport error, including HTTP/2 keepalive timeouts) the task marks it disconnected and
 //! ends. Per session this costs a task, a `Notify`, two small channels and the HTTP/2 stream.
+//! An assignment goes out with the W3C trace context the registry kept for it (the span that
+//! assigned it), so the agent's apply joins that trace; the session itself is not a span.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,7 +137,7 @@ impl SessionTask {
             match self.registry.next_push(&self.agent, id) {
                 Push::Superseded => break "superseded by a newer session",
                 Push::Send(a) => {
-                    tracing::info!(agent = %self.agent, generation = a.generation, rollback = a.rollback, "assignment sent");
+                    tracing::info!(agent = %self.agent, generation = a.generation, rollback = a.rollback, traceparent = %a.traceparent, "assignment sent");
                     let msg = ControllerMessage {
                         body: Some(controller_message::Body::Assignment(a)),
                     };

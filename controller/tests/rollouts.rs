@@ -1,5 +1,7 @@
 //! Rollouts through the real controller binary with in-process fake agents: cohorts, gates,
-//! rollback, the operator's verbs, a restart mid-rollout. Soaks and deadlines are seconds.
+//! rollback, the operator's verbs, a restart mid-rollout, and the alert e-mails of a rollback,
+//! an abort and an undo at a real SMTP server on loopback (`h264_testkit::smtp`, Python's
+//! aiosmtpd). Soaks and deadlines are seconds.
 
 mod support;
 
@@ -9,9 +11,10 @@ use h264_proto::v1::controller_message::Body;
 use h264_proto::v1::fleet_admin_client::FleetAdminClient;
 use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{
-    ListAgentsRequest, RolloutPromote, RolloutRequest, RolloutStatus, RolloutStatusRequest,
-    RolloutUndo,
+    ListAgentsRequest, RolloutAbort, RolloutPromote, RolloutRequest, RolloutStatus,
+    RolloutStatusRequest, RolloutUndo,
 };
+use h264_testkit::smtp::{Received, SmtpSink};
 use support::*;
 use tonic::transport::Channel;
 
@@ -92,7 +95,21 @@ async fn fleet(
     n: usize,
     behaviour: impl Fn(usize) -> Behaviour,
 ) -> (ControllerProcess, FleetAdminClient<Channel>, Vec<String>) {
-    let c = controller(&dir.join("state"));
+    fleet_with(dir, n, behaviour, None).await
+}
+
+/// [`fleet`], the controller started with `--config config` when given.
+async fn fleet_with(
+    dir: &std::path::Path,
+    n: usize,
+    behaviour: impl Fn(usize) -> Behaviour,
+    config: Option<&std::path::Path>,
+) -> (ControllerProcess, FleetAdminClient<Channel>, Vec<String>) {
+    let state = dir.join("state");
+    let c = match config {
+        Some(config) => controller_with_config(&state, config),
+        None => controller(&state),
+    };
     let mut admin = admin(&c).await;
     apply(&mut admin, &manifest(20)).await;
     let ids: Vec<String> = (0..n).map(|i| format!("agent-{i:02}")).collect();
@@ -429,4 +446,214 @@ async fn too_many_offline_cohort_agents_pause_until_they_return() {
     assert_eq!(running(&mut admin, &ids[..3]).await, vec![2; 3]);
     tasks.push(spawn_agent(c.url(), ids[3].clone(), GOOD));
     wait_running(&mut admin, &ids, 2).await;
+}
+
+/// Waits (20 s at most) for the e-mail whose subject contains `subject`.
+fn mail(sink: &SmtpSink, subject: &str) -> Received {
+    sink.wait_for_mail(subject, Duration::from_secs(20), |m| {
+        m.subject.contains(subject)
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Both bodies carry `needle` (the HTML one escaped).
+fn carries(m: &Received, needle: &str) {
+    assert!(
+        m.text().contains(needle),
+        "text/plain lacks {needle:?}:\n{}",
+        m.text()
+    );
+    let escaped = needle
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    assert!(
+        m.html().contains(&escaped),
+        "text/html lacks {escaped:?}:\n{}",
+        m.html()
+    );
+}
+
+/// The value of the `name:` row of the plain-text body.
+fn row<'a>(m: &'a Received, name: &str) -> &'a str {
+    let prefix = format!("{name}:");
+    m.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name:?} row in:\n{}", m.text()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
+    let sink = SmtpSink::started(None);
+    let dir = tempfile::tempdir().unwrap();
+    let config = alerts_config(dir.path(), sink.port, "200ms");
+    // Every agent reports three failed jobs after each ACK of a generation above 1.
+    let behaviour = |_| Behaviour {
+        refuse: None,
+        jobs: Some(("failed", 3)),
+    };
+    let (c, mut admin, ids) = fleet_with(dir.path(), 4, behaviour, Some(&config)).await;
+
+    // A gate fails: the rollback is mailed with the gate, its numbers, the step and the action.
+    let steps = "{canary: 1}, {pause: 30s}, {percent: 100}";
+    apply(&mut admin, &rollout_manifest(21, steps, 2)).await;
+    let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
+        s.phase == "RolledBack"
+    })
+    .await;
+    let gate = s.gates.last().unwrap().clone();
+    assert_eq!(gate.gate, "failure_rate");
+    let m = mail(&sink, "rolled back");
+    assert_eq!(
+        m.subject,
+        format!(
+            "[h264-controller {}] rollout 1 of revision 2 rolled back to revision 1: gate \
+             `failure_rate` failed",
+            c.addr
+        )
+    );
+    assert_eq!(m.rcpt_tos, ["ops@example.org"]);
+    assert_eq!(row(&m, "Controller"), c.addr.to_string());
+    assert_eq!(
+        row(&m, "Event"),
+        "rollout rolled back (gate failed) (rollout_rolled_back)"
+    );
+    assert_eq!(row(&m, "rollout"), "1");
+    assert!(
+        row(&m, "revision").starts_with("2 (studios, sha256 "),
+        "{}",
+        m.text()
+    );
+    assert_eq!(row(&m, "stable revision"), "1");
+    assert_eq!(row(&m, "gate"), "failure_rate");
+    assert_eq!(row(&m, "measured"), gate.measured, "the status's numbers");
+    assert!(row(&m, "measured").starts_with("1.000 ("), "{}", m.text());
+    assert_eq!(row(&m, "threshold"), "<= 0.050, at least 2 jobs");
+    assert_eq!(row(&m, "step"), "2 of 3 (pause: 30s)");
+    assert!(
+        row(&m, "cohort").starts_with("1 agent: agent-0"),
+        "{}",
+        m.text()
+    );
+    assert!(
+        m.text()
+            .contains("Action taken: every agent was assigned the stable revision 1 at once"),
+        "{}",
+        m.text()
+    );
+    carries(&m, "every agent was assigned the stable revision 1 at once");
+    carries(&m, "<= 0.050, at least 2 jobs");
+    carries(&m, &gate.measured);
+    wait_running(&mut admin, &ids, 1).await;
+
+    // The operator aborts a rollout waiting for a human.
+    let steps = "{canary: 1}, {pause: {}}, {percent: 100}";
+    apply(&mut admin, &rollout_manifest(22, steps, 2)).await;
+    wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
+        s.phase == "Paused" && s.generation == 3
+    })
+    .await;
+    let s = rollout(&mut admin, Verb::Abort(RolloutAbort {})).await;
+    assert_eq!(s.phase, "Aborted");
+    let m = mail(&sink, "aborted");
+    assert!(
+        m.subject
+            .ends_with("rollout 2 of revision 3 aborted by the operator; back on revision 1"),
+        "{}",
+        m.subject
+    );
+    assert_eq!(
+        row(&m, "Event"),
+        "rollout aborted by the operator (rollout_aborted)"
+    );
+    assert_eq!(row(&m, "step"), "2 of 3 (pause: {})");
+    carries(&m, "every agent was assigned the stable revision 1");
+    wait_running(&mut admin, &ids, 1).await;
+
+    // A rollout that succeeds (no soak), then undone.
+    apply(
+        &mut admin,
+        &rollout_manifest(23, "{canary: 1}, {percent: 100}", 2),
+    )
+    .await;
+    wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
+        s.phase == "Succeeded" && s.generation == 4
+    })
+    .await;
+    rollout(&mut admin, Verb::Undo(RolloutUndo { to_generation: 0 })).await;
+    let m = mail(&sink, "undone");
+    assert!(
+        m.subject.ends_with(
+            "rollout 3 of revision 4 undone by the operator; every agent back on revision 1"
+        ),
+        "{}",
+        m.subject
+    );
+    assert_eq!(row(&m, "phase before the undo"), "Succeeded");
+    assert_eq!(row(&m, "undone to revision"), "1");
+    carries(&m, "every agent was assigned the stable revision 1");
+    wait_running(&mut admin, &ids, 1).await;
+    let subjects: Vec<String> = sink.received().into_iter().map(|m| m.subject).collect();
+    assert_eq!(subjects.len(), 3, "one message each: {subjects:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_the_mail_server_missed_waits_in_the_state_dir_and_goes_out_at_shutdown() {
+    let mut sink = SmtpSink::new(None); // down
+    let dir = tempfile::tempdir().unwrap();
+    // The next attempt after a failure is an hour away: only the flush at shutdown sends it.
+    let config = alerts_config(dir.path(), sink.port, "1h");
+    let behaviour = |_| Behaviour {
+        refuse: Some(2),
+        jobs: None,
+    };
+    let (mut c, mut admin, _ids) = fleet_with(dir.path(), 3, behaviour, Some(&config)).await;
+    apply(
+        &mut admin,
+        &rollout_manifest(21, "{canary: 1}, {percent: 100}", 1),
+    )
+    .await;
+    wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
+        s.phase == "RolledBack"
+    })
+    .await;
+    let queue = c.state_dir.join("alerts-queue");
+    let queued = h264_testkit::wait::wait_for(
+        "a failed delivery attempt recorded in the queue",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let files: Vec<serde_json::Value> = std::fs::read_dir(&queue)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+                .collect();
+            files
+                .into_iter()
+                .find(|m| m["attempts"].as_u64() >= Some(1))
+        },
+    )
+    .unwrap();
+    assert_eq!(queued["kind"], "rollout_rolled_back");
+
+    sink.start();
+    assert!(sink.received().is_empty(), "held back by its backoff");
+    let status = c.stop().unwrap();
+    assert!(status.success(), "{status:?}\n{}", c.log_text());
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "{received:#?}\n{}", c.log_text());
+    assert!(
+        received[0].subject.contains("gate `nack` failed"),
+        "{}",
+        received[0].subject
+    );
+    assert!(row(&received[0], "measured").starts_with("1 NACK(s): agent-0"));
+    assert_eq!(row(&received[0], "threshold"), "0 NACKs");
+    let left: Vec<_> = std::fs::read_dir(&queue).unwrap().collect();
+    assert!(left.is_empty(), "the queue is empty: {left:?}");
 }

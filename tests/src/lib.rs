@@ -1,12 +1,13 @@
 //! Test support for h264create.
 //!
-//! `h264-testkit` is a library for the integration tests of `h264-agent` (and later the
-//! controller). It is never published and never shipped. Everything here uses the real
+//! `h264-testkit` is a library for the integration tests of `h264-agent`, the controller and
+//! fleetctl. It is never published and never shipped. Everything here uses the real
 //! `ffmpeg` and `ffprobe` from `PATH`: tests that need media call [`ffmpeg::require_ffmpeg`]
 //! (the fixture functions do it for them) and fail loudly when FFmpeg is missing instead of
 //! being skipped.
 //!
 //! - [`ffmpeg`]: checks that `ffmpeg`/`ffprobe` exist and runs them with readable failures.
+//! - [`exposition`]: a strict reader of the Prometheus text exposition format.
 //! - [`fixtures`]: small, fast media made with FFmpeg's `lavfi` sources (interlaced MPEG-2 in
 //!   TS, WTV, H.264 in MP4 and TS, a truncated TS, a zero-byte file, a text file named like a
 //!   video) and a per-process cache, [`fixtures::Fixtures`], that makes each one once and copies
@@ -16,8 +17,13 @@
 //! - [`slow_writer`]: copies a file slowly in a background thread, holding it open for writing
 //!   the whole time as a recorder does (or reopening it for each chunk).
 //! - [`wait`]: polling with a deadline and a clear message, instead of bare sleeps.
+//! - [`net`]: free loopback ports.
+//! - [`otlp`]: a collector stand-in speaking OTLP/gRPC on loopback that keeps the spans it
+//!   receives, and a check that every span's parent is in its trace.
 //! - [`process`]: finds processes, their descendants and their open files through `/proc`
 //!   (Linux).
+//! - [`smtp`]: a real SMTP server on loopback (Python's `aiosmtpd`) that keeps every message it
+//!   receives, for the alert e-mail tests of the agent and the controller.
 //!
 //! ```no_run
 //! use h264_testkit::fixtures::Fixture;
@@ -30,11 +36,15 @@
 //! ```
 
 pub mod captions;
+pub mod exposition;
 pub mod ffmpeg;
 pub mod fixtures;
+pub mod net;
+pub mod otlp;
 pub mod probe;
 pub mod process;
 pub mod slow_writer;
+pub mod smtp;
 pub mod wait;
 
 pub use fixtures::{Fixture, Fixtures};

@@ -8,11 +8,17 @@
 //! The revision in force is applied as a diff: only the keys that changed are logged, and the
 //! new pipeline is swapped in for jobs that start from now on; running jobs finish under the
 //! revision they started with ([`crate::state::Agent::swap_pipeline`]).
+//!
+//! Each step is a span, a child of the session's `assignment.apply`: `assignment.verify` (the
+//! SHA256), `assignment.validate` (parse, validation, capability and generation checks),
+//! `assignment.persist` (last-known-good) and `assignment.swap` (the keys changed); the step
+//! that refuses the assignment carries the NACK's stage and message as its error.
 
 use h264_config::fleet::{merge, FleetSpec};
 use h264_config::validate::{validate_with, Checks};
 use h264_config::{sha256_hex, AgentConfig, ConfigError, Problem};
 use h264_proto::v1::Assignment;
+use tracing::field::Empty;
 
 use super::caps::Capabilities;
 use super::lkg::{self, Record};
@@ -100,6 +106,64 @@ pub fn accept(
     caps: &Capabilities,
     a: &Assignment,
 ) -> Result<Accepted, Nack> {
+    let span = tracing::info_span!(
+        "assignment.verify",
+        bytes = a.canonical.len(),
+        sha256 = %a.sha256,
+        otel.status_description = Empty,
+    );
+    let sha256 = step(&span, || verify(a))?;
+    if revisions.running.as_ref() == Some(&(a.generation, sha256.clone()))
+        && agent.pipeline().generation == a.generation
+    {
+        return Ok(Accepted::AlreadyRunning);
+    }
+    let span = tracing::info_span!(
+        "assignment.validate",
+        generation = a.generation,
+        rollback = a.rollback,
+        otel.status_description = Empty,
+    );
+    let (text, merged) = step(&span, || validate(agent, revisions, caps, a))?;
+    let highest = revisions.highest_accepted.max(a.generation);
+    let span = tracing::info_span!(
+        "assignment.persist",
+        generation = a.generation,
+        otel.status_description = Empty,
+    );
+    step(&span, || {
+        let record = Record::new(a.generation, &sha256, a.rollback, highest, text);
+        lkg::store(&agent.config.agent.state_dir, &record)
+            .map_err(|e| Nack::new(Stage::Apply, "", e.to_string()))
+    })?;
+    let span = tracing::info_span!(
+        "assignment.swap",
+        generation = a.generation,
+        changed = Empty,
+    );
+    let _swap = span.enter();
+    let changed = diff(&agent.pipeline().config, &merged);
+    span.record("changed", changed.join(",").as_str());
+    agent.swap_pipeline(Pipeline::new(merged, a.generation));
+    revisions.running = Some((a.generation, sha256));
+    revisions.highest_accepted = highest;
+    Ok(Accepted::Applied { changed })
+}
+
+/// Runs one step of [`accept`] in `span`; a NACK marks the span failed.
+fn step<T>(span: &tracing::Span, f: impl FnOnce() -> Result<T, Nack>) -> Result<T, Nack> {
+    let result = span.in_scope(f);
+    if let Err(nack) = &result {
+        span.record(
+            "otel.status_description",
+            format!("{}: {}", nack.stage.as_str(), nack.message).as_str(),
+        );
+    }
+    result
+}
+
+/// The `hash` stage: the bytes match the SHA256 assigned; returns it (lower-case hex).
+fn verify(a: &Assignment) -> Result<String, Nack> {
     let actual = sha256_hex(&a.canonical);
     if !actual.eq_ignore_ascii_case(&a.sha256) {
         return Err(Nack::new(
@@ -112,12 +176,17 @@ pub fn accept(
             ),
         ));
     }
-    let sha256 = actual;
-    if revisions.running.as_ref() == Some(&(a.generation, sha256.clone()))
-        && agent.pipeline().generation == a.generation
-    {
-        return Ok(Accepted::AlreadyRunning);
-    }
+    Ok(actual)
+}
+
+/// The `parse`, `validation`, `capability` and `generation` stages: the spec laid over the
+/// local file, and its text.
+fn validate<'a>(
+    agent: &Agent,
+    revisions: &Revisions,
+    caps: &Capabilities,
+    a: &'a Assignment,
+) -> Result<(&'a str, AgentConfig), Nack> {
     let text = parse(&a.canonical)?;
     let spec = FleetSpec::from_canonical_json(text).map_err(|e| invalid(&e))?;
     let merged = merge(&spec, &agent.config);
@@ -137,15 +206,7 @@ pub fn accept(
         return Err(Nack::new(Stage::Capability, &first.field, all.join("; ")));
     }
     generation(revisions, a)?;
-    let highest = revisions.highest_accepted.max(a.generation);
-    let record = Record::new(a.generation, &sha256, a.rollback, highest, text);
-    lkg::store(&agent.config.agent.state_dir, &record)
-        .map_err(|e| Nack::new(Stage::Apply, "", e.to_string()))?;
-    let changed = diff(&agent.pipeline().config, &merged);
-    agent.swap_pipeline(Pipeline::new(merged, a.generation));
-    revisions.running = Some((a.generation, sha256));
-    revisions.highest_accepted = highest;
-    Ok(Accepted::Applied { changed })
+    Ok((text, merged))
 }
 
 /// The bytes as the text of one JSON object.

@@ -20,6 +20,12 @@
 //! Which revision runs ([`Revisions`]) is the task's own state; it starts from
 //! [`startup::startup`], which also picks the start-up pipeline from the last-known-good file
 //! ([`lkg`]).
+//!
+//! Tracing: an assignment is handled in an `assignment.apply` span (generation, revision,
+//! sha256, rollback, outcome ACK or NACK, the NACK's stage and field) whose parent is the
+//! controller's span named by the assignment's `traceparent` (a rollout's push or rollback, an
+//! operator's apply or assign), so the agent's work joins the rollout's trace; its stages are
+//! child spans ([`assign`]). The span goes along to the blocking thread that applies it.
 
 mod assign;
 mod backoff;
@@ -38,6 +44,7 @@ use h264_proto::v1::{AgentMessage, Assignment, ControllerMessage};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
+use tracing::Instrument as _;
 
 pub use assign::{accept, diff, Accepted, Nack, Revisions, Stage};
 pub use backoff::Backoff;
@@ -213,8 +220,46 @@ async fn handle(
 }
 
 /// Accepts or refuses one assignment (on a blocking thread: hashing, validation, fsync) and
-/// returns the ACK or NACK.
+/// returns the ACK or NACK, in the `assignment.apply` span (module docs).
 async fn assignment(
+    agent: &Arc<Agent>,
+    revisions: &Arc<Mutex<Revisions>>,
+    caps: &Capabilities,
+    a: Assignment,
+) -> AgentMessage {
+    let span = tracing::info_span!(
+        "assignment.apply",
+        generation = a.generation,
+        revision = a.generation,
+        sha256 = %a.sha256,
+        rollback = a.rollback,
+        nonce = %a.nonce,
+        bytes = a.canonical.len(),
+        outcome = tracing::field::Empty,
+        nack.stage = tracing::field::Empty,
+        nack.field = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    );
+    h264_telemetry::propagate::set_parent_from_traceparent(&span, &a.traceparent);
+    let reply = apply(agent, revisions, caps, a)
+        .instrument(span.clone())
+        .await;
+    match &reply.body {
+        Some(h264_proto::v1::agent_message::Body::Nack(n)) => {
+            span.record("outcome", "NACK")
+                .record("nack.stage", n.stage.as_str())
+                .record("nack.field", n.field.as_str())
+                .record(
+                    "otel.status_description",
+                    format!("refused at the {} stage: {}", n.stage, n.message).as_str(),
+                );
+        }
+        _ => _ = span.record("outcome", "ACK"),
+    }
+    reply
+}
+
+async fn apply(
     agent: &Arc<Agent>,
     revisions: &Arc<Mutex<Revisions>>,
     caps: &Capabilities,
@@ -228,7 +273,10 @@ async fn assignment(
     let work = {
         let (agent, revisions, caps, a) =
             (agent.clone(), revisions.clone(), caps.clone(), a.clone());
-        tokio::task::spawn_blocking(move || accept(&agent, &mut lock(&revisions), &caps, &a))
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| accept(&agent, &mut lock(&revisions), &caps, &a))
+        })
     };
     let outcome = work.await.unwrap_or_else(|e| {
         Err(Nack {

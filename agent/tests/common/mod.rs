@@ -82,10 +82,11 @@ impl Setup {
 
     fn command_with(&self, config: &Path) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_h264-agent"));
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--config")
             .arg(config)
             .env("RUST_LOG", "info,h264_agent=debug");
+        // After the defaults, so that a test can override them (`RUST_LOG` included).
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -198,14 +199,7 @@ impl Setup {
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use h264_testkit::net::free_port;
 
 fn unique(path: PathBuf) -> PathBuf {
     let mut p = path.clone();

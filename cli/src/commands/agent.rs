@@ -77,7 +77,14 @@ pub enum AgentVerb {
 
 /// Runs an `agent` verb.
 pub fn run(controller: &str, args: AgentArgs) -> u8 {
-    client::run(agent(controller, args.verb, args.out.output))
+    let command = match &args.verb {
+        AgentVerb::Ping { .. } => "agent ping",
+        AgentVerb::Pause { .. } => "agent pause",
+        AgentVerb::Resume { .. } => "agent resume",
+        AgentVerb::Stats { .. } => "agent stats",
+        AgentVerb::Errors { .. } => "agent errors",
+    };
+    client::run(command, agent(controller, args.verb, args.out.output))
 }
 
 /// What a verb asks for, whichever way it travels.

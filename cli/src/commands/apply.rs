@@ -51,7 +51,7 @@ fn read(path: &Path) -> Result<String, Failure> {
 
 /// Runs `apply`.
 pub fn run(controller: &str, args: ApplyArgs) -> u8 {
-    client::run(apply(controller, args))
+    client::run("apply", apply(controller, args))
 }
 
 async fn apply(controller: &str, args: ApplyArgs) -> Result<(), Failure> {
@@ -79,6 +79,10 @@ async fn apply(controller: &str, args: ApplyArgs) -> Result<(), Failure> {
             ),
         ));
     }
+    client::attribute("dry_run", args.dry_run);
+    if let Some(origin) = origin {
+        client::attribute("manifest", origin.display().to_string());
+    }
     let mut admin = client::admin(controller).await?;
     let what = format!("the controller at {controller}");
     let reply = client::call(
@@ -90,6 +94,9 @@ async fn apply(controller: &str, args: ApplyArgs) -> Result<(), Failure> {
         }),
     )
     .await?;
+    client::attribute("revision", reply.generation as i64);
+    client::attribute("created", reply.created);
+    client::attribute("agents", i64::from(reply.agents));
     for w in &reply.warnings {
         eprintln!("{w}");
     }

@@ -39,10 +39,18 @@ struct AssignView {
 
 /// Runs `assign`.
 pub fn run(controller: &str, args: AssignArgs) -> u8 {
-    client::run(assign(controller, args))
+    client::run("assign", assign(controller, args))
 }
 
 async fn assign(controller: &str, args: AssignArgs) -> Result<(), Failure> {
+    client::attribute("revision", args.revision as i64);
+    client::attribute("rollback", args.rollback);
+    if let Some(agent) = &args.agent {
+        client::attribute("agent", agent.clone());
+    }
+    if let Some(selector) = &args.selector {
+        client::attribute("selector", selector.clone());
+    }
     let mut admin = client::admin(controller).await?;
     let what = format!("the controller at {controller}");
     let reply = client::call(

@@ -28,7 +28,7 @@ pub enum DescribeWhat {
 
 /// Runs `describe`.
 pub fn run(controller: &str, args: DescribeArgs) -> u8 {
-    client::run(describe(controller, args))
+    client::run("describe agent", describe(controller, args))
 }
 
 async fn describe(controller: &str, args: DescribeArgs) -> Result<(), Failure> {

@@ -31,7 +31,11 @@ pub enum GetWhat {
 
 /// Runs `get`.
 pub fn run(controller: &str, args: GetArgs) -> u8 {
-    client::run(get(controller, args))
+    let command = match args.what {
+        GetWhat::Agents { .. } => "get agents",
+        GetWhat::Revisions => "get revisions",
+    };
+    client::run(command, get(controller, args))
 }
 
 fn now_ms() -> i64 {

@@ -204,7 +204,17 @@ fn text(v: &RolloutView) -> String {
 
 /// Runs `rollout`.
 pub fn run(controller: &str, args: RolloutArgs) -> u8 {
-    client::run(rollout(controller, args))
+    let command = match &args.verb {
+        RolloutVerb::Start { .. } => "rollout start",
+        RolloutVerb::Status { .. } => "rollout status",
+        RolloutVerb::Pause => "rollout pause",
+        RolloutVerb::Resume => "rollout resume",
+        RolloutVerb::Promote { .. } => "rollout promote",
+        RolloutVerb::Abort => "rollout abort",
+        RolloutVerb::Undo { .. } => "rollout undo",
+        RolloutVerb::Retry => "rollout retry",
+    };
+    client::run(command, rollout(controller, args))
 }
 
 fn ended_badly(phase: &str) -> bool {
@@ -216,13 +226,17 @@ async fn rollout(controller: &str, args: RolloutArgs) -> Result<(), Failure> {
     let what = format!("the controller at {controller}");
     let format = args.out.output;
     let (verb, watch) = match args.verb {
-        RolloutVerb::Start { revision, steps } => (
-            Verb::Start(RolloutStart {
-                generation: revision,
-                steps: steps.unwrap_or_default(),
-            }),
-            None,
-        ),
+        RolloutVerb::Start { revision, steps } => {
+            client::attribute("revision", revision as i64);
+            client::attribute("steps", steps.clone().unwrap_or_default());
+            (
+                Verb::Start(RolloutStart {
+                    generation: revision,
+                    steps: steps.unwrap_or_default(),
+                }),
+                None,
+            )
+        }
         RolloutVerb::Status { watch, timeout } => (
             Verb::Status(RolloutStatusRequest {}),
             watch.then_some(timeout),
@@ -231,18 +245,23 @@ async fn rollout(controller: &str, args: RolloutArgs) -> Result<(), Failure> {
         RolloutVerb::Resume => (Verb::Resume(RolloutResume {}), None),
         RolloutVerb::Promote { full } => (Verb::Promote(RolloutPromote { full }), None),
         RolloutVerb::Abort => (Verb::Abort(RolloutAbort {}), None),
-        RolloutVerb::Undo { to_revision } => (
-            Verb::Undo(RolloutUndo {
-                to_generation: to_revision.unwrap_or_default(),
-            }),
-            None,
-        ),
+        RolloutVerb::Undo { to_revision } => {
+            client::attribute("to_revision", to_revision.unwrap_or_default() as i64);
+            (
+                Verb::Undo(RolloutUndo {
+                    to_generation: to_revision.unwrap_or_default(),
+                }),
+                None,
+            )
+        }
         RolloutVerb::Retry => (Verb::Retry(RolloutRetry {}), None),
     };
     let is_status = matches!(verb, Verb::Status(_));
     let request = RolloutRequest { verb: Some(verb) };
     let Some(timeout) = watch else {
         let s = client::call(&what, admin.rollout(request)).await?;
+        client::attribute("rollout.id", s.id as i64);
+        client::attribute("rollout.phase", s.phase.clone());
         emit(format, &view(&s), text);
         // `status` reports how the rollout ended; the other verbs succeeded if they answered.
         return if is_status && ended_badly(&s.phase) {

@@ -40,7 +40,7 @@ struct SnapshotView {
 
 /// Runs `status`.
 pub fn run(controller: &str, args: StatusArgs) -> u8 {
-    client::run(status(controller, args))
+    client::run("status", status(controller, args))
 }
 
 async fn status(controller: &str, args: StatusArgs) -> Result<(), Failure> {

@@ -23,6 +23,14 @@ pub const LOCAL_ONLY: &[(&str, &str)] = &[
     ("controller", "where each agent finds the controller"),
     ("disk", "free-space thresholds of each agent's own volumes"),
     ("alerts", "where each agent sends its alerts"),
+    // The collector endpoint could be the same for the whole fleet, but the agent sets up its
+    // exporter once, at start-up: a revision could not apply it without a restart. A fleet-wide
+    // collector is given to every agent through OTEL_EXPORTER_OTLP_ENDPOINT in its service's
+    // environment instead; the metrics address is each machine's own, like agent.control.
+    (
+        "telemetry",
+        "where each agent sends its traces and metrics and serves /metrics (read at start-up)",
+    ),
     ("transcode.ffmpeg", "where FFmpeg is installed on each host"),
     (
         "transcode.ffprobe",

@@ -141,6 +141,16 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("stats_interval", Duration),
         ],
     ),
+    (
+        "telemetry",
+        &[
+            ("otlp_endpoint", OptText),
+            ("otlp_protocol", Word),
+            ("metrics_listen", OptText),
+            ("span_queue", Count),
+            ("metrics_interval", Duration),
+        ],
+    ),
 ];
 
 /// Sections written `[parent.child]` (or `[parent:child]`), filling a table inside `[parent]`.

@@ -17,7 +17,15 @@ pub(crate) fn write_toml(
     config: &AgentConfig,
     source_name: &str,
 ) -> Result<String, toml::ser::Error> {
-    let values = Table::try_from(config)?;
+    let mut values = Table::try_from(config)?;
+    // `[telemetry]` is left out of the serialized config while at its defaults (see
+    // `crate::canonical`); an INI that spells out default telemetry values still gets them.
+    if !values.contains_key("telemetry") {
+        values.insert(
+            "telemetry".into(),
+            Value::Table(Table::try_from(&config.telemetry)?),
+        );
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -122,7 +122,7 @@ fn endpoint(endpoint: &str, out: &mut Vec<Problem>) {
 }
 
 /// `host:port` → (`host`, `Some("port")`); an IPv6 literal keeps its brackets.
-fn split_port(authority: &str) -> (&str, Option<&str>) {
+pub(super) fn split_port(authority: &str) -> (&str, Option<&str>) {
     if authority.starts_with('[') {
         return match authority.split_once("]:") {
             Some((host, port)) => (&authority[..host.len() + 1], Some(port)),

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::agent::{AgentConfig, CaptionTool};
+use crate::agent::{AgentConfig, Alerts, CaptionTool};
 use crate::problem::Problem;
 
 pub(super) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
@@ -45,20 +45,21 @@ pub(super) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
     if let Some(dir) = &config.logging.dir {
         writable(out, "logging.dir", dir);
     }
-    let password = config
-        .alerts
-        .email
-        .as_ref()
-        .and_then(|e| e.password_file.as_ref());
+    alerts_password_file(&config.alerts, out);
+    ccextractor(config, out);
+}
+
+/// The SMTP password file, when one is set, can be read.
+pub(super) fn alerts_password_file(alerts: &Alerts, out: &mut Vec<Problem>) {
+    let password = alerts.email.as_ref().and_then(|e| e.password_file.as_ref());
     if let Some(file) = password {
         if let Err(e) = std::fs::File::open(file) {
             let message = format!("`{}` cannot be read: {e}", file.display());
-            let hint =
-                "create it with the SMTP password on its first line, readable by the agent only";
+            let hint = "create it with the SMTP password on its first line, readable by this \
+                        program only";
             out.push(Problem::error("alerts.email.password_file", message).with_hint(hint));
         }
     }
-    ccextractor(config, out);
 }
 
 /// The folder at `dir` is a directory the agent can write into, or can be created.

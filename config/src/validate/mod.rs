@@ -3,10 +3,11 @@
 //! The rules are split the way the config is: `local` checks the facts that belong to one
 //! agent (identity, state, watch roots and how they relate), `pipeline` the sections a fleet
 //! may set (readiness, transcode, captions, logging; fleet manifests are checked with these same
-//! rules), `operations` the disk thresholds and alerts, `controller` the fleet connection, and
-//! `host` looks at this machine's file system (folders exist, can be written, CCExtractor is
-//! installed). [`Checks::Portable`] leaves the host out, for checking a file on another machine
-//! than the agent's (migration, hashing, CI of config repositories).
+//! rules), `operations` the disk thresholds and alerts, `controller` the fleet connection,
+//! [`telemetry`] the OpenTelemetry export and metrics endpoint, and `host` looks at this
+//! machine's file system (folders exist, can be written, CCExtractor is installed).
+//! [`Checks::Portable`] leaves the host out, for checking a file on another machine than the
+//! agent's (migration, hashing, CI of config repositories).
 //!
 //! Paths are resolved against the current directory (not the config file's folder); folders are
 //! compared after resolving symlinks of the parts that exist. [`normalize`] then tidies what
@@ -17,11 +18,12 @@ mod host;
 mod local;
 mod operations;
 pub(crate) mod pipeline;
+pub mod telemetry;
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::agent::AgentConfig;
+use crate::agent::{AgentConfig, Alerts};
 use crate::problem::Problem;
 use crate::suggest::did_you_mean;
 use crate::units::HumanDuration;
@@ -46,6 +48,17 @@ pub fn validate(config: &AgentConfig, origin: Option<&Path>) -> Vec<Problem> {
     validate_with(config, origin, Checks::Full)
 }
 
+/// Every problem with an `[alerts]` section read on its own (another program's file, see
+/// [`crate::parse_alerts_section`]) under `checks`: the rules `agent.toml`'s section follows.
+pub(crate) fn validate_alerts(alerts: &Alerts, checks: Checks) -> Vec<Problem> {
+    let mut out = Vec::new();
+    operations::alerts(alerts, &mut out);
+    if checks == Checks::Full {
+        host::alerts_password_file(alerts, &mut out);
+    }
+    out
+}
+
 /// Every problem with `config` under `checks`.
 pub fn validate_with(config: &AgentConfig, origin: Option<&Path>, checks: Checks) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -53,6 +66,7 @@ pub fn validate_with(config: &AgentConfig, origin: Option<&Path>, checks: Checks
     pipeline::check(config, &mut out);
     operations::check(config, &mut out);
     controller::check(&config.controller, &mut out);
+    telemetry::check(config, &mut out);
     if checks == Checks::Full {
         host::check(config, &mut out);
     }

@@ -43,7 +43,7 @@ fn disk(d: &Disk, out: &mut Vec<Problem>) {
     );
 }
 
-fn alerts(a: &Alerts, out: &mut Vec<Problem>) {
+pub(super) fn alerts(a: &Alerts, out: &mut Vec<Problem>) {
     if a.queue_limit == 0 {
         out.push(Problem::error("alerts.queue_limit", "must be at least 1"));
     }

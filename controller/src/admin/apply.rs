@@ -69,7 +69,7 @@ pub(super) async fn apply(admin: &Admin, req: ApplyRequest) -> Result<ApplyReply
         admin.registry.add_revision(revision);
         let plan = crate::rollout::Plan::from(&spec.rollout);
         let rollouts = admin.rollouts.clone();
-        let state = tokio::task::spawn_blocking(move || rollouts.start(generation, plan))
+        let state = super::in_span(move || rollouts.start(generation, plan))
             .await
             .map_err(|e| Status::internal(format!("rollout task failed: {e}")))?
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
@@ -79,7 +79,7 @@ pub(super) async fn apply(admin: &Admin, req: ApplyRequest) -> Result<ApplyReply
     } else if created {
         admin.registry.add_revision(revision);
         let rollouts = admin.rollouts.clone();
-        tokio::task::spawn_blocking(move || rollouts.supersede(generation))
+        super::in_span(move || rollouts.supersede(generation))
             .await
             .map_err(|e| Status::internal(format!("rollout task failed: {e}")))?;
         let out = admin

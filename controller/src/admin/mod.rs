@@ -1,6 +1,11 @@
 //! `FleetAdmin`: the API fleetctl calls. Reads are answered from the registry; writes (apply,
 //! assign) go through one async lock, so two concurrent applies cannot interleave their
 //! generation numbers and assignments, and are flushed to disk before they answer.
+//!
+//! Every call is a span (`admin.apply`, `admin.rollout`, ...) that continues the caller's
+//! trace from the W3C context in the gRPC metadata (fleetctl sends it); what the call sets in
+//! motion (a rollout, the assignments pushed to agents) continues it further. Work moved to
+//! the blocking pool takes the span along ([`in_span`]).
 
 mod apply;
 mod control;
@@ -17,6 +22,7 @@ use h264_proto::v1::{
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::persist::{FlushError, Persister};
 use crate::registry::{AssignError, Registry, Target};
@@ -74,6 +80,44 @@ impl Admin {
     }
 }
 
+/// The span of one admin call, a child of the caller's span when the request carries its
+/// trace context.
+fn call_span<T>(name: &'static str, request: &Request<T>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "admin",
+        otel.name = name,
+        otel.kind = "server",
+        rpc.method = name,
+        otel.status_description = tracing::field::Empty,
+    );
+    h264_telemetry::propagate::set_parent_from_metadata(&span, request.metadata());
+    span
+}
+
+/// Runs `fut` in `span` and marks the span failed with the status it answers, if any.
+async fn traced<T>(
+    span: tracing::Span,
+    fut: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let result = fut.instrument(span.clone()).await;
+    if let Err(status) = &result {
+        span.record(
+            "otel.status_description",
+            format!("{:?}: {}", status.code(), status.message()).as_str(),
+        );
+    }
+    result
+}
+
+/// `f` on the blocking pool, inside the current span (so that the spans and assignments it
+/// makes continue the call's trace).
+pub(crate) async fn in_span<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f)).await
+}
+
 fn internal(e: StoreError) -> Status {
     tracing::error!(error = %e, "store failure");
     Status::internal(e.to_string())
@@ -86,15 +130,17 @@ fn selector(text: &str) -> Result<Selector, Status> {
 #[tonic::async_trait]
 impl FleetAdmin for Admin {
     async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyReply>, Status> {
-        apply::apply(self, request.into_inner())
+        let span = call_span("admin.apply", &request);
+        traced(span, apply::apply(self, request.into_inner()))
             .await
             .map(Response::new)
     }
 
     async fn list_revisions(
         &self,
-        _: Request<ListRevisionsRequest>,
+        request: Request<ListRevisionsRequest>,
     ) -> Result<Response<ListRevisionsReply>, Status> {
+        let _span = call_span("admin.list_revisions", &request).entered();
         Ok(Response::new(ListRevisionsReply {
             revisions: self.registry.revisions(),
         }))
@@ -104,6 +150,7 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<ListAgentsRequest>,
     ) -> Result<Response<ListAgentsReply>, Status> {
+        let _span = call_span("admin.list_agents", &request).entered();
         let selector = selector(&request.into_inner().selector)?;
         Ok(Response::new(ListAgentsReply {
             agents: self.registry.agents(&selector, false),
@@ -114,6 +161,7 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<DescribeAgentRequest>,
     ) -> Result<Response<AgentStatus>, Status> {
+        let _span = call_span("admin.describe_agent", &request).entered();
         let id = request.into_inner().agent_id;
         self.registry
             .describe(&id)
@@ -127,7 +175,46 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<AssignRequest>,
     ) -> Result<Response<AssignReply>, Status> {
-        let r = request.into_inner();
+        let span = call_span("admin.assign", &request);
+        traced(span, self.assign_traced(request.into_inner())).await
+    }
+
+    type WatchFleetStream = watch::FleetStream;
+
+    async fn watch_fleet(
+        &self,
+        request: Request<WatchFleetRequest>,
+    ) -> Result<Response<Self::WatchFleetStream>, Status> {
+        let _span = call_span("admin.watch_fleet", &request).entered();
+        Ok(Response::new(watch::start(
+            self.registry.clone(),
+            self.shutdown.clone(),
+        )))
+    }
+
+    async fn agent_control(
+        &self,
+        request: Request<AgentControlRequest>,
+    ) -> Result<Response<AgentControlReply>, Status> {
+        let span = call_span("admin.agent_control", &request);
+        traced(span, control::control(&self.registry, request.into_inner()))
+            .await
+            .map(Response::new)
+    }
+
+    async fn rollout(
+        &self,
+        request: Request<RolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let span = call_span("admin.rollout", &request);
+        traced(span, rollout::rollout(self, request.into_inner()))
+            .await
+            .map(Response::new)
+    }
+}
+
+impl Admin {
+    async fn assign_traced(&self, r: AssignRequest) -> Result<Response<AssignReply>, Status> {
         let target = match (r.agent_id.is_empty(), r.selector.is_empty()) {
             (true, true) => Target::All,
             (false, true) => Target::Agent(r.agent_id),
@@ -167,35 +254,5 @@ impl FleetAdmin for Admin {
             agents: out.agents,
             warnings: out.warnings,
         }))
-    }
-
-    type WatchFleetStream = watch::FleetStream;
-
-    async fn watch_fleet(
-        &self,
-        _: Request<WatchFleetRequest>,
-    ) -> Result<Response<Self::WatchFleetStream>, Status> {
-        Ok(Response::new(watch::start(
-            self.registry.clone(),
-            self.shutdown.clone(),
-        )))
-    }
-
-    async fn agent_control(
-        &self,
-        request: Request<AgentControlRequest>,
-    ) -> Result<Response<AgentControlReply>, Status> {
-        control::control(&self.registry, request.into_inner())
-            .await
-            .map(Response::new)
-    }
-
-    async fn rollout(
-        &self,
-        request: Request<RolloutRequest>,
-    ) -> Result<Response<RolloutStatus>, Status> {
-        rollout::rollout(self, request.into_inner())
-            .await
-            .map(Response::new)
     }
 }

@@ -6,6 +6,7 @@ use h264_config::fleet::FleetSpec;
 use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{RolloutCohort, RolloutGate, RolloutRequest, RolloutStatus};
 use tonic::Status;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::Admin;
 use crate::rollout::{Plan, RolloutState, StepPlan, VerbError};
@@ -14,6 +15,17 @@ pub(super) async fn rollout(admin: &Admin, req: RolloutRequest) -> Result<Rollou
     let Some(verb) = req.verb else {
         return Err(Status::invalid_argument("no rollout verb given"));
     };
+    let name = match &verb {
+        Verb::Start(_) => "start",
+        Verb::Status(_) => "status",
+        Verb::Pause(_) => "pause",
+        Verb::Resume(_) => "resume",
+        Verb::Promote(_) => "promote",
+        Verb::Abort(_) => "abort",
+        Verb::Undo(_) => "undo",
+        Verb::Retry(_) => "retry",
+    };
+    tracing::Span::current().set_attribute("verb", name);
     let _write = match verb {
         Verb::Status(_) => None,
         _ => Some(admin.writes.lock().await),
@@ -23,7 +35,7 @@ pub(super) async fn rollout(admin: &Admin, req: RolloutRequest) -> Result<Rollou
         _ => None,
     };
     let engine = admin.rollouts.clone();
-    let result = tokio::task::spawn_blocking(move || match verb {
+    let result = super::in_span(move || match verb {
         Verb::Start(s) => engine
             .start(s.generation, plan.expect("a plan for start"))
             .map(Some),

@@ -59,13 +59,15 @@ impl Registry {
     }
 
     /// Makes `generation` the desired revision of the target's agents and wakes their
-    /// sessions. A target of every agent also becomes the fleet-wide target.
+    /// sessions. A target of every agent also becomes the fleet-wide target. The assignments
+    /// carry the trace context of the current span (module docs of the registry).
     pub fn assign(
         &self,
         generation: u64,
         target: &Target,
         rollback: bool,
     ) -> Result<Assigned, AssignError> {
+        let trace = h264_telemetry::propagate::current_traceparent();
         let mut inner = self.lock();
         if !inner.revisions.contains_key(&generation) {
             return Err(AssignError::NoRevision(generation));
@@ -81,6 +83,7 @@ impl Registry {
         };
         if *target == Target::All {
             inner.fleet_target = Some(desired);
+            inner.fleet_trace.clone_from(&trace);
         }
         let mut out = Assigned::default();
         let mut touched = Vec::new();
@@ -101,6 +104,7 @@ impl Registry {
                 ));
             }
             r.desired = Some(desired);
+            entry.trace.clone_from(&trace);
             if matches!(target, Target::Agent(_)) {
                 // An explicit retry for one agent: forget its refusal and send again.
                 r.nacked.remove(&generation);

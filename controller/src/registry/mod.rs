@@ -14,6 +14,12 @@
 //! [`Registry::next_push`] what, if anything, to send. The answer depends only on the state
 //! (desired, running, refused, already sent in this session), so duplicate wake-ups send
 //! nothing twice and a reconnect resends exactly what is missing.
+//!
+//! Tracing: whoever changes an agent's desired revision does it inside a span (an admin call
+//! continuing fleetctl's trace, a rollout's push or rollback); the registry keeps that span's
+//! W3C `traceparent` with the desired revision, and the assignment pushed for it carries it,
+//! even when the agent only returns hours later, so the agent's apply joins that trace. The
+//! counters ([`Counters`]) are atomics bumped outside the lock, read by the metrics.
 
 mod assign;
 mod rollout;
@@ -21,6 +27,7 @@ mod session;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use h264_proto::v1::AgentCommand;
@@ -30,7 +37,7 @@ pub use assign::{AssignError, Assigned, Target};
 pub use rollout::{JobCounts, RolloutAgent};
 pub use session::{CommandError, Push, SessionTicket};
 
-use crate::model::{AgentRecord, Desired, EventRecord, Revision};
+use crate::model::{AgentRecord, Desired, EventRecord, Revision, SyncState};
 use crate::store::Batch;
 
 /// Events kept in memory per agent (for `describe` and `agent errors`).
@@ -43,6 +50,28 @@ const MAX_UNSAVED_EVENTS: usize = 10_000;
 pub struct Registry {
     inner: Mutex<Inner>,
     changes: watch::Sender<u64>,
+    counters: Counters,
+}
+
+/// What went through the agent sessions since the controller started (for the metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Assignments sent to agents.
+    pub assignments_sent: AtomicU64,
+    /// ACKs received.
+    pub acks: AtomicU64,
+    /// NACKs received.
+    pub nacks: AtomicU64,
+    /// Stats messages ingested.
+    pub stats: AtomicU64,
+    /// Job events ingested.
+    pub events: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +79,8 @@ struct Inner {
     agents: HashMap<String, Entry>,
     revisions: BTreeMap<u64, Arc<Revision>>,
     fleet_target: Option<Desired>,
+    /// The `traceparent` of the span that set `fleet_target` (empty: untraced).
+    fleet_trace: String,
     dirty: HashSet<String>,
     unsaved_events: VecDeque<EventRecord>,
     dropped_events: u64,
@@ -63,6 +94,9 @@ struct Entry {
     record: AgentRecord,
     recent: VecDeque<EventRecord>,
     session: Option<Live>,
+    /// The `traceparent` of the span that set `record.desired` (empty: untraced); sent with
+    /// the assignment.
+    trace: String,
 }
 
 /// The live session of a connected agent.
@@ -81,6 +115,7 @@ impl Entry {
             record,
             recent: VecDeque::new(),
             session: None,
+            trace: String::new(),
         }
     }
 
@@ -141,6 +176,7 @@ impl Registry {
         Self {
             inner: Mutex::new(inner),
             changes: watch::Sender::new(0),
+            counters: Counters::default(),
         }
     }
 
@@ -207,6 +243,51 @@ impl Registry {
             .values()
             .filter(|e| e.session.is_some())
             .count()
+    }
+
+    /// How many agents are known (connected or not).
+    pub fn known(&self) -> usize {
+        self.lock().agents.len()
+    }
+
+    /// How many agents are in each sync state.
+    pub fn sync_counts(&self) -> [(SyncState, u64); 4] {
+        let mut counts = [
+            (SyncState::NotSent, 0),
+            (SyncState::Pending, 0),
+            (SyncState::Synced, 0),
+            (SyncState::Error, 0),
+        ];
+        for e in self.lock().agents.values() {
+            let state = e.record.sync_state();
+            if let Some(c) = counts.iter_mut().find(|(s, _)| *s == state) {
+                c.1 += 1;
+            }
+        }
+        counts
+    }
+
+    /// The session counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Gives the agents `ids` whose desired revision is `generation` and that have no trace
+    /// the trace `traceparent` (a restarted controller continuing a rollout: what it pushes
+    /// from now on joins the rollout's trace).
+    pub fn adopt_trace(&self, generation: u64, ids: &[String], traceparent: &str) {
+        if traceparent.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for id in ids {
+            if let Some(e) = inner.agents.get_mut(id) {
+                if e.trace.is_empty() && e.record.desired.map(|d| d.generation) == Some(generation)
+                {
+                    e.trace = traceparent.to_owned();
+                }
+            }
+        }
     }
 }
 

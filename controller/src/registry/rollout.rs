@@ -84,8 +84,10 @@ impl Registry {
 
     /// Makes `generation` the desired revision of the agents `ids` (unknown ids are skipped)
     /// and wakes their sessions; agents that already want it are left alone. Returns how many
-    /// changed.
+    /// changed. The changed agents' assignments carry the trace context of the current span
+    /// (the rollout's push or rollback).
     pub fn assign_agents(&self, generation: u64, ids: &[String], rollback: bool) -> usize {
+        let trace = h264_telemetry::propagate::current_traceparent();
         let mut inner = self.lock();
         let desired = Desired {
             generation,
@@ -100,6 +102,7 @@ impl Registry {
                 continue;
             }
             entry.record.desired = Some(desired);
+            entry.trace.clone_from(&trace);
             if let Some(live) = &entry.session {
                 live.wake.notify_one();
             }
@@ -120,10 +123,14 @@ impl Registry {
     /// target (a rollback or the end of a rollout). Returns how many agents changed.
     pub fn assign_everyone(&self, generation: u64, rollback: bool) -> usize {
         let ids: Vec<String> = self.lock().agents.keys().cloned().collect();
-        self.lock().fleet_target = Some(Desired {
-            generation,
-            rollback,
-        });
+        {
+            let mut inner = self.lock();
+            inner.fleet_target = Some(Desired {
+                generation,
+                rollback,
+            });
+            inner.fleet_trace = h264_telemetry::propagate::current_traceparent();
+        }
         self.assign_agents(generation, &ids, rollback)
     }
 

@@ -8,7 +8,7 @@ use h264_proto::v1::{
 };
 use tokio::sync::{mpsc, Notify};
 
-use super::{Entry, Live, Registry};
+use super::{Counters, Entry, Live, Registry};
 use crate::model::{now_ms, AgentRecord, EventRecord, Nack};
 
 /// Commands queued per session at most (pause and resume are rare).
@@ -63,15 +63,18 @@ impl Registry {
         inner.next_session += 1;
         let id = inner.next_session;
         let fleet_target = inner.fleet_target;
+        let fleet_trace = inner.fleet_trace.clone();
         let entry = inner
             .agents
             .entry(hello.agent_id.clone())
             .or_insert_with(|| {
-                Entry::new(AgentRecord {
+                let mut e = Entry::new(AgentRecord {
                     id: hello.agent_id.clone(),
                     desired: fleet_target,
                     ..AgentRecord::default()
-                })
+                });
+                e.trace = fleet_trace;
+                e
             });
         let r = &mut entry.record;
         r.labels = hello
@@ -143,7 +146,7 @@ impl Registry {
             canonical: rev.canonical.clone(),
             nonce: nonce(),
             rollback: d.rollback,
-            traceparent: String::new(),
+            traceparent: entry.trace.clone(),
         };
         if let Some(entry) = inner.agents.get_mut(agent) {
             entry.record.awaiting = Some(d.generation);
@@ -153,12 +156,14 @@ impl Registry {
         }
         inner.touch(agent);
         drop(inner);
+        Counters::bump(&self.counters.assignments_sent);
         self.changed();
         Push::Send(assignment)
     }
 
     /// The agent runs `ack.generation` now.
     pub fn ack(&self, agent: &str, ack: &AssignmentAck) {
+        Counters::bump(&self.counters.acks);
         self.update(agent, |entry, revision_sha| {
             let r = &mut entry.record;
             if revision_sha.as_ref().is_some_and(|s| *s != ack.sha256) {
@@ -178,6 +183,7 @@ impl Registry {
     /// The agent refused `nack.generation`: remembered (it is not pushed again) and logged as
     /// an event.
     pub fn nack(&self, agent: &str, nack: &AssignmentNack) {
+        Counters::bump(&self.counters.nacks);
         self.update(agent, |entry, _| {
             let n = Nack {
                 stage: nack.stage.clone(),
@@ -205,6 +211,7 @@ impl Registry {
 
     /// The agent's latest stats (the running generation among them).
     pub fn stats(&self, agent: &str, stats: AgentStats) {
+        Counters::bump(&self.counters.stats);
         let generation = stats.running_generation;
         self.update(
             agent,
@@ -223,6 +230,7 @@ impl Registry {
 
     /// An event the agent reported.
     pub fn event(&self, agent: &str, event: AgentEvent) {
+        Counters::bump(&self.counters.events);
         self.update(
             agent,
             |entry, _| {

@@ -177,3 +177,53 @@ fn selectors_unknown_targets_commands_and_disconnects() {
     assert_eq!(batch.agents.len(), 2);
     assert!(reg.take_batch().is_empty());
 }
+
+/// Spans really traced (exported nowhere: the collector is down), so that trace contexts exist.
+fn traced() -> (h264_telemetry::Telemetry, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let mut settings = h264_telemetry::Settings::new("h264-controller-test", "0");
+    settings.otlp_endpoint = Some(h264_testkit::otlp::unreachable_endpoint());
+    let t = h264_telemetry::Telemetry::init(settings, false).unwrap();
+    let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(t.layer()));
+    (t, guard)
+}
+
+#[tokio::test]
+async fn an_assignment_carries_the_trace_of_the_span_that_made_it_even_sent_later() {
+    use h264_telemetry::propagate::traceparent_of;
+    let (_t, _guard) = traced();
+    let reg = Registry::load(vec![], vec![], None);
+    reg.add_revision(revision(1));
+    reg.add_revision(revision(2));
+    let t = reg.register(&hello("online", 0));
+    let old = reg.register(&hello("offline", 0));
+    reg.disconnect("offline", old.id);
+
+    // Assigned inside a span (an admin call, say): the context travels with the assignment.
+    let span = tracing::info_span!("admin.apply");
+    let expected = traceparent_of(&span);
+    assert!(!expected.is_empty());
+    span.in_scope(|| reg.assign(1, &Target::All, false).unwrap());
+    assert_eq!(sent(reg.next_push("online", t.id)).traceparent, expected);
+
+    // The offline agent returns later, outside any span: the same context.
+    let back = reg.register(&hello("offline", 0));
+    assert_eq!(
+        sent(reg.next_push("offline", back.id)).traceparent,
+        expected
+    );
+    // A new agent gets the fleet-wide target with the span that set it.
+    let new = reg.register(&hello("new", 0));
+    assert_eq!(sent(reg.next_push("new", new.id)).traceparent, expected);
+
+    // A rollout's push names its own span; an untraced assignment carries nothing.
+    let push = tracing::info_span!("rollout.push");
+    push.in_scope(|| reg.assign_agents(2, &["online".into()], false));
+    assert_eq!(
+        sent(reg.next_push("online", t.id)).traceparent,
+        traceparent_of(&push)
+    );
+    reg.assign(1, &Target::Agent("new".into()), true).unwrap();
+    let new = reg.register(&hello("new", 0));
+    assert_eq!(sent(reg.next_push("new", new.id)).traceparent, "");
+}

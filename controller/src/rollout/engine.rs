@@ -1,13 +1,16 @@
 //! The engine: the current rollout, its step transitions and gates (module docs of
 //! [`crate::rollout`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use h264_alerts::{Alert, Alerter};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::alert::{self, Failed};
+use super::trace;
 use super::{percent_of, stable_hash, Clock, GateResult, Phase, Plan, RolloutState, StepPlan};
 use crate::registry::{Registry, RolloutAgent};
 use crate::store::Store;
@@ -20,6 +23,11 @@ pub struct Rollouts {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) current: Mutex<Option<RolloutState>>,
     changes: watch::Sender<u64>,
+    /// Where rollbacks, aborts and undos are raised (logged, e-mailed when configured); none:
+    /// only this module's own log lines.
+    alerts: Option<Arc<Alerter>>,
+    /// Rollbacks since the controller started, by cause (the failed gate, `abort`, `undo`).
+    rollbacks: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Rollouts {
@@ -46,6 +54,10 @@ impl Rollouts {
                 step = s.step,
                 "rollout loaded"
             );
+            if s.phase.is_active() {
+                // What is pushed to the cohort from now on joins the rollout's trace.
+                registry.adopt_trace(s.generation, &s.cohort, &s.trace.step);
+            }
         }
         Ok(Self {
             registry,
@@ -53,7 +65,22 @@ impl Rollouts {
             clock,
             current: Mutex::new(current),
             changes: watch::Sender::new(0),
+            alerts: None,
+            rollbacks: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Raises the rollout alerts through `alerter` from now on.
+    pub fn with_alerter(mut self, alerter: Arc<Alerter>) -> Self {
+        self.alerts = Some(alerter);
+        self
+    }
+
+    /// Raises `alert` (never waits on the network; see [`Alerter::send`]).
+    pub(super) fn alert(&self, alert: Alert) {
+        if let Some(alerter) = &self.alerts {
+            alerter.send(alert);
+        }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Option<RolloutState>> {
@@ -68,6 +95,23 @@ impl Rollouts {
     /// The current (or last) rollout.
     pub fn current(&self) -> Option<RolloutState> {
         self.lock().clone()
+    }
+
+    /// The current (or last) rollout's phase.
+    pub fn phase(&self) -> Option<Phase> {
+        self.lock().as_ref().map(|s| s.phase)
+    }
+
+    /// Rollbacks since the controller started, by cause: the failed gate, `abort` or `undo`.
+    pub fn rollbacks(&self) -> Vec<(String, u64)> {
+        let counts = self.rollbacks.lock().unwrap_or_else(|p| p.into_inner());
+        counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Counts one rollback.
+    pub(super) fn count_rollback(&self, cause: &str) {
+        let mut counts = self.rollbacks.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry(cause.to_owned()).or_default() += 1;
     }
 
     /// Saves the state and tells watchers (blocking: SQLite).
@@ -140,6 +184,9 @@ impl Rollouts {
     /// Makes step `i` current: grows the cohort and assigns, or starts a soak or a wait; past
     /// the last step, the rollout succeeded. Saves.
     pub(super) fn enter_step(&self, s: &mut RolloutState, i: usize) {
+        let span = trace::step(s, i);
+        let _entered = span.enter();
+        s.trace.step = trace::context_of(&span);
         let now = self.clock.now_ms();
         s.step = i;
         s.step_started_ms = now;
@@ -151,7 +198,19 @@ impl Rollouts {
         }
         match s.plan.steps.get(i).copied() {
             None => {
-                let n = self.registry.assign_everyone(s.generation, false);
+                let everyone: Vec<String> = self
+                    .registry
+                    .rollout_agents(s.generation)
+                    .into_iter()
+                    .filter(|a| a.desired != Some(s.generation))
+                    .map(|a| a.id)
+                    .collect();
+                let n = if everyone.is_empty() {
+                    self.registry.assign_everyone(s.generation, false)
+                } else {
+                    let push = trace::push(s, everyone.len(), &everyone);
+                    push.in_scope(|| self.registry.assign_everyone(s.generation, false))
+                };
                 self.record_target(s.generation, false, n);
                 s.cohort = self
                     .registry
@@ -189,6 +248,7 @@ impl Rollouts {
             phase = s.phase.as_str(),
             "rollout step"
         );
+        trace::step_done(&span, s);
         self.save(s);
     }
 
@@ -197,6 +257,7 @@ impl Rollouts {
         let mut agents = self.registry.rollout_agents(s.generation);
         agents.sort_by_cached_key(|a| (!a.canary, stable_hash(&a.id), a.id.clone()));
         let mut members: HashSet<String> = s.cohort.iter().cloned().collect();
+        let before = s.cohort.len();
         for a in agents {
             if s.cohort.len() >= size {
                 break;
@@ -208,7 +269,13 @@ impl Rollouts {
                 s.cohort.push(a.id);
             }
         }
-        self.registry.assign_agents(s.generation, &s.cohort, false);
+        let added = &s.cohort[before..];
+        let assign = || self.registry.assign_agents(s.generation, &s.cohort, false);
+        if added.is_empty() {
+            assign();
+        } else {
+            trace::push(s, added.len(), added).in_scope(assign);
+        }
     }
 
     /// Notes which cohort agents are connected: one seen connected and now gone is lost from
@@ -452,6 +519,7 @@ impl Rollouts {
         measured: String,
         threshold: String,
     ) {
+        trace::gate(s, gate, passed, &measured, &threshold);
         s.gates.push(GateResult {
             at_ms: self.clock.now_ms(),
             step: s.step,
@@ -463,7 +531,8 @@ impl Rollouts {
     }
 
     /// Every agent back on the stable revision at once (marked rollback); the failed gate
-    /// recorded; the alert logged. Does not save (the caller does).
+    /// recorded; the alert logged and raised (e-mailed when configured). Does not save (the
+    /// caller does).
     pub(super) fn roll_back(
         &self,
         s: &mut RolloutState,
@@ -477,7 +546,12 @@ impl Rollouts {
             // Recorded first: its time is when the gate failed, before the rollback is sent.
             self.gate(s, gate, false, measured.clone(), threshold.clone());
         }
+        let span = trace::rollback(s, gate, &measured, &threshold, by_operator);
+        let _entered = span.enter();
+        self.count_rollback(if by_operator { "abort" } else { gate });
         let n = self.registry.assign_everyone(s.stable_generation, true);
+        span.record("agents", n);
+        span.record("phase", phase.as_str());
         self.record_target(s.stable_generation, true, n);
         if !by_operator {
             s.reason = format!(
@@ -487,9 +561,18 @@ impl Rollouts {
                 s.stable_generation
             );
             tracing::error!(alert = true, rollout = s.id, generation = s.generation, stable = s.stable_generation, gate, %measured, %threshold, "ALERT: rollout gate failed; every agent is rolled back to the stable revision");
+            let failed = Failed {
+                gate,
+                measured: &measured,
+                threshold: &threshold,
+            };
+            let revision = self.registry.revision(s.generation);
+            self.alert(alert::rolled_back(s, revision.as_deref(), failed, n));
         } else {
             s.reason = format!("{measured}; back on generation {}", s.stable_generation);
             tracing::warn!(alert = true, rollout = s.id, generation = s.generation, stable = s.stable_generation, "ALERT: rollout stopped by the operator; every agent is rolled back to the stable revision");
+            let revision = self.registry.revision(s.generation);
+            self.alert(alert::aborted(s, revision.as_deref(), n));
         }
         s.phase = phase;
         s.finished_ms = Some(self.clock.now_ms());

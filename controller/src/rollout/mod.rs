@@ -14,11 +14,21 @@
 //! compared with the threshold and with the stable agents'.
 //! A soak that saw fewer than `min_jobs` jobs is inconclusive: the rollout pauses for a human.
 //! A rollback assigns the stable revision (the fleet-wide target before the rollout) to every
-//! agent at once, marked as rollback. Every change of the state is saved to the store as JSON
-//! before it is visible, with wall-clock timestamps from the engine's [`Clock`], so a restarted
-//! controller continues the step and its soak timer where they were.
+//! agent at once, marked as rollback, and raises an alert (module `alert`: the gate with its
+//! numbers, the step, the cohort, the action; an abort and an undo raise one too) through the
+//! controller's [`h264_alerts::Alerter`], which logs it and e-mails it when configured. Every
+//! change of the state is saved to the store as JSON before it is visible, with wall-clock
+//! timestamps from the engine's [`Clock`], so a restarted controller continues the step and
+//! its soak timer where they were.
+//!
+//! Every decision is a span of the rollout's trace (module `trace`: `rollout`, `rollout.step`,
+//! `rollout.push`, `rollout.gate`, `rollout.rollback`), which continues the trace of the
+//! request that started it; the assignments carry the push's (or rollback's) trace context to
+//! the agents. Rollbacks are counted by cause for the metrics ([`Rollouts::rollbacks`]).
 
+mod alert;
 mod engine;
+mod trace;
 mod verbs;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +40,7 @@ use h264_config::fleet::{MaxUnavailable, Rollout, Step};
 use serde::{Deserialize, Serialize};
 
 pub use engine::{drive, Rollouts};
+pub use trace::RolloutTrace;
 pub use verbs::VerbError;
 
 use crate::registry::JobCounts;
@@ -305,6 +316,10 @@ pub struct RolloutState {
     pub updated_ms: i64,
     /// See `created_ms`.
     pub finished_ms: Option<i64>,
+    /// The trace its later spans continue (module `trace`), saved with it so that a restarted
+    /// controller continues the same trace.
+    #[serde(default)]
+    pub trace: RolloutTrace,
 }
 
 /// ceil(percent × total / 100).

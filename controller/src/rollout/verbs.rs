@@ -1,7 +1,7 @@
 //! The operator's verbs (and apply's start): each a blocking call that changes the current
 //! rollout and saves it.
 
-use super::{Phase, Plan, RolloutState, Rollouts};
+use super::{alert, trace, Phase, Plan, RolloutState, Rollouts};
 
 /// Why a verb cannot be done now.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,7 +76,12 @@ impl Rollouts {
             created_ms: now,
             updated_ms: now,
             finished_ms: None,
+            trace: Default::default(),
         };
+        // The rollout's span continues the caller's trace; every later span continues it.
+        let span = trace::rollout(&s);
+        let _entered = span.enter();
+        s.trace.rollout = trace::context_of(&span);
         self.registry.forget_refusals(generation);
         self.enter_step(&mut s, 0);
         *guard = Some(s.clone());
@@ -185,7 +190,12 @@ impl Rollouts {
         if self.registry.revision(to).is_none() {
             return Err(VerbError::Invalid(format!("there is no revision {to}")));
         }
+        let span = trace::rollback(s, "", "undone by the operator", "", true);
+        let _entered = span.enter();
+        self.count_rollback("undo");
         let n = self.registry.assign_everyone(to, true);
+        span.record("agents", n);
+        span.record("phase", "RolledBack");
         if let Err(e) = self.store.record_assignment(
             to,
             "rollout undo",
@@ -198,6 +208,7 @@ impl Rollouts {
         ) {
             tracing::error!(error = %e, "cannot record the undo");
         }
+        let before = s.phase;
         s.phase = Phase::RolledBack;
         s.stable_generation = to;
         s.reason = format!("undone by the operator: every agent back on generation {to}");
@@ -208,6 +219,8 @@ impl Rollouts {
             to,
             "ALERT: rollout undone by the operator"
         );
+        let revision = self.registry.revision(s.generation);
+        self.alert(alert::undone(s, revision.as_deref(), before, to, n));
         self.save(s);
         Ok(s.clone())
     }

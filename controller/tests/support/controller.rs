@@ -9,6 +9,8 @@
 //! let url = c.url();                       // http://127.0.0.1:PORT
 //! c.restart();                             // same port, same state folder
 //! c.kill();                                // SIGKILL: as if the machine died
+//! // With a config file too (its `[alerts]`, say); --listen and --state-dir still win:
+//! let c = ControllerProcess::start_with_config(bin, state.path(), Some(config.as_path()));
 //! ```
 #![allow(dead_code)]
 
@@ -29,6 +31,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct ControllerProcess {
     bin: PathBuf,
+    /// `--config FILE`, when given.
+    config: Option<PathBuf>,
     child: Option<Child>,
     /// The address it listens on.
     pub addr: SocketAddr,
@@ -46,10 +50,21 @@ impl ControllerProcess {
 
     /// Starts `bin` listening on `listen`.
     pub fn start_on(bin: &Path, state_dir: &Path, listen: &str) -> Self {
+        Self::spawn_new(bin, state_dir, listen, None)
+    }
+
+    /// Starts `bin` on `127.0.0.1:0` with `state_dir` and, when given, `--config config` (the
+    /// command-line listen address and state folder override the file's).
+    pub fn start_with_config(bin: &Path, state_dir: &Path, config: Option<&Path>) -> Self {
+        Self::spawn_new(bin, state_dir, "127.0.0.1:0", config)
+    }
+
+    fn spawn_new(bin: &Path, state_dir: &Path, listen: &str, config: Option<&Path>) -> Self {
         let log = state_dir.with_extension("log");
-        let (child, addr) = spawn(bin, state_dir, listen, &log);
+        let (child, addr) = spawn(bin, state_dir, listen, &log, config);
         Self {
             bin: bin.to_path_buf(),
+            config: config.map(Path::to_path_buf),
             child: Some(child),
             addr,
             state_dir: state_dir.to_path_buf(),
@@ -110,6 +125,7 @@ impl ControllerProcess {
             &self.state_dir,
             &self.addr.to_string(),
             &self.log,
+            self.config.as_deref(),
         );
         assert_eq!(addr, self.addr);
         self.child = Some(child);
@@ -127,7 +143,13 @@ impl Drop for ControllerProcess {
     }
 }
 
-fn spawn(bin: &Path, state_dir: &Path, listen: &str, log: &Path) -> (Child, SocketAddr) {
+fn spawn(
+    bin: &Path,
+    state_dir: &Path,
+    listen: &str,
+    log: &Path,
+    config: Option<&Path>,
+) -> (Child, SocketAddr) {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -136,7 +158,11 @@ fn spawn(bin: &Path, state_dir: &Path, listen: &str, log: &Path) -> (Child, Sock
     // The port of a controller that just stopped may take a moment to be free again.
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let mut child = cmd
             .args(["--listen", listen, "--state-dir"])
             .arg(state_dir)
             .env("RUST_LOG", "info,h264_controller=debug")

@@ -1,5 +1,5 @@
-//! Test support: the real controller binary in a temp folder, a protocol-speaking test agent,
-//! and admin-API helpers.
+//! Test support: the real controller binary in a temp folder (with a config file when a test
+//! needs one), a protocol-speaking test agent, and admin-API helpers.
 #![allow(dead_code, unused_imports)]
 
 pub mod controller;
@@ -18,6 +18,28 @@ pub use fake_agent::{hello, sha256_hex, FakeAgent};
 /// Starts the controller built with this crate.
 pub fn controller(state_dir: &Path) -> ControllerProcess {
     ControllerProcess::start(Path::new(env!("CARGO_BIN_EXE_h264-controller")), state_dir)
+}
+
+/// Starts the controller built with this crate with `--config config` too.
+pub fn controller_with_config(state_dir: &Path, config: &Path) -> ControllerProcess {
+    ControllerProcess::start_with_config(
+        Path::new(env!("CARGO_BIN_EXE_h264-controller")),
+        state_dir,
+        Some(config),
+    )
+}
+
+/// Writes `dir/controller.toml` with `[alerts]` e-mailing to the SMTP server on loopback
+/// `port`, retrying after `retry` (at least 1 ms, at most an hour), and returns its path.
+pub fn alerts_config(dir: &Path, port: u16, retry: &str) -> std::path::PathBuf {
+    let path = dir.join("controller.toml");
+    let text = format!(
+        "[alerts]\nretry_backoff = \"{retry}\"\nretry_backoff_max = \"{retry}\"\n\
+         [alerts.email]\nsmtp = \"smtp://127.0.0.1:{port}\"\nfrom = \"h264-controller@example.org\"\n\
+         to = [\"ops@example.org\"]\ntimeout = \"5s\"\n"
+    );
+    std::fs::write(&path, text).expect("write controller.toml");
+    path
 }
 
 /// A manifest with this CRF (each CRF a different spec).

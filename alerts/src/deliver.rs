@@ -1,7 +1,7 @@
 //! The delivery task and its passes over the queue.
 //!
 //! # Theory of operation
-//! One task per [`Alerter`](super::Alerter) sleeps until it is woken (a message was queued),
+//! One task per [`Alerter`](crate::Alerter) sleeps until it is woken (a message was queued),
 //! the earliest message is due, or it is stopped; then it runs a pass. Passes hold `pass_lock`,
 //! so the task and [`Delivery::flush`] never send the same message twice at once.
 //!
@@ -23,8 +23,8 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{unix_ms, Message, Queue};
-use super::smtp::{self, SmtpError};
+use crate::queue::{unix_ms, Message, Queue};
+use crate::smtp::{self, SmtpError};
 
 /// Which messages a pass sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,22 +1,72 @@
 //! Turns an alert into the e-mail that is queued: a subject, a plain-text body and an HTML
-//! body carrying the same things (agent id, host, time, event, subject, every fact, the action
-//! taken), plus the summary that stands for messages a full queue replaced.
+//! body carrying the same things (who sent it: program, instance and host; time, event,
+//! subject, every fact, the action taken), plus the summary that stands for messages a full
+//! queue replaced.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
-use super::queue::{unix_ms, Dropped, Message};
-use super::Alert;
+use crate::queue::{unix_ms, Dropped, Message};
+use crate::Alert;
 
-/// Who sends: the same for every message of one agent.
+/// The program that raises the alerts, and which instance of it: the same for every message
+/// of one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The program's name, e.g. `h264-agent`: it opens every subject (`[h264-agent ingest-1]
+    /// ...`) and is part of every `Message-ID`.
+    pub program: String,
+    /// What the instance is, the label of the first row of every message: `Agent`,
+    /// `Controller`.
+    pub role: String,
+    /// The instance: the agent's id, the controller's listen address.
+    pub id: String,
+}
+
+impl Origin {
+    /// `h264-agent` with the agent's id.
+    pub fn agent(id: impl Into<String>) -> Origin {
+        Origin {
+            program: "h264-agent".into(),
+            role: "Agent".into(),
+            id: id.into(),
+        }
+    }
+
+    /// `h264-controller`, known by the address it listens on (what operators give fleetctl).
+    pub fn controller(listen: impl Into<String>) -> Origin {
+        Origin {
+            program: "h264-controller".into(),
+            role: "Controller".into(),
+            id: listen.into(),
+        }
+    }
+}
+
+/// Who sends, as every message shows it.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The agent's id.
-    pub agent_id: String,
+    /// The program and its instance.
+    pub origin: Origin,
     /// The machine's host name.
     pub host: String,
+}
+
+impl Context {
+    /// The rows every message starts with: the instance, the host, the time and the event.
+    fn header(&self, at: SystemTime, event: String) -> Vec<(String, String)> {
+        vec![
+            (self.origin.role.clone(), self.origin.id.clone()),
+            ("Host".to_owned(), self.host.clone()),
+            (
+                "Time".to_owned(),
+                humantime::format_rfc3339_seconds(at).to_string(),
+            ),
+            ("Event".to_owned(), event),
+        ]
+    }
 }
 
 /// Alerts held back by deduplication before this one.
@@ -32,14 +82,8 @@ pub struct HeldBack {
 
 /// The queued e-mail for `alert`, raised at `at`.
 pub fn alert(ctx: &Context, alert: &Alert, at: SystemTime, held: Option<HeldBack>) -> Message {
-    let time = humantime::format_rfc3339_seconds(at).to_string();
     let event = format!("{} ({})", alert.kind.label(), alert.kind.as_str());
-    let mut rows = vec![
-        ("Agent".to_owned(), ctx.agent_id.clone()),
-        ("Host".to_owned(), ctx.host.clone()),
-        ("Time".to_owned(), time),
-        ("Event".to_owned(), event),
-    ];
+    let mut rows = ctx.header(at, event);
     rows.extend(alert.facts.iter().cloned());
     let note = held.filter(|h| h.count > 0).map(|h| {
         format!(
@@ -71,32 +115,24 @@ pub fn summary(ctx: &Context, dropped: &[Dropped], at: SystemTime) -> Message {
         "{} alert message(s) replaced by this summary",
         dropped.len()
     );
-    let mut rows = vec![
-        ("Agent".to_owned(), ctx.agent_id.clone()),
-        ("Host".to_owned(), ctx.host.clone()),
-        (
-            "Time".to_owned(),
-            humantime::format_rfc3339_seconds(at).to_string(),
-        ),
-        (
-            "Event".to_owned(),
-            "alert queue full (queue_summary)".to_owned(),
-        ),
-    ];
+    let mut rows = ctx.header(at, "alert queue full (queue_summary)".to_owned());
     for d in dropped {
         let when = SystemTime::UNIX_EPOCH + Duration::from_millis(d.created_ms);
         let when = humantime::format_rfc3339_seconds(when).to_string();
         rows.push((when, d.subject.clone()));
     }
-    let action = "The e-mail queue reached its limit (alerts.queue_limit) while messages could \
-                  not be delivered; the oldest were replaced by this list of their subjects. \
-                  The agent's log has every alert in full.";
+    let action = format!(
+        "The e-mail queue reached its limit (alerts.queue_limit) while messages could not be \
+         delivered; the oldest were replaced by this list of their subjects. The log of {} {} \
+         has every alert in full.",
+        ctx.origin.program, ctx.origin.id
+    );
     Message {
         kind: "queue_summary".to_owned(),
         created_ms: unix_ms(at),
         subject: subject_line(ctx, &subject),
-        text: text(&subject, &rows, action, None),
-        html: html(&subject, &rows, action, None),
+        text: text(&subject, &rows, &action, None),
+        html: html(&subject, &rows, &action, None),
         message_id: message_id(ctx, at),
         attempts: 0,
         next_attempt_ms: 0,
@@ -105,9 +141,9 @@ pub fn summary(ctx: &Context, dropped: &[Dropped], at: SystemTime) -> Message {
     }
 }
 
-/// `[h264-agent <id>] <subject>` on one line.
+/// `[<program> <id>] <subject>` on one line, e.g. `[h264-agent ingest-1] disk critical: /data`.
 fn subject_line(ctx: &Context, subject: &str) -> String {
-    let line = format!("[h264-agent {}] {}", ctx.agent_id, subject);
+    let line = format!("[{} {}] {}", ctx.origin.program, ctx.origin.id, subject);
     line.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
@@ -124,11 +160,17 @@ fn message_id(ctx: &Context, at: SystemTime) -> String {
     } else {
         &domain
     };
+    let program: String = ctx
+        .origin
+        .program
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
     let nonce: u64 = rand::thread_rng().gen();
-    format!("<{}.{nonce:016x}.h264-agent@{domain}>", unix_ms(at))
+    format!("<{}.{nonce:016x}.{program}@{domain}>", unix_ms(at))
 }
 
-/// Agent, host, time and event come first in every message; the facts follow.
+/// The instance, host, time and event come first in every message; the facts follow.
 const HEADER_ROWS: usize = 4;
 
 fn text(heading: &str, rows: &[(String, String)], action: &str, note: Option<&str>) -> String {
@@ -200,12 +242,12 @@ pub fn escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::AlertKind;
     use super::*;
+    use crate::AlertKind;
 
     fn ctx() -> Context {
         Context {
-            agent_id: "ingest-1".into(),
+            origin: Origin::agent("ingest-1"),
             host: "studio<b>".into(),
         }
     }
@@ -284,6 +326,43 @@ mod tests {
             .text
             .contains("2023-11-14T22:14:20Z: [h264-agent ingest-1] b"));
         assert!(m.html.contains("a &lt;1&gt;"));
+    }
+
+    #[test]
+    fn a_controller_names_itself_instead_of_an_agent() {
+        let ctx = Context {
+            origin: Origin::controller("10.0.0.5:7443"),
+            host: "control-1".into(),
+        };
+        let rolled_back = Alert {
+            kind: AlertKind::RolloutRolledBack,
+            subject: "rollout 3 rolled back: gate `nack` failed".into(),
+            facts: vec![("gate".into(), "nack".into())],
+            action: "every agent was assigned the stable revision 1".into(),
+            dedup_key: "rollout-3".into(),
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let m = alert(&ctx, &rolled_back, at, None);
+        assert_eq!(
+            m.subject,
+            "[h264-controller 10.0.0.5:7443] rollout 3 rolled back: gate `nack` failed"
+        );
+        assert_eq!(m.kind, "rollout_rolled_back");
+        let first = m.text.lines().nth(4).unwrap_or_default();
+        assert!(
+            first.starts_with("Controller:") && first.ends_with("10.0.0.5:7443"),
+            "{}",
+            m.text
+        );
+        assert!(!m.text.contains("Agent"), "{}", m.text);
+        assert!(m.html.contains("<th style=\"text-align:left;vertical-align:top;padding:2px 12px 2px 0\">Controller</th>"));
+        assert!(m.message_id.ends_with(".h264-controller@control-1>"));
+        let s = summary(&ctx, &[], at);
+        assert!(
+            s.text.contains("The log of h264-controller 10.0.0.5:7443"),
+            "{}",
+            s.text
+        );
     }
 
     #[test]

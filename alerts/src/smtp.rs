@@ -18,7 +18,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::queue::Message;
+use crate::queue::Message;
 
 /// The transport type.
 pub type Transport = AsyncSmtpTransport<Tokio1Executor>;

@@ -28,9 +28,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::publish::sync_dir;
-
-/// The queue's folder under the agent's state directory.
+/// The queue's folder under the program's state directory.
 pub const DIR_NAME: &str = "alerts-queue";
 
 /// One queued e-mail, as stored in its file.
@@ -335,6 +333,16 @@ fn write_atomic(dir: &Path, name: &str, message: &Message) -> io::Result<()> {
     }
     sync_dir(dir);
     result
+}
+
+/// Makes a rename or removal in `dir` durable (fsync of the folder; a no-op off Unix).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 fn remove(dir: &Path, name: &str) {

@@ -1,5 +1,28 @@
-//! Operator alerts: every alert is logged, and, when `[alerts.email]` is set, e-mailed (HTML
-//! and plain text) through a write-ahead dead-letter queue on disk.
+//! `h264-alerts`: operator alerts for h264create's programs (`h264-agent`, `h264-controller`).
+//! Every alert is logged, and, when `[alerts.email]` is set, e-mailed (HTML and plain text)
+//! through a write-ahead dead-letter queue on disk. The settings are the agent's `[alerts]`
+//! section ([`h264_config::agent::Alerts`]), which the controller's config file takes too.
+//!
+//! ```no_run
+//! # async fn example(cfg: h264_config::agent::Alerts) -> std::io::Result<()> {
+//! use h264_alerts::{Alert, AlertKind, Alerter, Origin};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let shutdown = CancellationToken::new();
+//! let origin = Origin::controller("127.0.0.1:7443");
+//! let alerter = Alerter::start(&cfg, &origin, "var/controller".as_ref(), shutdown.clone())?;
+//! alerter.send(Alert {
+//!     kind: AlertKind::RolloutAborted,
+//!     subject: "rollout 3 aborted".into(),
+//!     facts: vec![("rollout".into(), "3".into())],
+//!     action: "every agent was assigned the stable revision 2".into(),
+//!     dedup_key: "rollout-3-aborted".into(),
+//! });
+//! shutdown.cancel();
+//! alerter.flush(std::time::Duration::from_secs(5)).await;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Theory of operation
 //! [`Alerter::send`] is synchronous and never touches the network. It logs the alert with
@@ -27,7 +50,10 @@
 //! Delivery is at least once: a crash (or a flush timeout) between the server's acceptance and
 //! the removal of the file sends that message again later. The copy carries the same
 //! `Message-ID`, so mail systems and readers can recognise the duplicate. The queue belongs to
-//! one agent: the control address guard keeps a second agent off the same state directory.
+//! one process: the agent's control-address guard and the controller's state-folder lock keep
+//! a second one off the same state directory.
+
+#![forbid(unsafe_code)]
 
 mod alerter;
 pub mod dedup;
@@ -37,8 +63,9 @@ pub mod render;
 pub mod smtp;
 
 pub use alerter::Alerter;
+pub use render::Origin;
 
-/// What happened.
+/// What happened: the agent's kinds first, then the controller's (`Rollout*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertKind {
     /// A recording failed for good (after its last attempt).
@@ -57,6 +84,14 @@ pub enum AlertKind {
     AgentStopped,
     /// A new configuration was rejected; the agent kept the previous one.
     ConfigRejected,
+    /// Controller: a rollout's gate failed and every agent was rolled back to the stable
+    /// revision automatically.
+    RolloutRolledBack,
+    /// Controller: the operator aborted a rollout; every agent is back on the stable revision.
+    RolloutAborted,
+    /// Controller: the operator undid a finished rollout; every agent was assigned the earlier
+    /// revision.
+    RolloutUndone,
 }
 
 impl AlertKind {
@@ -71,6 +106,9 @@ impl AlertKind {
             AlertKind::AgentStarted => "agent_started",
             AlertKind::AgentStopped => "agent_stopped",
             AlertKind::ConfigRejected => "config_rejected",
+            AlertKind::RolloutRolledBack => "rollout_rolled_back",
+            AlertKind::RolloutAborted => "rollout_aborted",
+            AlertKind::RolloutUndone => "rollout_undone",
         }
     }
 
@@ -85,16 +123,23 @@ impl AlertKind {
             AlertKind::AgentStarted => "agent started",
             AlertKind::AgentStopped => "agent stopped",
             AlertKind::ConfigRejected => "configuration rejected",
+            AlertKind::RolloutRolledBack => "rollout rolled back (gate failed)",
+            AlertKind::RolloutAborted => "rollout aborted by the operator",
+            AlertKind::RolloutUndone => "rollout undone by the operator",
         }
     }
 
     /// How loud the log line is.
     pub fn severity(self) -> Severity {
         match self {
-            AlertKind::FileFailed | AlertKind::DiskCritical | AlertKind::ConfigRejected => {
-                Severity::Error
-            }
-            AlertKind::DiskWarn | AlertKind::PausedByDiskGuard => Severity::Warning,
+            AlertKind::FileFailed
+            | AlertKind::DiskCritical
+            | AlertKind::ConfigRejected
+            | AlertKind::RolloutRolledBack => Severity::Error,
+            AlertKind::DiskWarn
+            | AlertKind::PausedByDiskGuard
+            | AlertKind::RolloutAborted
+            | AlertKind::RolloutUndone => Severity::Warning,
             AlertKind::ResumedByDiskGuard | AlertKind::AgentStarted | AlertKind::AgentStopped => {
                 Severity::Info
             }
@@ -122,8 +167,42 @@ pub struct Alert {
     pub subject: String,
     /// Details in order, e.g. `("file", ..)`, `("stage", ..)`, `("error", ..)`.
     pub facts: Vec<(String, String)>,
-    /// What the agent did about it, e.g. "moved the source to quarantine".
+    /// What the program did about it, e.g. "moved the source to quarantine".
     pub action: String,
     /// Alerts with the same key are mailed at most once per `dedup_window`.
     pub dedup_key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [AlertKind; 11] = [
+        AlertKind::FileFailed,
+        AlertKind::DiskWarn,
+        AlertKind::DiskCritical,
+        AlertKind::PausedByDiskGuard,
+        AlertKind::ResumedByDiskGuard,
+        AlertKind::AgentStarted,
+        AlertKind::AgentStopped,
+        AlertKind::ConfigRejected,
+        AlertKind::RolloutRolledBack,
+        AlertKind::RolloutAborted,
+        AlertKind::RolloutUndone,
+    ];
+
+    #[test]
+    fn names_are_unique_and_rollout_kinds_are_loud_enough() {
+        let mut names: Vec<&str> = ALL.iter().map(|k| k.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert_eq!(AlertKind::RolloutRolledBack.severity(), Severity::Error);
+        assert_eq!(AlertKind::RolloutAborted.severity(), Severity::Warning);
+        assert_eq!(AlertKind::RolloutUndone.severity(), Severity::Warning);
+        assert_eq!(
+            AlertKind::RolloutUndone.label(),
+            "rollout undone by the operator"
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! [`Alerter`]: the handle the pipeline raises alerts through (see the module doc of
-//! [`alerts`](super) for the theory of operation).
+//! [`Alerter`]: the handle a program raises alerts through (see the crate doc for the theory
+//! of operation).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -8,12 +8,12 @@ use std::time::{Duration, Instant, SystemTime};
 use h264_config::agent::Alerts;
 use tokio_util::sync::CancellationToken;
 
-use super::dedup::{Decision, Dedup};
-use super::deliver::{Backoff, Delivery, Mode};
-use super::queue::{self, Queue};
-use super::render::{self, Context, HeldBack};
-use super::smtp::{Endpoint, Security};
-use super::{Alert, Severity};
+use crate::dedup::{Decision, Dedup};
+use crate::deliver::{Backoff, Delivery, Mode};
+use crate::queue::{self, Queue};
+use crate::render::{self, Context, HeldBack, Origin};
+use crate::smtp::{Endpoint, Security};
+use crate::{Alert, Severity};
 
 /// Raises alerts: logs them, deduplicates them and queues their e-mail for delivery.
 #[derive(Debug)]
@@ -31,11 +31,12 @@ pub struct Alerter {
 
 impl Alerter {
     /// Loads the dead-letter queue from `state_dir/alerts-queue/` and starts the delivery task
-    /// (stops on `shutdown`, or when the alerter is dropped). Must be called within a tokio
-    /// runtime. Damaged queue files are moved aside and logged, never an error.
+    /// (stops on `shutdown`, or when the alerter is dropped). `origin` says which program (and
+    /// which instance of it) every message comes from. Must be called within a tokio runtime.
+    /// Damaged queue files are moved aside and logged, never an error.
     pub fn start(
         cfg: &Alerts,
-        agent_id: &str,
+        origin: &Origin,
         state_dir: &Path,
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<Alerter>> {
@@ -46,7 +47,7 @@ impl Alerter {
         let queue = Arc::new(queue);
         let host = host_name();
         let ctx = Context {
-            agent_id: agent_id.to_owned(),
+            origin: origin.clone(),
             host: host.clone(),
         };
         let stop = shutdown.child_token();
