@@ -12,80 +12,19 @@
 mod bins;
 #[path = "../../controller/tests/support/controller.rs"]
 mod controller;
+#[path = "support/fleet_agent.rs"]
+mod fleet_agent;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use controller::ControllerProcess;
+use fleet_agent::FleetAgent;
 use h264_testkit::fixtures::Fixture;
 use h264_testkit::smtp::{Received, SmtpSink};
 use h264_testkit::wait::wait_for;
 use serde_json::Value;
-
-struct Agent {
-    dir: tempfile::TempDir,
-    input: PathBuf,
-    child: Option<Child>,
-}
-
-use h264_testkit::net::free_port;
-
-impl Agent {
-    fn new(id: &str, endpoint: &str, canary: bool) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let (input, output) = (dir.path().join("incoming"), dir.path().join("h264"));
-        std::fs::create_dir_all(&input).unwrap();
-        let config = dir.path().join("agent.toml");
-        let labels = if canary {
-            "{ site = \"e2e\", canary = \"true\" }"
-        } else {
-            "{ site = \"e2e\" }"
-        };
-        std::fs::write(
-            &config,
-            format!(
-                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:{}\"\n\
-                 [[watch]]\nsource = '{}'\noutput = '{}'\n\
-                 [readiness]\nstable_for = \"0s\"\nmtime_grace = \"0s\"\n\
-                 [transcode]\npreset = \"ultrafast\"\ncrf = 30\nremux = false\n\
-                 [controller]\nendpoint = \"{endpoint}\"\nlabels = {labels}\n\
-                 reconnect_backoff = \"200ms\"\nreconnect_backoff_max = \"1s\"\nstats_interval = \"1s\"\n",
-                dir.path().join("state").display(),
-                free_port(),
-                input.display(),
-                output.display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let child = Command::new(bins::workspace_bin("h264-agent", "h264-agent"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Agent {
-            dir,
-            input,
-            child: Some(child),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn fleetctl(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
@@ -195,10 +134,10 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let c = controller(dir.path(), &sink);
     let url = c.url();
-    let agents: Vec<Agent> = IDS
+    let agents: Vec<FleetAgent> = IDS
         .iter()
         .enumerate()
-        .map(|(i, id)| Agent::new(id, &url, i == 0))
+        .map(|(i, id)| FleetAgent::start(id, &url, i == 0, &[]))
         .collect();
     wait_agents(&url, &IDS, "three connected agents", |a| {
         a["connected"] == true
@@ -293,10 +232,10 @@ fn ten_agents_take_a_good_revision_step_by_step_and_undo_puts_them_back_within_t
     let url = c.url();
     let ids = ten_ids();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let agents: Vec<Agent> = ids
+    let agents: Vec<FleetAgent> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| Agent::new(id, &url, i == 0))
+        .map(|(i, id)| FleetAgent::start(id, &url, i == 0, &[]))
         .collect();
     wait_agents(&url, &id_refs, "ten connected agents", |a| {
         a["connected"] == true

@@ -14,74 +14,20 @@
 mod bins;
 #[path = "../../controller/tests/support/controller.rs"]
 mod controller;
+#[path = "support/fleet_agent.rs"]
+mod fleet_agent;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use controller::ControllerProcess;
+use fleet_agent::FleetAgent;
 use h264_testkit::otlp::{broken_parents, unreachable_endpoint, CollectedSpan, Collector};
 use h264_testkit::wait::wait_for;
 use serde_json::Value;
 
 const IDS: [&str; 2] = ["trace-a", "trace-b"];
-
-use h264_testkit::net::free_port;
-
-/// A real agent joined to `controller`, exporting its spans to `otlp`.
-struct Agent {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Agent {
-    fn start(id: &str, controller: &str, otlp: &str, canary: bool) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("incoming");
-        std::fs::create_dir_all(&input).unwrap();
-        let config = dir.path().join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:{}\"\n\
-                 [[watch]]\nsource = '{}'\noutput = '{}'\n\
-                 [controller]\nendpoint = \"{controller}\"\nlabels = {{ canary = \"{canary}\" }}\n\
-                 reconnect_backoff = \"200ms\"\nreconnect_backoff_max = \"1s\"\nstats_interval = \"1s\"\n",
-                dir.path().join("state").display(),
-                free_port(),
-                input.display(),
-                dir.path().join("h264").display(),
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let child = Command::new(bins::workspace_bin("h264-agent", "h264-agent"))
-            .arg("--config")
-            .arg(&config)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Agent {
-            dir,
-            child: Some(child),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn fleetctl(url: &str, otlp: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
@@ -160,10 +106,12 @@ fn a_rollout_to_two_agents_is_one_trace_from_fleetctl_through_the_controller_to_
     let bin = bins::workspace_bin("h264-controller", "h264-controller");
     let c = ControllerProcess::start_with_config(&bin, &dir.path().join("state"), Some(&config));
     let url = c.url();
-    let agents: Vec<Agent> = IDS
+    let agents: Vec<FleetAgent> = IDS
         .iter()
         .enumerate()
-        .map(|(i, id)| Agent::start(id, &url, &otlp, i == 0))
+        .map(|(i, id)| {
+            FleetAgent::start(id, &url, i == 0, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)])
+        })
         .collect();
     wait_agents(&url, &otlp, "both agents connected", |a| {
         a["connected"] == true

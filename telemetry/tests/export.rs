@@ -92,3 +92,95 @@ async fn a_collector_that_is_down_drops_and_counts_spans_and_shutdown_is_bounded
         "dropped {dropped_before} of 5000 (making them took {making:?})"
     );
 }
+
+/// A minimal OTLP/HTTP receiver: answers every POST with 200 and keeps (path, body).
+async fn http_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request: head, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = buf[head_end..head_end + len].to_vec();
+                    buf.drain(..head_end + len);
+                    keep.lock().unwrap().push((path, body));
+                    let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+                    if stream.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_and_metrics_travel_over_otlp_http_too() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    let (endpoint, got) = http_receiver().await;
+    let mut s = settings(endpoint);
+    s.otlp_protocol = h264_telemetry::Protocol::HttpProtobuf;
+    let t = Telemetry::init(s, false).unwrap();
+    let subscriber = tracing_subscriber::registry().with(t.layer().unwrap());
+    let guard = tracing::subscriber::set_default(subscriber);
+    drop(tracing::info_span!(target: "h264_test", "job", file = "news at 6.ts").entered());
+    drop(guard);
+    t.meter("h264-test")
+        .u64_counter("h264_test_jobs")
+        .build()
+        .add(1, &[]);
+    t.shutdown(Duration::from_secs(5)).await;
+
+    let got = got.lock().unwrap().clone();
+    let traces: Vec<_> = got.iter().filter(|(p, _)| p == "/v1/traces").collect();
+    assert_eq!(
+        traces.len(),
+        1,
+        "requests: {:?}",
+        got.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    let request = ExportTraceServiceRequest::decode(traces[0].1.as_slice()).unwrap();
+    let span = &request.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(span.name, "job");
+    assert!(
+        got.iter().any(|(p, _)| p == "/v1/metrics"),
+        "the metrics are pushed at shutdown"
+    );
+}

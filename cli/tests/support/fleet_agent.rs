@@ -1,0 +1,80 @@
+//! A real `h264-agent` process joined to a controller, for the end-to-end tests of rollouts and
+//! traces: its own temporary folders (watch folder `incoming`, output `h264`, state), a free
+//! control port, fast reconnects and stats, and its log in `agent.log`. Killed on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use h264_testkit::net::free_port;
+
+use crate::bins;
+
+/// One running agent.
+#[allow(dead_code)] // each test binary uses a different part
+pub struct FleetAgent {
+    /// The agent's temporary folder.
+    pub dir: tempfile::TempDir,
+    /// Its watch folder.
+    pub input: PathBuf,
+    child: Option<Child>,
+}
+
+impl FleetAgent {
+    /// Starts agent `id` against the controller at `endpoint`, labelled `canary=true` when
+    /// `canary`, with the extra environment `env` (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub fn start(id: &str, endpoint: &str, canary: bool, env: &[(&str, &str)]) -> FleetAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, output) = (dir.path().join("incoming"), dir.path().join("h264"));
+        std::fs::create_dir_all(&input).unwrap();
+        let config = dir.path().join("agent.toml");
+        let labels = if canary {
+            "{ site = \"e2e\", canary = \"true\" }"
+        } else {
+            "{ site = \"e2e\" }"
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:{}\"\n\
+                 [[watch]]\nsource = '{}'\noutput = '{}'\n\
+                 [readiness]\nstable_for = \"0s\"\nmtime_grace = \"0s\"\n\
+                 [transcode]\npreset = \"ultrafast\"\ncrf = 30\nremux = false\n\
+                 [controller]\nendpoint = \"{endpoint}\"\nlabels = {labels}\n\
+                 reconnect_backoff = \"200ms\"\nreconnect_backoff_max = \"1s\"\nstats_interval = \"1s\"\n",
+                dir.path().join("state").display(),
+                free_port(),
+                input.display(),
+                output.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+        let child = Command::new(bins::workspace_bin("h264-agent", "h264-agent"))
+            .arg("--config")
+            .arg(&config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        FleetAgent {
+            dir,
+            input,
+            child: Some(child),
+        }
+    }
+
+    /// What the agent logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for FleetAgent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
