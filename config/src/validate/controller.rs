@@ -91,16 +91,7 @@ fn endpoint(endpoint: &str, out: &mut Vec<Problem>) {
         return;
     }
     let (host, port) = split_port(authority);
-    let bad_host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_err(),
-        None => {
-            host.is_empty()
-                || !host
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ".-_".contains(ch))
-        }
-    };
-    if bad_host {
+    if !valid_host(host) {
         let message = format!("`{endpoint}` names no valid host");
         out.push(Problem::error(KEY, message).with_hint(example));
         return;
@@ -118,6 +109,19 @@ fn endpoint(endpoint: &str, out: &mut Vec<Problem>) {
             out.push(Problem::error(KEY, message).with_hint(example));
         }
         Some(_) => {}
+    }
+}
+
+/// A host name (letters, digits, `.`, `-`, `_`) or a bracketed IPv6 literal.
+pub(super) fn valid_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ".-_".contains(ch))
+        }
     }
 }
 

@@ -126,16 +126,7 @@ pub fn otlp_endpoint(key: &str, endpoint: &str, protocol: OtlpProtocol) -> Vec<P
         }
     }
     let (host, port_text) = super::controller::split_port(authority);
-    let bad_host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_err(),
-        None => {
-            host.is_empty()
-                || !host
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ".-_".contains(ch))
-        }
-    };
-    if bad_host {
+    if !super::controller::valid_host(host) {
         let message = format!("`{endpoint}` names no valid host");
         out.push(Problem::error(key, message).with_hint(example));
         return out;
