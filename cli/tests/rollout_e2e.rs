@@ -362,3 +362,79 @@ fn ten_agents_take_a_good_revision_step_by_step_and_undo_puts_them_back_within_t
          {rolled_out:?}; undo: every agent back on generation 1 {back:?} after the command"
     );
 }
+
+/// An agent config table naming a CCExtractor program in the agent's folder (a stand-in
+/// script: the capability check only needs the program to exist; no file is converted).
+fn with_ccextractor(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let program = dir.join("ccextractor");
+    std::fs::write(&program, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("[captions]\nccextractor = '{}'\n", program.display())
+}
+
+#[test]
+fn a_revision_some_real_agents_nack_rolls_back_at_the_step_where_it_happens() {
+    let sink = SmtpSink::started(None);
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(dir.path(), &sink);
+    let url = c.url();
+    // The canary has CCExtractor; the two others do not, so they refuse a revision that asks
+    // for it (capability NACK), as a real host without the program does.
+    let tools = tempfile::tempdir().unwrap();
+    let ids = ["nack-a", "nack-b", "nack-c"];
+    let agents: Vec<FleetAgent> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let extra = if i == 0 {
+                with_ccextractor(tools.path())
+            } else {
+                String::new()
+            };
+            FleetAgent::start_with(id, &url, i == 0, &[], &extra)
+        })
+        .collect();
+    wait_agents(&url, &ids, "three connected agents", |a| {
+        a["connected"] == true
+    });
+    apply(&url, dir.path(), "  transcode: {crf: 23}\n");
+    wait_agents(&url, &ids, "every agent on generation 1", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 1
+    });
+
+    apply(
+        &url,
+        dir.path(),
+        "  captions: {tool: ccextractor}\n  rollout:\n    steps: [{canary: 1}, {percent: 50}, {percent: 100}]\n    analysis: {ack_deadline: 20s}\n",
+    );
+    let out = fleetctl(&url, &["rollout", "status", "--watch", "--timeout", "60s"]);
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{err}\n{}",
+        agents[1].log()
+    );
+    assert!(err.contains("RolledBack"), "{err}");
+    let s = rollout_status(&url);
+    assert_eq!(s["phase"], "RolledBack", "{s:#}");
+    // The canary step passed (its agent ACKed); the NACK came at the 50 % step.
+    assert_eq!(s["step"], 1, "rolled back at the percent step: {s:#}");
+    assert!(
+        text.contains("nack"),
+        "the status names the NACK gate: {text}"
+    );
+    assert!(
+        text.contains("not installed"),
+        "the status carries the agent's reason: {text}"
+    );
+    wait_agents(&url, &ids, "every agent back on generation 1", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 1
+    });
+    let m = mail(&sink, "rolled back");
+    assert!(m.subject.contains("nack"), "{}", m.subject);
+}

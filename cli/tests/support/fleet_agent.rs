@@ -23,6 +23,18 @@ impl FleetAgent {
     /// Starts agent `id` against the controller at `endpoint`, labelled `canary=true` when
     /// `canary`, with the extra environment `env` (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub fn start(id: &str, endpoint: &str, canary: bool, env: &[(&str, &str)]) -> FleetAgent {
+        Self::start_with(id, endpoint, canary, env, "")
+    }
+
+    /// [`FleetAgent::start`] with `extra` appended to the agent's TOML (e.g. a `[captions]`
+    /// table naming a local program).
+    pub fn start_with(
+        id: &str,
+        endpoint: &str,
+        canary: bool,
+        env: &[(&str, &str)],
+        extra: &str,
+    ) -> FleetAgent {
         let dir = tempfile::tempdir().unwrap();
         let (input, output) = (dir.path().join("incoming"), dir.path().join("h264"));
         std::fs::create_dir_all(&input).unwrap();
@@ -40,7 +52,7 @@ impl FleetAgent {
                  [readiness]\nstable_for = \"0s\"\nmtime_grace = \"0s\"\n\
                  [transcode]\npreset = \"ultrafast\"\ncrf = 30\nremux = false\n\
                  [controller]\nendpoint = \"{endpoint}\"\nlabels = {labels}\n\
-                 reconnect_backoff = \"200ms\"\nreconnect_backoff_max = \"1s\"\nstats_interval = \"1s\"\n",
+                 reconnect_backoff = \"200ms\"\nreconnect_backoff_max = \"1s\"\nstats_interval = \"1s\"\n{extra}",
                 dir.path().join("state").display(),
                 free_port(),
                 input.display(),
