@@ -438,3 +438,93 @@ fn a_revision_some_real_agents_nack_rolls_back_at_the_step_where_it_happens() {
     let m = mail(&sink, "rolled back");
     assert!(m.subject.contains("nack"), "{}", m.subject);
 }
+
+#[test]
+fn silence_pauses_a_restarted_controller_resumes_and_an_offline_agent_catches_up() {
+    let sink = SmtpSink::started(None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = controller(dir.path(), &sink);
+    let url = c.url();
+    let ids = ["soak-a", "soak-b", "soak-c"];
+    let mut agents: Vec<FleetAgent> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| FleetAgent::start(id, &url, i == 0, &[]))
+        .collect();
+    wait_agents(&url, &ids, "three connected agents", |a| {
+        a["connected"] == true
+    });
+    apply(&url, dir.path(), "  transcode: {crf: 23}\n");
+    wait_agents(&url, &ids, "every agent on generation 1", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 1
+    });
+
+    // soak-c goes offline before the rollout reaches it.
+    agents[2].kill();
+    wait_agents(&url, &ids[2..], "soak-c offline", |a| {
+        a["connected"] == false
+    });
+    apply(
+        &url,
+        dir.path(),
+        "  transcode: {crf: 24}\n  rollout:\n    steps: [{canary: 1}, {pause: 2s}, {percent: 100}, {pause: 60s}]\n    analysis: {max_failure_rate: 0.05, min_jobs: 1, ack_deadline: 20s}\n",
+    );
+
+    // No file converted during the canary's soak: inconclusive, the rollout waits for a human.
+    let s = wait_rollout(
+        &url,
+        "an inconclusive pause",
+        Duration::from_secs(30),
+        |s| s["phase"] == "Paused",
+    );
+    assert_eq!(s["step"], 1, "{s:#}");
+    assert!(
+        s["reason"].as_str().unwrap_or("").contains("inconclusive"),
+        "{s:#}"
+    );
+    assert_eq!(s["generation"], 2);
+    let out = fleetctl(&url, &["rollout", "promote"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 100 %: the two online agents take generation 2; soak-c, offline, does not block the step.
+    let s = wait_rollout(&url, "the final soak", Duration::from_secs(30), |s| {
+        s["step"] == 3 && s["phase"] == "Progressing"
+    });
+    wait_agents(&url, &ids[..2], "the online agents on generation 2", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 2
+    });
+
+    // The controller restarts mid-soak: the rollout goes on at the same step.
+    c.restart();
+    let after = wait_rollout(
+        &url,
+        "the rollout after a restart",
+        Duration::from_secs(30),
+        |s| s["generation"] == 2 && s["phase"].is_string(),
+    );
+    assert_eq!(
+        after["step"], s["step"],
+        "same step after the restart: {after:#}"
+    );
+    assert_eq!(after["phase"], "Progressing", "{after:#}");
+
+    // soak-c comes back and gets the revision the rollout reached.
+    agents[2].start_again();
+    wait_agents(&url, &ids, "every agent on generation 2", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 2
+    });
+    let out = fleetctl(&url, &["rollout", "promote", "--full"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = wait_rollout(&url, "Succeeded", Duration::from_secs(30), |s| {
+        s["phase"] == "Succeeded"
+    });
+    assert_eq!(s["generation"], 2, "{s:#}");
+}

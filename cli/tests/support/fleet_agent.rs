@@ -16,6 +16,8 @@ pub struct FleetAgent {
     pub dir: tempfile::TempDir,
     /// Its watch folder.
     pub input: PathBuf,
+    config: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -60,20 +62,45 @@ impl FleetAgent {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+        let mut agent = FleetAgent {
+            dir,
+            input,
+            config,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            child: None,
+        };
+        agent.start_again();
+        agent
+    }
+
+    /// Kills the agent (SIGKILL): it drops off the fleet as a crashed or unplugged host does.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again with the same configuration and state, its log appended.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the agent is still running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .unwrap();
         let child = Command::new(bins::workspace_bin("h264-agent", "h264-agent"))
             .arg("--config")
-            .arg(&config)
-            .envs(env.iter().copied())
+            .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        FleetAgent {
-            dir,
-            input,
-            child: Some(child),
-        }
+        self.child = Some(child);
     }
 
     /// What the agent logged so far.
@@ -84,9 +111,6 @@ impl FleetAgent {
 
 impl Drop for FleetAgent {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill();
     }
 }
