@@ -68,6 +68,20 @@ fn rollout_verbs_steer_a_rollout_and_exit_codes_say_how_it_ended() {
             "percent:0",
         ],
     );
+    // Steps given on the command line follow the manifest's rules (cohorts only grow).
+    let (_, err) = expect(
+        &url,
+        2,
+        &[
+            "rollout",
+            "start",
+            "--revision",
+            "1",
+            "--steps",
+            "percent:50,percent:25,percent:100",
+        ],
+    );
+    assert!(err.contains("not above the previous step"), "{err}");
     expect(&url, 2, &["rollout", "start", "--revision", "2"]);
     let steps = "canary:1,pause:{},percent:100";
     let (out, _) = expect(

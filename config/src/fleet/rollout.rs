@@ -290,6 +290,15 @@ fn duration(value: &Value) -> Option<HumanDuration> {
     }
 }
 
+/// The rules a manifest's list of steps must follow (canaries first, growing percentages, an
+/// end at 100 %, ...), for steps given another way (`fleetctl rollout start --steps`); problems
+/// are reported at `at`.
+pub fn check_steps(steps: &[Step], at: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    sequence(steps, at, &mut out);
+    out
+}
+
 /// Rules over the whole list of steps.
 fn sequence(steps: &[Step], at: &str, out: &mut Vec<Problem>) {
     if steps.is_empty() {

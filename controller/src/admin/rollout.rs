@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use h264_config::fleet::FleetSpec;
+use h264_config::fleet::{FleetSpec, Step};
+use h264_config::units::HumanDuration;
 use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{RolloutCohort, RolloutGate, RolloutRequest, RolloutStatus};
 use tonic::Status;
@@ -114,6 +115,23 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepPlan>, String> {
     if out.is_empty() {
         return Err("no steps given".into());
     }
+    // The manifest's sequence rules hold for steps given on the command line too.
+    let as_manifest: Vec<Step> = out
+        .iter()
+        .map(|p| match p {
+            StepPlan::Canary(n) => Step::Canary(*n),
+            StepPlan::Percent(n) => Step::Percent(*n),
+            StepPlan::Pause(ms) => Step::Pause(ms.map(HumanDuration::from_millis)),
+        })
+        .collect();
+    let errors: Vec<String> = h264_config::fleet::rollout::check_steps(&as_manifest, "steps")
+        .into_iter()
+        .filter(|p| p.is_error())
+        .map(|p| p.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
     Ok(out)
 }
 
@@ -188,5 +206,18 @@ mod tests {
         assert!(parse_steps("percent:0").is_err());
         assert!(parse_steps("bake:1").is_err());
         assert!(parse_steps("").is_err());
+        // The manifest's sequence rules: cohorts only grow, canaries first, end at 100 %.
+        let shrinking = parse_steps("percent:50,percent:25,percent:100").unwrap_err();
+        assert!(
+            shrinking.contains("not above the previous step"),
+            "{shrinking}"
+        );
+        let late_canary = parse_steps("percent:50,canary:1,percent:100").unwrap_err();
+        assert!(
+            late_canary.contains("canary step comes after"),
+            "{late_canary}"
+        );
+        let short = parse_steps("canary:1,percent:50").unwrap_err();
+        assert!(short.contains("never reach the whole fleet"), "{short}");
     }
 }
