@@ -82,12 +82,36 @@ fn rollout_verbs_steer_a_rollout_and_exit_codes_say_how_it_ended() {
         ],
     );
     assert!(err.contains("not above the previous step"), "{err}");
+    let (_, err) = expect(
+        &url,
+        2,
+        &[
+            "rollout",
+            "start",
+            "--revision",
+            "1",
+            "--max-unavailable",
+            "200%",
+        ],
+    );
+    assert!(err.contains("--max-unavailable `200%`"), "{err}");
     expect(&url, 2, &["rollout", "start", "--revision", "2"]);
     let steps = "canary:1,pause:{},percent:100";
     let (out, _) = expect(
         &url,
         0,
-        &["rollout", "start", "--revision", "1", "--steps", steps],
+        &[
+            "rollout",
+            "start",
+            "--revision",
+            "1",
+            "--steps",
+            steps,
+            "--max-unavailable",
+            "1",
+            "--max-lost",
+            "2m",
+        ],
     );
     assert!(out.contains("phase:   Paused"), "{out}");
     assert!(out.contains("waiting for a human"), "{out}");

@@ -40,6 +40,14 @@ pub enum RolloutVerb {
         /// `canary:1,pause:30s,percent:50,pause:{},percent:100`.
         #[arg(long)]
         steps: Option<String>,
+        /// Offline cohort agents that may hold a step back: a count (`2`) or a share (`10%`);
+        /// instead of the revision's `rollout.max_unavailable`.
+        #[arg(long, value_name = "N|N%")]
+        max_unavailable: Option<String>,
+        /// How long a cohort agent may be lost before the gate fails (e.g. `2m`); instead of
+        /// the revision's `analysis.max_lost`.
+        #[arg(long, value_name = "DURATION")]
+        max_lost: Option<String>,
     },
     /// The current rollout; `--watch` follows it until it ends.
     Status {
@@ -226,13 +234,20 @@ async fn rollout(controller: &str, args: RolloutArgs) -> Result<(), Failure> {
     let what = format!("the controller at {controller}");
     let format = args.out.output;
     let (verb, watch) = match args.verb {
-        RolloutVerb::Start { revision, steps } => {
+        RolloutVerb::Start {
+            revision,
+            steps,
+            max_unavailable,
+            max_lost,
+        } => {
             client::attribute("revision", revision as i64);
             client::attribute("steps", steps.clone().unwrap_or_default());
             (
                 Verb::Start(RolloutStart {
                     generation: revision,
                     steps: steps.unwrap_or_default(),
+                    max_unavailable: max_unavailable.unwrap_or_default(),
+                    max_lost: max_lost.unwrap_or_default(),
                 }),
                 None,
             )

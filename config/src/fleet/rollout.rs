@@ -269,16 +269,24 @@ fn step(item: &Value, at: &str, out: &mut Vec<Problem>) -> Option<Step> {
 fn max_unavailable(value: &Value) -> Option<MaxUnavailable> {
     match value {
         Value::Integer(n) => u32::try_from(*n).ok().map(MaxUnavailable::Count),
-        Value::String(s) => match s.trim().strip_suffix('%') {
+        Value::String(s) => MaxUnavailable::parse(s),
+        _ => None,
+    }
+}
+
+impl MaxUnavailable {
+    /// `"2"` (a count) or `"10%"` (1-100 % of the cohort), as the manifest and
+    /// `fleetctl rollout start --max-unavailable` write it.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().strip_suffix('%') {
             Some(p) => p
                 .trim()
                 .parse::<u8>()
                 .ok()
                 .filter(|p| (1..=100).contains(p))
                 .map(MaxUnavailable::Percent),
-            None => s.trim().parse::<u32>().ok().map(MaxUnavailable::Count),
-        },
-        _ => None,
+            None => text.trim().parse::<u32>().ok().map(MaxUnavailable::Count),
+        }
     }
 }
 

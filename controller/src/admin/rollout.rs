@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use h264_config::fleet::{FleetSpec, Step};
+use h264_config::fleet::{FleetSpec, MaxUnavailable, Step};
 use h264_config::units::HumanDuration;
 use h264_proto::v1::rollout_request::Verb;
-use h264_proto::v1::{RolloutCohort, RolloutGate, RolloutRequest, RolloutStatus};
+use h264_proto::v1::{RolloutCohort, RolloutGate, RolloutRequest, RolloutStart, RolloutStatus};
 use tonic::Status;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -32,7 +32,7 @@ pub(super) async fn rollout(admin: &Admin, req: RolloutRequest) -> Result<Rollou
         _ => Some(admin.writes.lock().await),
     };
     let plan = match &verb {
-        Verb::Start(s) => Some(start_plan(admin, s.generation, &s.steps)?),
+        Verb::Start(s) => Some(start_plan(admin, s)?),
         _ => None,
     };
     let engine = admin.rollouts.clone();
@@ -62,7 +62,8 @@ pub(super) async fn rollout(admin: &Admin, req: RolloutRequest) -> Result<Rollou
 }
 
 /// The plan of a start: the revision's `spec.rollout`, its steps replaced by `steps` if given.
-fn start_plan(admin: &Admin, generation: u64, steps: &str) -> Result<Plan, Status> {
+fn start_plan(admin: &Admin, start: &RolloutStart) -> Result<Plan, Status> {
+    let generation = start.generation;
     let revision = admin.registry.revision(generation).ok_or_else(|| {
         Status::not_found(format!(
             "there is no revision {generation} (see `fleetctl get revisions`)"
@@ -76,10 +77,35 @@ fn start_plan(admin: &Admin, generation: u64, steps: &str) -> Result<Plan, Statu
             Plan::from(&h264_config::fleet::Rollout::default())
         }
     };
+    overrides(&mut plan, start)?;
+    Ok(plan)
+}
+
+/// The command line's replacements for the revision's steps, `max_unavailable` and `max_lost`.
+fn overrides(plan: &mut Plan, start: &RolloutStart) -> Result<(), Status> {
+    let steps = start.steps.as_str();
     if !steps.trim().is_empty() {
         plan.steps = parse_steps(steps).map_err(Status::invalid_argument)?;
     }
-    Ok(plan)
+    if !start.max_unavailable.trim().is_empty() {
+        let m = MaxUnavailable::parse(&start.max_unavailable).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "--max-unavailable `{}`: expected a count (2) or a share of the cohort (10%)",
+                start.max_unavailable
+            ))
+        })?;
+        plan.gates.max_unavailable = m.into();
+    }
+    if !start.max_lost.trim().is_empty() {
+        let d = humantime::parse_duration(start.max_lost.trim()).map_err(|e| {
+            Status::invalid_argument(format!(
+                "--max-lost `{}`: {e} (expected a duration such as 2m)",
+                start.max_lost
+            ))
+        })?;
+        plan.gates.max_lost_ms = d.as_millis() as u64;
+    }
+    Ok(())
 }
 
 /// `canary:1,pause:30s,percent:25,pause:{},percent:100`.
@@ -190,6 +216,34 @@ fn status(admin: &Admin, s: &RolloutState) -> RolloutStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_overrides_steps_max_unavailable_and_max_lost() {
+        let mut plan = Plan::from(&h264_config::fleet::Rollout::default());
+        let start = RolloutStart {
+            generation: 1,
+            steps: "canary:1,percent:100".into(),
+            max_unavailable: "10%".into(),
+            max_lost: "2m".into(),
+        };
+        overrides(&mut plan, &start).unwrap();
+        assert_eq!(plan.steps, [StepPlan::Canary(1), StepPlan::Percent(100)]);
+        assert_eq!(
+            plan.gates.max_unavailable,
+            MaxUnavailable::Percent(10).into()
+        );
+        assert_eq!(plan.gates.max_lost_ms, 120_000);
+        for (field, bad) in [("max_unavailable", "200%"), ("max_lost", "soon")] {
+            let mut start = RolloutStart::default();
+            match field {
+                "max_unavailable" => start.max_unavailable = bad.into(),
+                _ => start.max_lost = bad.into(),
+            }
+            let err = overrides(&mut plan, &start).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(err.message().contains(bad), "{}", err.message());
+        }
+    }
 
     #[test]
     fn steps_parse_from_the_command_line() {

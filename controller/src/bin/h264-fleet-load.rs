@@ -254,6 +254,7 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
                 verb: Some(Verb::Start(RolloutStart {
                     generation: reply.generation,
                     steps: "percent:100,pause:60s".into(),
+                    ..RolloutStart::default()
                 })),
             })
             .await?;
