@@ -125,6 +125,27 @@ fn row<'a>(m: &'a Received, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name:?} row in:\n{}", m.text()))
 }
 
+/// Starts one real agent per id (the first labelled canary, each with `extra` TOML of its
+/// index), waits until all are connected, and applies the stable revision (generation 1).
+fn fleet_on_generation_1(
+    url: &str,
+    dir: &Path,
+    ids: &[&str],
+    extra: impl Fn(usize) -> String,
+) -> Vec<FleetAgent> {
+    let agents: Vec<FleetAgent> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| FleetAgent::start_with(id, url, i == 0, &[], &extra(i)))
+        .collect();
+    wait_agents(url, ids, "connected agents", |a| a["connected"] == true);
+    apply(url, dir, "  transcode: {crf: 23}\n");
+    wait_agents(url, ids, "every agent on generation 1", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 1
+    });
+    agents
+}
+
 const IDS: [&str; 3] = ["e2e-a", "e2e-b", "e2e-c"];
 
 #[test]
@@ -134,20 +155,8 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let c = controller(dir.path(), &sink);
     let url = c.url();
-    let agents: Vec<FleetAgent> = IDS
-        .iter()
-        .enumerate()
-        .map(|(i, id)| FleetAgent::start(id, &url, i == 0, &[]))
-        .collect();
-    wait_agents(&url, &IDS, "three connected agents", |a| {
-        a["connected"] == true
-    });
-
     // The stable revision.
-    apply(&url, dir.path(), "  transcode: {crf: 23}\n");
-    wait_agents(&url, &IDS, "every agent on generation 1", |a| {
-        a["sync"] == "synced" && a["running_generation"] == 1
-    });
+    let agents = fleet_on_generation_1(&url, dir.path(), &IDS, |_| String::new());
 
     // The bad one, rolled out: the labelled canary gets it first.
     apply(
@@ -383,24 +392,12 @@ fn a_revision_some_real_agents_nack_rolls_back_at_the_step_where_it_happens() {
     // for it (capability NACK), as a real host without the program does.
     let tools = tempfile::tempdir().unwrap();
     let ids = ["nack-a", "nack-b", "nack-c"];
-    let agents: Vec<FleetAgent> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let extra = if i == 0 {
-                with_ccextractor(tools.path())
-            } else {
-                String::new()
-            };
-            FleetAgent::start_with(id, &url, i == 0, &[], &extra)
-        })
-        .collect();
-    wait_agents(&url, &ids, "three connected agents", |a| {
-        a["connected"] == true
-    });
-    apply(&url, dir.path(), "  transcode: {crf: 23}\n");
-    wait_agents(&url, &ids, "every agent on generation 1", |a| {
-        a["sync"] == "synced" && a["running_generation"] == 1
+    let agents = fleet_on_generation_1(&url, dir.path(), &ids, |i| {
+        if i == 0 {
+            with_ccextractor(tools.path())
+        } else {
+            String::new()
+        }
     });
 
     apply(
@@ -446,18 +443,7 @@ fn silence_pauses_a_restarted_controller_resumes_and_an_offline_agent_catches_up
     let mut c = controller(dir.path(), &sink);
     let url = c.url();
     let ids = ["soak-a", "soak-b", "soak-c"];
-    let mut agents: Vec<FleetAgent> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| FleetAgent::start(id, &url, i == 0, &[]))
-        .collect();
-    wait_agents(&url, &ids, "three connected agents", |a| {
-        a["connected"] == true
-    });
-    apply(&url, dir.path(), "  transcode: {crf: 23}\n");
-    wait_agents(&url, &ids, "every agent on generation 1", |a| {
-        a["sync"] == "synced" && a["running_generation"] == 1
-    });
+    let mut agents = fleet_on_generation_1(&url, dir.path(), &ids, |_| String::new());
 
     // soak-c goes offline before the rollout reaches it.
     agents[2].kill();
