@@ -32,8 +32,6 @@ bash "$root/scripts/ensure-deps.sh"
 echo "== building h264-agent (release)"
 cargo build --release --manifest-path "$root/Cargo.toml" -p h264-agent
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
 # A loopback port that was free a moment ago: connections to it are refused.
@@ -42,30 +40,11 @@ closed_port() {
 }
 collector="${COLLECTOR:-http://127.0.0.1:$(closed_port)}"
 
-# --- clips, made once -------------------------------------------------------------------------
-clips="$work/clips"
-clip_spec="mpeg2video 1280x720 30000/1001 8M ac3 192k 10s x$clip_count"
-if [[ "$(cat "$clips/.spec" 2>/dev/null)" != "$clip_spec" ]]; then
-    echo "== generating $clip_count clips in $clips"
-    rm -rf "$clips"
-    mkdir -p "$clips"
-    for i in $(seq 1 "$clip_count"); do
-        ffmpeg -hide_banner -nostdin -y -v error \
-            -f lavfi -i "testsrc2=size=1280x720:rate=30000/1001" \
-            -f lavfi -i "sine=frequency=$((200 * i)):sample_rate=48000" \
-            -t 10 -map 0:v -map 1:a \
-            -c:v mpeg2video -b:v 8M -maxrate 10M -bufsize 4M -pix_fmt yuv420p \
-            -c:a ac3 -b:a 192k -ac 2 \
-            -f mpegts "file:$clips/clip-$i.ts"
-    done
-    echo "$clip_spec" >"$clips/.spec"
-fi
+# --- clips, made once (and the shared helpers) ------------------------------------------------
+# shellcheck source=clips.sh
+source "$root/benches/clips.sh"
 
 # --- the agent ----------------------------------------------------------------------------------
-toml_string() {
-    local s="${1//\\/\\\\}"
-    printf '"%s"' "${s//\"/\\\"}"
-}
 
 cat >"$work/agent.toml" <<TOML
 [agent]
