@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use controller::ControllerProcess;
 use fleet_agent::FleetAgent;
 use h264_testkit::fixtures::Fixture;
-use h264_testkit::smtp::{Received, SmtpSink};
+use h264_testkit::smtp::SmtpSink;
 use h264_testkit::wait::wait_for;
 use serde_json::Value;
 
@@ -107,24 +107,6 @@ fn wait_rollout(url: &str, what: &str, within: Duration, check: impl Fn(&Value) 
     .unwrap_or_else(|e| panic!("{e}; last: {:#}", rollout_status(url)))
 }
 
-/// The e-mail whose subject contains `subject` (at most 20 s).
-fn mail(sink: &SmtpSink, subject: &str) -> Received {
-    sink.wait_for_mail(subject, Duration::from_secs(20), |m| {
-        m.subject.contains(subject)
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The value of the `name:` row of the e-mail's plain-text body.
-fn row<'a>(m: &'a Received, name: &str) -> &'a str {
-    let prefix = format!("{name}:");
-    m.text()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {name:?} row in:\n{}", m.text()))
-}
-
 /// Starts one real agent per id (the first labelled canary, each with `extra` TOML of its
 /// index), waits until all are connected, and applies the stable revision (generation 1).
 fn fleet_on_generation_1(
@@ -199,7 +181,7 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
     assert!(c.log_text().contains("ALERT"), "the alert is logged");
 
     // And e-mailed, with the gate and its numbers.
-    let m = mail(&sink, "rolled back");
+    let m = sink.mail_with_subject("rolled back");
     assert!(
         m.subject.ends_with(
             "rollout 1 of revision 2 rolled back to revision 1: gate `failure_rate` failed"
@@ -207,11 +189,11 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
         "{}",
         m.subject
     );
-    assert_eq!(row(&m, "gate"), "failure_rate");
-    assert_eq!(row(&m, "measured"), "1.000 (1 failed of 1 jobs)");
-    assert_eq!(row(&m, "threshold"), "<= 0.050, at least 1 jobs");
-    assert_eq!(row(&m, "step"), "2 of 3 (pause: 1m)");
-    assert_eq!(row(&m, "cohort"), "1 agent: e2e-a");
+    assert_eq!(m.row("gate"), "failure_rate");
+    assert_eq!(m.row("measured"), "1.000 (1 failed of 1 jobs)");
+    assert_eq!(m.row("threshold"), "<= 0.050, at least 1 jobs");
+    assert_eq!(m.row("step"), "2 of 3 (pause: 1m)");
+    assert_eq!(m.row("cohort"), "1 agent: e2e-a");
     assert!(
         m.text()
             .contains("Action taken: every agent was assigned the stable revision 1 at once"),
@@ -363,9 +345,9 @@ fn ten_agents_take_a_good_revision_step_by_step_and_undo_puts_them_back_within_t
         (s["phase"].as_str(), s["stable_generation"].as_u64()),
         (Some("RolledBack"), Some(1))
     );
-    let m = mail(&sink, "undone by the operator");
-    assert_eq!(row(&m, "phase before the undo"), "Succeeded");
-    assert_eq!(row(&m, "undone to revision"), "1");
+    let m = sink.mail_with_subject("undone by the operator");
+    assert_eq!(m.row("phase before the undo"), "Succeeded");
+    assert_eq!(m.row("undone to revision"), "1");
     eprintln!(
         "timings: ten agents ready on generation 1 after {ready:?}; rollout Succeeded after \
          {rolled_out:?}; undo: every agent back on generation 1 {back:?} after the command"
@@ -432,7 +414,7 @@ fn a_revision_some_real_agents_nack_rolls_back_at_the_step_where_it_happens() {
     wait_agents(&url, &ids, "every agent back on generation 1", |a| {
         a["sync"] == "synced" && a["running_generation"] == 1
     });
-    let m = mail(&sink, "rolled back");
+    let m = sink.mail_with_subject("rolled back");
     assert!(m.subject.contains("nack"), "{}", m.subject);
 }
 

@@ -448,14 +448,6 @@ async fn too_many_offline_cohort_agents_pause_until_they_return() {
     wait_running(&mut admin, &ids, 2).await;
 }
 
-/// Waits (20 s at most) for the e-mail whose subject contains `subject`.
-fn mail(sink: &SmtpSink, subject: &str) -> Received {
-    sink.wait_for_mail(subject, Duration::from_secs(20), |m| {
-        m.subject.contains(subject)
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// Both bodies carry `needle` (the HTML one escaped).
 fn carries(m: &Received, needle: &str) {
     assert!(
@@ -474,16 +466,6 @@ fn carries(m: &Received, needle: &str) {
         "text/html lacks {escaped:?}:\n{}",
         m.html()
     );
-}
-
-/// The value of the `name:` row of the plain-text body.
-fn row<'a>(m: &'a Received, name: &str) -> &'a str {
-    let prefix = format!("{name}:");
-    m.text()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {name:?} row in:\n{}", m.text()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,7 +489,7 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
     .await;
     let gate = s.gates.last().unwrap().clone();
     assert_eq!(gate.gate, "failure_rate");
-    let m = mail(&sink, "rolled back");
+    let m = sink.mail_with_subject("rolled back");
     assert_eq!(
         m.subject,
         format!(
@@ -517,25 +499,25 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
         )
     );
     assert_eq!(m.rcpt_tos, ["ops@example.org"]);
-    assert_eq!(row(&m, "Controller"), c.addr.to_string());
+    assert_eq!(m.row("Controller"), c.addr.to_string());
     assert_eq!(
-        row(&m, "Event"),
+        m.row("Event"),
         "rollout rolled back (gate failed) (rollout_rolled_back)"
     );
-    assert_eq!(row(&m, "rollout"), "1");
+    assert_eq!(m.row("rollout"), "1");
     assert!(
-        row(&m, "revision").starts_with("2 (studios, sha256 "),
+        m.row("revision").starts_with("2 (studios, sha256 "),
         "{}",
         m.text()
     );
-    assert_eq!(row(&m, "stable revision"), "1");
-    assert_eq!(row(&m, "gate"), "failure_rate");
-    assert_eq!(row(&m, "measured"), gate.measured, "the status's numbers");
-    assert!(row(&m, "measured").starts_with("1.000 ("), "{}", m.text());
-    assert_eq!(row(&m, "threshold"), "<= 0.050, at least 2 jobs");
-    assert_eq!(row(&m, "step"), "2 of 3 (pause: 30s)");
+    assert_eq!(m.row("stable revision"), "1");
+    assert_eq!(m.row("gate"), "failure_rate");
+    assert_eq!(m.row("measured"), gate.measured, "the status's numbers");
+    assert!(m.row("measured").starts_with("1.000 ("), "{}", m.text());
+    assert_eq!(m.row("threshold"), "<= 0.050, at least 2 jobs");
+    assert_eq!(m.row("step"), "2 of 3 (pause: 30s)");
     assert!(
-        row(&m, "cohort").starts_with("1 agent: agent-0"),
+        m.row("cohort").starts_with("1 agent: agent-0"),
         "{}",
         m.text()
     );
@@ -559,7 +541,7 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
     .await;
     let s = rollout(&mut admin, Verb::Abort(RolloutAbort {})).await;
     assert_eq!(s.phase, "Aborted");
-    let m = mail(&sink, "aborted");
+    let m = sink.mail_with_subject("aborted");
     assert!(
         m.subject
             .ends_with("rollout 2 of revision 3 aborted by the operator; back on revision 1"),
@@ -567,10 +549,10 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
         m.subject
     );
     assert_eq!(
-        row(&m, "Event"),
+        m.row("Event"),
         "rollout aborted by the operator (rollout_aborted)"
     );
-    assert_eq!(row(&m, "step"), "2 of 3 (pause: {})");
+    assert_eq!(m.row("step"), "2 of 3 (pause: {})");
     carries(&m, "every agent was assigned the stable revision 1");
     wait_running(&mut admin, &ids, 1).await;
 
@@ -585,7 +567,7 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
     })
     .await;
     rollout(&mut admin, Verb::Undo(RolloutUndo { to_generation: 0 })).await;
-    let m = mail(&sink, "undone");
+    let m = sink.mail_with_subject("undone");
     assert!(
         m.subject.ends_with(
             "rollout 3 of revision 4 undone by the operator; every agent back on revision 1"
@@ -593,8 +575,8 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
         "{}",
         m.subject
     );
-    assert_eq!(row(&m, "phase before the undo"), "Succeeded");
-    assert_eq!(row(&m, "undone to revision"), "1");
+    assert_eq!(m.row("phase before the undo"), "Succeeded");
+    assert_eq!(m.row("undone to revision"), "1");
     carries(&m, "every agent was assigned the stable revision 1");
     wait_running(&mut admin, &ids, 1).await;
     let subjects: Vec<String> = sink.received().into_iter().map(|m| m.subject).collect();
@@ -652,8 +634,10 @@ async fn an_alert_the_mail_server_missed_waits_in_the_state_dir_and_goes_out_at_
         "{}",
         received[0].subject
     );
-    assert!(row(&received[0], "measured").starts_with("1 NACK(s): agent-0"));
-    assert_eq!(row(&received[0], "threshold"), "0 NACKs");
+    assert!(received[0]
+        .row("measured")
+        .starts_with("1 NACK(s): agent-0"));
+    assert_eq!(received[0].row("threshold"), "0 NACKs");
     let left: Vec<_> = std::fs::read_dir(&queue).unwrap().collect();
     assert!(left.is_empty(), "the queue is empty: {left:?}");
 }

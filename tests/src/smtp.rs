@@ -130,6 +130,17 @@ impl Received {
     pub fn html(&self) -> &str {
         self.parts.get("text/html").map_or("", |s| s.as_str())
     }
+
+    /// The value of the `name:` row of the plain-text body; panics naming the row when the body
+    /// has none.
+    pub fn row(&self, name: &str) -> &str {
+        let prefix = format!("{name}:");
+        self.text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name:?} row in:\n{}", self.text()))
+    }
 }
 
 /// Fails the test, precisely, when the SMTP server cannot run here.
@@ -303,6 +314,15 @@ impl SmtpSink {
                 self.stderr()
             )
         })
+    }
+
+    /// The first message whose subject contains `subject`, waiting at most 20 s; panics with
+    /// the subjects that did arrive.
+    pub fn mail_with_subject(&self, subject: &str) -> Received {
+        self.wait_for_mail(subject, Duration::from_secs(20), |m| {
+            m.subject.contains(subject)
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
