@@ -3,7 +3,7 @@
 //!
 //! Exit codes of the controller and agent verbs: 0 done; 1 the operation failed or was
 //! refused; 2 usage or invalid input; 3 the controller or agent cannot be reached (see
-//! `commands/client.rs`). `config` has its own table (`commands/config/mod.rs`).
+//! `commands/client.rs`); 4 not allowed (no or unknown credential, or a role too low). `config` has its own table (`commands/config/mod.rs`).
 
 mod commands;
 
@@ -15,14 +15,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// The controller's address.
-    #[arg(
-        long,
-        global = true,
-        env = "FLEETCTL_CONTROLLER",
-        default_value = "http://127.0.0.1:7443"
-    )]
-    controller: String,
+    #[command(flatten)]
+    connect: commands::client::Connect,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,11 +41,28 @@ enum Command {
     /// Validate, hash and migrate configuration files.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Set or remove an agent's labels (the ones rollouts select on).
+    Label(commands::trust::LabelArgs),
+    /// Forget an agent.
+    Delete(commands::trust::DeleteArgs),
+    /// API tokens (admin).
+    #[command(subcommand)]
+    Token(commands::trust::TokenCommand),
+    /// The audit trail: every mutating call and automated decision.
+    Audit(commands::trust::AuditArgs),
+    /// Who the controller takes you for, and your role.
+    Whoami,
+    /// Keys for signing revisions.
+    #[command(subcommand)]
+    Keys(commands::trust::KeysCommand),
+    /// A small certificate authority for the fleet's TLS.
+    #[command(subcommand)]
+    Pki(commands::trust::PkiCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let c = &cli.controller;
+    let c = &cli.connect;
     let code = match cli.command {
         Command::Apply(args) => commands::apply::run(c, args),
         Command::Get(args) => commands::get::run(c, args),
@@ -61,6 +72,13 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(c, args),
         Command::Agent(args) => commands::agent::run(c, args),
         Command::Config(cmd) => commands::config::run(cmd),
+        Command::Label(args) => commands::trust::label(c, args),
+        Command::Delete(args) => commands::trust::delete(c, args),
+        Command::Token(cmd) => commands::trust::token(c, cmd),
+        Command::Audit(args) => commands::trust::audit(c, args),
+        Command::Whoami => commands::trust::whoami(c),
+        Command::Keys(cmd) => commands::trust::keys(cmd),
+        Command::Pki(cmd) => commands::trust::pki(cmd),
     };
     ExitCode::from(code)
 }

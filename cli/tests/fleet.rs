@@ -34,6 +34,10 @@ fn fleetctl(controller: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
         .args(args)
         .env("FLEETCTL_CONTROLLER", controller)
+        .env(
+            "FLEETCTL_TOKEN_FILE",
+            controller::token_file_for(controller),
+        )
         .output()
         .expect("fleetctl runs")
 }
@@ -193,6 +197,7 @@ fn exit_codes_for_unreachable_refused_and_invalid() {
     let out = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
         .args(["--controller", &url, "get", "agents"])
         .env("FLEETCTL_CONTROLLER", "http://127.0.0.1:1")
+        .env("FLEETCTL_TOKEN_FILE", c.token_file())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -220,6 +225,11 @@ fn agents_describe_assign_and_agent_verbs_through_the_controller() {
             hello("lyon-1", &[("site", "lyon")], 0, "local"),
         ))
         .unwrap();
+    // Labels an agent reports are shown, never selected on; the operator's are.
+    let (out, _) = expect(&url, 0, &["get", "agents", "-l", "site=paris"]);
+    assert!(!out.contains("paris-1"), "{out}");
+    expect(&url, 0, &["label", "agent", "paris-1", "site=paris"]);
+    expect(&url, 0, &["label", "agent", "lyon-1", "site=lyon", "tier-"]);
     let a = rt.block_on(paris.assignment(Duration::from_secs(5)));
     assert_eq!(a.generation, 2);
     rt.block_on(paris.ack(&a));
@@ -306,6 +316,7 @@ fn agent_pause_through_the_controller_waits_for_the_agents_confirmation() {
     rt.block_on(agent.stats(0, StatsReply::default()));
     let child = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
         .args(["--controller", &url, "agent", "pause", "studio-p"])
+        .env("FLEETCTL_TOKEN_FILE", c.token_file())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -349,6 +360,7 @@ fn status_watch_shows_a_disconnect_within_seconds() {
         },
     ));
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
+        .env("FLEETCTL_TOKEN_FILE", c.token_file())
         .args([
             "--controller",
             &url,

@@ -123,6 +123,7 @@ fn fleetctl(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
         .args(args)
         .env("FLEETCTL_CONTROLLER", url)
+        .env("FLEETCTL_TOKEN_FILE", controller::token_file_for(url))
         .output()
         .unwrap()
 }
@@ -341,6 +342,7 @@ fn status_watch_shows_a_file_converting_on_a_real_agent() {
         a["running_generation"] == 1
     });
     let mut watch = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
+        .env("FLEETCTL_TOKEN_FILE", c.token_file())
         .args([
             "--controller",
             &c.url(),

@@ -16,6 +16,7 @@ fn fleetctl(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
         .args(args)
         .env("FLEETCTL_CONTROLLER", url)
+        .env("FLEETCTL_TOKEN_FILE", controller::token_file_for(url))
         .output()
         .expect("fleetctl runs")
 }

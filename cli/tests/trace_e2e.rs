@@ -33,6 +33,7 @@ fn fleetctl(url: &str, otlp: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
         .args(args)
         .env("FLEETCTL_CONTROLLER", url)
+        .env("FLEETCTL_TOKEN_FILE", controller::token_file_for(url))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
         .output()
         .unwrap()
@@ -344,7 +345,8 @@ fn a_collector_that_is_down_does_not_slow_fleetctl_down() {
     let quick = |otlp: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetctl"));
         cmd.args(["get", "revisions", "-o", "json"])
-            .env("FLEETCTL_CONTROLLER", c.url());
+            .env("FLEETCTL_CONTROLLER", c.url())
+            .env("FLEETCTL_TOKEN_FILE", c.token_file());
         if let Some(otlp) = otlp {
             cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp);
         } else {

@@ -8,6 +8,16 @@
 //! # Optional:
 //! hello_timeout = "10s"      # a session that says nothing for this long is closed
 //! events_kept = 10000        # agent events kept in the database (oldest dropped first)
+//! max_agents = 10000         # agents known at most; a new agent past it is refused
+//! revisions_kept = 100       # revisions kept (never the stable one or one an agent runs)
+//!
+//! # TLS (rustls). Required on any address but loopback, unless insecure_plaintext = true.
+//! tls_cert = "/etc/h264create/pki/ctl.example.org.crt"
+//! tls_key = "/etc/h264create/pki/ctl.example.org.key"
+//! # With a client CA, agents must present a certificate naming them
+//! # (h264create://agent/ID) and operators may log in with one (h264create://operator/ROLE/NAME).
+//! client_ca = "/etc/h264create/pki/ca.crt"
+//! insecure_plaintext = false
 //!
 //! # Optional: the agent's [alerts] and [alerts.email], same keys, defaults and checks
 //! # (config/examples/agent.toml documents them). Rollout alerts (a gate failed and the fleet
@@ -60,6 +70,26 @@ pub struct ControllerConfig {
     pub alerts: Alerts,
     /// `[telemetry]`: OTLP export and the Prometheus endpoint.
     pub telemetry: TelemetryConfig,
+    /// TLS for every connection; none: plaintext (loopback only, or `insecure_plaintext`).
+    pub tls: Option<TlsFiles>,
+    /// Serve plaintext on a non-loopback address anyway (logged as a warning at every start).
+    pub insecure_plaintext: bool,
+    /// How many agents the controller knows at most.
+    pub max_agents: usize,
+    /// How many revisions are kept (the stable one and those agents run are never pruned).
+    pub revisions_kept: usize,
+}
+
+/// The controller's TLS material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Its certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The CA that agents' and operators' client certificates must chain to; none: no client
+    /// certificates (agents are then not authenticated, which is logged).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[telemetry]`: where spans and metrics go. Nothing is exported and no metrics are kept
@@ -132,7 +162,27 @@ impl ControllerConfig {
             events_kept: 10_000,
             alerts: Alerts::default(),
             telemetry: TelemetryConfig::default(),
+            tls: None,
+            insecure_plaintext: false,
+            max_agents: 10_000,
+            revisions_kept: 100,
         }
+    }
+
+    /// Refuses plaintext on an address other than loopback unless `insecure_plaintext`.
+    pub fn check_transport(&self) -> Result<(), ConfigError> {
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.insecure_plaintext {
+            return Err(ConfigError::Invalid {
+                key: "listen",
+                message: format!(
+                    "{} is not a loopback address and TLS is off: give --tls-cert FILE --tls-key FILE \
+                     (and --client-ca FILE so agents prove who they are; `fleetctl pki` makes them), \
+                     or listen on 127.0.0.1, or accept the risk with --insecure-plaintext",
+                    self.listen
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -144,6 +194,12 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     hello_timeout: Option<String>,
     events_kept: Option<u32>,
+    max_agents: Option<usize>,
+    revisions_kept: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    insecure_plaintext: Option<bool>,
     /// Read on its own by [`h264_config::parse_alerts_section`], key by key.
     alerts: Option<toml::Value>,
     telemetry: Option<TelemetryFile>,
@@ -195,6 +251,14 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--state-dir`.
     pub state_dir: Option<PathBuf>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--client-ca`.
+    pub client_ca: Option<PathBuf>,
+    /// `--insecure-plaintext`.
+    pub insecure_plaintext: bool,
 }
 
 /// Builds the config from an optional TOML file and the command-line overrides; the state
@@ -230,6 +294,12 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
             state_dir: None,
             hello_timeout: None,
             events_kept: None,
+            max_agents: None,
+            revisions_kept: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            insecure_plaintext: None,
             alerts: None,
             telemetry: None,
         },
@@ -272,6 +342,46 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
         }
         config.events_kept = n;
     }
+    if let Some(n) = parsed.max_agents {
+        if n == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_agents",
+                message: "must be at least 1".into(),
+            });
+        }
+        config.max_agents = n;
+    }
+    if let Some(n) = parsed.revisions_kept {
+        if n < 2 {
+            return Err(ConfigError::Invalid {
+                key: "revisions_kept",
+                message: "must be at least 2 (a rollback needs the one before)".into(),
+            });
+        }
+        config.revisions_kept = n;
+    }
+    let cert = overrides.tls_cert.or(parsed.tls_cert);
+    let key = overrides.tls_key.or(parsed.tls_key);
+    let client_ca = overrides.client_ca.or(parsed.client_ca);
+    config.tls =
+        match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None) if client_ca.is_none() => None,
+            _ => return Err(ConfigError::Invalid {
+                key: "tls_cert",
+                message:
+                    "TLS needs both a certificate and its key (--tls-cert FILE --tls-key FILE); \
+                          --client-ca needs them too"
+                        .into(),
+            }),
+        };
+    config.insecure_plaintext =
+        overrides.insecure_plaintext || parsed.insecure_plaintext.unwrap_or(false);
+    config.check_transport()?;
     Ok(config)
 }
 
@@ -298,6 +408,7 @@ mod tests {
             Overrides {
                 listen: Some("127.0.0.1:9001".into()),
                 state_dir: Some("t".into()),
+                ..Overrides::default()
             },
         )
         .unwrap();
@@ -335,6 +446,39 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn plaintext_only_on_loopback_unless_insecure() {
+        let (_d, path) = write("state_dir = \"s\"\nlisten = \"0.0.0.0:7443\"\n");
+        let e = load(Some(&path), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--tls-cert") && e.contains("--insecure-plaintext"),
+            "{e}"
+        );
+        let c = load(
+            Some(&path),
+            Overrides {
+                insecure_plaintext: true,
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert!(c.insecure_plaintext && c.tls.is_none());
+        let (_d, path) = write("state_dir = \"s\"\nlisten = \"[::1]:7443\"\n");
+        load(Some(&path), Overrides::default()).unwrap();
+        let (_d, path) = write("state_dir = \"s\"\ntls_cert = \"c.pem\"\n");
+        let e = load(Some(&path), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls_cert"), "{e}");
+        let (_d, path) = write(
+            "state_dir = \"s\"\nlisten = \"0.0.0.0:1\"\ntls_cert = \"c\"\ntls_key = \"k\"\nclient_ca = \"ca\"\n",
+        );
+        let c = load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.tls.unwrap().client_ca, Some(PathBuf::from("ca")));
     }
 
     #[test]
@@ -396,8 +540,8 @@ mod tests {
         let c = load(
             Some(&path),
             Overrides {
-                listen: None,
                 state_dir: Some(dir.path().join("state")),
+                ..Overrides::default()
             },
         )
         .unwrap();

@@ -7,14 +7,18 @@
 //! fleet in memory, the push rules) ← [`session`] (agents) and [`admin`] (fleetctl);
 //! [`persist`] writes the registry back behind them; [`rollout`] moves a revision through
 //! canary and percentage steps behind health gates; [`run`] wires it all on one listener;
-//! [`metrics`] observes the registry and the rollouts for Prometheus and OTLP.
+//! [`metrics`] observes the registry and the rollouts for Prometheus and OTLP. Trust:
+//! [`listen`] accepts connections (TLS, the peer's certificate identity) and [`auth`] decides
+//! who may call what (tokens, operator certificates, roles).
 //! The binary only parses arguments, sets up logging, telemetry and signals, and calls
 //! [`run()`].
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod config;
+pub mod listen;
 pub mod metrics;
 pub mod model;
 pub mod persist;

@@ -1,8 +1,12 @@
 //! `h264-controller`: the binary. Parses arguments (or a TOML file), sets up telemetry,
 //! logging and signals, binds, prints `listening on ADDR` on stdout (for scripts and tests
 //! that pass port 0; then `metrics on http://ADDR/metrics` when metrics are served), and
-//! serves until SIGTERM or SIGINT. Exit codes: 0 stopped cleanly; 2 invalid configuration;
-//! 3 cannot start (state folder locked or unusable, address taken) or failed.
+//! serves until SIGTERM or SIGINT. Exit codes: 0 stopped cleanly; 2 invalid configuration
+//! (plaintext on a non-loopback address without `--insecure-plaintext` among them); 3 cannot
+//! start (state folder locked or unusable, address taken, TLS files unusable) or failed.
+//!
+//! `h264-controller token create --state-dir DIR --role ROLE --name NAME` makes an API token
+//! and prints it once on stdout (it works while a controller runs on that folder).
 //!
 //! Telemetry (`[telemetry]` and the standard `OTEL_*` variables) is set up inside the runtime
 //! (the OTLP exporter needs it), before the log subscriber, whose OpenTelemetry layer exports
@@ -13,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use h264_controller::config::{self, ControllerConfig, Overrides};
 use h264_telemetry::scrape::ScrapeEndpoint;
 use h264_telemetry::{Settings, Telemetry};
@@ -39,6 +43,84 @@ struct Args {
     /// overriding `[telemetry] metrics_listen`.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// The controller's TLS certificate chain (PEM); with --tls-key, every connection is TLS.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The CA of agent and operator certificates: agents must then present one naming them.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Serve plaintext on a non-loopback address (unsafe; warned about at every start).
+    #[arg(long)]
+    insecure_plaintext: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Make a token and print it once on stdout (only its hash is kept).
+    Create {
+        /// The controller's state folder.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// A name for the token (shown in the audit trail).
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// `token create`: exit 0 with the token on stdout, 2 for a bad role or name, 3 when the
+/// database cannot take it.
+fn token_create(state_dir: &std::path::Path, role: &str, name: &str) -> ExitCode {
+    use h264_controller::auth::tokens;
+    let role = match h264_trust::Role::parse(role) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("h264-controller: --role: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = tokens::check_name(name) {
+        eprintln!("h264-controller: --name: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let token = tokens::generate();
+    match h264_controller::store::add_token_offline(
+        state_dir,
+        name,
+        role.as_str(),
+        &tokens::hash(&token),
+        h264_controller::model::now_ms(),
+    ) {
+        Ok(()) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let text = e.to_string();
+            if text.contains("UNIQUE") {
+                eprintln!(
+                    "h264-controller: a token named `{name}` exists already: choose another name"
+                );
+            } else {
+                eprintln!("h264-controller: cannot store the token: {text}");
+            }
+            ExitCode::from(EXIT_START)
+        }
+    }
 }
 
 const EXIT_CONFIG: u8 = 2;
@@ -48,11 +130,23 @@ const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Token(TokenCommand::Create {
+        state_dir,
+        role,
+        name,
+    })) = &args.command
+    {
+        return token_create(state_dir, role, name);
+    }
     let mut config = match config::load(
         args.config.as_deref(),
         Overrides {
             listen: args.listen,
             state_dir: args.state_dir,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            client_ca: args.client_ca,
+            insecure_plaintext: args.insecure_plaintext,
         },
     ) {
         Ok(c) => c,
@@ -116,6 +210,9 @@ async fn serve(config: ControllerConfig, telemetry: &Telemetry) -> ExitCode {
         _ => None,
     };
     println!("listening on {}", bound.local_addr());
+    if let Some(path) = bound.admin_token_file() {
+        tracing::info!(file = %path.display(), "first start: the admin token was written (mode 0600); fleetctl --token-file reads it");
+    }
     if let Some(endpoint) = scrape {
         let addr = endpoint.local_addr();
         println!("metrics on http://{addr}/metrics");

@@ -27,6 +27,17 @@ pub struct Revision {
     pub canonical: Vec<u8>,
     /// When it was applied.
     pub created_at_ms: i64,
+    /// The operator's signature, when it was applied signed.
+    pub signed: Option<Signed>,
+}
+
+/// An operator's signature of a revision (see `h264_trust::signing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The public key, `ed25519:BASE64`.
+    pub key: String,
+    /// The signature, base64.
+    pub signature: String,
 }
 
 /// The revision an agent should run, and whether it is a rollback.
@@ -103,8 +114,13 @@ impl Nack {
 pub struct AgentRecord {
     /// The id from its Hello.
     pub id: String,
-    /// Labels from its Hello.
+    /// The operator's labels (`fleetctl label agent`): what selectors and rollouts use.
     pub labels: BTreeMap<String, String>,
+    /// The labels its Hello reported: shown, never selected on.
+    pub reported_labels: BTreeMap<String, String>,
+    /// The identity its client certificate proved in its current or last session (empty:
+    /// none).
+    pub cert_identity: String,
     /// Its version.
     pub version: String,
     /// What it can do.

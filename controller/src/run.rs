@@ -1,6 +1,12 @@
 //! Starting and stopping the controller: open the state, bind the listener, serve the agent
 //! sessions, the admin API and the health service on it until shutdown.
 //!
+//! Transport: TLS through the controller's own acceptor ([`crate::listen`]) when configured,
+//! plaintext otherwise (loopback only, unless `insecure_plaintext`; checked by the config and
+//! again here). At the first start, the `admin` token is written to `state_dir/admin.token`.
+//! Message sizes are bounded per service: agent sessions [`SESSION_MESSAGE_MAX`], the admin API
+//! [`ADMIN_MESSAGE_MAX`] in (a manifest) and [`ADMIN_REPLY_MAX`] out (a large fleet's list).
+//!
 //! # Theory of operation
 //! [`bind`] does everything that can fail before serving (lock and open the database, load the
 //! registry, bind the address), so that the binary can report the bound address. [`Bound::serve`]
@@ -20,7 +26,6 @@ use h264_alerts::{Alerter, Origin};
 use h264_proto::v1::agent_sessions_server::AgentSessionsServer;
 use h264_proto::v1::fleet_admin_server::FleetAdminServer;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,6 +43,14 @@ const GRACE: Duration = Duration::from_secs(5);
 const ALERT_FLUSH: Duration = Duration::from_secs(5);
 /// HTTP/2 keepalive: a silent agent whose connection died is noticed within about 20 s.
 const KEEPALIVE: Duration = Duration::from_secs(10);
+/// The largest message an agent may send (a Hello, stats, an event): far below tonic's 4 MiB.
+pub const SESSION_MESSAGE_MAX: usize = 256 * 1024;
+/// The largest admin request (a manifest is at most 4 MiB; with its framing).
+pub const ADMIN_MESSAGE_MAX: usize = 5 * 1024 * 1024;
+/// The largest admin reply (the list of a large fleet).
+pub const ADMIN_REPLY_MAX: usize = 64 * 1024 * 1024;
+/// Connections held at most beyond `max_agents` (operators, reconnecting agents).
+const SPARE_CONNECTIONS: usize = 1024;
 
 /// Why the controller cannot start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +70,15 @@ pub enum ControllerError {
     /// The gRPC server failed.
     #[error("the gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The TLS material cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] h264_trust::tls::TlsError),
+    /// The first admin token cannot be made.
+    #[error("cannot make the first admin token: {0}")]
+    Token(String),
+    /// Plaintext on an address that is not loopback, without `insecure_plaintext`.
+    #[error("{0}")]
+    Insecure(String),
 }
 
 /// A controller with its state loaded and its address bound, ready to serve.
@@ -69,10 +91,25 @@ pub struct Bound {
     config: ControllerConfig,
     /// Where the metrics' instruments are made ([`crate::metrics`]); none: no metrics.
     meter: Option<opentelemetry::metrics::Meter>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    auth: Arc<crate::auth::Auth>,
+    /// Where the first admin token was written, when this start made it.
+    admin_token: Option<std::path::PathBuf>,
 }
 
 /// Opens the state and binds the listen address.
 pub async fn bind(config: ControllerConfig) -> Result<Bound, ControllerError> {
+    config
+        .check_transport()
+        .map_err(|e| ControllerError::Insecure(e.to_string()))?;
+    let tls = match &config.tls {
+        Some(t) => Some(h264_trust::tls::server_config(
+            &t.cert,
+            &t.key,
+            t.client_ca.as_deref(),
+        )?),
+        None => None,
+    };
     let dir = config.state_dir.clone();
     let kept = config.events_kept;
     let (store, registry) = tokio::task::spawn_blocking(move || load(&dir, kept))
@@ -91,21 +128,52 @@ pub async fn bind(config: ControllerConfig) -> Result<Bound, ControllerError> {
             addr: config.listen,
             source,
         })?;
+    let (client_certs, listen_addr) = (
+        config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        addr,
+    );
+    match (&config.tls, client_certs) {
+        (None, _) if !listen_addr.ip().is_loopback() => tracing::warn!(
+            addr = %listen_addr,
+            "INSECURE: serving plaintext on a non-loopback address (--insecure-plaintext): \
+             anyone on the network can read tokens and forge agents; enable TLS"
+        ),
+        (Some(_), false) => tracing::warn!(
+            "TLS without --client-ca: agents are not authenticated (any peer may register \
+                 as any agent id); give --client-ca to require agent certificates"
+        ),
+        _ => {}
+    }
+    let store = Arc::new(store);
+    let admin_token = crate::auth::tokens::bootstrap(&store, &config.state_dir)
+        .map_err(ControllerError::Token)?;
+    let auth = Arc::new(crate::auth::Auth::load(store.clone())?);
     Ok(Bound {
         listener,
         addr,
         registry: Arc::new(registry),
-        store: Arc::new(store),
+        store,
         config,
         meter: None,
+        tls,
+        auth,
+        admin_token,
     })
 }
 
 fn load(dir: &std::path::Path, events_kept: u32) -> Result<(Store, Registry), StoreError> {
     let store = Store::open(dir, events_kept)?;
-    let revisions = store.revisions()?;
+    let mut signatures = store.revision_signatures()?;
+    let mut revisions = store.revisions()?;
+    for r in &mut revisions {
+        r.signed = signatures
+            .remove(&r.generation)
+            .map(|(key, signature)| crate::model::Signed { key, signature });
+    }
+    let mut labels = store.operator_labels()?;
     let mut agents = Vec::new();
-    for a in store.agents()? {
+    for mut a in store.agents()? {
+        a.labels = labels.remove(&a.id).unwrap_or_default();
         let events = store.recent_events(&a.id, RECENT_EVENTS)?;
         agents.push((a, events));
     }
@@ -133,6 +201,11 @@ impl Bound {
         self.addr
     }
 
+    /// Where this start wrote the first admin token (`None`: tokens existed already).
+    pub fn admin_token_file(&self) -> Option<&std::path::Path> {
+        self.admin_token.as_deref()
+    }
+
     /// Makes the controller's metrics ([`crate::metrics`]) with `meter` when it serves.
     pub fn with_meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
         self.meter = Some(meter);
@@ -148,7 +221,11 @@ impl Bound {
             store,
             config,
             meter,
+            tls,
+            auth,
+            admin_token: _,
         } = self;
+        let client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         let alerts = start_alerts(&config, addr, &shutdown);
         let persist_stop = CancellationToken::new();
         let (persister, persist_task) =
@@ -177,31 +254,41 @@ impl Bound {
             config.hello_timeout,
             shutdown.clone(),
             tracker.clone(),
-        );
+        )
+        .require_certificates(client_certs)
+        .max_agents(config.max_agents);
         let admin = Admin::new(
             registry.clone(),
             store,
             persister,
             rollouts,
             shutdown.clone(),
+            auth,
+            config.revisions_kept,
         );
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AgentSessionsServer<Sessions>>().await;
         health.set_serving::<FleetAdminServer<Admin>>().await;
 
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-            if let Ok(s) = &s {
-                let _ = s.set_nodelay(true);
-            }
-            s
-        });
-        tracing::info!(%addr, "h264-controller serving");
+        let incoming = crate::listen::incoming(
+            listener,
+            tls.clone(),
+            config.max_agents.saturating_add(SPARE_CONNECTIONS),
+            shutdown.clone(),
+        );
+        tracing::info!(%addr, tls = tls.is_some(), client_certificates = client_certs, "h264-controller serving");
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE))
             .http2_keepalive_timeout(Some(KEEPALIVE))
             .add_service(health_service)
-            .add_service(AgentSessionsServer::new(sessions))
-            .add_service(FleetAdminServer::new(admin))
+            .add_service(
+                AgentSessionsServer::new(sessions).max_decoding_message_size(SESSION_MESSAGE_MAX),
+            )
+            .add_service(
+                FleetAdminServer::new(admin)
+                    .max_decoding_message_size(ADMIN_MESSAGE_MAX)
+                    .max_encoding_message_size(ADMIN_REPLY_MAX),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         tokio::pin!(server);
         let result = tokio::select! {

@@ -2,7 +2,10 @@
 //!
 //! # Theory of operation
 //! The handler waits (at most `hello_timeout`) for the first message, which must be a Hello
-//! with a valid agent id, else the call fails with `InvalidArgument`. It registers the agent
+//! with a valid agent id, else the call fails with `InvalidArgument`. With client certificates
+//! required, the Hello's id must be the one the connection's certificate names
+//! (`h264create://agent/ID`), else `Unauthenticated`/`PermissionDenied`; a session that proved
+//! its id may take over from a live one, any other is refused while one lives. It registers the agent
 //! ([`Registry::register`], which resyncs it from the Hello) and spawns one task for the
 //! session, which owns the inbound stream and the sending half of a small bounded outbound
 //! channel (the response stream). The task loops: ask the registry what to push and send it,
@@ -26,18 +29,28 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::registry::{Push, Registry, SessionTicket};
+use h264_trust::Identity;
+
+use crate::listen::peer_of;
+use crate::registry::{Push, RegisterError, Registry, SessionTicket};
 
 /// Messages waiting to go out to one agent at most (assignments and commands only).
 const OUTBOUND: usize = 4;
 /// The longest agent id accepted.
 const MAX_ID: usize = 128;
+/// How long a session that cannot prove its id waits for the agent's live session to end (an
+/// agent restarting at once reconnects before the controller saw its old connection close).
+const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
 
 /// The session service.
 #[derive(Debug, Clone)]
 pub struct Sessions {
     registry: Arc<Registry>,
     hello_timeout: Duration,
+    /// Agents must present a certificate naming them.
+    require_certs: bool,
+    /// Agents known at most.
+    max_agents: usize,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -54,18 +67,53 @@ impl Sessions {
         Self {
             registry,
             hello_timeout,
+            require_certs: false,
+            max_agents: usize::MAX,
             shutdown,
             tracker,
         }
     }
+
+    /// Requires agents to prove their id with a client certificate.
+    pub fn require_certificates(mut self, yes: bool) -> Self {
+        self.require_certs = yes;
+        self
+    }
+
+    /// Refuses new agents past `n` known ones.
+    pub fn max_agents(mut self, n: usize) -> Self {
+        self.max_agents = n;
+        self
+    }
 }
 
-/// Checks an agent id: 1-128 printable characters, no spaces.
+/// Whether the connection's certificate proves `id`; an error when certificates are required
+/// and it does not.
+fn proof(identity: Option<&Identity>, id: &str, required: bool) -> Result<bool, Status> {
+    match identity {
+        Some(Identity::Agent(cert_id)) if cert_id == id => Ok(true),
+        Some(Identity::Agent(cert_id)) => Err(Status::permission_denied(format!(
+            "the certificate names agent `{cert_id}` but the Hello says `{id}`: an agent's id is \
+             the one in its certificate (fix [agent] id, or issue a certificate for `{id}`)"
+        ))),
+        Some(other) if required => Err(Status::permission_denied(format!(
+            "the certificate names {other}, not an agent"
+        ))),
+        _ if required => Err(Status::unauthenticated(
+            "this controller requires agent certificates: set [controller] cert and key \
+             (`fleetctl pki issue --agent ID` makes them)",
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// Checks an agent id: 1-128 characters of `A-Z a-z 0-9 . _ -`, not starting with `-` or
+/// `.` (the same rule as the id in an agent certificate), so an id can never carry a
+/// terminal escape, a bidi override or a path.
 pub fn check_agent_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_ID || id.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if !h264_trust::identity::valid_name(id) {
         return Err(format!(
-            "agent id `{}` is not 1-{MAX_ID} printable characters without spaces",
+            "agent id `{}` is not 1-{MAX_ID} characters of A-Z a-z 0-9 . _ - (not starting with - or .)",
             id.escape_debug()
         ));
     }
@@ -80,7 +128,8 @@ impl AgentSessions for Sessions {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let peer = request.remote_addr();
+        let connection = peer_of(&request);
+        let peer = connection.remote;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.hello_timeout, inbound.message())
             .await
@@ -99,6 +148,14 @@ impl AgentSessions for Sessions {
             }
         };
         check_agent_id(&hello.agent_id).map_err(Status::invalid_argument)?;
+        let proved = proof(
+            connection.identity.as_ref(),
+            &hello.agent_id,
+            self.require_certs,
+        )
+        .inspect_err(|e| {
+            tracing::warn!(agent = %hello.agent_id.escape_debug(), ?peer, reason = %e.message(), "session refused");
+        })?;
         tracing::info!(
             agent = %hello.agent_id,
             ?peer,
@@ -106,7 +163,22 @@ impl AgentSessions for Sessions {
             running = hello.running_generation,
             "agent connected"
         );
-        let ticket = self.registry.register(&hello);
+        let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+        let ticket = loop {
+            match self.registry.register(&hello, proved, self.max_agents) {
+                Err(RegisterError::LiveSession(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other,
+            }
+        };
+        let ticket = ticket.map_err(|e| {
+            tracing::warn!(agent = %hello.agent_id, ?peer, reason = %e, "session refused");
+            match e {
+                RegisterError::LiveSession(_) => Status::already_exists(e.to_string()),
+                RegisterError::Full(_) => Status::resource_exhausted(e.to_string()),
+            }
+        })?;
         let (tx, rx) = mpsc::channel(OUTBOUND);
         let task = SessionTask {
             registry: self.registry.clone(),

@@ -9,12 +9,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use h264_proto::v1::controller_message::Body;
-use h264_proto::v1::fleet_admin_client::FleetAdminClient;
 use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{RolloutPromote, RolloutRequest, RolloutStatus, RolloutStatusRequest};
 use h264_testkit::otlp::{broken_parents, CollectedSpan, Collector};
 use support::*;
-use tonic::transport::Channel;
 
 /// An agent that ACKs everything until its session ends.
 fn spawn_agent(url: String, id: &str) {
@@ -31,7 +29,7 @@ fn spawn_agent(url: String, id: &str) {
     });
 }
 
-async fn rollout(admin: &mut FleetAdminClient<Channel>, verb: Verb) -> RolloutStatus {
+async fn rollout(admin: &mut Admin, verb: Verb) -> RolloutStatus {
     admin
         .rollout(RolloutRequest { verb: Some(verb) })
         .await
@@ -39,11 +37,7 @@ async fn rollout(admin: &mut FleetAdminClient<Channel>, verb: Verb) -> RolloutSt
         .into_inner()
 }
 
-async fn wait_rollout(
-    admin: &mut FleetAdminClient<Channel>,
-    what: &str,
-    check: impl Fn(&RolloutStatus) -> bool,
-) {
+async fn wait_rollout(admin: &mut Admin, what: &str, check: impl Fn(&RolloutStatus) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s = rollout(admin, Verb::Status(RolloutStatusRequest {})).await;

@@ -8,7 +8,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use h264_proto::v1::controller_message::Body;
-use h264_proto::v1::fleet_admin_client::FleetAdminClient;
 use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{
     ListAgentsRequest, RolloutAbort, RolloutPromote, RolloutRequest, RolloutStatus,
@@ -16,7 +15,6 @@ use h264_proto::v1::{
 };
 use h264_testkit::smtp::{Received, SmtpSink};
 use support::*;
-use tonic::transport::Channel;
 
 /// What a fake agent does with what it is sent.
 #[derive(Clone, Copy)]
@@ -61,7 +59,7 @@ fn rollout_manifest(crf: u32, steps: &str, min_jobs: u32) -> String {
     )
 }
 
-async fn rollout(admin: &mut FleetAdminClient<Channel>, verb: Verb) -> RolloutStatus {
+async fn rollout(admin: &mut Admin, verb: Verb) -> RolloutStatus {
     admin
         .rollout(RolloutRequest { verb: Some(verb) })
         .await
@@ -70,7 +68,7 @@ async fn rollout(admin: &mut FleetAdminClient<Channel>, verb: Verb) -> RolloutSt
 }
 
 async fn wait_rollout(
-    admin: &mut FleetAdminClient<Channel>,
+    admin: &mut Admin,
     what: &str,
     within: Duration,
     check: impl Fn(&RolloutStatus) -> bool,
@@ -94,7 +92,7 @@ async fn fleet(
     dir: &std::path::Path,
     n: usize,
     behaviour: impl Fn(usize) -> Behaviour,
-) -> (ControllerProcess, FleetAdminClient<Channel>, Vec<String>) {
+) -> (ControllerProcess, Admin, Vec<String>) {
     fleet_with(dir, n, behaviour, None).await
 }
 
@@ -104,7 +102,7 @@ async fn fleet_with(
     n: usize,
     behaviour: impl Fn(usize) -> Behaviour,
     config: Option<&std::path::Path>,
-) -> (ControllerProcess, FleetAdminClient<Channel>, Vec<String>) {
+) -> (ControllerProcess, Admin, Vec<String>) {
     let state = dir.join("state");
     let c = match config {
         Some(config) => controller_with_config(&state, config),
@@ -120,7 +118,7 @@ async fn fleet_with(
     (c, admin, ids)
 }
 
-async fn running(admin: &mut FleetAdminClient<Channel>, ids: &[String]) -> Vec<u64> {
+async fn running(admin: &mut Admin, ids: &[String]) -> Vec<u64> {
     let agents = admin
         .list_agents(ListAgentsRequest::default())
         .await
@@ -138,7 +136,7 @@ async fn running(admin: &mut FleetAdminClient<Channel>, ids: &[String]) -> Vec<u
 }
 
 /// Waits (10 s at most) until every agent of `ids` runs `generation`.
-async fn wait_running(admin: &mut FleetAdminClient<Channel>, ids: &[String], generation: u64) {
+async fn wait_running(admin: &mut Admin, ids: &[String], generation: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = running(admin, ids).await;
@@ -363,7 +361,7 @@ async fn an_offline_agent_gets_the_right_revision_when_it_returns() {
     wait_running(&mut admin, &ids, 2).await;
 }
 
-async fn wait_rollout_agents_offline(admin: &mut FleetAdminClient<Channel>, id: &str) {
+async fn wait_rollout_agents_offline(admin: &mut Admin, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while describe(admin, id).await.connected {
         assert!(Instant::now() < deadline, "{id} still connected");

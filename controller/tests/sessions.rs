@@ -63,7 +63,10 @@ async fn assignment_carries_verified_bytes_and_ack_syncs_the_agent() {
         (1, 1, 1)
     );
     assert!(s.connected);
-    assert_eq!(s.labels.get("site").map(String::as_str), Some("paris"));
+    assert_eq!(
+        s.reported_labels.get("site").map(String::as_str),
+        Some("paris")
+    );
     let revs = admin
         .list_revisions(ListRevisionsRequest {})
         .await

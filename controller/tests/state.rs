@@ -61,7 +61,10 @@ async fn restart_keeps_revisions_agents_and_assignments() {
     assert_eq!(agents.len(), 1);
     let s = &agents[0];
     assert!(!s.connected);
-    assert_eq!(s.labels.get("site").map(String::as_str), Some("paris"));
+    assert_eq!(
+        s.reported_labels.get("site").map(String::as_str),
+        Some("paris")
+    );
     assert_eq!(
         (
             s.desired_generation,
@@ -94,9 +97,7 @@ async fn restart_keeps_revisions_agents_and_assignments() {
     assert_eq!(s.desired_generation, r3.generation);
 }
 
-async fn admin_of(
-    c: &ControllerProcess,
-) -> h264_proto::v1::fleet_admin_client::FleetAdminClient<tonic::transport::Channel> {
+async fn admin_of(c: &ControllerProcess) -> support::Admin {
     admin(c).await
 }
 

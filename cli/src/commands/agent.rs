@@ -76,7 +76,7 @@ pub enum AgentVerb {
 }
 
 /// Runs an `agent` verb.
-pub fn run(controller: &str, args: AgentArgs) -> u8 {
+pub fn run(controller: &client::Connect, args: AgentArgs) -> u8 {
     let command = match &args.verb {
         AgentVerb::Ping { .. } => "agent ping",
         AgentVerb::Pause { .. } => "agent pause",
@@ -95,7 +95,11 @@ enum Ask {
     Errors(ErrorsRequest),
 }
 
-async fn agent(controller: &str, verb: AgentVerb, format: Format) -> Result<(), Failure> {
+async fn agent(
+    controller: &client::Connect,
+    verb: AgentVerb,
+    format: Format,
+) -> Result<(), Failure> {
     let (which, ask) = match verb {
         AgentVerb::Ping { agent } => return ping(&agent, format).await,
         AgentVerb::Pause {
@@ -126,7 +130,7 @@ async fn direct(addr: &str, ask: Ask) -> Result<Reply, Failure> {
     })
 }
 
-async fn through(controller: &str, id: String, ask: Ask) -> Result<Reply, Failure> {
+async fn through(controller: &client::Connect, id: String, ask: Ask) -> Result<Reply, Failure> {
     let mut admin = client::admin(controller).await?;
     let what = format!("the controller at {controller}");
     let body = match ask {

@@ -38,11 +38,11 @@ struct AssignView {
 }
 
 /// Runs `assign`.
-pub fn run(controller: &str, args: AssignArgs) -> u8 {
+pub fn run(controller: &client::Connect, args: AssignArgs) -> u8 {
     client::run("assign", assign(controller, args))
 }
 
-async fn assign(controller: &str, args: AssignArgs) -> Result<(), Failure> {
+async fn assign(controller: &client::Connect, args: AssignArgs) -> Result<(), Failure> {
     client::attribute("revision", args.revision as i64);
     client::attribute("rollback", args.rollback);
     if let Some(agent) = &args.agent {

@@ -27,11 +27,11 @@ pub enum DescribeWhat {
 }
 
 /// Runs `describe`.
-pub fn run(controller: &str, args: DescribeArgs) -> u8 {
+pub fn run(controller: &client::Connect, args: DescribeArgs) -> u8 {
     client::run("describe agent", describe(controller, args))
 }
 
-async fn describe(controller: &str, args: DescribeArgs) -> Result<(), Failure> {
+async fn describe(controller: &client::Connect, args: DescribeArgs) -> Result<(), Failure> {
     let DescribeWhat::Agent { id } = args.what;
     let mut admin = client::admin(controller).await?;
     let what = format!("the controller at {controller}");
@@ -59,7 +59,31 @@ fn render(a: &AgentView) -> String {
         ),
         ("running generation", a.running_generation.to_string()),
         ("sync", a.sync.clone()),
+        (
+            "signed by",
+            if a.running_signed_by.is_empty() {
+                "(unsigned)".to_owned()
+            } else {
+                a.running_signed_by.clone()
+            },
+        ),
+        (
+            "certificate",
+            if a.certificate.is_empty() {
+                "(none)".to_owned()
+            } else {
+                a.certificate.clone()
+            },
+        ),
     ];
+    if !a.reported_labels.is_empty() {
+        let text: Vec<String> = a
+            .reported_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        items.push(("reported labels", text.join(",")));
+    }
     if !a.sync_error.is_empty() {
         items.push(("refused", a.sync_error.clone()));
     }

@@ -30,7 +30,7 @@ pub enum GetWhat {
 }
 
 /// Runs `get`.
-pub fn run(controller: &str, args: GetArgs) -> u8 {
+pub fn run(controller: &client::Connect, args: GetArgs) -> u8 {
     let command = match args.what {
         GetWhat::Agents { .. } => "get agents",
         GetWhat::Revisions => "get revisions",
@@ -38,14 +38,7 @@ pub fn run(controller: &str, args: GetArgs) -> u8 {
     client::run(command, get(controller, args))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-async fn get(controller: &str, args: GetArgs) -> Result<(), Failure> {
+async fn get(controller: &client::Connect, args: GetArgs) -> Result<(), Failure> {
     let mut admin = client::admin(controller).await?;
     let what = format!("the controller at {controller}");
     match args.what {
@@ -59,7 +52,7 @@ async fn get(controller: &str, args: GetArgs) -> Result<(), Failure> {
             .await?;
             let views: Vec<AgentView> = reply.agents.iter().map(AgentView::from).collect();
             emit(args.out.output, &views, |views| {
-                let now = now_ms();
+                let now = super::views::now_ms();
                 let mut t = Table::new(&[
                     "AGENT",
                     "CONNECTED",

@@ -11,4 +11,5 @@ pub mod get;
 pub mod output;
 pub mod rollout;
 pub mod status;
+pub mod trust;
 pub mod views;

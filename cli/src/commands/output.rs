@@ -36,6 +36,28 @@ pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce(&T) -> S
     }
 }
 
+/// `text` with control characters and Unicode bidi controls replaced by visible escapes
+/// (`\u{1b}`), everything else unchanged.
+pub fn visible(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if needs_escape(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A table: a header row and rows, columns padded to their widest cell.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -50,9 +72,12 @@ impl Table {
         }
     }
 
-    /// Adds a row.
+    /// Adds a row; control and bidi characters in its cells are shown escaped, so text an
+    /// agent reported (file names, messages) cannot move the cursor, clear the screen or
+    /// reverse what the operator reads.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows
+            .push(cells.into_iter().map(|c| visible(&c)).collect());
     }
 
     /// The table as text, one line per row.
@@ -90,7 +115,7 @@ pub fn pairs(items: &[(&str, String)]) -> String {
     let w = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     items
         .iter()
-        .map(|(k, v)| format!("{:<w$} {v}\n", format!("{k}:")))
+        .map(|(k, v)| format!("{:<w$} {}\n", format!("{k}:"), visible(v)))
         .collect()
 }
 

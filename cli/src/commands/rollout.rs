@@ -211,7 +211,7 @@ fn text(v: &RolloutView) -> String {
 }
 
 /// Runs `rollout`.
-pub fn run(controller: &str, args: RolloutArgs) -> u8 {
+pub fn run(controller: &client::Connect, args: RolloutArgs) -> u8 {
     let command = match &args.verb {
         RolloutVerb::Start { .. } => "rollout start",
         RolloutVerb::Status { .. } => "rollout status",
@@ -229,7 +229,7 @@ fn ended_badly(phase: &str) -> bool {
     matches!(phase, "RolledBack" | "Aborted" | "Superseded")
 }
 
-async fn rollout(controller: &str, args: RolloutArgs) -> Result<(), Failure> {
+async fn rollout(controller: &client::Connect, args: RolloutArgs) -> Result<(), Failure> {
     let mut admin = client::admin(controller).await?;
     let what = format!("the controller at {controller}");
     let format = args.out.output;

@@ -39,11 +39,11 @@ struct SnapshotView {
 }
 
 /// Runs `status`.
-pub fn run(controller: &str, args: StatusArgs) -> u8 {
+pub fn run(controller: &client::Connect, args: StatusArgs) -> u8 {
     client::run("status", status(controller, args))
 }
 
-async fn status(controller: &str, args: StatusArgs) -> Result<(), Failure> {
+async fn status(controller: &client::Connect, args: StatusArgs) -> Result<(), Failure> {
     let mut admin = client::admin(controller).await?;
     let what = format!("the controller at {controller}");
     let mut stream = client::call(&what, admin.watch_fleet(WatchFleetRequest {})).await?;

@@ -27,6 +27,15 @@ pub struct AgentView {
     pub stats: Option<StatsView>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recent_events: Vec<EventView>,
+    /// The labels the agent reported (shown, never selected on).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub reported_labels: BTreeMap<String, String>,
+    /// The key that signed the revision it runs.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub running_signed_by: String,
+    /// The identity its certificate proved.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub certificate: String,
 }
 
 impl From<&pb::AgentStatus> for AgentView {
@@ -49,6 +58,13 @@ impl From<&pb::AgentStatus> for AgentView {
             sync_error: a.sync_error.clone(),
             stats: a.stats.as_ref().map(StatsView::from),
             recent_events: a.recent_events.iter().map(EventView::from).collect(),
+            reported_labels: a
+                .reported_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            running_signed_by: a.running_signer_key.clone(),
+            certificate: a.certificate_identity.clone(),
         }
     }
 }
@@ -299,4 +315,12 @@ impl From<&pb::Revision> for RevisionView {
             acked: r.acked,
         }
     }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

@@ -2,6 +2,11 @@
 //! assign) go through one async lock, so two concurrent applies cannot interleave their
 //! generation numbers and assignments, and are flushed to disk before they answer.
 //!
+//! Every call is authenticated and authorized first ([`crate::auth`]): viewer for reads,
+//! operator for steering (rollout pause/resume/promote/abort/undo/retry, agent pause/resume),
+//! admin for the rest. Every mutating call, allowed or refused by its checks, is written to
+//! the audit trail with the caller, its role, the arguments and the result ([`Admin::audit`]).
+//!
 //! Every call is a span (`admin.apply`, `admin.rollout`, ...) that continues the caller's
 //! trace from the W3C context in the gRPC metadata (fleetctl sends it); what the call sets in
 //! motion (a rollout, the assignments pushed to agents) continues it further. Work moved to
@@ -10,20 +15,25 @@
 mod apply;
 mod control;
 mod rollout;
+mod trust;
 mod watch;
 
 use std::sync::Arc;
 
 use h264_proto::v1::fleet_admin_server::FleetAdmin;
 use h264_proto::v1::{
-    AgentControlReply, AgentControlRequest, AgentStatus, ApplyReply, ApplyRequest, AssignReply,
-    AssignRequest, DescribeAgentRequest, ListAgentsReply, ListAgentsRequest, ListRevisionsReply,
-    ListRevisionsRequest, RolloutRequest, RolloutStatus, WatchFleetRequest,
+    agent_control_request, rollout_request, AgentControlReply, AgentControlRequest, AgentStatus,
+    ApplyReply, ApplyRequest, AssignReply, AssignRequest, CreateTokenReply, CreateTokenRequest,
+    DeleteAgentReply, DeleteAgentRequest, DescribeAgentRequest, LabelRequest, ListAgentsReply,
+    ListAgentsRequest, ListAuditReply, ListAuditRequest, ListRevisionsReply, ListRevisionsRequest,
+    RolloutRequest, RolloutStatus, WatchFleetRequest, WhoAmIReply, WhoAmIRequest,
 };
+use h264_trust::Role;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
+use crate::auth::{Auth, Caller};
 use crate::persist::{FlushError, Persister};
 use crate::registry::{AssignError, Registry, Target};
 use crate::rollout::Rollouts;
@@ -39,6 +49,9 @@ pub struct Admin {
     rollouts: Arc<Rollouts>,
     writes: Arc<tokio::sync::Mutex<()>>,
     shutdown: CancellationToken,
+    auth: Arc<Auth>,
+    /// Revisions kept at most (see `revisions_kept`).
+    revisions_kept: usize,
 }
 
 impl Admin {
@@ -49,6 +62,8 @@ impl Admin {
         persister: Persister,
         rollouts: Arc<Rollouts>,
         shutdown: CancellationToken,
+        auth: Arc<Auth>,
+        revisions_kept: usize,
     ) -> Self {
         Self {
             registry,
@@ -57,7 +72,101 @@ impl Admin {
             rollouts,
             writes: Arc::new(tokio::sync::Mutex::new(())),
             shutdown,
+            auth,
+            revisions_kept,
         }
+    }
+
+    /// Writes one entry of the audit trail for `caller` (durably, before the call answers);
+    /// a failure to write it is logged and fails the call.
+    pub(crate) async fn audit(
+        &self,
+        caller: &Caller,
+        verb: &str,
+        arguments: serde_json::Value,
+        revision: Option<(u64, String)>,
+        result: &Result<(), Status>,
+    ) -> Result<(), Status> {
+        let (generation, sha256) = revision.unwrap_or_default();
+        let record = crate::store::AuditRecord {
+            id: 0,
+            at_ms: crate::model::now_ms(),
+            who: caller.who.clone(),
+            role: caller.role.to_string(),
+            verb: verb.to_owned(),
+            arguments: arguments.to_string(),
+            generation,
+            sha256,
+            result: match result {
+                Ok(()) => "ok".to_owned(),
+                Err(s) => format!("{:?}: {}", s.code(), s.message()),
+            },
+        };
+        tracing::info!(who = %record.who, role = %record.role, verb, arguments = %record.arguments, result = %record.result, "audit");
+        self.blocking(move |s| s.audit(&record)).await.map(|_| ())
+    }
+
+    /// Authorizes a mutating call; a refusal is written to the audit trail too (as
+    /// `anonymous` when no identity was given).
+    async fn authorize_mut<T>(
+        &self,
+        request: &Request<T>,
+        verb: &str,
+        need: Role,
+    ) -> Result<Caller, Status> {
+        match self.auth.authorize(request, verb, need) {
+            Ok(c) => Ok(c),
+            Err(status) => {
+                let caller = self.auth.authenticate(request).unwrap_or(Caller {
+                    who: "anonymous".into(),
+                    role: Role::Viewer,
+                    method: "none",
+                });
+                let peer = crate::listen::peer_of(request)
+                    .remote
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let role = if caller.method == "none" {
+                    "-"
+                } else {
+                    caller.role.as_str()
+                };
+                let record = crate::store::AuditRecord {
+                    id: 0,
+                    at_ms: crate::model::now_ms(),
+                    who: caller.who.clone(),
+                    role: role.to_owned(),
+                    verb: verb.replace(' ', "_"),
+                    arguments: serde_json::json!({ "peer": peer }).to_string(),
+                    generation: 0,
+                    sha256: String::new(),
+                    result: format!("{:?}: {}", status.code(), status.message()),
+                };
+                tracing::warn!(who = %record.who, verb, peer = %peer, "refused: {}", status.message());
+                let _ = self.blocking(move |s| s.audit(&record)).await;
+                Err(status)
+            }
+        }
+    }
+
+    /// Authorizes, runs `f` and audits it, whatever its outcome.
+    async fn audited<T, F>(
+        &self,
+        caller: &Caller,
+        verb: &str,
+        arguments: serde_json::Value,
+        f: F,
+        revision_of: impl Fn(&T) -> Option<(u64, String)>,
+    ) -> Result<T, Status>
+    where
+        F: std::future::Future<Output = Result<T, Status>>,
+    {
+        let out = f.await;
+        let revision = out.as_ref().ok().and_then(&revision_of);
+        let result = out.as_ref().map(|_| ()).map_err(Clone::clone);
+        self.audit(caller, verb, arguments, revision, &result)
+            .await?;
+        out
     }
 
     /// Runs a blocking store call on the blocking pool.
@@ -70,6 +179,17 @@ impl Admin {
             .await
             .map_err(|e| Status::internal(format!("store task failed: {e}")))?
             .map_err(internal)
+    }
+
+    /// Runs a blocking call that needs the store on the blocking pool.
+    async fn blocking_result<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))
     }
 
     async fn flush(&self) -> Result<(), Status> {
@@ -130,16 +250,36 @@ fn selector(text: &str) -> Result<Selector, Status> {
 #[tonic::async_trait]
 impl FleetAdmin for Admin {
     async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyReply>, Status> {
+        let caller = self.authorize_mut(&request, "apply", Role::Admin).await?;
         let span = call_span("admin.apply", &request);
-        traced(span, apply::apply(self, request.into_inner()))
-            .await
-            .map(Response::new)
+        let req = request.into_inner();
+        if req.dry_run {
+            return traced(span, apply::apply(self, req))
+                .await
+                .map(Response::new);
+        }
+        let args = serde_json::json!({
+            "origin": req.origin,
+            "signed_by": req.signer_key,
+            "expected_generation": req.expected_generation,
+        });
+        self.audited(
+            &caller,
+            "apply",
+            args,
+            traced(span, apply::apply(self, req)),
+            |r| Some((r.generation, r.sha256.clone())),
+        )
+        .await
+        .map(Response::new)
     }
 
     async fn list_revisions(
         &self,
         request: Request<ListRevisionsRequest>,
     ) -> Result<Response<ListRevisionsReply>, Status> {
+        self.auth
+            .authorize(&request, "get revisions", Role::Viewer)?;
         let _span = call_span("admin.list_revisions", &request).entered();
         Ok(Response::new(ListRevisionsReply {
             revisions: self.registry.revisions(),
@@ -150,6 +290,7 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<ListAgentsRequest>,
     ) -> Result<Response<ListAgentsReply>, Status> {
+        self.auth.authorize(&request, "get agents", Role::Viewer)?;
         let _span = call_span("admin.list_agents", &request).entered();
         let selector = selector(&request.into_inner().selector)?;
         Ok(Response::new(ListAgentsReply {
@@ -161,6 +302,8 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<DescribeAgentRequest>,
     ) -> Result<Response<AgentStatus>, Status> {
+        self.auth
+            .authorize(&request, "describe agent", Role::Viewer)?;
         let _span = call_span("admin.describe_agent", &request).entered();
         let id = request.into_inner().agent_id;
         self.registry
@@ -175,8 +318,27 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<AssignRequest>,
     ) -> Result<Response<AssignReply>, Status> {
+        let caller = self.authorize_mut(&request, "assign", Role::Admin).await?;
         let span = call_span("admin.assign", &request);
-        traced(span, self.assign_traced(request.into_inner())).await
+        let r = request.into_inner();
+        let args = serde_json::json!({
+            "generation": r.generation,
+            "agent": r.agent_id,
+            "selector": r.selector,
+            "rollback": r.rollback,
+        });
+        let revision = self
+            .registry
+            .revision(r.generation)
+            .map(|rev| (rev.generation, rev.sha256.clone()));
+        self.audited(
+            &caller,
+            "assign",
+            args,
+            traced(span, self.assign_traced(r)),
+            |_| revision.clone(),
+        )
+        .await
     }
 
     type WatchFleetStream = watch::FleetStream;
@@ -185,6 +347,8 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<WatchFleetRequest>,
     ) -> Result<Response<Self::WatchFleetStream>, Status> {
+        self.auth
+            .authorize(&request, "status --watch", Role::Viewer)?;
         let _span = call_span("admin.watch_fleet", &request).entered();
         Ok(Response::new(watch::start(
             self.registry.clone(),
@@ -196,8 +360,27 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<AgentControlRequest>,
     ) -> Result<Response<AgentControlReply>, Status> {
+        use agent_control_request::Body;
+        let (verb, need) = match &request.get_ref().body {
+            Some(Body::Pause(_)) => ("agent pause", Role::Operator),
+            Some(Body::Resume(_)) => ("agent resume", Role::Operator),
+            Some(Body::Stats(_)) => ("agent stats", Role::Viewer),
+            Some(Body::Errors(_)) | None => ("agent errors", Role::Viewer),
+        };
+        let caller = if need == Role::Viewer {
+            self.auth.authorize(&request, verb, need)?
+        } else {
+            self.authorize_mut(&request, verb, need).await?
+        };
         let span = call_span("admin.agent_control", &request);
-        traced(span, control::control(&self.registry, request.into_inner()))
+        let req = request.into_inner();
+        let fut = traced(span, control::control(&self.registry, req.clone()));
+        if need == Role::Viewer {
+            return fut.await.map(Response::new);
+        }
+        let args =
+            serde_json::json!({ "agent": req.agent_id, "request": format!("{:?}", req.body) });
+        self.audited(&caller, verb, args, fut, |_| None)
             .await
             .map(Response::new)
     }
@@ -206,10 +389,117 @@ impl FleetAdmin for Admin {
         &self,
         request: Request<RolloutRequest>,
     ) -> Result<Response<RolloutStatus>, Status> {
+        use rollout_request::Verb;
+        let (verb, need) = match &request.get_ref().verb {
+            Some(Verb::Start(_)) => ("rollout.start", Role::Admin),
+            Some(Verb::Status(_)) | None => ("rollout.status", Role::Viewer),
+            Some(Verb::Pause(_)) => ("rollout.pause", Role::Operator),
+            Some(Verb::Resume(_)) => ("rollout.resume", Role::Operator),
+            Some(Verb::Promote(_)) => ("rollout.promote", Role::Operator),
+            Some(Verb::Abort(_)) => ("rollout.abort", Role::Operator),
+            Some(Verb::Undo(_)) => ("rollout.undo", Role::Operator),
+            Some(Verb::Retry(_)) => ("rollout.retry", Role::Operator),
+        };
+        let caller = if need == Role::Viewer {
+            self.auth.authorize(&request, verb, need)?
+        } else {
+            self.authorize_mut(&request, verb, need).await?
+        };
         let span = call_span("admin.rollout", &request);
-        traced(span, rollout::rollout(self, request.into_inner()))
+        let req = request.into_inner();
+        if need == Role::Viewer {
+            return traced(span, rollout::rollout(self, req))
+                .await
+                .map(Response::new);
+        }
+        let args = serde_json::json!({ "request": format!("{:?}", req.verb) });
+        let registry = self.registry.clone();
+        self.audited(
+            &caller,
+            verb,
+            args,
+            traced(span, rollout::rollout(self, req)),
+            move |s: &RolloutStatus| {
+                registry
+                    .revision(s.generation)
+                    .map(|r| (r.generation, r.sha256.clone()))
+            },
+        )
+        .await
+        .map(Response::new)
+    }
+
+    async fn label(&self, request: Request<LabelRequest>) -> Result<Response<AgentStatus>, Status> {
+        let caller = self
+            .authorize_mut(&request, "label agent", Role::Admin)
+            .await?;
+        let req = request.into_inner();
+        let args = serde_json::json!({ "agent": req.agent_id, "changes": req.changes });
+        self.audited(&caller, "label", args, trust::label(self, req), |_| None)
             .await
             .map(Response::new)
+    }
+
+    async fn delete_agent(
+        &self,
+        request: Request<DeleteAgentRequest>,
+    ) -> Result<Response<DeleteAgentReply>, Status> {
+        let caller = self
+            .authorize_mut(&request, "delete agent", Role::Admin)
+            .await?;
+        let req = request.into_inner();
+        let args = serde_json::json!({ "agent": req.agent_id });
+        self.audited(
+            &caller,
+            "delete_agent",
+            args,
+            trust::delete_agent(self, req),
+            |_| None,
+        )
+        .await
+        .map(Response::new)
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenReply>, Status> {
+        let caller = self
+            .authorize_mut(&request, "token create", Role::Admin)
+            .await?;
+        let req = request.into_inner();
+        let args = serde_json::json!({ "name": req.name, "role": req.role });
+        self.audited(
+            &caller,
+            "token.create",
+            args,
+            trust::create_token(self, req),
+            |_| None,
+        )
+        .await
+        .map(Response::new)
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditReply>, Status> {
+        self.auth.authorize(&request, "audit", Role::Viewer)?;
+        trust::list_audit(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIReply>, Status> {
+        let caller = self.auth.authenticate(&request)?;
+        Ok(Response::new(WhoAmIReply {
+            identity: caller.who,
+            role: caller.role.to_string(),
+            method: caller.method.to_owned(),
+        }))
     }
 }
 

@@ -163,6 +163,7 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
                 manifest,
                 dry_run: false,
                 origin: String::new(),
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -242,6 +243,7 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
                 manifest,
                 dry_run: false,
                 origin: String::new(),
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -24,6 +24,7 @@
 mod assign;
 mod rollout;
 mod session;
+mod trust;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -35,7 +36,11 @@ use tokio::sync::{mpsc, watch, Notify};
 
 pub use assign::{AssignError, Assigned, Target};
 pub use rollout::{JobCounts, RolloutAgent};
-pub use session::{CommandError, Push, SessionTicket};
+pub use session::{
+    bounded, CommandError, Push, RegisterError, SessionTicket, MAX_EVENT_FIELD, MAX_LABELS,
+    MAX_LABEL_KEY, MAX_LABEL_VALUE,
+};
+pub use trust::{apply_label_changes, LabelError};
 
 use crate::model::{AgentRecord, Desired, EventRecord, Revision, SyncState};
 use crate::store::Batch;

@@ -13,6 +13,37 @@ use crate::model::{now_ms, AgentRecord, EventRecord, Nack};
 
 /// Commands queued per session at most (pause and resume are rare).
 const COMMAND_QUEUE: usize = 8;
+/// Labels a Hello may report at most; the rest are dropped.
+pub const MAX_LABELS: usize = 32;
+/// The longest label key and value kept.
+pub const MAX_LABEL_KEY: usize = 63;
+/// The longest label value kept.
+pub const MAX_LABEL_VALUE: usize = 256;
+/// The longest file name, stage, kind or message of an event kept (longer ones are cut).
+pub const MAX_EVENT_FIELD: usize = 4096;
+
+/// Why a Hello is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The agent has a live session and the new one cannot prove the same identity.
+    #[error("agent `{0}` already has a live session; a second session may take over only with the agent's certificate (the live one ends when its connection does)")]
+    LiveSession(String),
+    /// The controller knows as many agents as it may.
+    #[error("this controller knows {0} agents, its max_agents: delete agents that are gone (`fleetctl delete agent ID`) or raise max_agents")]
+    Full(usize),
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+pub fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
 
 /// What a session gets when its Hello is accepted.
 #[derive(Debug)]
@@ -55,11 +86,29 @@ fn nonce() -> String {
 }
 
 impl Registry {
-    /// Registers (or updates) the agent of a Hello, makes this its live session (superseding
-    /// an older one), gives a new agent the fleet-wide target, and takes its running state
-    /// from the Hello: the resync.
-    pub fn register(&self, hello: &Hello) -> SessionTicket {
+    /// Registers (or updates) the agent of a Hello, makes this its live session, gives a new
+    /// agent the fleet-wide target, and takes its running state from the Hello: the resync.
+    ///
+    /// `proved` is the identity the session's client certificate proved (already checked to
+    /// be this agent's). A session that proved it supersedes an older one; one that did not
+    /// is refused while the agent has a live session. A new agent past `max_agents` is
+    /// refused.
+    pub fn register(
+        &self,
+        hello: &Hello,
+        proved: bool,
+        max_agents: usize,
+    ) -> Result<SessionTicket, RegisterError> {
         let mut inner = self.lock();
+        match inner.agents.get(&hello.agent_id) {
+            Some(e) if e.session.is_some() && !proved => {
+                return Err(RegisterError::LiveSession(hello.agent_id.clone()))
+            }
+            None if inner.agents.len() >= max_agents => {
+                return Err(RegisterError::Full(inner.agents.len()))
+            }
+            _ => {}
+        }
         inner.next_session += 1;
         let id = inner.next_session;
         let fleet_target = inner.fleet_target;
@@ -77,13 +126,25 @@ impl Registry {
                 e
             });
         let r = &mut entry.record;
-        r.labels = hello
+        r.reported_labels = hello
             .labels
             .iter()
+            .filter(|(k, v)| k.len() <= MAX_LABEL_KEY && v.len() <= MAX_LABEL_VALUE)
+            .take(MAX_LABELS)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        r.version.clone_from(&hello.agent_version);
-        r.capabilities.clone_from(&hello.capabilities);
+        r.cert_identity = if proved {
+            h264_trust::Identity::Agent(hello.agent_id.clone()).uri()
+        } else {
+            String::new()
+        };
+        r.version = bounded(hello.agent_version.clone(), MAX_LABEL_VALUE);
+        r.capabilities = hello
+            .capabilities
+            .iter()
+            .take(64)
+            .map(|c| bounded(c.clone(), MAX_LABEL_VALUE))
+            .collect();
         r.last_seen_ms = now_ms();
         r.running_generation = hello.running_generation;
         r.running_sha256.clone_from(&hello.running_sha256);
@@ -108,11 +169,11 @@ impl Registry {
         inner.touch(&hello.agent_id);
         drop(inner);
         self.changed();
-        SessionTicket {
+        Ok(SessionTicket {
             id,
             wake,
             commands: rx,
-        }
+        })
     }
 
     /// What session `session` of `agent` should send now (see the module docs of the registry).
@@ -147,6 +208,16 @@ impl Registry {
             nonce: nonce(),
             rollback: d.rollback,
             traceparent: entry.trace.clone(),
+            signature: rev
+                .signed
+                .as_ref()
+                .map(|s| s.signature.clone())
+                .unwrap_or_default(),
+            signer_key: rev
+                .signed
+                .as_ref()
+                .map(|s| s.key.clone())
+                .unwrap_or_default(),
         };
         if let Some(entry) = inner.agents.get_mut(agent) {
             entry.record.awaiting = Some(d.generation);
@@ -166,8 +237,33 @@ impl Registry {
         Counters::bump(&self.counters.acks);
         self.update(agent, |entry, revision_sha| {
             let r = &mut entry.record;
-            if revision_sha.as_ref().is_some_and(|s| *s != ack.sha256) {
-                tracing::warn!(agent, generation = ack.generation, sha256 = %ack.sha256, "the ACK names another SHA256 than the revision's");
+            if let Some(expected) = revision_sha.as_ref().filter(|s| **s != ack.sha256) {
+                // The agent applied something else than what was sent: changed in transit, or
+                // a forged ACK. Never shown as synced.
+                tracing::error!(agent, generation = ack.generation, acked = %ack.sha256, %expected, "the ACK names another SHA256 than the revision's: not synced");
+                if r.awaiting == Some(ack.generation) {
+                    r.awaiting = None;
+                }
+                let n = Nack {
+                    stage: "hash".into(),
+                    field: String::new(),
+                    message: format!(
+                        "the agent runs SHA256 {} for generation {}, not the revision's {expected}: changed in transit? Use TLS and signed revisions",
+                        bounded(ack.sha256.clone(), 64),
+                        ack.generation
+                    ),
+                    at_ms: now_ms(),
+                };
+                r.nacked.insert(ack.generation, n.clone());
+                return Some(EventRecord {
+                    agent_id: agent.to_owned(),
+                    at_ms: n.at_ms,
+                    kind: "nack".into(),
+                    file: String::new(),
+                    stage: n.stage,
+                    message: n.message,
+                    generation: ack.generation,
+                });
             }
             r.acked_generation = ack.generation;
             r.running_generation = ack.generation;
@@ -186,9 +282,9 @@ impl Registry {
         Counters::bump(&self.counters.nacks);
         self.update(agent, |entry, _| {
             let n = Nack {
-                stage: nack.stage.clone(),
-                field: nack.field.clone(),
-                message: nack.message.clone(),
+                stage: bounded(nack.stage.clone(), MAX_LABEL_VALUE),
+                field: bounded(nack.field.clone(), MAX_LABEL_VALUE),
+                message: bounded(nack.message.clone(), MAX_EVENT_FIELD),
                 at_ms: now_ms(),
             };
             tracing::warn!(agent, generation = nack.generation, refused = %n.describe(), "agent refused a revision");
@@ -240,17 +336,19 @@ impl Registry {
                 } else {
                     event.generation
                 };
+                // The agent's clock is its own: a time in the future is taken as now.
+                let now = now_ms();
                 Some(EventRecord {
                     agent_id: agent.to_owned(),
-                    at_ms: if event.at_ms > 0 {
+                    at_ms: if event.at_ms > 0 && event.at_ms <= now {
                         event.at_ms
                     } else {
-                        now_ms()
+                        now
                     },
-                    kind: event.kind,
-                    file: event.file,
-                    stage: event.stage,
-                    message: event.message,
+                    kind: bounded(event.kind, MAX_LABEL_VALUE),
+                    file: bounded(event.file, MAX_EVENT_FIELD),
+                    stage: bounded(event.stage, MAX_LABEL_VALUE),
+                    message: bounded(event.message, MAX_EVENT_FIELD),
                     generation,
                 })
             },

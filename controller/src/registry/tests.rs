@@ -14,6 +14,7 @@ fn revision(generation: u64) -> Revision {
         name: "studios".into(),
         canonical: format!("{{\"g\":{generation}}}").into_bytes(),
         created_at_ms: 0,
+        signed: None,
     }
 }
 
@@ -45,7 +46,7 @@ fn state(reg: &Registry, id: &str) -> String {
 #[test]
 fn apply_pushes_once_and_ack_syncs() {
     let reg = Registry::load(vec![], vec![], None);
-    let t = reg.register(&hello("a", 0));
+    let t = reg.register(&hello("a", 0), true, usize::MAX).unwrap();
     assert_eq!(reg.next_push("a", t.id), Push::Nothing);
     assert_eq!(state(&reg, "a"), "not_sent");
 
@@ -79,9 +80,9 @@ fn apply_pushes_once_and_ack_syncs() {
     );
 
     // A later agent gets the fleet-wide target; a reconnect of a synced agent gets nothing.
-    let b = reg.register(&hello("b", 0));
+    let b = reg.register(&hello("b", 0), true, usize::MAX).unwrap();
     assert_eq!(sent(reg.next_push("b", b.id)).generation, 1);
-    let again = reg.register(&hello("a", 1));
+    let again = reg.register(&hello("a", 1), true, usize::MAX).unwrap();
     assert_eq!(reg.next_push("a", again.id), Push::Nothing);
     assert_eq!(reg.next_push("a", t.id), Push::Superseded);
 }
@@ -89,7 +90,7 @@ fn apply_pushes_once_and_ack_syncs() {
 #[test]
 fn nacked_revision_is_not_pushed_again_until_retried_explicitly() {
     let reg = Registry::load(vec![revision(1)], vec![], None);
-    let t = reg.register(&hello("a", 0));
+    let t = reg.register(&hello("a", 0), true, usize::MAX).unwrap();
     reg.assign(1, &Target::All, false).unwrap();
     let a = sent(reg.next_push("a", t.id));
     reg.nack(
@@ -109,7 +110,7 @@ fn nacked_revision_is_not_pushed_again_until_retried_explicitly() {
     assert_eq!(reg.errors_of("a", 0).unwrap().len(), 1);
 
     // Not on a reconnect, not on a selector or fleet-wide assign.
-    let t2 = reg.register(&hello("a", 0));
+    let t2 = reg.register(&hello("a", 0), true, usize::MAX).unwrap();
     assert_eq!(reg.next_push("a", t2.id), Push::Nothing);
     reg.assign(1, &Target::All, false).unwrap();
     assert_eq!(reg.next_push("a", t2.id), Push::Nothing);
@@ -123,7 +124,7 @@ fn nacked_revision_is_not_pushed_again_until_retried_explicitly() {
 #[test]
 fn older_generation_warns_without_rollback_and_carries_the_mark_with_it() {
     let reg = Registry::load(vec![revision(1), revision(2)], vec![], None);
-    let t = reg.register(&hello("a", 2));
+    let t = reg.register(&hello("a", 2), true, usize::MAX).unwrap();
     let out = reg.assign(1, &Target::Agent("a".into()), false).unwrap();
     assert_eq!(out.warnings.len(), 1, "{out:?}");
     assert!(out.warnings[0].contains("--rollback"));
@@ -138,8 +139,12 @@ fn selectors_unknown_targets_commands_and_disconnects() {
     let reg = Registry::load(vec![revision(1)], vec![], None);
     let mut h = hello("paris-1", 0);
     h.labels.insert("site".into(), "paris".into());
-    let p = reg.register(&h);
-    let _l = reg.register(&hello("lyon-1", 0));
+    let p = reg.register(&h, true, usize::MAX).unwrap();
+    let _l = reg.register(&hello("lyon-1", 0), true, usize::MAX).unwrap();
+    // Reported labels are shown, never selected on; the operator's are.
+    let sel = Target::Selector(crate::selector::Selector::parse("site=paris").unwrap());
+    assert!(reg.assign(1, &sel, false).unwrap().agents.is_empty());
+    reg.set_labels("paris-1", &["site=paris".into()]).unwrap();
     let sel = Target::Selector(crate::selector::Selector::parse("site=paris").unwrap());
     assert_eq!(reg.assign(1, &sel, false).unwrap().agents, ["paris-1"]);
     assert_eq!(
@@ -195,8 +200,10 @@ async fn an_assignment_carries_the_trace_of_the_span_that_made_it_even_sent_late
     let reg = Registry::load(vec![], vec![], None);
     reg.add_revision(revision(1));
     reg.add_revision(revision(2));
-    let t = reg.register(&hello("online", 0));
-    let old = reg.register(&hello("offline", 0));
+    let t = reg.register(&hello("online", 0), true, usize::MAX).unwrap();
+    let old = reg
+        .register(&hello("offline", 0), true, usize::MAX)
+        .unwrap();
     reg.disconnect("offline", old.id);
 
     // Assigned inside a span (an admin call, say): the context travels with the assignment.
@@ -207,13 +214,15 @@ async fn an_assignment_carries_the_trace_of_the_span_that_made_it_even_sent_late
     assert_eq!(sent(reg.next_push("online", t.id)).traceparent, expected);
 
     // The offline agent returns later, outside any span: the same context.
-    let back = reg.register(&hello("offline", 0));
+    let back = reg
+        .register(&hello("offline", 0), true, usize::MAX)
+        .unwrap();
     assert_eq!(
         sent(reg.next_push("offline", back.id)).traceparent,
         expected
     );
     // A new agent gets the fleet-wide target with the span that set it.
-    let new = reg.register(&hello("new", 0));
+    let new = reg.register(&hello("new", 0), true, usize::MAX).unwrap();
     assert_eq!(sent(reg.next_push("new", new.id)).traceparent, expected);
 
     // A rollout's push names its own span; an untraced assignment carries nothing.
@@ -224,6 +233,6 @@ async fn an_assignment_carries_the_trace_of_the_span_that_made_it_even_sent_late
         traceparent_of(&push)
     );
     reg.assign(1, &Target::Agent("new".into()), true).unwrap();
-    let new = reg.register(&hello("new", 0));
+    let new = reg.register(&hello("new", 0), true, usize::MAX).unwrap();
     assert_eq!(sent(reg.next_push("new", new.id)).traceparent, "");
 }

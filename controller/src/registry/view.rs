@@ -3,8 +3,11 @@
 
 use h264_proto::v1::{self as pb, AgentEvent, AgentStatus, ErrorEntry, StatsReply};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use super::{Entry, Registry};
-use crate::model::EventRecord;
+use crate::model::{EventRecord, Revision};
 use crate::selector::Selector;
 
 /// Event kinds that `agent errors` does not list (they are not errors).
@@ -21,8 +24,18 @@ fn event(e: &EventRecord) -> AgentEvent {
     }
 }
 
-fn status(entry: &Entry, with_events: bool) -> AgentStatus {
+fn status(
+    entry: &Entry,
+    revisions: &BTreeMap<u64, Arc<Revision>>,
+    with_events: bool,
+) -> AgentStatus {
     let r = &entry.record;
+    let running_signer_key = revisions
+        .get(&r.running_generation)
+        .and_then(|rev| rev.signed.as_ref())
+        .filter(|_| r.running_generation != 0)
+        .map(|s| s.key.clone())
+        .unwrap_or_default();
     AgentStatus {
         agent_id: r.id.clone(),
         labels: r
@@ -30,6 +43,13 @@ fn status(entry: &Entry, with_events: bool) -> AgentStatus {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        reported_labels: r
+            .reported_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        running_signer_key,
+        certificate_identity: r.cert_identity.clone(),
         agent_version: r.version.clone(),
         connected: entry.session.is_some(),
         last_seen_ms: r.last_seen_ms,
@@ -56,7 +76,7 @@ impl Registry {
             .agents
             .values()
             .filter(|e| e.record.matches(selector))
-            .map(|e| status(e, with_events))
+            .map(|e| status(e, &inner.revisions, with_events))
             .collect();
         drop(inner);
         out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
@@ -65,7 +85,11 @@ impl Registry {
 
     /// One agent, with its recent events.
     pub fn describe(&self, agent: &str) -> Option<AgentStatus> {
-        self.lock().agents.get(agent).map(|e| status(e, true))
+        let inner = self.lock();
+        inner
+            .agents
+            .get(agent)
+            .map(|e| status(e, &inner.revisions, true))
     }
 
     /// Every revision, newest first, with how many agents are assigned it and run it.
@@ -93,6 +117,7 @@ impl Registry {
                     created_at_ms: r.created_at_ms,
                     assigned: n,
                     acked,
+                    signer_key: r.signed.as_ref().map(|s| s.key.clone()).unwrap_or_default(),
                 }
             })
             .collect();

@@ -224,6 +224,7 @@ mod tests {
             name: "studios".into(),
             canonical: Vec::new(),
             created_at_ms: 0,
+            signed: None,
         };
         let failed = Failed {
             gate: "failure_rate",

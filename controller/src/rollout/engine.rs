@@ -576,6 +576,39 @@ impl Rollouts {
         }
         s.phase = phase;
         s.finished_ms = Some(self.clock.now_ms());
+        if !by_operator {
+            let verb = format!("rollout.{}", phase.as_str().to_lowercase());
+            self.audit_decision(&verb, s, &s.reason.clone());
+        }
+    }
+
+    /// Records an automated decision (a rollback, a supersede) in the audit trail, as
+    /// `controller`; a failure to write it is logged.
+    pub(super) fn audit_decision(&self, verb: &str, s: &RolloutState, result: &str) {
+        let sha256 = self
+            .registry
+            .revision(s.generation)
+            .map(|r| r.sha256.clone())
+            .unwrap_or_default();
+        let record = crate::store::AuditRecord {
+            id: 0,
+            at_ms: self.clock.now_ms(),
+            who: "controller".into(),
+            role: "automated".into(),
+            verb: verb.to_owned(),
+            arguments: serde_json::json!({
+                "rollout": s.id,
+                "step": s.step,
+                "stable_generation": s.stable_generation,
+            })
+            .to_string(),
+            generation: s.generation,
+            sha256,
+            result: result.to_owned(),
+        };
+        if let Err(e) = self.store.audit(&record) {
+            tracing::error!(error = %e, verb, "cannot write the audit trail");
+        }
     }
 }
 

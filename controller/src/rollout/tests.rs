@@ -19,6 +19,7 @@ fn revision(generation: u64) -> Revision {
         name: "studios".into(),
         canonical: format!("{{\"g\":{generation}}}").into_bytes(),
         created_at_ms: 0,
+        signed: None,
     }
 }
 
@@ -58,17 +59,24 @@ impl Fleet {
     }
 
     fn connect(&mut self, id: &str, running: u64) {
-        let t = self.registry.register(&Hello {
-            agent_id: id.into(),
-            running_generation: running,
-            running_sha256: if running == 0 {
-                "local".into()
-            } else {
-                format!("sha{running}")
-            },
-            highest_accepted_generation: running,
-            ..Default::default()
-        });
+        let t = self
+            .registry
+            .register(
+                &Hello {
+                    agent_id: id.into(),
+                    running_generation: running,
+                    running_sha256: if running == 0 {
+                        "local".into()
+                    } else {
+                        format!("sha{running}")
+                    },
+                    highest_accepted_generation: running,
+                    ..Default::default()
+                },
+                true,
+                usize::MAX,
+            )
+            .unwrap();
         self.sessions.insert(id.into(), t.id);
     }
 
@@ -205,15 +213,31 @@ fn ten_agents_go_through_canary_25_50_75_100_and_succeed() {
 fn canaries_by_label_come_first_and_cohorts_only_grow() {
     let mut f = Fleet::new(6);
     f.disconnect("a4");
-    let t = f.registry.register(&Hello {
-        agent_id: "a4".into(),
-        labels: [("canary".to_string(), "true".to_string())].into(),
-        running_generation: 1,
-        running_sha256: "sha1".into(),
-        highest_accepted_generation: 1,
-        ..Default::default()
-    });
+    let t = f
+        .registry
+        .register(
+            &Hello {
+                agent_id: "a4".into(),
+                labels: [("canary".to_string(), "true".to_string())].into(),
+                running_generation: 1,
+                running_sha256: "sha1".into(),
+                highest_accepted_generation: 1,
+                ..Default::default()
+            },
+            true,
+            usize::MAX,
+        )
+        .unwrap();
     f.sessions.insert("a4".into(), t.id);
+    // The canary label the agent claims in its Hello is not trusted: only the operator's is.
+    f.engine
+        .start(2, plan(vec![StepPlan::Canary(1), StepPlan::Percent(50)]))
+        .unwrap();
+    assert_ne!(f.state().cohort, ["a4"]);
+    f.engine.abort().unwrap();
+    f.registry
+        .set_labels("a4", &["canary=true".into()])
+        .unwrap();
     f.engine
         .start(2, plan(vec![StepPlan::Canary(1), StepPlan::Percent(50)]))
         .unwrap();
@@ -448,13 +472,21 @@ fn a_restarted_engine_resumes_at_the_same_step_with_its_soak_timer() {
     let registry = Arc::new(Registry::load(vec![revision(1), revision(2)], vec![], None));
     let mut sessions = vec![];
     for i in 0..4 {
-        sessions.push(registry.register(&Hello {
-            agent_id: format!("a{i}"),
-            running_generation: 1,
-            running_sha256: "sha1".into(),
-            highest_accepted_generation: 1,
-            ..Default::default()
-        }));
+        sessions.push(
+            registry
+                .register(
+                    &Hello {
+                        agent_id: format!("a{i}"),
+                        running_generation: 1,
+                        running_sha256: "sha1".into(),
+                        highest_accepted_generation: 1,
+                        ..Default::default()
+                    },
+                    true,
+                    usize::MAX,
+                )
+                .unwrap(),
+        );
     }
     registry.assign(1, &Target::All, false).unwrap();
     {

@@ -53,6 +53,7 @@ impl Rollouts {
                 old.finished_ms = Some(now);
                 tracing::warn!(rollout = old.id, "rollout superseded");
                 self.save(old);
+                self.audit_decision("rollout.supersede", old, &old.reason.clone());
             }
         }
         tracing::info!(rollout = id, generation, stable, steps = %plan.describe(), "rollout started");
@@ -255,6 +256,7 @@ impl Rollouts {
             s.finished_ms = Some(self.clock.now_ms());
             tracing::warn!(rollout = s.id, generation, "rollout superseded");
             self.save(s);
+            self.audit_decision("rollout.supersede", s, &s.reason.clone());
         }
     }
 }

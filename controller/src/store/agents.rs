@@ -41,7 +41,7 @@ impl Store {
             for a in &batch.agents {
                 put.execute(params![
                     a.id,
-                    serde_json::to_string(&a.labels).unwrap_or_default(),
+                    serde_json::to_string(&a.reported_labels).unwrap_or_default(),
                     a.version,
                     serde_json::to_string(&a.capabilities).unwrap_or_default(),
                     a.last_seen_ms,
@@ -100,7 +100,8 @@ impl Store {
                 let stats: Option<Vec<u8>> = r.get(15)?;
                 Ok(AgentRecord {
                     id: r.get(0)?,
-                    labels: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                    reported_labels: serde_json::from_str(&r.get::<_, String>(1)?)
+                        .unwrap_or_default(),
                     version: r.get(2)?,
                     capabilities: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
                     last_seen_ms: r.get(4)?,
@@ -115,6 +116,7 @@ impl Store {
                     highest_accepted: r.get::<_, i64>(11)? as u64,
                     nacked: serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or_default(),
                     stats: stats.and_then(|b| Message::decode(b.as_slice()).ok()),
+                    ..AgentRecord::default()
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -178,7 +180,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        a.labels.insert("site".into(), "paris".into());
+        a.reported_labels.insert("site".into(), "paris".into());
         a.nacked.insert(
             2,
             Nack {

@@ -12,6 +12,7 @@
 mod agents;
 mod revisions;
 mod rollouts;
+mod trust;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use nix::fcntl::{Flock, FlockArg};
 use rusqlite::{Connection, OptionalExtension};
 
 pub use agents::Batch;
+pub use trust::{add_token_offline, AuditRecord, TokenRecord};
 
 use crate::model::Desired;
 
@@ -162,6 +164,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        conn.execute_batch(trust::SCHEMA).map_err(sql)?;
         let found: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",

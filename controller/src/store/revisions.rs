@@ -12,6 +12,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
         name: r.get(2)?,
         canonical: r.get(3)?,
         created_at_ms: r.get(4)?,
+        signed: None,
     })
 }
 
@@ -61,6 +62,7 @@ impl Store {
             name: name.to_owned(),
             canonical: canonical.to_vec(),
             created_at_ms: now_ms,
+            signed: None,
         };
         tx.execute(
             &format!("INSERT INTO revisions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),

@@ -14,11 +14,12 @@
 //! ```
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -26,6 +27,21 @@ use nix::unistd::Pid;
 
 /// How long the controller may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The admin token file of each controller this test process started, by URL, so a test's
+/// `fleetctl` helper that only knows the URL can log in ([`token_file_for`]).
+static TOKEN_FILES: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+
+/// The admin token file of the controller at `url` (started by this process); a path that
+/// does not exist for any other URL.
+pub fn token_file_for(url: &str) -> PathBuf {
+    TOKEN_FILES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(url)
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/nonexistent/admin.token"))
+}
 
 /// A running controller process; killed when dropped.
 #[derive(Debug)]
@@ -40,6 +56,8 @@ pub struct ControllerProcess {
     pub state_dir: PathBuf,
     /// Where its stderr (the log) goes, appended across restarts.
     pub log: PathBuf,
+    /// Further arguments (TLS files, say), kept across restarts.
+    extra: Vec<String>,
 }
 
 impl ControllerProcess {
@@ -59,9 +77,28 @@ impl ControllerProcess {
         Self::spawn_new(bin, state_dir, "127.0.0.1:0", config)
     }
 
+    /// Starts `bin` on `127.0.0.1:0` with `state_dir` and further arguments (`--tls-cert`...).
+    pub fn start_with_args(bin: &Path, state_dir: &Path, extra: &[String]) -> Self {
+        Self::spawn_with(bin, state_dir, "127.0.0.1:0", None, extra)
+    }
+
     fn spawn_new(bin: &Path, state_dir: &Path, listen: &str, config: Option<&Path>) -> Self {
+        Self::spawn_with(bin, state_dir, listen, config, &[])
+    }
+
+    fn spawn_with(
+        bin: &Path,
+        state_dir: &Path,
+        listen: &str,
+        config: Option<&Path>,
+        extra: &[String],
+    ) -> Self {
         let log = state_dir.with_extension("log");
-        let (child, addr) = spawn(bin, state_dir, listen, &log, config);
+        let (child, addr) = spawn(bin, state_dir, listen, &log, config, extra);
+        TOKEN_FILES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(format!("http://{addr}"), state_dir.join("admin.token"));
         Self {
             bin: bin.to_path_buf(),
             config: config.map(Path::to_path_buf),
@@ -69,12 +106,31 @@ impl ControllerProcess {
             addr,
             state_dir: state_dir.to_path_buf(),
             log,
+            extra: extra.to_vec(),
         }
+    }
+
+    /// `https://127.0.0.1:PORT`, for a controller started with TLS.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// `http://ADDR`, for clients and `fleetctl --controller`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The admin token the controller wrote at its first start.
+    pub fn token_file(&self) -> PathBuf {
+        self.state_dir.join("admin.token")
+    }
+
+    /// The admin token itself.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.token_file())
+            .expect("the controller wrote admin.token")
+            .trim()
+            .to_owned()
     }
 
     /// The process id, while it runs.
@@ -126,6 +182,7 @@ impl ControllerProcess {
             &self.addr.to_string(),
             &self.log,
             self.config.as_deref(),
+            &self.extra,
         );
         assert_eq!(addr, self.addr);
         self.child = Some(child);
@@ -149,6 +206,7 @@ fn spawn(
     listen: &str,
     log: &Path,
     config: Option<&Path>,
+    extra: &[String],
 ) -> (Child, SocketAddr) {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
@@ -165,6 +223,7 @@ fn spawn(
         let mut child = cmd
             .args(["--listen", listen, "--state-dir"])
             .arg(state_dir)
+            .args(extra)
             .env("RUST_LOG", "info,h264_controller=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

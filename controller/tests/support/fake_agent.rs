@@ -64,9 +64,37 @@ impl FakeAgent {
 
     /// Connects and sends `first` as the first message (tests of the Hello rule).
     pub async fn connect_with(url: &str, id: String, first: AgentMessage) -> Result<Self, Status> {
-        let mut client = AgentSessionsClient::connect(url.to_owned())
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .connect()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        Self::over(channel, hello_or(id, first)).await
+    }
+
+    /// Opens a session over `channel` (a TLS one, say) with `hello`.
+    pub async fn connect_over(
+        channel: tonic::transport::Channel,
+        hello: Hello,
+    ) -> Result<Self, Status> {
+        let id = hello.agent_id.clone();
+        Self::over(
+            channel,
+            (
+                id,
+                AgentMessage {
+                    body: Some(Body::Hello(hello)),
+                },
+            ),
+        )
+        .await
+    }
+
+    async fn over(
+        channel: tonic::transport::Channel,
+        (id, first): (String, AgentMessage),
+    ) -> Result<Self, Status> {
+        let mut client = AgentSessionsClient::new(channel);
         let (tx, rx) = mpsc::channel(64);
         tx.send(first).await.expect("queue the first message");
         let rx = client.session(ReceiverStream::new(rx)).await?.into_inner();
@@ -128,6 +156,16 @@ impl FakeAgent {
         .await;
     }
 
+    /// Acknowledges `a` naming `sha256` as what it runs (an agent that got edited bytes).
+    pub async fn ack_as(&self, a: &Assignment, sha256: &str) {
+        self.send(Body::Ack(AssignmentAck {
+            generation: a.generation,
+            nonce: a.nonce.clone(),
+            sha256: sha256.to_owned(),
+        }))
+        .await;
+    }
+
     /// Refuses `a` at `stage`.
     pub async fn nack(&self, a: &Assignment, stage: &str, field: &str, message: &str) {
         self.send(Body::Nack(AssignmentNack {
@@ -161,5 +199,23 @@ impl FakeAgent {
             generation: 0,
         }))
         .await;
+    }
+}
+
+fn hello_or(id: String, first: AgentMessage) -> (String, AgentMessage) {
+    (id, first)
+}
+
+impl FakeAgent {
+    /// The next message or the session's error, within `within` (`Ok(None)`: nothing came).
+    pub async fn try_next(
+        &mut self,
+        within: Duration,
+    ) -> Result<Option<controller_message::Body>, Status> {
+        match tokio::time::timeout(within, self.rx.message()).await {
+            Ok(Ok(m)) => Ok(m.and_then(|m| m.body)),
+            Ok(Err(status)) => Err(status),
+            Err(_) => Ok(None),
+        }
     }
 }

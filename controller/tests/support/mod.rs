@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use h264_proto::v1::fleet_admin_client::FleetAdminClient;
 use h264_proto::v1::{AgentStatus, ApplyReply, ApplyRequest, DescribeAgentRequest};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use controller::ControllerProcess;
@@ -49,18 +50,46 @@ pub fn manifest(crf: u32) -> String {
     )
 }
 
-/// The admin client.
-pub async fn admin(c: &ControllerProcess) -> FleetAdminClient<Channel> {
-    FleetAdminClient::connect(c.url()).await.expect("admin API")
+/// The admin API with a token.
+pub type Admin = FleetAdminClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer TOKEN` to every call.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub String);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.0).parse().expect("ascii token"),
+        );
+        Ok(r)
+    }
+}
+
+/// An admin client of `url` with `token`.
+pub async fn admin_with(url: &str, token: &str) -> Admin {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .expect("url")
+        .connect()
+        .await
+        .expect("admin API");
+    FleetAdminClient::with_interceptor(channel, Bearer(token.to_owned()))
+}
+
+/// The admin client, with the controller's admin token.
+pub async fn admin(c: &ControllerProcess) -> Admin {
+    admin_with(&c.url(), &c.token()).await
 }
 
 /// Applies `manifest`.
-pub async fn apply(admin: &mut FleetAdminClient<Channel>, manifest: &str) -> ApplyReply {
+pub async fn apply(admin: &mut Admin, manifest: &str) -> ApplyReply {
     admin
         .apply(ApplyRequest {
             manifest: manifest.into(),
             dry_run: false,
             origin: String::new(),
+            ..Default::default()
         })
         .await
         .expect("apply")
@@ -68,7 +97,7 @@ pub async fn apply(admin: &mut FleetAdminClient<Channel>, manifest: &str) -> App
 }
 
 /// Describes `id`.
-pub async fn describe(admin: &mut FleetAdminClient<Channel>, id: &str) -> AgentStatus {
+pub async fn describe(admin: &mut Admin, id: &str) -> AgentStatus {
     admin
         .describe_agent(DescribeAgentRequest {
             agent_id: id.into(),
@@ -80,7 +109,7 @@ pub async fn describe(admin: &mut FleetAdminClient<Channel>, id: &str) -> AgentS
 
 /// Polls `describe(id)` until `check` holds (at most 10 s); returns the last status.
 pub async fn wait_for_agent(
-    admin: &mut FleetAdminClient<Channel>,
+    admin: &mut Admin,
     id: &str,
     what: &str,
     check: impl Fn(&AgentStatus) -> bool,
