@@ -110,6 +110,12 @@ fn wait_rollout(url: &str, what: &str, within: Duration, check: impl Fn(&Value) 
 
 /// Starts one real agent per id (the first labelled canary, each with `extra` TOML of its
 /// index), waits until all are connected, and applies the stable revision (generation 1).
+/// Makes `id` a canary: the operator's label (an agent's own claim is not trusted).
+fn label_canary(url: &str, id: &str) {
+    let out = fleetctl(url, &["label", "agent", id, "canary=true"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn fleet_on_generation_1(
     url: &str,
     dir: &Path,
@@ -122,6 +128,7 @@ fn fleet_on_generation_1(
         .map(|(i, id)| FleetAgent::start_with(id, url, i == 0, &[], &extra(i)))
         .collect();
     wait_agents(url, ids, "connected agents", |a| a["connected"] == true);
+    label_canary(url, ids[0]);
     apply(url, dir, "  transcode: {crf: 23}\n");
     wait_agents(url, ids, "every agent on generation 1", |a| {
         a["sync"] == "synced" && a["running_generation"] == 1
@@ -232,6 +239,7 @@ fn ten_agents_take_a_good_revision_step_by_step_and_undo_puts_them_back_within_t
     wait_agents(&url, &id_refs, "ten connected agents", |a| {
         a["connected"] == true
     });
+    label_canary(&url, id_refs[0]);
     apply(&url, dir.path(), "  transcode: {crf: 23}\n");
     wait_agents(&url, &id_refs, "every agent on generation 1", |a| {
         a["sync"] == "synced" && a["running_generation"] == 1
