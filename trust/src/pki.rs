@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
 use crate::identity::{valid_name, Identity, Role};
@@ -65,7 +65,9 @@ pub enum PkiError {
 impl From<crate::signing::SignatureError> for PkiError {
     fn from(e: crate::signing::SignatureError) -> Self {
         match e {
-            crate::signing::SignatureError::Io { path, message } => PkiError::File { path, message },
+            crate::signing::SignatureError::Io { path, message } => {
+                PkiError::File { path, message }
+            }
             other => PkiError::Name(other.to_string()),
         }
     }
@@ -105,7 +107,10 @@ pub fn init(dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
 pub fn issue(dir: &Path, subject: &Subject) -> Result<(PathBuf, PathBuf), PkiError> {
     let read = |p: PathBuf| {
         std::fs::read_to_string(&p).map_err(|e| PkiError::File {
-            message: format!("cannot read ({e}); run `fleetctl pki init --dir {}` first", dir.display()),
+            message: format!(
+                "cannot read ({e}); run `fleetctl pki init --dir {}` first",
+                dir.display()
+            ),
             path: p,
         })
     };
@@ -117,7 +122,9 @@ pub fn issue(dir: &Path, subject: &Subject) -> Result<(PathBuf, PathBuf), PkiErr
     let mut params = match subject {
         Subject::Server(host) => {
             if host.is_empty() || host.len() > 253 || host.contains(['/', ' ']) {
-                return Err(PkiError::Name(format!("`{host}` is not a host name or IP address")));
+                return Err(PkiError::Name(format!(
+                    "`{host}` is not a host name or IP address"
+                )));
             }
             let mut p = CertificateParams::new(vec![host.clone()])?;
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -150,7 +157,10 @@ pub fn issue(dir: &Path, subject: &Subject) -> Result<(PathBuf, PathBuf), PkiErr
     validity(&mut params, LEAF_DAYS);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &ca, &ca_key)?;
-    let (crt, key_path) = (dir.join(format!("{stem}.crt")), dir.join(format!("{stem}.key")));
+    let (crt, key_path) = (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    );
     write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
     write_new(&crt, cert.pem().as_bytes(), 0o644)?;
     Ok((crt, key_path))
@@ -158,7 +168,11 @@ pub fn issue(dir: &Path, subject: &Subject) -> Result<(PathBuf, PathBuf), PkiErr
 
 fn create_dir(dir: &Path) -> Result<(), PkiError> {
     use std::os::unix::fs::DirBuilderExt as _;
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => Ok(()),
         Err(e) => Err(PkiError::File {
             path: dir.to_owned(),
@@ -187,7 +201,10 @@ mod tests {
         let der = crate::tls::read_certs(&crt).unwrap();
         assert_eq!(
             Identity::from_cert_der(&der[0]),
-            Some(Identity::Operator { name: "alice".into(), role: Role::Operator })
+            Some(Identity::Operator {
+                name: "alice".into(),
+                role: Role::Operator
+            })
         );
         let (crt, key) = issue(&d, &Subject::Server("127.0.0.1".into())).unwrap();
         let der = crate::tls::read_certs(&crt).unwrap();

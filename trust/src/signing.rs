@@ -28,7 +28,9 @@ pub enum SignatureError {
     #[error("`{0}` is not a public key like ed25519:BASE64 (32 bytes)")]
     BadPublicKey(String),
     /// A secret key file is not `ed25519-secret:BASE64`.
-    #[error("{path}: not a secret key written by `fleetctl keys generate` (ed25519-secret:BASE64)")]
+    #[error(
+        "{path}: not a secret key written by `fleetctl keys generate` (ed25519-secret:BASE64)"
+    )]
     BadSecretKey {
         /// The file.
         path: PathBuf,
@@ -37,14 +39,16 @@ pub enum SignatureError {
     #[error("the signature is not base64 of 64 bytes")]
     BadSignature,
     /// The signature does not verify with the key.
-    #[error("the signature of generation {generation} (sha256 {sha256}) does not verify with {key}")]
+    #[error(
+        "the signature of generation {generation} (sha256 {sha256}) does not verify with {key}"
+    )]
     Mismatch {
         /// The generation signed.
         generation: u64,
         /// The SHA256 signed.
         sha256: String,
-        /// The key tried.
-        key: PublicKey,
+        /// The key tried (boxed: a verifying key is large, and errors should be small).
+        key: Box<PublicKey>,
     },
     /// A key file cannot be read or written.
     #[error("{path}: {message}")]
@@ -75,22 +79,32 @@ impl PublicKey {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(bad)?;
-        VerifyingKey::from_bytes(&bytes).map(PublicKey).map_err(|_| bad())
+        VerifyingKey::from_bytes(&bytes)
+            .map(PublicKey)
+            .map_err(|_| bad())
     }
 
     /// Checks `signature` (base64) over the statement of (`generation`, `sha256`).
-    pub fn verify(&self, generation: u64, sha256: &str, signature: &str) -> Result<(), SignatureError> {
+    pub fn verify(
+        &self,
+        generation: u64,
+        sha256: &str,
+        signature: &str,
+    ) -> Result<(), SignatureError> {
         let bytes: [u8; 64] = STANDARD
             .decode(signature.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or(SignatureError::BadSignature)?;
         self.0
-            .verify(&statement(generation, sha256), &Signature::from_bytes(&bytes))
+            .verify(
+                &statement(generation, sha256),
+                &Signature::from_bytes(&bytes),
+            )
             .map_err(|_| SignatureError::Mismatch {
                 generation,
                 sha256: sha256.to_owned(),
-                key: self.clone(),
+                key: Box::new(self.clone()),
             })
     }
 }
@@ -158,7 +172,11 @@ impl SecretKey {
         let public = self.public();
         let mut pub_path = path.as_os_str().to_owned();
         pub_path.push(".pub");
-        write_new(Path::new(&pub_path), format!("{public}\n").as_bytes(), 0o644)?;
+        write_new(
+            Path::new(&pub_path),
+            format!("{public}\n").as_bytes(),
+            0o644,
+        )?;
         Ok(public)
     }
 }
@@ -195,9 +213,18 @@ mod tests {
         let public = key.public();
         let sig = key.sign(7, "abc");
         public.verify(7, "abc", &sig).unwrap();
-        assert!(matches!(public.verify(8, "abc", &sig), Err(SignatureError::Mismatch { .. })));
-        assert!(matches!(public.verify(7, "abd", &sig), Err(SignatureError::Mismatch { .. })));
-        assert_eq!(public.verify(7, "abc", "!!"), Err(SignatureError::BadSignature));
+        assert!(matches!(
+            public.verify(8, "abc", &sig),
+            Err(SignatureError::Mismatch { .. })
+        ));
+        assert!(matches!(
+            public.verify(7, "abd", &sig),
+            Err(SignatureError::Mismatch { .. })
+        ));
+        assert_eq!(
+            public.verify(7, "abc", "!!"),
+            Err(SignatureError::BadSignature)
+        );
         let other = SecretKey::generate().public();
         assert!(other.verify(7, "abc", &sig).is_err());
     }

@@ -111,7 +111,9 @@ pub fn server_config(
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in read_certs(ca)? {
-                roots.add(c).map_err(|e| file_error(ca, format!("not a usable CA: {e}")))?;
+                roots
+                    .add(c)
+                    .map_err(|e| file_error(ca, format!("not a usable CA: {e}")))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .allow_unauthenticated()
@@ -149,8 +151,14 @@ mod tests {
 
     #[test]
     fn hosts_of_urls() {
-        assert_eq!(host_of("https://ctl.example:7443").as_deref(), Some("ctl.example"));
-        assert_eq!(host_of("https://127.0.0.1:7443/").as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            host_of("https://ctl.example:7443").as_deref(),
+            Some("ctl.example")
+        );
+        assert_eq!(
+            host_of("https://127.0.0.1:7443/").as_deref(),
+            Some("127.0.0.1")
+        );
         assert_eq!(host_of("https://[::1]:7443").as_deref(), Some("::1"));
         assert_eq!(host_of("ctl:1").as_deref(), Some("ctl"));
     }
