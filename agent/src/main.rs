@@ -37,8 +37,8 @@ struct Args {
     /// Only validate the configuration and print its problems.
     #[arg(long)]
     check: bool,
-    /// Join the fleet of this controller (`http://host:7443`), overriding `[controller]
-    /// endpoint` in the configuration.
+    /// Join the fleet of this controller (`http://host:7443`, or `https://host:7443` with
+    /// `[controller] ca` in the configuration), overriding `[controller] endpoint` there.
     #[arg(long, value_name = "URL")]
     controller: Option<String>,
 }
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         config.controller.endpoint = Some(url.clone());
         let problems: Vec<_> = h264_config::validate::validate(&config, None)
             .into_iter()
-            .filter(|p| p.key.starts_with("controller") && p.is_error())
+            .filter(|p| (p.key.starts_with("controller") || p.key == "agent.id") && p.is_error())
             .collect();
         if !problems.is_empty() {
             for p in &problems {

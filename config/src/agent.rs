@@ -484,13 +484,29 @@ impl Default for Logging {
 }
 
 /// `[controller]`: the fleet controller this agent connects to. Local to each agent: a fleet
-/// manifest can never set it.
+/// manifest can never set it (least of all its trust settings: `ca`, `cert`, `key` and
+/// `trusted_keys`). The trust keys are left out of the canonical form while unset, so that
+/// configs hashed before they existed keep their hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Controller {
     /// The controller's address, `http://host:7443`; not set: no controller, the agent runs on
     /// its own file.
     pub endpoint: Option<String>,
+    /// The fleet CA (PEM) the controller's certificate must be issued by; needed with an
+    /// `https://` endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// The agent's client certificate (PEM), naming `h264create://agent/<id>`; with `key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of `cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Public keys (`ed25519:BASE64`) whose signatures this agent accepts; when any are set,
+    /// only revisions signed by one of them are applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<String>,
     /// Labels the agent reports to the controller (rollout cohorts and selectors use them).
     pub labels: BTreeMap<String, String>,
     /// First reconnect delay after the controller is lost; doubles each failed attempt, with
@@ -506,6 +522,10 @@ impl Default for Controller {
     fn default() -> Self {
         Self {
             endpoint: None,
+            ca: None,
+            cert: None,
+            key: None,
+            trusted_keys: Vec::new(),
             labels: BTreeMap::new(),
             reconnect_backoff: HumanDuration::from_secs(1),
             reconnect_backoff_max: HumanDuration::from_secs(30),

@@ -119,10 +119,14 @@ fn example_documents_every_key() {
         .parse()
         .unwrap();
     // Every key of the typed config, defaults included, must appear (commented out or not);
-    // the optional telemetry keys are set so that the section is written out whole.
+    // the optional telemetry and controller keys are set so that sections are written out whole.
     let mut every = AgentConfig::embedded_default();
     every.telemetry.otlp_endpoint = Some("http://127.0.0.1:4317".into());
     every.telemetry.metrics_listen = Some("127.0.0.1:9464".into());
+    every.controller.ca = Some("ca.crt".into());
+    every.controller.cert = Some("a.crt".into());
+    every.controller.key = Some("a.key".into());
+    every.controller.trusted_keys = vec!["ed25519:x".into()];
     let full = toml::Table::try_from(every).unwrap();
     for (section, value) in &full {
         let fields = match value {

@@ -805,8 +805,17 @@ fn controller_rules() {
     run(&[
         ("no controller", |c, _| c.controller.endpoint = None, None),
         (
-            "host and port",
+            "host and port, over http",
             |c, _| endpoint(c, "http://controller.example.org:7443"),
+            Some((
+                Warning,
+                "controller.endpoint",
+                "cleartext and unauthenticated",
+            )),
+        ),
+        (
+            "localhost over http",
+            |c, _| endpoint(c, "http://localhost:7443"),
             None,
         ),
         (
@@ -823,17 +832,29 @@ fn controller_rules() {
         (
             "no scheme",
             |c, _| endpoint(c, "controller:7443"),
-            Some((Error, "controller.endpoint", "not an http:// address")),
+            Some((
+                Error,
+                "controller.endpoint",
+                "not an http:// or https:// address",
+            )),
         ),
         (
-            "https",
+            "https without the fleet CA",
             |c, _| endpoint(c, "https://controller:7443"),
-            Some((Error, "controller.endpoint", "https:// is not supported")),
+            Some((
+                Error,
+                "controller.ca",
+                "is not set, but controller.endpoint is https://",
+            )),
         ),
         (
             "grpc scheme",
             |c, _| endpoint(c, "grpc://controller:7443"),
-            Some((Error, "controller.endpoint", "`grpc://` is not http://")),
+            Some((
+                Error,
+                "controller.endpoint",
+                "`grpc://` is not http:// or https://",
+            )),
         ),
         (
             "a path",
@@ -862,7 +883,7 @@ fn controller_rules() {
         ),
         (
             "no port",
-            |c, _| endpoint(c, "http://controller"),
+            |c, _| endpoint(c, "http://localhost"),
             Some((Warning, "controller.endpoint", "port 80 is used")),
         ),
         (

@@ -1,5 +1,7 @@
 //! One assignment from the controller, accepted or refused in stages: the SHA256 of the bytes
-//! is checked before anything reads them (`hash`), they are parsed as a fleet spec (`parse`),
+//! is checked before anything reads them (`hash`), then, when the agent pins
+//! `[controller] trusted_keys`, the operator's signature over the generation and SHA256
+//! (`signature`, see [`super::signature`]); the bytes are parsed as a fleet spec (`parse`),
 //! the spec is laid over the local file and validated (`validation`), checked against what this
 //! host can do (`capability`) and against the generations already accepted (`generation`),
 //! saved as last-known-good (`apply`, when that fails) and swapped in. The first stage that
@@ -10,7 +12,7 @@
 //! revision they started with ([`crate::state::Agent::swap_pipeline`]).
 //!
 //! Each step is a span, a child of the session's `assignment.apply`: `assignment.verify` (the
-//! SHA256), `assignment.validate` (parse, validation, capability and generation checks),
+//! SHA256 and the signature), `assignment.validate` (parse, validation, capability and generation checks),
 //! `assignment.persist` (last-known-good) and `assignment.swap` (the keys changed); the step
 //! that refuses the assignment carries the NACK's stage and message as its error.
 
@@ -40,6 +42,8 @@ pub struct Revisions {
 pub enum Stage {
     /// The bytes do not match their SHA256.
     Hash,
+    /// Trusted keys are pinned and the revision is not signed by one of them.
+    Signature,
     /// The bytes are not a fleet spec (not UTF-8, not JSON).
     Parse,
     /// The spec, or the spec laid over the local file, breaks a rule.
@@ -57,6 +61,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Hash => "hash",
+            Stage::Signature => "signature",
             Stage::Parse => "parse",
             Stage::Validation => "validation",
             Stage::Capability => "capability",
@@ -96,6 +101,8 @@ pub enum Accepted {
     Applied {
         /// Key paths like `transcode.crf`.
         changed: Vec<String>,
+        /// The trusted key that signed it (`ed25519:BASE64`); `None` when no keys are pinned.
+        signed_by: Option<String>,
     },
 }
 
@@ -112,7 +119,14 @@ pub fn accept(
         sha256 = %a.sha256,
         otel.status_description = Empty,
     );
-    let sha256 = step(&span, || verify(a))?;
+    let (sha256, signer) = step(&span, || {
+        let sha256 = verify(a)?;
+        let trusted = &agent.config.controller.trusted_keys;
+        let signer =
+            super::signature::check(trusted, a.generation, &sha256, &a.signature, &a.signer_key)
+                .map_err(|e| Nack::new(Stage::Signature, "", e.0))?;
+        Ok((sha256, signer.map(|k| k.to_string())))
+    })?;
     if revisions.running.as_ref() == Some(&(a.generation, sha256.clone()))
         && agent.pipeline().generation == a.generation
     {
@@ -132,7 +146,10 @@ pub fn accept(
         otel.status_description = Empty,
     );
     step(&span, || {
-        let record = Record::new(a.generation, &sha256, a.rollback, highest, text);
+        let mut record = Record::new(a.generation, &sha256, a.rollback, highest, text);
+        if let Some(signer) = &signer {
+            record = record.signed(signer, &a.signature);
+        }
         lkg::store(&agent.config.agent.state_dir, &record)
             .map_err(|e| Nack::new(Stage::Apply, "", e.to_string()))
     })?;
@@ -147,7 +164,10 @@ pub fn accept(
     agent.swap_pipeline(Pipeline::new(merged, a.generation));
     revisions.running = Some((a.generation, sha256));
     revisions.highest_accepted = highest;
-    Ok(Accepted::Applied { changed })
+    Ok(Accepted::Applied {
+        changed,
+        signed_by: signer,
+    })
 }
 
 /// Runs one step of [`accept`] in `span`; a NACK marks the span failed.

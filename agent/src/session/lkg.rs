@@ -37,6 +37,13 @@ pub struct Record {
     pub accepted_at_ms: i64,
     /// The revision's canonical bytes (a fleet spec as canonical JSON).
     pub canonical: String,
+    /// The trusted key that signed it (`ed25519:BASE64`), when the agent pinned keys; absent
+    /// in files written before signatures existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_key: Option<String>,
+    /// The signature (base64), checked again at start-up while keys are pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Record {
@@ -56,6 +63,17 @@ impl Record {
             highest_accepted,
             accepted_at_ms: super::now_ms(),
             canonical: canonical.to_owned(),
+            signer_key: None,
+            signature: None,
+        }
+    }
+
+    /// The same record, signed by `signer_key` with `signature`.
+    pub fn signed(self, signer_key: &str, signature: &str) -> Self {
+        Self {
+            signer_key: Some(signer_key.to_owned()),
+            signature: Some(signature.to_owned()),
+            ..self
         }
     }
 }

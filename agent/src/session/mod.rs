@@ -21,6 +21,12 @@
 //! [`startup::startup`], which also picks the start-up pipeline from the last-known-good file
 //! ([`lkg`]).
 //!
+//! Transport ([`transport`]): plain HTTP/2 for `http://`, TLS (rustls) for `https://`, the
+//! controller's certificate checked against `[controller] ca` and this agent's own presented
+//! from `cert` and `key`. A TLS failure is logged with what to fix and retried like any other
+//! lost connection. With `[controller] trusted_keys`, assignments must also carry a signature
+//! by one of those keys ([`signature`]), checked right after their SHA256.
+//!
 //! Tracing: an assignment is handled in an `assignment.apply` span (generation, revision,
 //! sha256, rollback, outcome ACK or NACK, the NACK's stage and field) whose parent is the
 //! controller's span named by the assignment's `traceparent` (a rollout's push or rollback, an
@@ -32,10 +38,11 @@ mod backoff;
 mod caps;
 pub mod lkg;
 mod messages;
+mod signature;
 mod startup;
+mod transport;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use h264_proto::v1::agent_command::Body as Command;
 use h264_proto::v1::agent_sessions_client::AgentSessionsClient;
@@ -59,6 +66,14 @@ const OUTBOX: usize = 64;
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// TLS to the controller cannot be set up (a PEM file that cannot be read, no CA).
+    #[error("cannot set up TLS to the controller at {endpoint}: {why}")]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
+        why: String,
+    },
     /// No connection could be made.
     #[error("cannot connect to the controller at {endpoint}: {why}")]
     Connect {
@@ -82,24 +97,16 @@ pub enum SessionError {
 /// down. `revisions` is the state [`startup`] found.
 pub fn spawn(agent: Arc<Agent>, revisions: Revisions) -> Option<tokio::task::JoinHandle<()>> {
     let endpoint = agent.config.controller.endpoint.clone()?;
-    let endpoint = match Endpoint::from_shared(endpoint.clone()) {
-        Ok(e) => e
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(15))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true),
-        Err(e) => {
-            tracing::error!(%endpoint, error = %e, "controller.endpoint is not usable; no fleet session");
-            return None;
-        }
-    };
-    Some(tokio::spawn(run(agent, endpoint, revisions)))
+    if let Err(e) = Endpoint::from_shared(endpoint.clone()) {
+        tracing::error!(%endpoint, error = %e, "controller.endpoint is not usable; no fleet session");
+        return None;
+    }
+    Some(tokio::spawn(run(agent, revisions)))
 }
 
-async fn run(agent: Arc<Agent>, endpoint: Endpoint, revisions: Revisions) {
+async fn run(agent: Arc<Agent>, revisions: Revisions) {
     let cfg = &agent.config.controller;
-    let uri = endpoint.uri().to_string();
+    let uri = cfg.endpoint.clone().unwrap_or_default();
     let revisions = Arc::new(Mutex::new(revisions));
     let mut events = agent.events.subscribe();
     let mut backoff = Backoff::new(cfg.reconnect_backoff.get(), cfg.reconnect_backoff_max.get());
@@ -107,14 +114,29 @@ async fn run(agent: Arc<Agent>, endpoint: Endpoint, revisions: Revisions) {
     loop {
         let ended = tokio::select! {
             _ = agent.shutdown.cancelled() => return,
-            ended = serve(&agent, &endpoint, &revisions, &mut events, &mut backoff, &mut caps) => ended,
+            ended = serve(&agent, &revisions, &mut events, &mut backoff, &mut caps) => ended,
         };
         let delay = backoff.next_delay();
         let attempt = backoff.failures();
+        let advice = match &ended {
+            Err(e) => transport::advice(&e.to_string(), cfg),
+            Ok(()) => None,
+        };
         match ended {
             Ok(()) => {
                 tracing::warn!(controller = %uri, retry_in = ?delay, "the controller ended the session; reconnecting")
             }
+            Err(e @ SessionError::Tls { .. }) if attempt == 1 || attempt % 10 == 0 => {
+                tracing::error!(
+                    controller = %uri, attempt, retry_in = ?delay, error = %e,
+                    "no controller session: fix the TLS files in [controller]; the agent keeps running its configuration and retries"
+                )
+            }
+            Err(e) if advice.is_some() && (attempt == 1 || attempt % 10 == 0) => tracing::error!(
+                controller = %uri, attempt, retry_in = ?delay, error = %e,
+                fix = advice.as_deref().unwrap_or_default(),
+                "no controller session: TLS failed; the agent keeps running its configuration and retries"
+            ),
             Err(e) if attempt == 1 || attempt % 10 == 0 => tracing::warn!(
                 controller = %uri, attempt, retry_in = ?delay, error = %e,
                 "no controller session; the agent keeps running its configuration and reconnects"
@@ -133,12 +155,12 @@ async fn run(agent: Arc<Agent>, endpoint: Endpoint, revisions: Revisions) {
 /// One session: connect, hello, then serve until the stream ends.
 async fn serve(
     agent: &Arc<Agent>,
-    endpoint: &Endpoint,
     revisions: &Arc<Mutex<Revisions>>,
     events: &mut broadcast::Receiver<JobEvent>,
     backoff: &mut Backoff,
     caps: &mut Capabilities,
 ) -> Result<(), SessionError> {
+    let endpoint = transport::endpoint(&agent.config.controller)?;
     let channel = endpoint
         .connect()
         .await
@@ -159,8 +181,9 @@ async fn serve(
         .into_inner();
     backoff.reset();
     let (generation, sha256) = messages::running(agent, &lock(revisions));
+    let tls = endpoint.uri().scheme_str() == Some("https");
     tracing::info!(
-        controller = %endpoint.uri(), generation, %sha256, capabilities = ?caps.names(),
+        controller = %endpoint.uri(), tls, generation, %sha256, capabilities = ?caps.names(),
         "connected to the controller"
     );
     let mut stats = tokio::time::interval(agent.config.controller.stats_interval.get());
@@ -293,10 +316,11 @@ async fn apply(
             );
             messages::ack(&a)
         }
-        Ok(Accepted::Applied { changed }) => {
+        Ok(Accepted::Applied { changed, signed_by }) => {
+            let signed_by = signed_by.as_deref().unwrap_or("unchecked");
             tracing::info!(
                 generation = a.generation, sha256 = %a.sha256, rollback = a.rollback, ?changed,
-                "configuration revision accepted; jobs starting from now use it"
+                signed_by = %signed_by, "configuration revision accepted; jobs starting from now use it"
             );
             if changed.iter().any(|k| k.starts_with("logging.")) {
                 tracing::warn!(
@@ -351,7 +375,7 @@ fn lock(revisions: &Mutex<Revisions>) -> std::sync::MutexGuard<'_, Revisions> {
 }
 
 /// An error and its causes on one line (transport errors say little on their own).
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -1,5 +1,7 @@
 //! The pipeline the agent starts with: its last-known-good revision laid over the local file
 //! when it has a controller and a usable `last-known-good.json`, else the local file alone.
+//! While `[controller] trusted_keys` are pinned, the stored revision must carry a valid
+//! signature by one of them too (one stored before the keys were pinned does not).
 
 use h264_config::fleet::{merge, FleetSpec};
 use h264_config::validate::{validate_with, Checks};
@@ -60,6 +62,23 @@ pub fn startup(local: &AgentConfig) -> Startup {
         }
     };
     out.revisions.highest_accepted = record.highest_accepted.max(record.generation);
+    let signed = super::signature::check(
+        &local.controller.trusted_keys,
+        record.generation,
+        &record.sha256,
+        record.signature.as_deref().unwrap_or_default(),
+        record.signer_key.as_deref().unwrap_or_default(),
+    );
+    if let Err(why) = signed {
+        let problem = format!(
+            "the last-known-good fleet revision {} is not run: {why}; the agent runs its local \
+             file until the controller sends a signed revision",
+            record.generation
+        );
+        tracing::error!("{problem}");
+        out.problems.push(problem);
+        return out;
+    }
     let merged = FleetSpec::from_canonical_json(&record.canonical)
         .map_err(|e| e.to_string())
         .map(|spec| merge(&spec, local))
@@ -79,6 +98,7 @@ pub fn startup(local: &AgentConfig) -> Startup {
         Ok(merged) => {
             tracing::info!(
                 generation = record.generation, sha256 = %record.sha256,
+                signed_by = record.signer_key.as_deref().unwrap_or("unchecked"),
                 "running the last-known-good fleet revision until the controller answers"
             );
             out.pipeline = Pipeline::new(merged, record.generation);
@@ -136,6 +156,39 @@ mod tests {
             (s.pipeline.generation, s.pipeline.config.transcode.crf),
             (0, 21)
         );
+    }
+
+    #[test]
+    fn with_pinned_keys_only_a_signed_revision_is_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = r#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"crf":30}}}"#;
+        store(dir.path(), 4, spec);
+        let key = h264_trust::SecretKey::generate();
+        let mut pinned = local(dir.path());
+        pinned.controller.trusted_keys = vec![key.public().to_string()];
+        let s = startup(&pinned);
+        assert_eq!(s.pipeline.generation, 0, "unsigned: the local file");
+        assert!(s.problems[0].contains("unsigned"), "{}", s.problems[0]);
+        assert_eq!(s.revisions.highest_accepted, 7, "still refuses older ones");
+        assert!(lkg::path(dir.path()).exists(), "kept: it is not damaged");
+
+        let sha = sha256_hex(spec.as_bytes());
+        let signed = Record::new(4, &sha, false, 7, spec)
+            .signed(&key.public().to_string(), &key.sign(4, &sha));
+        lkg::store(dir.path(), &signed).unwrap();
+        let s = startup(&pinned);
+        assert_eq!(
+            (s.pipeline.generation, s.pipeline.config.transcode.crf),
+            (4, 30)
+        );
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+
+        let forged = Record::new(5, &sha, false, 7, spec)
+            .signed(&key.public().to_string(), &key.sign(4, &sha));
+        lkg::store(dir.path(), &forged).unwrap();
+        let s = startup(&pinned);
+        assert_eq!(s.pipeline.generation, 0);
+        assert!(s.problems[0].contains("invalid"), "{}", s.problems[0]);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! A test controller for the agent's session tests: a real `AgentSessions` gRPC server on
 //! loopback (the generated tonic service), with its own runtime so that it can be killed (every
 //! task and socket dropped, as when the process dies) and started again on the same port. It
-//! records every message agents send and lets a test push assignments and commands to the
-//! latest session. Plus helpers: revisions as a controller makes them, Ping, and the CRF an
-//! output was encoded with.
+//! serves plaintext, or TLS with a certificate from a fleet PKI made by `h264_trust::pki`,
+//! requiring client certificates from that PKI's CA ([`TestController::start_tls`]). It
+//! records every message agents send (and the identity each session's certificate names) and
+//! lets a test push assignments and commands to the latest session. Plus helpers: revisions as
+//! a controller makes them, signed or not, Ping, and the CRF an output was encoded with.
 
 #![allow(dead_code)]
 
@@ -35,6 +37,8 @@ type Outbox = mpsc::Sender<Result<ControllerMessage, Status>>;
 pub struct Log {
     /// Each session's messages, hello first.
     pub sessions: Vec<Vec<AgentMessage>>,
+    /// Each session's client identity (the SAN URI of its certificate), over TLS.
+    pub peers: Vec<Option<String>>,
 }
 
 impl Log {
@@ -128,11 +132,17 @@ impl AgentSessions for Service {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = request
+            .peer_certs()
+            .and_then(|certs| certs.first().cloned())
+            .and_then(|der| h264_trust::Identity::from_cert_der(der.as_ref()))
+            .map(|identity| identity.uri());
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let index = {
             let mut log = self.shared.log.lock().unwrap();
             log.sessions.push(Vec::new());
+            log.peers.push(peer);
             self.shared.outboxes.lock().unwrap().push(tx);
             log.sessions.len() - 1
         };
@@ -149,6 +159,8 @@ impl AgentSessions for Service {
 /// The test controller: a real gRPC server on `127.0.0.1`.
 pub struct TestController {
     pub addr: SocketAddr,
+    /// Whether it serves TLS.
+    pub tls: bool,
     shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -161,6 +173,23 @@ impl TestController {
 
     /// Starts on `port` (0: a free one); a restarted controller remembers nothing.
     pub fn start_on(port: u16) -> TestController {
+        Self::start_with(port, None)
+    }
+
+    /// Starts on a free port with TLS: the server certificate `pki/127.0.0.1.crt` (and key),
+    /// client certificates required and checked against `pki/ca.crt`.
+    pub fn start_tls(pki: &std::path::Path) -> TestController {
+        let read = |name: &str| std::fs::read(pki.join(name)).unwrap();
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(
+                read("127.0.0.1.crt"),
+                read("127.0.0.1.key"),
+            ))
+            .client_ca_root(tonic::transport::Certificate::from_pem(read("ca.crt")));
+        Self::start_with(0, Some(tls))
+    }
+
+    fn start_with(port: u16, tls: Option<tonic::transport::ServerTlsConfig>) -> TestController {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -174,21 +203,28 @@ impl TestController {
         let service = AgentSessionsServer::new(Service {
             shared: shared.clone(),
         });
+        let mut builder = tonic::transport::Server::builder();
+        let secure = tls.is_some();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
         runtime.spawn(
-            tonic::transport::Server::builder()
+            builder
                 .add_service(service)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         TestController {
             addr,
+            tls: secure,
             shared,
             runtime: Some(runtime),
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` over TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops as a killed process does: every connection drops at once.
@@ -289,6 +325,17 @@ pub fn raw_revision(generation: u64, bytes: &[u8]) -> Assignment {
         nonce: format!("g{generation}-n{}", NONCES.fetch_add(1, Ordering::Relaxed)),
         rollback: false,
         traceparent: String::new(),
+        signature: String::new(),
+        signer_key: String::new(),
+    }
+}
+
+/// `a` signed by `key`, as `fleetctl apply --sign-key` signs a revision.
+pub fn signed(a: Assignment, key: &h264_trust::SecretKey) -> Assignment {
+    Assignment {
+        signature: key.sign(a.generation, &a.sha256),
+        signer_key: key.public().to_string(),
+        ..a
     }
 }
 

@@ -135,6 +135,10 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
         "controller",
         &[
             ("endpoint", OptText),
+            ("ca", OptText),
+            ("cert", OptText),
+            ("key", OptText),
+            ("trusted_keys", Args),
             ("labels", Pairs),
             ("reconnect_backoff", Duration),
             ("reconnect_backoff_max", Duration),

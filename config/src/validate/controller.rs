@@ -1,6 +1,8 @@
-//! Rules for `[controller]`, local to each agent: the endpoint is an `http://host:port` address
-//! the agent can dial, labels are plain `key = "value"` words a selector can match, and the
-//! reconnect and stats timings stay within sane bounds. None of them looks at the network.
+//! Rules for `[controller]`, local to each agent: the endpoint is an `http://` or `https://`
+//! `host:port` address the agent can dial, labels are plain `key = "value"` words a selector
+//! can match, and the reconnect and stats timings stay within sane bounds. None of them looks
+//! at the network. The trust keys (`ca`, `cert`, `key`, `trusted_keys`) have their own rules
+//! ([`super::trust`]).
 
 use std::time::Duration;
 
@@ -66,20 +68,14 @@ fn endpoint(endpoint: &str, out: &mut Vec<Problem>) {
         return;
     }
     let Some((scheme, rest)) = endpoint.split_once("://") else {
-        let message = format!("`{endpoint}` is not an http:// address");
+        let message = format!("`{endpoint}` is not an http:// or https:// address");
         out.push(Problem::error(KEY, message).with_hint(example));
         return;
     };
     match scheme {
-        "http" => {}
-        "https" => {
-            let message = "https:// is not supported by this version of the agent";
-            let hint = "use http:// on a trusted network (TLS to the controller comes later)";
-            out.push(Problem::error(KEY, message).with_hint(hint));
-            return;
-        }
+        "http" | "https" => {}
         other => {
-            let message = format!("`{other}://` is not http://");
+            let message = format!("`{other}://` is not http:// or https://");
             out.push(Problem::error(KEY, message).with_hint(example));
             return;
         }
@@ -99,9 +95,12 @@ fn endpoint(endpoint: &str, out: &mut Vec<Problem>) {
     match port {
         None => {
             let message = format!(
-                "`{endpoint}` has no port, so port 80 is used; h264-controller listens on {DEFAULT_PORT} by default"
+                "`{endpoint}` has no port, so port {} is used; h264-controller listens on {DEFAULT_PORT} by default",
+                if scheme == "https" { 443 } else { 80 }
             );
-            let hint = format!("write http://{host}:{DEFAULT_PORT} unless a proxy listens on 80");
+            let hint = format!(
+                "write {scheme}://{host}:{DEFAULT_PORT} unless a proxy listens on that port"
+            );
             out.push(Problem::warning(KEY, message).with_hint(hint));
         }
         Some(port) if port.parse::<u16>().map_or(true, |p| p == 0) => {

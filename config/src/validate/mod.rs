@@ -3,7 +3,8 @@
 //! The rules are split the way the config is: `local` checks the facts that belong to one
 //! agent (identity, state, watch roots and how they relate), `pipeline` the sections a fleet
 //! may set (readiness, transcode, captions, logging; fleet manifests are checked with these same
-//! rules), `operations` the disk thresholds and alerts, `controller` the fleet connection,
+//! rules), `operations` the disk thresholds and alerts, `controller` the fleet connection and
+//! `trust` its TLS files and trusted signing keys (the files only with [`Checks::Full`]),
 //! [`telemetry`] the OpenTelemetry export and metrics endpoint, and `host` looks at this
 //! machine's file system (folders exist, can be written, CCExtractor is installed).
 //! [`Checks::Portable`] leaves the host out, for checking a file on another machine than the
@@ -19,6 +20,7 @@ mod local;
 mod operations;
 pub(crate) mod pipeline;
 pub mod telemetry;
+mod trust;
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -66,17 +68,20 @@ pub fn validate_with(config: &AgentConfig, origin: Option<&Path>, checks: Checks
     pipeline::check(config, &mut out);
     operations::check(config, &mut out);
     controller::check(&config.controller, &mut out);
+    trust::check(config, &mut out);
     telemetry::check(config, &mut out);
     if checks == Checks::Full {
         host::check(config, &mut out);
+        trust::files(config, &mut out);
     }
     out.into_iter().map(|p| p.in_file(origin)).collect()
 }
 
 /// Tidies a validated config so that equal meanings are equal values (and hash the same):
 /// extensions lose their leading dot, become lower case and are listed once; folders are
-/// spelt one way ([`normalize_dir`]: `./var//state/` → `var/state`), programs lose only what
-/// cannot change their meaning ([`normalize_program`]).
+/// spelt one way ([`normalize_dir`]: `./var//state/` → `var/state`), programs and files lose
+/// only what cannot change their meaning ([`normalize_program`]), trusted keys lose stray
+/// spaces.
 pub fn normalize(config: &mut AgentConfig) {
     for root in &mut config.watch {
         let mut seen = Vec::new();
@@ -110,9 +115,17 @@ pub fn normalize(config: &mut AgentConfig) {
             .email
             .as_mut()
             .and_then(|e| e.password_file.as_mut()),
+        config.controller.ca.as_mut(),
+        config.controller.cert.as_mut(),
+        config.controller.key.as_mut(),
     ];
     for path in programs.into_iter().flatten() {
         *path = normalize_program(path);
+    }
+    for key in &mut config.controller.trusted_keys {
+        if let Ok(parsed) = h264_trust::PublicKey::parse(key) {
+            *key = parsed.to_string();
+        }
     }
 }
 
