@@ -113,7 +113,11 @@ fn wait_rollout(url: &str, what: &str, within: Duration, check: impl Fn(&Value) 
 /// Makes `id` a canary: the operator's label (an agent's own claim is not trusted).
 fn label_canary(url: &str, id: &str) {
     let out = fleetctl(url, &["label", "agent", id, "canary=true"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn fleet_on_generation_1(

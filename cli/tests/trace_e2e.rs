@@ -118,7 +118,11 @@ fn a_rollout_to_two_agents_is_one_trace_from_fleetctl_through_the_controller_to_
         a["connected"] == true
     });
     // The canary is the operator's label (an agent's own claim is not trusted).
-    ok(&fleetctl(&url, &otlp, &["label", "agent", IDS[0], "canary=true"]));
+    ok(&fleetctl(
+        &url,
+        &otlp,
+        &["label", "agent", IDS[0], "canary=true"],
+    ));
 
     // The stable revision, then generation 2 held at a human's pause (nothing pushed yet).
     let stable = manifest(dir.path(), "stable.yaml", "  transcode: {crf: 23}\n");

@@ -338,6 +338,18 @@ async fn operators_need_an_identity_and_a_role_and_everything_is_audited() {
     );
 }
 
+/// The agents `selector` matches.
+async fn selected(admin: &mut Admin, selector: &str) -> Vec<h264_proto::v1::AgentStatus> {
+    admin
+        .list_agents(ListAgentsRequest {
+            selector: selector.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .agents
+}
+
 #[tokio::test]
 async fn hello_labels_are_not_trusted_and_agents_can_be_forgotten_and_capped() {
     let root = tempfile::tempdir().unwrap();
@@ -352,14 +364,7 @@ async fn hello_labels_are_not_trusted_and_agents_can_be_forgotten_and_capped() {
     let _real = FakeAgent::connect(&c.url(), hello("studio-1", &[], 0, "l"))
         .await
         .unwrap();
-    let canaries = admin
-        .list_agents(ListAgentsRequest {
-            selector: "canary=true".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .agents;
+    let canaries = selected(&mut admin, "canary=true").await;
     assert!(canaries.is_empty(), "{canaries:?}");
     admin
         .label(LabelRequest {
@@ -368,14 +373,7 @@ async fn hello_labels_are_not_trusted_and_agents_can_be_forgotten_and_capped() {
         })
         .await
         .unwrap();
-    let canaries = admin
-        .list_agents(ListAgentsRequest {
-            selector: "canary=true".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .agents;
+    let canaries = selected(&mut admin, "canary=true").await;
     assert_eq!(canaries.len(), 1);
     assert_eq!(canaries[0].agent_id, "studio-1");
     // A live agent's id cannot be taken over without its certificate.

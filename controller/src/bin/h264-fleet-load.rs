@@ -16,6 +16,15 @@
 //! 4. stats ingest: every agent sends stats as fast as the session's flow control lets it for
 //!    `--stats-seconds`, then a marker; the rate is every message sent divided by the time until
 //!    the controller holds every agent's marker (so nothing still queued is counted as done).
+//!
+//! With `--tls` the controller requires client certificates: a fleet CA, the controller's
+//! certificate and one certificate per simulated agent are made first (with the trust crate's
+//! PKI), and every session is TLS with its own certificate, as real agents' are. With `--signed`
+//! every revision is signed (a dry run for the generation, then the signed apply, as `fleetctl
+//! apply --sign-key` does) and every simulated agent verifies the signature before it ACKs.
+//! `--connect-parallel N` bounds how many sessions connect at once (default 64); a value of
+//! `--agents` or more is a connect storm. The admin API is called with the controller's admin
+//! token.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -35,10 +44,49 @@ use h264_proto::v1::{
     ListAgentsRequest, ListRevisionsRequest, RolloutRequest, RolloutStart, RolloutStatusRequest,
     RunningJob, StatsReply, Volume,
 };
+use h264_trust::pki::{self, Subject};
+use h264_trust::{PublicKey, SecretKey};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+/// The admin API with the controller's token.
+type Admin = FleetAdminClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer TOKEN`.
+#[derive(Clone)]
+struct Bearer(tonic::metadata::AsciiMetadataValue);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        r.metadata_mut().insert("authorization", self.0.clone());
+        Ok(r)
+    }
+}
+
+/// What the run needs for TLS and signatures (none of it without `--tls`/`--signed`).
+struct Trust {
+    /// The PKI folder: `ca.crt`, `127.0.0.1.crt|key`, `load-NNNNN.crt|key`.
+    pki: Option<PathBuf>,
+    key: Option<SecretKey>,
+    trusted: Option<PublicKey>,
+}
+
+impl Trust {
+    fn tls(&self, agent: Option<&str>) -> Result<Option<ClientTlsConfig>> {
+        let Some(pki) = &self.pki else {
+            return Ok(None);
+        };
+        let files = agent.map(|a| (pki.join(format!("{a}.crt")), pki.join(format!("{a}.key"))));
+        Ok(Some(h264_trust::tls::client_config(
+            &pki.join("ca.crt"),
+            files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            "127.0.0.1",
+        )?))
+    }
+}
 
 /// Load-tests an h264-controller with simulated agent sessions.
 #[derive(Parser, Debug)]
@@ -62,6 +110,15 @@ struct Args {
     /// Pin the controller to these CPUs (`taskset -c`), e.g. `0,1`.
     #[arg(long)]
     cpus: Option<String>,
+    /// TLS with client certificates for every session (module docs).
+    #[arg(long)]
+    tls: bool,
+    /// Sign every revision; simulated agents verify before they ACK.
+    #[arg(long)]
+    signed: bool,
+    /// Sessions connecting at once at most (`--agents` or more: a connect storm).
+    #[arg(long, default_value_t = 64)]
+    connect_parallel: usize,
 }
 
 /// The stats value that marks an agent's last stats message.
@@ -78,16 +135,80 @@ async fn main() -> Result<()> {
             .join("h264-controller"),
     };
     let state = std::env::temp_dir().join(format!("h264-fleet-load-{}", std::process::id()));
-    let mut controller = Controller::start(&bin, &state, args.cpus.as_deref())?;
-    let result = bench(&args, &controller).await;
+    let mut trust = Trust {
+        pki: None,
+        key: None,
+        trusted: None,
+    };
+    let mut extra = Vec::new();
+    if args.tls {
+        let dir = state.with_extension("pki");
+        let t0 = Instant::now();
+        pki::init(&dir, "load fleet")?;
+        pki::issue(&dir, &Subject::Server("127.0.0.1".into()))?;
+        for i in 0..args.agents {
+            pki::issue(&dir, &Subject::Agent(format!("load-{i:05}")))?;
+        }
+        println!(
+            "PKI: a CA, the controller's and {} agent certificates made in {:.1?}",
+            args.agents,
+            t0.elapsed()
+        );
+        let f = |n: &str| dir.join(n).display().to_string();
+        extra = vec![
+            "--tls-cert".into(),
+            f("127.0.0.1.crt"),
+            "--tls-key".into(),
+            f("127.0.0.1.key"),
+            "--client-ca".into(),
+            f("ca.crt"),
+        ];
+        trust.pki = Some(dir);
+    }
+    if args.signed {
+        let key = SecretKey::generate();
+        trust.trusted = Some(key.public());
+        trust.key = Some(key);
+    }
+    let mut controller = Controller::start(&bin, &state, args.cpus.as_deref(), &extra)?;
+    let result = bench(&args, &controller, Arc::new(trust)).await;
+    if let Some(pki) = state
+        .with_extension("pki")
+        .exists()
+        .then(|| state.with_extension("pki"))
+    {
+        let _ = std::fs::remove_dir_all(pki);
+    }
     controller.stop();
     let _ = std::fs::remove_dir_all(&state);
     result
 }
 
-async fn bench(args: &Args, controller: &Controller) -> Result<()> {
-    let url = format!("http://{}", controller.addr);
-    let mut admin = FleetAdminClient::new(connect(&url).await?);
+async fn bench(args: &Args, controller: &Controller, trust: Arc<Trust>) -> Result<()> {
+    let url = format!(
+        "{}://{}",
+        if trust.pki.is_some() { "https" } else { "http" },
+        controller.addr
+    );
+    let token = std::fs::read_to_string(controller.state.join("admin.token"))
+        .context("the controller's admin.token")?;
+    let mut admin = FleetAdminClient::with_interceptor(
+        connect(&url, trust.tls(None)?).await?,
+        Bearer(format!("Bearer {}", token.trim()).parse()?),
+    );
+    println!(
+        "transport: {}; revisions {}",
+        if trust.pki.is_some() {
+            "TLS 1.3 with client certificates"
+        } else {
+            "plaintext"
+        },
+        if trust.key.is_some() {
+            "signed (ed25519), verified by every agent"
+        } else {
+            "unsigned"
+        }
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = controller.rss_kib()?;
     println!(
@@ -102,13 +223,14 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
     let bad = Arc::new(AtomicU64::new(0));
     let (phase_tx, phase_rx) = watch::channel(Phase::Idle);
     let sent = Arc::new(AtomicU64::new(0));
-    let gate = Arc::new(Semaphore::new(64));
+    let gate = Arc::new(Semaphore::new(args.connect_parallel.max(1)));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..args.agents {
         let agent = SimAgent {
             id: format!("load-{i:05}"),
             url: url.clone(),
+            trust: trust.clone(),
             acks: acks_tx.clone(),
             phase: phase_rx.clone(),
             sent: sent.clone(),
@@ -158,15 +280,7 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
             17 + round
         );
         let t0 = Instant::now();
-        let reply = admin
-            .apply(ApplyRequest {
-                manifest,
-                dry_run: false,
-                origin: String::new(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let reply = apply(&mut admin, manifest, &trust).await?;
         let applied = t0.elapsed();
         let mut latencies = Vec::with_capacity(args.agents);
         while latencies.len() < args.agents {
@@ -238,15 +352,7 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
             .unwrap_or_default()
             + 1;
         bad.store(next, Ordering::SeqCst);
-        let reply = admin
-            .apply(ApplyRequest {
-                manifest,
-                dry_run: false,
-                origin: String::new(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let reply = apply(&mut admin, manifest, &trust).await?;
         if reply.generation != next {
             bail!("expected generation {next}, got {}", reply.generation);
         }
@@ -365,7 +471,38 @@ async fn bench(args: &Args, controller: &Controller) -> Result<()> {
 }
 
 /// The fleet-wide generation now (the newest revision every agent ACKed).
-async fn reply_generation(admin: &mut FleetAdminClient<Channel>) -> Result<u64> {
+/// Applies `manifest`, signed when the run signs (a dry run tells the generation to sign).
+async fn apply(
+    admin: &mut Admin,
+    manifest: String,
+    trust: &Trust,
+) -> Result<h264_proto::v1::ApplyReply> {
+    let request = ApplyRequest {
+        manifest,
+        ..Default::default()
+    };
+    let Some(key) = &trust.key else {
+        return Ok(admin.apply(request).await?.into_inner());
+    };
+    let plan = admin
+        .apply(ApplyRequest {
+            dry_run: true,
+            ..request.clone()
+        })
+        .await?
+        .into_inner();
+    Ok(admin
+        .apply(ApplyRequest {
+            expected_generation: plan.would_be_generation,
+            signature: key.sign(plan.would_be_generation, &plan.sha256),
+            signer_key: key.public().to_string(),
+            ..request
+        })
+        .await?
+        .into_inner())
+}
+
+async fn reply_generation(admin: &mut Admin) -> Result<u64> {
     let agents = admin
         .list_agents(ListAgentsRequest::default())
         .await?
@@ -400,11 +537,12 @@ where
     }
 }
 
-async fn connect(url: &str) -> Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .tcp_nodelay(true)
-        .connect()
-        .await?)
+async fn connect(url: &str, tls: Option<ClientTlsConfig>) -> Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true);
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint.connect().await?)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,6 +561,7 @@ struct SimAgent {
     sent: Arc<AtomicU64>,
     /// A generation whose jobs fail: after its ACK the agent reports one failed job.
     bad: Arc<AtomicU64>,
+    trust: Arc<Trust>,
 }
 
 fn wall_ms() -> i64 {
@@ -470,7 +609,7 @@ fn stats(queue_depth: u64) -> StatsReply {
 
 impl SimAgent {
     async fn run(self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Result<()> {
-        let channel = connect(&self.url).await?;
+        let channel = connect(&self.url, self.trust.tls(Some(&self.id))?).await?;
         let mut client = AgentSessionsClient::new(channel);
         let (tx, rx) = mpsc::channel::<AgentMessage>(16);
         tx.send(AgentMessage {
@@ -533,6 +672,12 @@ impl SimAgent {
                         if hex != a.sha256 {
                             bail!("{}: assignment {} bytes do not match their SHA256", self.id, a.generation);
                         }
+                        if let Some(trusted) = &self.trust.trusted {
+                            if a.signer_key != trusted.to_string() {
+                                bail!("{}: assignment {} is not signed by the trusted key", self.id, a.generation);
+                            }
+                            trusted.verify(a.generation, &a.sha256, &a.signature)?;
+                        }
                         let generation = a.generation;
                         tx.send(AgentMessage { body: Some(Body::Ack(AssignmentAck {
                             generation, nonce: a.nonce, sha256: a.sha256,
@@ -559,10 +704,16 @@ impl SimAgent {
 struct Controller {
     child: Option<Child>,
     addr: String,
+    state: PathBuf,
 }
 
 impl Controller {
-    fn start(bin: &PathBuf, state: &std::path::Path, cpus: Option<&str>) -> Result<Self> {
+    fn start(
+        bin: &PathBuf,
+        state: &std::path::Path,
+        cpus: Option<&str>,
+        extra: &[String],
+    ) -> Result<Self> {
         use std::io::BufRead;
         let mut cmd = match cpus {
             Some(c) => {
@@ -575,6 +726,7 @@ impl Controller {
         let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -591,6 +743,7 @@ impl Controller {
         Ok(Self {
             child: Some(child),
             addr,
+            state: state.to_path_buf(),
         })
     }
 

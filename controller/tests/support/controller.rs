@@ -32,15 +32,21 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// `fleetctl` helper that only knows the URL can log in ([`token_file_for`]).
 static TOKEN_FILES: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
 
-/// The admin token file of the controller at `url` (started by this process); a path that
-/// does not exist for any other URL.
+/// The admin token file of the controller at `url` (started by this process); for any other
+/// URL, a file with a token no controller knows (so that fleetctl gets as far as connecting).
 pub fn token_file_for(url: &str) -> PathBuf {
-    TOKEN_FILES
+    if let Some(path) = TOKEN_FILES
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(url)
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("/nonexistent/admin.token"))
+    {
+        return path.clone();
+    }
+    let path = std::env::temp_dir().join(format!("h264-test-unknown-{}.token", std::process::id()));
+    if !path.exists() {
+        std::fs::write(&path, "h264ct_known-to-no-controller\n").expect("write a token file");
+    }
+    path
 }
 
 /// A running controller process; killed when dropped.
