@@ -242,6 +242,23 @@ async fn failing_jobs_on_the_canary_roll_every_agent_back() {
     assert!(g.measured.contains("failed of"), "{g:?}");
     assert_eq!(running(&mut admin, &ids).await, vec![1; 4]);
     assert!(c.log_text().contains("ALERT"), "the alert is logged");
+    // The automated decision is in the audit trail, as the controller's.
+    let audit = admin
+        .list_audit(h264_proto::v1::ListAuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let rollback = audit
+        .iter()
+        .find(|e| e.verb == "rollout.rolledback")
+        .unwrap_or_else(|| panic!("no rollback in {audit:#?}"));
+    assert_eq!(
+        (rollback.who.as_str(), rollback.role.as_str()),
+        ("controller", "automated")
+    );
+    assert_eq!(rollback.generation, 2);
+    assert!(rollback.result.contains("failure_rate"), "{rollback:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -336,6 +336,50 @@ async fn operators_need_an_identity_and_a_role_and_everything_is_audited() {
         audit.iter().all(|e| !e.arguments.contains(&tokens[0])),
         "a token never lands in the audit"
     );
+
+    // A token made on the controller's machine while it runs works at once.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_h264-controller"))
+        .args([
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            "grafana",
+            "--state-dir",
+        ])
+        .arg(&c.state_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made = String::from_utf8(out.stdout).unwrap();
+    let me = with_token(anonymous_ch.clone(), made.trim())
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (me.identity.as_str(), me.role.as_str()),
+        ("token:grafana", "viewer")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_h264-controller"))
+        .args([
+            "token",
+            "create",
+            "--role",
+            "root",
+            "--name",
+            "x",
+            "--state-dir",
+        ])
+        .arg(&c.state_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// The agents `selector` matches.
