@@ -11,8 +11,9 @@
 //! # Trace
 //! Each job is one trace: a root span `job` (`parent: None`, whatever span submitted it) with a
 //! child span per stage, in this order: `readiness` (the quick checks: not empty, ffprobe reads
-//! it, a video stream, the minimum duration), `probe` (the whole-file packet and caption check,
-//! which runs beside the transcode), `transcode` (FFmpeg), `verify`, `captions` (sidecars; with
+//! it, the programme of a multiplex, not scrambled, a video stream, whole packets, the minimum
+//! duration), `probe` (the caption check, which runs beside the transcode), `transcode` (FFmpeg,
+//! whose own log gives the recording's damage), `verify`, `captions` (sidecars; with
 //! FFmpeg their extraction starts beside the transcode, and the span covers what the stage adds
 //! after verification) and `publish`. The wait before the job (the file being written, then
 //! stable for `readiness.stable_for`) happens in the reconciler, across many looks and before the
@@ -25,6 +26,14 @@
 //! says what happens next. Without a subscriber interested in them (no telemetry, a log level
 //! above INFO) these spans cost next to nothing; with only the log layers, they add their names
 //! to the log lines written inside a stage.
+//!
+//! # Retries
+//! A transient failure is retried on the same rung of the retry ladder after a backoff, up to
+//! `transcode.max_attempts`. A decode or timestamp failure (`Failure::Damaged`: FFmpeg blamed
+//! the input, or verification found the output's video or audio not as long as the source's)
+//! is retried at once one rung up (`transcode::Rung`), whatever `max_attempts` says, and is final
+//! on the last rung. The journal keeps the rung of each attempt and the rung the next one starts
+//! on.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -42,10 +51,11 @@ use crate::journal::{Completed, JobState};
 use crate::key::{Fingerprint, SourceKey};
 use crate::progress::ProgressFile;
 use crate::publish::{commit, temp_path, verify, VerifyError};
+use crate::readiness::Trim;
 use crate::readiness::{validate, validate_deep};
 use crate::state::{Agent, CancelReason, JobEvent, JobHandle, Live, Pipeline};
 use crate::stats::Stats;
-use crate::transcode::{arguments, plan, Plan, TranscodeError};
+use crate::transcode::{arguments_for, plan_on, Input, Plan, Rung, TranscodeError};
 
 /// `Live::stage` of a job waiting for a worker (or for intake to reopen).
 pub const WAITING: &str = "waiting";
@@ -73,6 +83,11 @@ enum Failure {
     },
     /// Might work next time.
     Transient {
+        stage: &'static str,
+        message: String,
+    },
+    /// Decode or timestamp errors: the next attempt climbs the retry ladder, if a rung is left.
+    Damaged {
         stage: &'static str,
         message: String,
     },
@@ -112,6 +127,10 @@ struct Report {
     output_codec: Option<String>,
     /// `encode` or `remux`.
     mode: Option<&'static str>,
+    /// The rung of the retry ladder the attempt ran on.
+    rung: Option<Rung>,
+    /// Bytes of a cut last packet dropped.
+    trimmed_bytes: Option<u64>,
     /// The recording's duration in seconds.
     media_secs: Option<f64>,
     /// The attempt's wall time in seconds.
@@ -160,6 +179,12 @@ impl Report {
         if let Some(m) = self.mode {
             span.record("mode", m);
         }
+        if let Some(r) = self.rung {
+            span.record("retry.rung", r.as_str());
+        }
+        if let Some(n) = self.trimmed_bytes {
+            span.record("source.trimmed_bytes", n);
+        }
         if let Some(m) = self.media_secs {
             span.record("media.duration_secs", m);
         }
@@ -192,7 +217,9 @@ async fn stage<T>(
 /// not an error of the stage).
 fn mark_failed(span: &Span, failure: &Failure) {
     let message = match failure {
-        Failure::Permanent { message, .. } | Failure::Transient { message, .. } => message,
+        Failure::Permanent { message, .. }
+        | Failure::Transient { message, .. }
+        | Failure::Damaged { message, .. } => message,
         Failure::Conflict(message) => message,
         Failure::Cancelled => return,
     };
@@ -248,6 +275,8 @@ pub fn submit(
         attempt = Empty,
         generation = Empty,
         mode = Empty,
+        retry.rung = Empty,
+        source.trimmed_bytes = Empty,
         media.duration_secs = Empty,
         duration_secs = Empty,
         speed = Empty,
@@ -304,8 +333,8 @@ async fn run(
     let pipeline = agent.pipeline();
     let p = &*pipeline;
     report.generation = Some(p.generation);
-    let attempt = match agent.journal.start(key, &fp, &p.spec_hash, output) {
-        Ok(n) => n,
+    let (attempt, rung) = match agent.journal.start(key, &fp, &p.spec_hash, output) {
+        Ok(started) => (started.attempt, Rung::at(started.rung)),
         Err(e) => {
             tracing::error!(source = %key, error = %e, "cannot record the job start; will retry");
             return Some(Duration::from_secs(10));
@@ -313,16 +342,30 @@ async fn run(
     };
     Stats::bump(&agent.stats.started);
     report.attempt = Some(attempt);
+    report.rung = Some(rung);
     handle
         .live
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .attempt = attempt;
     let source = key.path();
-    tracing::info!(source = %source.display(), output = %output.display(), attempt, "job started");
+    tracing::info!(
+        source = %source.display(), output = %output.display(), attempt, rung = rung.as_str(),
+        "job started"
+    );
+    let program = agent.root_of(key).and_then(|r| r.cfg.program.clone());
     let started = Instant::now();
     let result = {
-        let work = attempt_once(p, key, &source, output, replace, handle, &mut *report);
+        let attempt = Attempt {
+            p,
+            key,
+            source: &source,
+            output,
+            replace,
+            rung,
+            program: program.as_ref(),
+        };
+        let work = attempt_once(attempt, handle, &mut *report);
         tokio::pin!(work);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -340,10 +383,14 @@ async fn run(
     let wall_secs = started.elapsed().as_secs_f64();
     report.wall_secs = Some(wall_secs);
     let requeue = match result {
-        Ok(mut done) => {
+        Ok((mut done, warnings)) => {
             done.wall_secs = wall_secs;
-            finish_success(agent, key, &source, output, attempt, &done);
-            let event = JobEvent::now("converted", &source, "publish", "", p.generation);
+            finish_success(agent, key, &source, output, attempt, rung, &done, &warnings);
+            let note = match rung {
+                Rung::Standard => String::new(),
+                r => format!("converted on rung {}", r.as_str()),
+            };
+            let event = JobEvent::now("converted", &source, "publish", &note, p.generation);
             agent.emit(event);
             report.outcome = Some("converted");
             report.output_size = Some(done.bytes_out);
@@ -357,7 +404,9 @@ async fn run(
             let formats = &p.config.captions.formats;
             crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
             let reason = *handle.reason.lock().unwrap_or_else(|p| p.into_inner());
-            let requeue = finish_failure(agent, p, key, &source, attempt, failure, reason, report);
+            let requeue = finish_failure(
+                agent, p, key, &source, attempt, rung, failure, reason, report,
+            );
             let outcome = report.outcome.unwrap_or("failed");
             agent.metrics.job_ended(outcome, wall_secs, 0, 0);
             requeue
@@ -427,15 +476,40 @@ fn source_moved(source: &Path, fp: &Fingerprint) -> Option<CancelReason> {
     }
 }
 
-async fn attempt_once(
-    p: &Pipeline,
-    key: &SourceKey,
-    source: &Path,
-    output: &Path,
+/// What one attempt works on.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    /// The pipeline in force when it started.
+    p: &'a Pipeline,
+    key: &'a SourceKey,
+    source: &'a Path,
+    output: &'a Path,
+    /// Whether an existing output may be replaced.
     replace: bool,
+    /// The rung of the retry ladder it runs on.
+    rung: Rung,
+    /// The programme of a multiplex its watch root asks for.
+    program: Option<&'a h264_config::agent::Program>,
+}
+
+/// A published conversion, and the warnings about how it went (for the log and the alert).
+type Done = (Completed, Vec<String>);
+
+async fn attempt_once(
+    attempt: Attempt<'_>,
     handle: &JobHandle,
     report: &mut Report,
-) -> Result<Completed, Failure> {
+) -> Result<Done, Failure> {
+    let Attempt {
+        p,
+        key,
+        source,
+        output,
+        replace,
+        rung,
+        program,
+    } = attempt;
+    let mut warnings: Vec<String> = Vec::new();
     let cancel = &handle.cancel;
     let cfg = &p.config.transcode;
     let readiness = &p.config.readiness;
@@ -451,11 +525,15 @@ async fn attempt_once(
             video.height = Empty,
             video.interlaced = Empty,
             audio.streams = Empty,
-            media.duration_secs = Empty
+            media.duration_secs = Empty,
+            container.duration_secs = Empty,
+            program = Empty,
+            source.trimmed_bytes = Empty
         );
-        let mut info = stage(span, async {
-            match validate(&cfg.ffprobe, source, readiness, cancel).await {
-                Ok(Ok(info)) => {
+        let ready = stage(span, async {
+            match validate(&cfg.ffprobe, source, readiness, program, cancel).await {
+                Ok(Ok(ready)) => {
+                    let info = &ready.info;
                     let span = Span::current();
                     span.record("format", info.format_name.as_str());
                     if let Some(v) = &info.video {
@@ -465,8 +543,16 @@ async fn attempt_once(
                         span.record("video.interlaced", v.is_interlaced());
                     }
                     span.record("audio.streams", info.audio.len());
-                    span.record("media.duration_secs", info.duration);
-                    Ok(info)
+                    span.record("media.duration_secs", info.video_secs());
+                    span.record("container.duration_secs", info.duration);
+                    if let Some(programme) = &info.program {
+                        span.record("program", programme.to_string().as_str());
+                    }
+                    if let Some(trim) = &ready.trim {
+                        span.record("source.trimmed_bytes", trim.dropped);
+                        tracing::warn!(source = %source.display(), "{}", trim.warning());
+                    }
+                    Ok(ready)
                 }
                 Ok(Err(invalid)) => Err(Failure::Permanent {
                     stage: "validate",
@@ -480,12 +566,17 @@ async fn attempt_once(
             }
         })
         .await?;
+        let crate::readiness::Ready { mut info, trim } = ready;
+        if let Some(trim) = &trim {
+            warnings.push(trim.warning());
+            report.trimmed_bytes = Some(trim.dropped);
+        }
         report.source_codec = info.video.as_ref().map(|v| v.codec.clone());
-        report.media_secs = Some(info.duration);
-        // The whole-file checks (damage, captions) run beside the transcode; their verdict is
-        // awaited before verification, so nothing is published from a damaged recording.
+        report.media_secs = Some(info.video_secs());
+        // The caption check runs beside the transcode; its verdict is awaited before
+        // verification. The recording's damage comes from the transcode's own log.
         let deep = {
-            let (ffmpeg, ffprobe) = (cfg.ffmpeg.clone(), cfg.ffprobe.clone());
+            let ffprobe = cfg.ffprobe.clone();
             let (source, info, readiness, cancel) = (
                 source.to_path_buf(),
                 info.clone(),
@@ -494,16 +585,11 @@ async fn attempt_once(
             );
             let span = stage_span!("probe", captions.found = Empty);
             let check = async move {
-                let verdict =
-                    validate_deep(&ffmpeg, &ffprobe, &source, &info, &readiness, &cancel).await;
+                let verdict = validate_deep(&ffprobe, &source, &info, &readiness, &cancel).await;
                 let span = Span::current();
                 match &verdict {
-                    Ok(Ok(has_captions)) => {
+                    Ok(has_captions) => {
                         span.record("captions.found", *has_captions);
-                    }
-                    Ok(Err(invalid)) => {
-                        span.record("otel.status_code", "ERROR");
-                        span.record("otel.status_description", invalid.0.as_str());
                     }
                     Err(RunError::Cancelled { .. }) => {}
                     Err(e) => {
@@ -515,7 +601,7 @@ async fn attempt_once(
             };
             tokio_util::task::AbortOnDropHandle::new(tokio::spawn(check.instrument(span)))
         };
-        let plan = plan(&info, cfg);
+        let plan = plan_on(&info, cfg, rung);
         report.mode = Some(plan.mode());
         let temp = temp_path(output);
         if let Some(parent) = output.parent() {
@@ -528,8 +614,10 @@ async fn attempt_once(
         let captions = &p.config.captions;
         // With FFmpeg, sidecars come from the source while it transcodes (their times count from
         // the first video frame either way), so the caption stage adds little wall time. The
-        // task is aborted, its FFmpeg killed, if the attempt ends early.
-        let early_captions = crate::captions::uses_ffmpeg(captions).then(|| {
+        // task is aborted, its FFmpeg killed, if the attempt ends early. From one programme of a
+        // multiplex, they come from the output instead (it holds that programme's video only).
+        let from_source = crate::captions::uses_ffmpeg(captions) && info.program.is_none();
+        let early_captions = from_source.then(|| {
             let (captions, ffmpeg) = (captions.clone(), cfg.ffmpeg.clone());
             let (source, output, cancel) =
                 (source.to_path_buf(), output.to_path_buf(), cancel.clone());
@@ -544,12 +632,19 @@ async fn attempt_once(
                 extract.instrument(Span::current()),
             ))
         });
-        let args = arguments(source, &temp, plan, cfg);
-        let total = info.duration;
+        let input = Input {
+            path: source,
+            end: trim.as_ref().map(|t: &Trim| t.keep),
+            program: info.program.as_ref().map(|p| p.number),
+        };
+        let args = arguments_for(&input, &temp, plan, cfg, rung);
+        let total = info.video_secs();
         let transcode_started = Instant::now();
         let span = stage_span!(
             "transcode",
             mode = plan.mode(),
+            retry.rung = rung.as_str(),
+            damage.reports = Empty,
             deinterlace = matches!(plan, Plan::Encode { deinterlace: true }),
             media.duration_secs = total,
             duration_secs = Empty,
@@ -562,20 +657,20 @@ async fn attempt_once(
         stage(span, async {
             tracing::debug!(source = %key, ?args, mode = plan.mode(), "starting FFmpeg");
             let (mut ffmpeg_speed, mut ffmpeg_fps) = (0.0, 0.0);
-            let ffmpeg =
-                crate::transcode::run(&cfg.ffmpeg, &args, cfg.stall_timeout.get(), cancel, |p| {
-                    if p.speed > 0.0 {
-                        (ffmpeg_speed, ffmpeg_fps) = (p.speed, p.fps);
-                    }
-                    progress.update(
-                        "transcode",
-                        p.out_time.as_secs_f64(),
-                        total,
-                        p.fps,
-                        p.speed,
-                        false,
-                    );
-                });
+            let stall = cfg.stall_timeout.get();
+            let ffmpeg = crate::transcode::run_counting(&cfg.ffmpeg, &args, stall, cancel, |p| {
+                if p.speed > 0.0 {
+                    (ffmpeg_speed, ffmpeg_fps) = (p.speed, p.fps);
+                }
+                progress.update(
+                    "transcode",
+                    p.out_time.as_secs_f64(),
+                    total,
+                    p.fps,
+                    p.speed,
+                    false,
+                );
+            });
             let result = ffmpeg.await;
             let span = Span::current();
             let wall = transcode_started.elapsed().as_secs_f64();
@@ -596,14 +691,36 @@ async fn attempt_once(
                 _ => {}
             }
             match result {
-                Ok(()) => Ok(()),
+                Ok(damage) => {
+                    span.record("damage.reports", damage.count());
+                    let tolerance = readiness.max_decode_errors;
+                    if damage.count() > tolerance {
+                        // Refused as invalid input, like the quick checks' refusals.
+                        return Err(Failure::Permanent {
+                            stage: "validate",
+                            message: format!(
+                                "corrupt: {} damage reports from the demuxer and decoders \
+                                 (tolerance readiness.max_decode_errors = {tolerance}), e.g. {}",
+                                damage.count(),
+                                damage.sample()
+                            ),
+                        });
+                    }
+                    if damage.count() > 0 {
+                        tracing::info!(
+                            source = %key, reports = damage.count(), sample = %damage.sample(),
+                            "damage within the tolerance"
+                        );
+                    }
+                    Ok(())
+                }
                 Err(TranscodeError::Cancelled) => Err(Failure::Cancelled),
                 Err(
                     e @ TranscodeError::Failed {
                         corrupt_input: true,
                         ..
                     },
-                ) => Err(Failure::Permanent {
+                ) => Err(Failure::Damaged {
                     stage: "transcode",
                     message: e.to_string(),
                 }),
@@ -618,16 +735,10 @@ async fn attempt_once(
             program: "ffmpeg".into(),
         }));
         match deep {
-            Ok(Ok(has_captions)) => {
+            Ok(has_captions) => {
                 if let Some(video) = info.video.as_mut() {
                     video.closed_captions = has_captions;
                 }
-            }
-            Ok(Err(invalid)) => {
-                return Err(Failure::Permanent {
-                    stage: "validate",
-                    message: invalid.0,
-                })
             }
             Err(RunError::Cancelled { .. }) => return Err(Failure::Cancelled),
             Err(e) => {
@@ -677,6 +788,15 @@ async fn attempt_once(
                     Err(Failure::Transient {
                         stage: "verify",
                         message: m,
+                    })
+                }
+                Err(e @ VerifyError::Duration(_)) => {
+                    if cancel.is_cancelled() {
+                        return Err(Failure::Cancelled);
+                    }
+                    Err(Failure::Damaged {
+                        stage: "verify",
+                        message: e.to_string(),
                     })
                 }
             }
@@ -750,7 +870,14 @@ async fn attempt_once(
             Ok(bytes_out)
         })
         .await?;
-        Ok(Completed {
+        if rung != Rung::Standard {
+            warnings.push(format!(
+                "converted on rung `{}` of the retry ladder (FFmpeg input options {})",
+                rung.as_str(),
+                rung.input_options().join(" ")
+            ));
+        }
+        let done = Completed {
             transcode_secs,
             captions_secs,
             captions_work_secs,
@@ -760,23 +887,35 @@ async fn attempt_once(
             bytes_out,
             media_secs: total,
             wall_secs: 0.0,
-        })
+        };
+        Ok((done, warnings))
     }
     .await;
     progress.remove();
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish_success(
     agent: &Agent,
     key: &SourceKey,
     source: &Path,
     output: &Path,
     attempt: u32,
+    rung: Rung,
     done: &Completed,
+    warnings: &[String],
 ) {
     if let Err(e) = agent.journal.succeed(key, done) {
         tracing::error!(source = %key, error = %e, "published, but the journal did not record it");
+    }
+    if !warnings.is_empty() {
+        let message = warnings.join("; ");
+        tracing::warn!(source = %source.display(), rung = rung.as_str(), "converted with a warning: {message}");
+        if let Err(e) = agent.journal.note(key, "converted", "publish", &message) {
+            tracing::error!(source = %key, error = %e, "the journal did not record the warning");
+        }
+        crate::notify::file_warning(agent, source, output, warnings);
     }
     Stats::bump(&agent.stats.converted);
     agent
@@ -803,6 +942,7 @@ fn finish_success(
     };
     tracing::info!(
         source = %source.display(), output = %output.display(), mode = done.mode, attempt,
+        rung = rung.as_str(),
         media_secs = done.media_secs, wall_secs = done.wall_secs, speed,
         transcode_secs = done.transcode_secs, captions_secs = done.captions_secs,
         captions_work_secs = done.captions_work_secs, "converted"
@@ -832,10 +972,44 @@ fn finish_failure(
     key: &SourceKey,
     source: &Path,
     attempt: u32,
+    rung: Rung,
     failure: Failure,
     reason: Option<CancelReason>,
     job_report: &mut Report,
 ) -> Option<Duration> {
+    // The rung an attempt failed on is named in its message (the journal, the trace, `fleetctl
+    // agent errors`). Decode or timestamp errors climb the retry ladder while a rung is left; on
+    // the last rung the failure is final.
+    let on_rung = |message: String| format!("{message} [rung: {}]", rung.as_str());
+    let mut climb_to = None;
+    let failure = match failure {
+        Failure::Damaged { stage, message } => match rung.next() {
+            Some(next) => {
+                climb_to = Some(next);
+                Failure::Damaged {
+                    stage,
+                    message: on_rung(message),
+                }
+            }
+            None => Failure::Permanent {
+                stage,
+                message: format!(
+                    "{}; no rung of the retry ladder ({}) converted it",
+                    on_rung(message),
+                    Rung::ALL.map(Rung::as_str).join(", ")
+                ),
+            },
+        },
+        Failure::Transient { stage, message } if rung != Rung::Standard => Failure::Transient {
+            stage,
+            message: on_rung(message),
+        },
+        Failure::Permanent { stage, message } if rung != Rung::Standard => Failure::Permanent {
+            stage,
+            message: on_rung(message),
+        },
+        other => other,
+    };
     // The trace: the outcome, and for a failed, retried or conflicting attempt, the error.
     let state = match (&failure, reason) {
         (Failure::Cancelled, Some(CancelReason::SourceDeleted | CancelReason::SourceChanged)) => {
@@ -843,6 +1017,7 @@ fn finish_failure(
         }
         (Failure::Cancelled, _) => JobState::Interrupted,
         (Failure::Conflict(_), _) => JobState::Conflict,
+        (Failure::Damaged { .. }, _) => JobState::Retrying,
         (Failure::Transient { .. }, _) if attempt < p.config.transcode.max_attempts => {
             JobState::Retrying
         }
@@ -850,7 +1025,9 @@ fn finish_failure(
     };
     job_report.outcome = Some(state.as_str());
     match &failure {
-        Failure::Permanent { stage, message } | Failure::Transient { stage, message } => {
+        Failure::Permanent { stage, message }
+        | Failure::Transient { stage, message }
+        | Failure::Damaged { stage, message } => {
             job_report.failed_stage = Some(stage);
             job_report.error = Some(message.clone());
         }
@@ -912,6 +1089,31 @@ fn finish_failure(
             tracing::error!(source = %source.display(), "{msg}");
             record(JobState::Conflict, "publish", &msg, None);
             None
+        }
+        Failure::Damaged { stage, message } => {
+            // `climb_to` is set for every `Damaged` left (the last rung's became `Permanent`).
+            let next = climb_to.unwrap_or(Rung::Retimed);
+            if let Err(e) = agent.journal.climb(key, next.index()) {
+                tracing::error!(source = %key, error = %e, "the journal did not record the climb");
+            }
+            Stats::bump(&agent.stats.retried);
+            let message = format!(
+                "{message}; the next attempt climbs to rung `{}` (FFmpeg input options {})",
+                next.as_str(),
+                next.input_options().join(" ")
+            );
+            tracing::warn!(
+                source = %source.display(), stage, attempt, rung = rung.as_str(),
+                next_rung = next.as_str(), "decode or timestamp errors: {message}"
+            );
+            let delay = Duration::from_millis(200);
+            record(
+                JobState::Retrying,
+                stage,
+                &message,
+                Some(SystemTime::now() + delay),
+            );
+            Some(delay)
         }
         Failure::Transient { stage, message } if attempt < max => {
             let delay = backoff(p, attempt);

@@ -99,6 +99,18 @@ pub struct JobRecord {
     pub wall_secs: f64,
     /// What the caption stage did: `not requested`, `none`, or the formats written.
     pub captions: Option<String>,
+    /// The rung of the retry ladder the latest attempt ran on (0: standard; see
+    /// `transcode::Rung`): the one that converted the file, or that failed it.
+    pub rung: u32,
+}
+
+/// An attempt the journal recorded as started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    /// The attempt number for this fingerprint and spec (from 1).
+    pub attempt: u32,
+    /// The rung of the retry ladder it runs on.
+    pub rung: u32,
 }
 
 /// A journal operation failed.
@@ -140,6 +152,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     media_secs REAL NOT NULL DEFAULT 0,
     wall_secs REAL NOT NULL DEFAULT 0,
     captions TEXT,
+    rung INTEGER NOT NULL DEFAULT 0,
+    next_rung INTEGER NOT NULL DEFAULT 0,
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (root, rel)
 );
@@ -257,38 +271,49 @@ impl Journal {
         })
     }
 
-    /// Records that an attempt starts. A new fingerprint or spec resets the attempt counter.
+    /// Records that an attempt starts. A new fingerprint or spec resets the attempt counter and
+    /// the retry ladder; otherwise the attempt runs on the rung the last one climbed to.
     pub fn start(
         &self,
         key: &SourceKey,
         fp: &Fingerprint,
         spec_hash: &str,
         output: &Path,
-    ) -> Result<u32, JournalError> {
+    ) -> Result<Started, JournalError> {
         self.tx(|tx| {
-            let previous: Option<(i64, i64, i64, String, u32)> = tx
+            let previous: Option<(i64, i64, i64, String, u32, u32)> = tx
                 .query_row(
-                    "SELECT size, mtime_ns, inode, spec_hash, attempts FROM jobs
+                    "SELECT size, mtime_ns, inode, spec_hash, attempts, next_rung FROM jobs
                      WHERE root = ?1 AND rel = ?2",
                     params![key.root_str(), key.rel_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    },
                 )
                 .optional()?;
-            let same = previous.as_ref().is_some_and(|(s, m, i, h, _)| {
+            let same = previous.as_ref().is_some_and(|(s, m, i, h, ..)| {
                 Fingerprint::from_db(*s, *m, *i) == *fp && h == spec_hash
             });
-            let attempt = if same {
-                previous.map(|p| p.4).unwrap_or(0) + 1
-            } else {
-                1
+            let (attempt, rung) = match previous {
+                Some(p) if same => (p.4 + 1, p.5),
+                _ => (1, 0),
             };
             tx.execute(
                 "INSERT INTO jobs (root, rel, size, mtime_ns, inode, spec_hash, state, attempts,
-                    next_attempt_ms, output, mode, stage, error, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, NULL, ?8, NULL, NULL, NULL, ?9)
+                    next_attempt_ms, output, mode, stage, error, rung, next_rung, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, NULL, ?8, NULL, NULL, NULL, ?10,
+                    ?10, ?9)
                  ON CONFLICT (root, rel) DO UPDATE SET size = ?3, mtime_ns = ?4, inode = ?5,
                     spec_hash = ?6, state = 'running', attempts = ?7, next_attempt_ms = NULL,
-                    output = ?8, mode = NULL, stage = NULL, error = NULL, updated_ms = ?9",
+                    output = ?8, mode = NULL, stage = NULL, error = NULL, rung = ?10,
+                    next_rung = ?10, updated_ms = ?9",
                 params![
                     key.root_str(),
                     key.rel_str(),
@@ -298,10 +323,48 @@ impl Journal {
                     spec_hash,
                     attempt,
                     output.to_string_lossy(),
-                    now_ms()
+                    now_ms(),
+                    rung
                 ],
             )?;
-            Ok(attempt)
+            Ok(Started { attempt, rung })
+        })
+    }
+
+    /// Makes the next attempt of `key` run on rung `rung` of the retry ladder.
+    pub fn climb(&self, key: &SourceKey, rung: u32) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET next_rung = ?3 WHERE root = ?1 AND rel = ?2",
+                params![key.root_str(), key.rel_str(), rung],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records an event for the operator about `key` that changes no state (a conversion that
+    /// needed a tolerant rung of the retry ladder, a cut tail dropped).
+    pub fn note(
+        &self,
+        key: &SourceKey,
+        kind: &str,
+        stage: &str,
+        message: &str,
+    ) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (at_ms, root, rel, kind, stage, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    now_ms(),
+                    key.root_str(),
+                    key.rel_str(),
+                    kind,
+                    stage,
+                    message
+                ],
+            )?;
+            Ok(())
         })
     }
 
@@ -497,6 +560,17 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_captions {
         conn.execute_batch("ALTER TABLE jobs ADD COLUMN captions TEXT")?;
     }
+    let has_rung: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'rung'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_rung {
+        conn.execute_batch(
+            "ALTER TABLE jobs ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE jobs ADD COLUMN next_rung INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
     Ok(())
 }
 
@@ -571,7 +645,7 @@ pub struct Event {
 
 const COLUMNS: &str = "root, rel, size, mtime_ns, inode, spec_hash, state, attempts, \
     next_attempt_ms, output, mode, stage, error, bytes_in, bytes_out, media_secs, wall_secs, \
-    captions";
+    captions, rung";
 
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let state: String = r.get(6)?;
@@ -592,6 +666,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         media_secs: r.get(15)?,
         wall_secs: r.get(16)?,
         captions: r.get(17)?,
+        rung: r.get(18)?,
     })
 }
 
@@ -614,10 +689,20 @@ mod tests {
         let out = Path::new("/out/a b.mp4");
         {
             let j = Journal::open(dir.path()).unwrap();
-            assert_eq!(j.start(&key, &fp(1), "h", out).unwrap(), 1);
+            assert_eq!(j.start(&key, &fp(1), "h", out).unwrap().attempt, 1);
+            j.climb(&key, 1).unwrap();
             j.finish_unsuccessful(&key, JobState::Retrying, "transcode", "boom", None)
                 .unwrap();
-            assert_eq!(j.start(&key, &fp(1), "h", out).unwrap(), 2);
+            let second = j.start(&key, &fp(1), "h", out).unwrap();
+            assert_eq!(
+                second,
+                Started {
+                    attempt: 2,
+                    rung: 1
+                },
+                "one rung up"
+            );
+            assert_eq!(j.get(&key).unwrap().unwrap().rung, 1);
             // The agent dies here; the row stays `running`.
         }
         let j = Journal::open(dir.path()).unwrap();
@@ -626,8 +711,11 @@ mod tests {
         assert_eq!(j.get(&key).unwrap().unwrap().state, JobState::Interrupted);
         assert_eq!(
             j.start(&key, &fp(2), "h", out).unwrap(),
-            1,
-            "a changed source starts over"
+            Started {
+                attempt: 1,
+                rung: 0
+            },
+            "a changed source starts over, on the first rung"
         );
         j.succeed(
             &key,

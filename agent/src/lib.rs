@@ -3,8 +3,9 @@
 //!
 //! The pipeline's modules follow the data: [`watch`] notices sources and feeds the
 //! [`queue`]; [`reconcile`] compares each source with the [`journal`] and the outputs and
-//! decides; [`readiness`] says when a recording is finished and valid; [`job`] runs
-//! [`transcode`] (FFmpeg, supervised by [`child`]), verifies and [`publish`]es atomically,
+//! decides; [`readiness`] says when a recording is finished and valid ([`probe`] and [`ts`] read
+//! it); [`job`] runs [`transcode`] (FFmpeg, supervised by [`child`], its log read for
+//! [`damage`]; a retry ladder of tolerant input options), verifies and [`publish`]es atomically,
 //! writes [`progress`] dot-files and applies the source [`disposition`]; each job is one trace
 //! (spans per stage) and ends in the [`metrics`]. [`session`] keeps the agent in touch with the
 //! fleet controller (assigned revisions, stats, events). [`run`] wires them together; the
@@ -16,6 +17,7 @@ pub use h264_alerts as alerts;
 pub mod captions;
 pub mod child;
 pub mod control;
+pub mod damage;
 pub mod disk;
 pub mod disposition;
 pub mod ffarg;
@@ -40,6 +42,7 @@ pub mod session;
 pub mod state;
 pub mod stats;
 pub mod transcode;
+pub mod ts;
 pub mod watch;
 
 pub use run::{agent_id, run, FatalError, RunOptions, RunSummary};

@@ -87,6 +87,26 @@ pub fn file_failed(agent: &Agent, source: &Path, stage: &str, message: &str, act
     );
 }
 
+/// A file was converted, with a warning about how (a cut tail dropped, a tolerant rung of the
+/// retry ladder needed).
+pub fn file_warning(agent: &Agent, source: &Path, output: &Path, warnings: &[String]) {
+    let mut facts = vec![
+        fact("file", source.display()),
+        fact("output", output.display()),
+    ];
+    facts.extend(warnings.iter().map(|w| fact("warning", w)));
+    send(
+        agent,
+        Alert {
+            kind: AlertKind::FileWarning,
+            subject: format!("converted with a warning: {}", source.display()),
+            facts,
+            action: "converted and published; check the output if the warning matters".into(),
+            dedup_key: format!("file_warning:{}", source.display()),
+        },
+    );
+}
+
 /// The agent started or stopped.
 pub fn lifecycle(agent: &Agent, started: bool) {
     let kind = if started {

@@ -36,11 +36,19 @@ pub enum VerifyError {
     /// The output is not what the profile promises.
     #[error("the output is not as expected: {0}")]
     Mismatch(String),
+    /// The output's video or audio does not last as long as the source's: a sign of timestamp
+    /// trouble (the next attempt climbs the retry ladder).
+    #[error("the output is not as expected: {0}")]
+    Duration(String),
 }
 
 /// Checks a finished output against its source: H.264 video, AAC audio when the source had
 /// audio, progressive when deinterlaced, the source's closed captions kept (when asked),
-/// duration within tolerance, `moov` before `mdat`.
+/// `moov` before `mdat`, and durations compared like with like, each within the tolerance:
+/// the output's video with the source's video, its first audio stream with the source's, each
+/// measured from the stream's own timestamps and frames. The containers' durations are never
+/// compared: a source's may come from a data stream, a fragment header's claim or stray
+/// timestamps.
 pub async fn verify(
     output: &Path,
     source: &MediaInfo,
@@ -88,11 +96,25 @@ pub async fn verify(
         ));
     }
     let tolerance = cfg.duration_tolerance.get().as_secs_f64();
-    if source.duration > 0.0 && (out.duration - source.duration).abs() > tolerance {
-        return Err(VerifyError::Mismatch(format!(
-            "duration {:.3}s differs from the source's {:.3}s by more than {tolerance:.3}s",
-            out.duration, source.duration
+    let (out_video, src_video) = (out.video_secs(), source.video_secs());
+    if src_video > 0.0 && (out_video - src_video).abs() > tolerance {
+        return Err(VerifyError::Duration(format!(
+            "the video lasts {out_video:.3}s, the source's video {src_video:.3}s: more than \
+             {tolerance:.3}s apart (transcode.duration_tolerance)"
         )));
+    }
+    let out_audio = out
+        .audio
+        .iter()
+        .find(|a| a.codec == "aac")
+        .and_then(|a| a.duration);
+    if let (Some(out_audio), Some(src_audio)) = (out_audio, source.audio_secs()) {
+        if (out_audio - src_audio).abs() > tolerance {
+            return Err(VerifyError::Duration(format!(
+                "the audio lasts {out_audio:.3}s, the source's audio {src_audio:.3}s: more than \
+                 {tolerance:.3}s apart (transcode.duration_tolerance)"
+            )));
+        }
     }
     match moov_before_mdat(output) {
         Ok(true) => Ok(out),

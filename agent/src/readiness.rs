@@ -4,8 +4,10 @@
 //! time unchanged for `stable_for` ([`Stability`]), a modification time older than the grace
 //! period, and no process holding the file open for writing ([`open_for_writing`]). The
 //! expensive checks run in the job's first stage ([`validate`]): ffprobe must find a video stream
-//! and a duration above the minimum, and reading every packet must show damage within the
-//! tolerance.
+//! (of the programme asked for, in a multiplex) that is not scrambled, with a duration above the
+//! minimum; a transport stream cut off mid-packet is trimmed to its whole packets (or refused).
+//! The damage the transcode's own FFmpeg reports must stay within the tolerance (see
+//! [`crate::damage`]).
 //!
 //! Stability is measured from the file's modification time or from the moment the agent first
 //! saw the current size and time, whichever is later: a file untouched for an hour is stable at
@@ -15,11 +17,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use h264_config::agent::Readiness;
+use h264_config::agent::{PartialPacket, Program, Readiness};
 use tokio_util::sync::CancellationToken;
 
 use crate::key::{Fingerprint, SourceKey};
-use crate::probe::{check_integrity, probe, MediaInfo, ProbeError};
+use crate::probe::{probe_programme, Choice, MediaInfo, ProbeError};
 
 /// What the cheap checks say about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,77 +203,206 @@ pub fn open_for_writing(_path: &Path) -> Option<String> {
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// The quick checks of the job's first stage: not empty, readable by ffprobe, a video stream,
-/// a duration over the minimum. [`validate_deep`] does the rest.
+/// A recording the quick checks passed, and how FFmpeg is to read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ready {
+    /// What ffprobe says, for the programme converted, with the durations measured.
+    pub info: MediaInfo,
+    /// A transport stream that ended mid-packet, trimmed to its whole packets.
+    pub trim: Option<Trim>,
+}
+
+/// A cut tail dropped: FFmpeg reads the source up to its last whole packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trim {
+    /// Bytes FFmpeg reads, from the start.
+    pub keep: u64,
+    /// Bytes of the cut packet, dropped.
+    pub dropped: u64,
+    /// The packet size (188, 192 or 204).
+    pub packet: u64,
+}
+
+impl Trim {
+    /// The warning, as the log, the trace and the alert give it.
+    pub fn warning(&self) -> String {
+        format!(
+            "ended mid-packet: {} bytes dropped (the last {}-byte packet was cut short; the {} \
+             bytes of whole packets before it are converted)",
+            self.dropped, self.packet, self.keep
+        )
+    }
+}
+
+/// The quick checks of the job's first stage: not empty, readable by ffprobe, the programme
+/// asked for (in a multiplex), not scrambled, a video stream, whole packets (a cut tail is
+/// trimmed or refused, as `partial_packet` says), a video duration over the minimum.
+/// [`validate_deep`] does the rest.
 pub async fn validate(
     ffprobe: &Path,
     path: &Path,
     cfg: &Readiness,
+    program: Option<&Program>,
     cancel: &CancellationToken,
-) -> Result<Result<MediaInfo, Invalid>, crate::child::RunError> {
+) -> Result<Result<Ready, Invalid>, crate::child::RunError> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size == 0 {
         return Ok(Err(Invalid("the file is empty (0 bytes)".into())));
     }
     let timeout = cfg.probe_timeout.get();
-    let info = match probe(ffprobe, path, timeout, cancel).await {
+    let choice = match program {
+        None => Choice::FirstWithVideo,
+        Some(Program::Number(n)) => Choice::Number(*n),
+        Some(Program::Name(name)) => Choice::Name(name.clone()),
+    };
+    let mut info = match probe_programme(ffprobe, path, &choice, timeout, cancel).await {
         Ok(info) => info,
         Err(ProbeError::Unreadable(why)) => {
             return Ok(Err(Invalid(format!(
                 "not a readable video recording: {why}"
             ))))
         }
+        Err(ProbeError::NoSuchProgramme(why)) => return Ok(Err(Invalid(why))),
         Err(ProbeError::Run(e)) => return Err(e),
     };
+    let of_programme = match &info.program {
+        Some(p) => format!(", programme {p}"),
+        None => String::new(),
+    };
+    let mut trim = None;
+    // FFmpeg reads a transport stream whose packets this cannot find (junk before the first
+    // packets), so such a file is left to it.
+    let layout = if info.format_name.split(',').any(|f| f == "mpegts") {
+        crate::ts::layout_of(path).map_err(io_error)?
+    } else {
+        None
+    };
+    if let Some(layout) = layout {
+        if let Some(why) = scrambled(path, layout, &info).await? {
+            return Ok(Err(Invalid(format!("scrambled: {why}{of_programme}"))));
+        }
+        let tail = layout.tail(size);
+        if tail > 0 {
+            if cfg.partial_packet == PartialPacket::Fail {
+                return Ok(Err(Invalid(format!(
+                    "truncated: the transport stream ends in the middle of a packet (its last \
+                     {tail} bytes are not a whole {}-byte packet); the recording was cut off \
+                     (readiness.partial_packet = \"fail\")",
+                    layout.packet
+                ))));
+            }
+            trim = Some(Trim {
+                keep: size - tail,
+                dropped: tail,
+                packet: layout.packet,
+            });
+        }
+    }
     if info.video.is_none() {
-        return Ok(Err(Invalid(format!(
-            "no video stream (container {}, {} audio stream(s))",
-            info.format_name,
-            info.audio.len()
-        ))));
+        let why = if !info.audio.is_empty() {
+            format!(
+                "audio-only: no video stream, {} audio stream(s) (container {}{of_programme})",
+                info.audio.len(),
+                info.format_name
+            )
+        } else if info.other_streams > 0 {
+            format!(
+                "data-only: no video or audio stream, {} data stream(s) (container {}{of_programme})",
+                info.other_streams, info.format_name
+            )
+        } else {
+            format!(
+                "no video or audio stream (container {}{of_programme})",
+                info.format_name
+            )
+        };
+        return Ok(Err(Invalid(why)));
+    }
+    let fragmented =
+        info.format_name.contains("mp4") && crate::probe::is_fragmented_mp4(path).unwrap_or(false);
+    if fragmented {
+        crate::probe::measure_fragmented(ffprobe, path, &mut info, timeout, cancel).await?;
     }
     let min = cfg.min_duration.get().as_secs_f64();
-    if info.duration < min {
+    let secs = info.video_secs();
+    if secs < min {
         return Ok(Err(Invalid(format!(
-            "duration {:.2}s is below the minimum of {min:.2}s (readiness.min_duration)",
-            info.duration
+            "duration {secs:.2}s is below the minimum of {min:.2}s (readiness.min_duration)"
         ))));
     }
-    Ok(Ok(info))
+    Ok(Ok(Ready { info, trim }))
 }
 
-/// The checks that read the whole recording: every packet for damage (within the tolerance),
-/// and the first frames for closed captions. They run beside the transcode, which reads the
-/// file anyway, so they add little wall time; their verdict comes before anything is published.
-/// `Ok(Ok(has_captions))` when the recording is sound.
+/// Reading the transport stream's packets failed.
+fn io_error(source: std::io::Error) -> crate::child::RunError {
+    crate::child::RunError::Io {
+        program: "the transport stream check".into(),
+        source,
+    }
+}
+
+/// Why the programme's video or audio is scrambled (most of its packets in the samples), if
+/// it is.
+async fn scrambled(
+    path: &Path,
+    layout: crate::ts::Layout,
+    info: &MediaInfo,
+) -> Result<Option<String>, crate::child::RunError> {
+    let mut named: Vec<(String, u16)> = Vec::new();
+    if let Some(pid) = info.video.as_ref().and_then(|v| v.pid) {
+        named.push(("the video".into(), pid));
+    }
+    for (i, a) in info.audio.iter().enumerate() {
+        if let Some(pid) = a.pid {
+            named.push((format!("audio stream {}", i + 1), pid));
+        }
+    }
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let pids: Vec<u16> = named.iter().map(|(_, pid)| *pid).collect();
+    let path = path.to_path_buf();
+    let counts = tokio::task::spawn_blocking(move || crate::ts::scrambling(&path, layout, &pids))
+        .await
+        .map_err(|e| io_error(std::io::Error::other(e)))?
+        .map_err(io_error)?;
+    let hit: Vec<String> = named
+        .iter()
+        .zip(&counts)
+        .filter(|(_, c)| c.mostly_scrambled())
+        .map(|((what, pid), c)| {
+            format!(
+                "{what} (PID {pid:#x}: {} of {} packets)",
+                c.scrambled, c.packets
+            )
+        })
+        .collect();
+    Ok((!hit.is_empty()).then(|| {
+        format!(
+            "{} is encrypted (conditional access); it cannot be converted without the \
+             broadcaster's keys",
+            hit.join(" and ")
+        )
+    }))
+}
+
+/// The check that reads the start of the recording beside the transcode: whether its first
+/// frames carry closed captions (the video of the programme converted, in a multiplex). The
+/// recording's damage is no longer read in a second pass: the transcode counts it in its own
+/// FFmpeg log (see [`crate::damage`]).
 pub async fn validate_deep(
-    ffmpeg: &Path,
     ffprobe: &Path,
     path: &Path,
     info: &MediaInfo,
     cfg: &Readiness,
     cancel: &CancellationToken,
-) -> Result<Result<bool, Invalid>, crate::child::RunError> {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+) -> Result<bool, crate::child::RunError> {
     let timeout = cfg.probe_timeout.get();
-    let integrity = check_integrity(ffmpeg, path, info, timeout, cancel).await?;
-    if integrity.truncated_ts {
-        return Ok(Err(Invalid(format!(
-            "truncated: the transport stream ends in the middle of a packet ({size} bytes is not \
-             a multiple of 188); the recording was cut off"
-        ))));
-    }
-    if integrity.errors > cfg.max_decode_errors {
-        return Ok(Err(Invalid(format!(
-            "corrupt: {} damage reports while reading the packets (tolerance \
-             readiness.max_decode_errors = {}), e.g. {}",
-            integrity.errors, cfg.max_decode_errors, integrity.sample
-        ))));
-    }
-    Ok(Ok(crate::probe::has_closed_captions(
-        ffprobe, path, timeout, cancel,
-    )
-    .await?))
+    let stream = match (&info.program, &info.video) {
+        (Some(_), Some(video)) => video.index.to_string(),
+        _ => "v:0".to_owned(),
+    };
+    crate::probe::has_closed_captions_in(ffprobe, path, &stream, timeout, cancel).await
 }
 
 #[cfg(test)]

@@ -6,8 +6,18 @@
 //! `-progress pipe:1`. One task reads its stdout, parses the `key=value` progress blocks and
 //! reports each to the caller; every block resets the stall deadline. The stall deadline, the
 //! cancel token and FFmpeg's exit race in one `select!`; whichever wins, the process group is
-//! terminated and reaped before this module returns. Stderr is read concurrently into a bounded
-//! tail that goes into error messages.
+//! terminated and reaped before this module returns. Stderr (`-v warning`) is read concurrently,
+//! line by line: every line goes through the damage [`Tally`] (what the demuxer and decoders
+//! report about the recording, see [`crate::damage`]), and a bounded tail goes into error
+//! messages.
+//!
+//! # The retry ladder
+//! An attempt that fails on decode or timestamp errors is tried again one [`Rung`] up before the
+//! job gives up: `standard` (FFmpeg's defaults), `tolerant` (input options that regenerate
+//! missing timestamps, ignore broken DTS and drop corrupt packets: `-fflags
+//! +genpts+discardcorrupt+igndts -err_detect ignore_err`), `retimed` (the tolerant input,
+//! always re-encoded, with video and audio timestamps rebuilt from the frame and sample counts:
+//! `setpts=N/FRAME_RATE/TB`, `asetpts=N/SR/TB`).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -20,8 +30,92 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::child::{spawn, tail_lines};
-use crate::ffarg::input_arg;
+use crate::damage::Tally;
+use crate::ffarg::{input_arg, input_arg_until};
 use crate::probe::MediaInfo;
+
+/// A rung of the retry ladder: how tolerantly FFmpeg reads the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Rung {
+    /// FFmpeg's defaults.
+    #[default]
+    Standard,
+    /// Missing timestamps generated, broken DTS ignored, corrupt packets dropped, decode errors
+    /// ignored.
+    Tolerant,
+    /// The tolerant input, re-encoded with timestamps rebuilt from frame and sample counts.
+    Retimed,
+}
+
+impl Rung {
+    /// Every rung, from the first.
+    pub const ALL: [Rung; 3] = [Rung::Standard, Rung::Tolerant, Rung::Retimed];
+
+    /// Its name, as the journal, the trace and `fleetctl agent errors` give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rung::Standard => "standard",
+            Rung::Tolerant => "tolerant",
+            Rung::Retimed => "retimed",
+        }
+    }
+
+    /// Its place on the ladder, from 0.
+    pub fn index(self) -> u32 {
+        self as u32
+    }
+
+    /// The rung at `index` (the last one past the top).
+    pub fn at(index: u32) -> Rung {
+        Rung::ALL[(index as usize).min(Rung::ALL.len() - 1)]
+    }
+
+    /// The next rung up, if any.
+    pub fn next(self) -> Option<Rung> {
+        Rung::ALL.get(self.index() as usize + 1).copied()
+    }
+
+    /// FFmpeg input options of this rung (before `-i`).
+    pub fn input_options(self) -> &'static [&'static str] {
+        match self {
+            Rung::Standard => &[],
+            Rung::Tolerant | Rung::Retimed => &[
+                "-fflags",
+                "+genpts+discardcorrupt+igndts",
+                "-err_detect",
+                "ignore_err",
+            ],
+        }
+    }
+
+    /// Whether this rung rebuilds the timestamps (and so always re-encodes).
+    pub fn retimes(self) -> bool {
+        self == Rung::Retimed
+    }
+}
+
+/// What FFmpeg reads: a source file, maybe only its first bytes (a transport stream trimmed to
+/// its whole packets), maybe only one programme of a multiplex.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The source file.
+    pub path: &'a Path,
+    /// Read only this many bytes from the start.
+    pub end: Option<u64>,
+    /// Convert only this programme (its number).
+    pub program: Option<u32>,
+}
+
+impl<'a> Input<'a> {
+    /// The whole file, every stream as FFmpeg maps them by default.
+    pub fn file(path: &'a Path) -> Input<'a> {
+        Input {
+            path,
+            end: None,
+            program: None,
+        }
+    }
+}
 
 /// How a source becomes H.264 MP4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +167,30 @@ pub fn plan(info: &MediaInfo, cfg: &Transcode) -> Plan {
     }
 }
 
-/// FFmpeg's full argument list for converting `input` into `output` (an MP4 file).
+/// The plan of an attempt on `rung`: the retimed rung always re-encodes.
+pub fn plan_on(info: &MediaInfo, cfg: &Transcode, rung: Rung) -> Plan {
+    match plan(info, cfg) {
+        Plan::Remux { .. } if rung.retimes() => Plan::Encode {
+            deinterlace: cfg.deinterlace == Deinterlace::Always,
+        },
+        p => p,
+    }
+}
+
+/// FFmpeg's full argument list for converting `input` (the whole file) into `output` (an MP4
+/// file) on the standard rung.
 pub fn arguments(input: &Path, output: &Path, plan: Plan, cfg: &Transcode) -> Vec<OsString> {
+    arguments_for(&Input::file(input), output, plan, cfg, Rung::Standard)
+}
+
+/// FFmpeg's full argument list for converting `input` into `output` (an MP4 file) on `rung`.
+pub fn arguments_for(
+    input: &Input<'_>,
+    output: &Path,
+    plan: Plan,
+    cfg: &Transcode,
+    rung: Rung,
+) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
     push(&[
@@ -82,15 +198,29 @@ pub fn arguments(input: &Path, output: &Path, plan: Plan, cfg: &Transcode) -> Ve
         "-nostdin",
         "-y",
         "-v",
-        "error",
+        "warning",
         "-nostats",
         "-progress",
         "pipe:1",
     ]);
+    push(rung.input_options());
     push(&["-i"]);
-    a.push(input_arg(input));
+    a.push(match input.end {
+        Some(end) => input_arg_until(input.path, end),
+        None => input_arg(input.path),
+    });
     let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-    push(&["-map", "0:v:0", "-map", "0:a?"]);
+    match input.program {
+        // That programme's video and audio only: never another programme's (or clock).
+        Some(n) => push(&[
+            "-map",
+            &format!("0:p:{n}:v:0"),
+            "-map",
+            &format!("0:p:{n}:a?"),
+        ]),
+        None => push(&["-map", "0:v:0", "-map", "0:a?"]),
+    }
+    const RETIME_VIDEO: &str = "setpts=N/FRAME_RATE/TB";
     match plan {
         Plan::Encode { deinterlace } => {
             push(&[
@@ -106,10 +236,17 @@ pub fn arguments(input: &Path, output: &Path, plan: Plan, cfg: &Transcode) -> Ve
                 push(&["-level:v", level]);
             }
             push(&["-pix_fmt", &cfg.pix_fmt]);
-            if deinterlace {
-                push(&["-vf", "bwdif=mode=send_frame:parity=auto:deint=all"]);
+            let deinterlacer = "bwdif=mode=send_frame:parity=auto:deint=all";
+            match (deinterlace, rung.retimes()) {
+                (true, true) => push(&["-vf", &format!("{deinterlacer},{RETIME_VIDEO}")]),
+                (true, false) => push(&["-vf", deinterlacer]),
+                (false, true) => push(&["-vf", RETIME_VIDEO]),
+                (false, false) => {}
             }
             push(&["-c:a", "aac", "-b:a", &cfg.audio_bitrate]);
+            if rung.retimes() {
+                push(&["-af", "asetpts=N/SR/TB"]);
+            }
         }
         Plan::Remux { copy_audio } => {
             push(&["-c:v", "copy"]);
@@ -170,7 +307,8 @@ pub enum TranscodeError {
         status: std::process::ExitStatus,
         /// The end of FFmpeg's stderr.
         tail: String,
-        /// Whether FFmpeg blamed the input (not worth a retry).
+        /// Whether FFmpeg blamed the input, or reported decode or timestamp errors: the next
+        /// attempt climbs the retry ladder.
         corrupt_input: bool,
     },
     /// Talking to FFmpeg failed.
@@ -184,8 +322,54 @@ pub async fn run(
     args: &[OsString],
     stall_timeout: Duration,
     cancel: &CancellationToken,
-    mut on_progress: impl FnMut(Progress),
+    on_progress: impl FnMut(Progress),
 ) -> Result<(), TranscodeError> {
+    run_counting(ffmpeg, args, stall_timeout, cancel, on_progress)
+        .await
+        .map(|_| ())
+}
+
+/// Lines of stderr kept for error messages.
+const TAIL_LINES: usize = 40;
+
+/// What FFmpeg's stderr said, read as it came.
+#[derive(Debug, Default)]
+struct Stderr {
+    damage: Tally,
+    tail: std::collections::VecDeque<String>,
+    blames_input: bool,
+    timestamps: bool,
+}
+
+impl Stderr {
+    fn observe(&mut self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        self.damage.observe(line);
+        self.blames_input |= blames_input(line);
+        self.timestamps |= timestamp_trouble(line);
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.to_owned());
+    }
+
+    fn tail(&self, n: usize) -> String {
+        let text: Vec<&str> = self.tail.iter().map(String::as_str).collect();
+        tail_lines(&text.join("\n"), n)
+    }
+}
+
+/// Runs FFmpeg with `args`, calling `on_progress` for each progress block; on success, the
+/// damage its log reported (see [`crate::damage`]).
+pub async fn run_counting(
+    ffmpeg: &Path,
+    args: &[OsString],
+    stall_timeout: Duration,
+    cancel: &CancellationToken,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<Tally, TranscodeError> {
     let mut cmd = Command::new(ffmpeg);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).map_err(|source| TranscodeError::Spawn {
@@ -193,13 +377,26 @@ pub async fn run(
         source,
     })?;
     let stdout = child.child_mut().stdout.take().expect("stdout is piped");
-    let mut stderr = child.child_mut().stderr.take().expect("stderr is piped");
+    let stderr = child.child_mut().stderr.take().expect("stderr is piped");
     let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr).take(1 << 20).read_to_end(&mut buf).await;
-        // Drain anything beyond the cap so FFmpeg never blocks on a full pipe.
-        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
-        String::from_utf8_lossy(&buf).into_owned()
+        let mut seen = Stderr::default();
+        let mut reader = BufReader::new(stderr);
+        let mut line = Vec::new();
+        // Lines up to 64 KiB each; longer ones are cut (FFmpeg never writes such lines).
+        loop {
+            line.clear();
+            match (&mut reader)
+                .take(64 * 1024)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => seen.observe(String::from_utf8_lossy(&line).trim_end()),
+            }
+        }
+        // Drain anything left so FFmpeg never blocks on a full pipe.
+        let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+        seen
     });
     let mut lines = BufReader::new(stdout).lines();
     let mut block = Progress::default();
@@ -236,7 +433,7 @@ pub async fn run(
             return Err(match e {
                 TranscodeError::Stalled { timeout, .. } => TranscodeError::Stalled {
                     timeout,
-                    tail: tail_lines(&stderr, 5),
+                    tail: stderr.tail(5),
                 },
                 other => other,
             });
@@ -244,12 +441,12 @@ pub async fn run(
     };
     let stderr = stderr_task.await.unwrap_or_default();
     if status.success() {
-        return Ok(());
+        return Ok(stderr.damage);
     }
     Err(TranscodeError::Failed {
         status,
-        corrupt_input: blames_input(&stderr),
-        tail: tail_lines(&stderr, 5),
+        corrupt_input: stderr.blames_input || stderr.timestamps || stderr.damage.count() > 0,
+        tail: stderr.tail(5),
     })
 }
 
@@ -275,6 +472,23 @@ fn parse_line(line: &str, block: &mut Progress) -> bool {
         _ => {}
     }
     false
+}
+
+/// Whether an FFmpeg log line reports a timestamp problem of the input or of what the muxer is
+/// given (a reason to try the next rung).
+fn timestamp_trouble(line: &str) -> bool {
+    const TIMESTAMPS: [&str; 7] = [
+        "non monotonically increasing dts",
+        "non-monotonous dts",
+        "invalid dts",
+        "invalid pts",
+        "pts has no value",
+        "timestamps are unset",
+        "out of order",
+    ];
+    let lower = line.to_ascii_lowercase();
+    TIMESTAMPS.iter().any(|t| lower.contains(t))
+        || (lower.contains("pts (") && lower.contains("< dts ("))
 }
 
 fn blames_input(stderr: &str) -> bool {
@@ -304,11 +518,15 @@ mod tests {
                 field_order: field_order.into(),
                 width: 1280,
                 height: 720,
-                closed_captions: false,
+                ..VideoStream::default()
             }),
             audio: vec![AudioStream {
                 codec: audio.into(),
+                ..AudioStream::default()
             }],
+            other_streams: 0,
+            programs: Vec::new(),
+            program: None,
         }
     }
 
@@ -351,6 +569,89 @@ mod tests {
         );
         assert!(args.contains(&OsString::from("file:-rec 'x'.ts")));
         assert_eq!(args.last().unwrap(), &OsString::from("file:out/.x.tmp"));
+    }
+
+    #[test]
+    fn rungs_and_inputs_shape_the_arguments() {
+        let cfg = Transcode::default();
+        let text = |args: Vec<OsString>| {
+            args.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let input = Input {
+            path: Path::new("mux.ts"),
+            end: Some(1880),
+            program: Some(202),
+        };
+        let plain = text(arguments_for(
+            &input,
+            Path::new("o.mp4"),
+            Plan::Encode { deinterlace: true },
+            &cfg,
+            Rung::Standard,
+        ));
+        assert!(
+            plain.contains("-i subfile,,start,0,end,1880,,:file:mux.ts"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("-map 0:p:202:v:0 -map 0:p:202:a?"),
+            "{plain}"
+        );
+        assert!(!plain.contains("-fflags"), "{plain}");
+        let tolerant = text(arguments_for(
+            &Input::file(Path::new("a.ts")),
+            Path::new("o.mp4"),
+            Plan::Remux { copy_audio: true },
+            &cfg,
+            Rung::Tolerant,
+        ));
+        assert!(
+            tolerant.contains(
+                "-fflags +genpts+discardcorrupt+igndts -err_detect ignore_err -i file:a.ts"
+            ),
+            "{tolerant}"
+        );
+        let retimed = text(arguments_for(
+            &Input::file(Path::new("a.ts")),
+            Path::new("o.mp4"),
+            Plan::Encode { deinterlace: true },
+            &cfg,
+            Rung::Retimed,
+        ));
+        assert!(
+            retimed
+                .contains("-vf bwdif=mode=send_frame:parity=auto:deint=all,setpts=N/FRAME_RATE/TB"),
+            "{retimed}"
+        );
+        assert!(retimed.contains("-af asetpts=N/SR/TB"), "{retimed}");
+        let remuxable = info("h264", "progressive", "aac");
+        assert_eq!(
+            plan_on(&remuxable, &cfg, Rung::Tolerant),
+            Plan::Remux { copy_audio: true }
+        );
+        assert_eq!(
+            plan_on(&remuxable, &cfg, Rung::Retimed),
+            Plan::Encode { deinterlace: false }
+        );
+        assert_eq!(Rung::Standard.next(), Some(Rung::Tolerant));
+        assert_eq!(Rung::Retimed.next(), None);
+        assert_eq!(Rung::at(7), Rung::Retimed);
+    }
+
+    #[test]
+    fn timestamp_trouble_is_recognised() {
+        assert!(timestamp_trouble(
+            "[mp4 @ 0x1] Application provided invalid, non monotonically increasing dts to muxer in stream 1: 5 >= 5"
+        ));
+        assert!(timestamp_trouble(
+            "[mp4 @ 0x1] pts (0) < dts (3000) in stream 0"
+        ));
+        assert!(!timestamp_trouble(
+            "[libx264 @ 0x1] frame I:1 Avg QP:20.00 size: 1"
+        ));
     }
 
     #[test]

@@ -60,7 +60,16 @@ fn every_good_fixture_converts_to_verified_h264_aac_mp4() {
 
 #[test]
 fn bad_inputs_fail_once_with_a_clear_error_and_the_rest_converts() {
-    let s = Setup::basic();
+    // A recording cut off mid-packet is refused only when asked (`partial_packet = "fail"`); by
+    // default its whole packets convert (tests/recordings.rs).
+    let s = Setup::new(
+        "",
+        &common::BASE.replacen(
+            "[readiness]\n",
+            "[readiness]\npartial_packet = \"fail\"\n",
+            1,
+        ),
+    );
     Fixture::TruncatedTs.copy_to(&s.input, "cut.ts");
     Fixture::ZeroByte.copy_to(&s.input, "empty.ts");
     Fixture::TextAsVideo.copy_to(&s.input, "notes.ts");

@@ -200,7 +200,12 @@ fn a_failed_file_carries_its_error_on_the_failing_span() {
     let truncated = setup_with_id(
         "fail-test",
         &format!(
-            "{BASE}\n[telemetry]\notlp_endpoint = \"{}\"\n",
+            "{}\n[telemetry]\notlp_endpoint = \"{}\"\n",
+            BASE.replacen(
+                "[readiness]\n",
+                "[readiness]\npartial_packet = \"fail\"\n",
+                1
+            ),
             collector.endpoint()
         ),
     );
@@ -245,15 +250,20 @@ fn a_failed_file_carries_its_error_on_the_failing_span() {
         job.events
     );
 
-    // A truncated recording: the whole-file probe fails, after a transcode that went through.
+    // A truncated recording (refused as asked, `partial_packet = "fail"`): the readiness stage
+    // fails, before any transcode.
     let (job, trace) = job_trace(&spans, "cut.ts");
     assert_eq!(broken_parents(&trace), Vec::<String>::new());
-    let probe = trace.iter().find(|s| s.name == "probe").unwrap();
-    assert_eq!(probe.status_code, 2, "{probe:#?}");
+    let readiness = trace.iter().find(|s| s.name == "readiness").unwrap();
+    assert_eq!(readiness.status_code, 2, "{readiness:#?}");
     assert!(
-        probe.status_message.contains("truncated"),
+        readiness.status_message.contains("truncated"),
         "{}",
-        probe.status_message
+        readiness.status_message
+    );
+    assert!(
+        !trace.iter().any(|s| s.name == "transcode"),
+        "no encode is spent on it"
     );
     assert_eq!(job.status_code, 2);
     assert_eq!(job.attributes["outcome"], "failed");

@@ -70,6 +70,9 @@ pub use render::Origin;
 pub enum AlertKind {
     /// A recording failed for good (after its last attempt).
     FileFailed,
+    /// A recording was converted, but not as it came: its cut last packet was dropped, or only
+    /// a tolerant rung of the retry ladder converted it.
+    FileWarning,
     /// A volume's free space fell below the warning threshold.
     DiskWarn,
     /// A volume's free space fell below the critical threshold.
@@ -99,6 +102,7 @@ impl AlertKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::FileFailed => "file_failed",
+            AlertKind::FileWarning => "file_warning",
             AlertKind::DiskWarn => "disk_warn",
             AlertKind::DiskCritical => "disk_critical",
             AlertKind::PausedByDiskGuard => "paused_by_disk_guard",
@@ -116,6 +120,7 @@ impl AlertKind {
     pub fn label(self) -> &'static str {
         match self {
             AlertKind::FileFailed => "file failed",
+            AlertKind::FileWarning => "file converted with a warning",
             AlertKind::DiskWarn => "disk space low (warning)",
             AlertKind::DiskCritical => "disk space critical",
             AlertKind::PausedByDiskGuard => "intake paused by the disk guard",
@@ -137,6 +142,7 @@ impl AlertKind {
             | AlertKind::ConfigRejected
             | AlertKind::RolloutRolledBack => Severity::Error,
             AlertKind::DiskWarn
+            | AlertKind::FileWarning
             | AlertKind::PausedByDiskGuard
             | AlertKind::RolloutAborted
             | AlertKind::RolloutUndone => Severity::Warning,
@@ -177,8 +183,9 @@ pub struct Alert {
 mod tests {
     use super::*;
 
-    const ALL: [AlertKind; 11] = [
+    const ALL: [AlertKind; 12] = [
         AlertKind::FileFailed,
+        AlertKind::FileWarning,
         AlertKind::DiskWarn,
         AlertKind::DiskCritical,
         AlertKind::PausedByDiskGuard,

@@ -181,7 +181,7 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
     );
     assert!(err.contains("RolledBack"), "{err}");
     assert!(text.contains("failure_rate"), "{text}");
-    assert!(text.contains("1 failed of 1 jobs"), "{text}");
+    assert!(text.contains("1 failed of 1 attempts"), "{text}");
     assert!(text.contains("FAILED"), "{text}");
 
     wait_agents(&url, &IDS, "every agent back on generation 1", |a| {
@@ -202,8 +202,8 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
         m.subject
     );
     assert_eq!(m.row("gate"), "failure_rate");
-    assert_eq!(m.row("measured"), "1.000 (1 failed of 1 jobs)");
-    assert_eq!(m.row("threshold"), "<= 0.050, at least 1 jobs");
+    assert_eq!(m.row("measured"), "1.000 (1 failed of 1 attempts)");
+    assert_eq!(m.row("threshold"), "<= 0.050, at least 1 attempts");
     assert_eq!(m.row("step"), "2 of 3 (pause: 1m)");
     assert_eq!(m.row("cohort"), "1 agent: e2e-a");
     assert!(
@@ -213,9 +213,68 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
         m.text()
     );
     assert!(
-        m.html().contains("&lt;= 0.050, at least 1 jobs"),
+        m.html().contains("&lt;= 0.050, at least 1 attempts"),
         "{}",
         m.html()
+    );
+}
+
+#[test]
+fn a_revision_under_which_every_attempt_fails_and_is_retried_rolls_back_within_its_soak() {
+    h264_testkit::ffmpeg::require_ffmpeg();
+    let sink = SmtpSink::started(None);
+    let dir = tempfile::tempdir().unwrap();
+    let c = controller(dir.path(), &sink);
+    let url = c.url();
+    let ids = ["retry-a", "retry-b"];
+    let agents = fleet_on_generation_1(&url, dir.path(), &ids, |_| String::new());
+
+    // Every attempt fails (an FFmpeg option that does not exist) and is retried with a long
+    // backoff: within the soak no job gives up, only failed attempts are reported.
+    apply(
+        &url,
+        dir.path(),
+        "  transcode: {crf: 23, max_attempts: 5, retry_backoff: 5m, retry_backoff_max: 5m, \
+         extra_args: [\"-no_such_option\", \"1\"]}\n  rollout:\n    steps: [{canary: 1}, \
+         {pause: 2m}, {percent: 100}]\n    analysis: {max_failure_rate: 0.05, min_jobs: 1, \
+         ack_deadline: 20s}\n",
+    );
+    wait_rollout(&url, "the canary's soak", Duration::from_secs(30), |s| {
+        s["step"] == 1 && s["cohort"]["synced"] == 1
+    });
+    let soak_began = Instant::now();
+    Fixture::H264Ts.copy_to(&agents[0].input, "first.ts");
+    Fixture::H264Ts.copy_to(&agents[0].input, "second.ts");
+    let s = wait_rollout(&url, "the rollout to end", Duration::from_secs(100), |s| {
+        s["phase"] != "Progressing"
+    });
+    assert_eq!(s["phase"], "RolledBack", "{s:#}\n{}", agents[0].log());
+    assert!(
+        soak_began.elapsed() < Duration::from_secs(120),
+        "rolled back within the soak"
+    );
+    let gate = s["gates"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(gate["gate"], "failure_rate", "{s:#}");
+    let measured = gate["measured"].as_str().unwrap();
+    assert!(measured.starts_with("1.000 ("), "{measured}");
+    assert!(measured.ends_with(" attempts)"), "{measured}");
+    wait_agents(&url, &ids, "every agent back on generation 1", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 1
+    });
+    // The canary's attempts were failures it meant to retry, not jobs that gave up.
+    let errors = json(&fleetctl(
+        &url,
+        &["agent", "errors", "retry-a", "-o", "json"],
+    ));
+    let kinds: Vec<&str> = errors
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(kinds.contains(&"retrying"), "{errors:#}");
+    assert!(!kinds.contains(&"failed"), "{errors:#}");
+    assert_eq!(
+        sink.mail_with_subject("rolled back").row("gate"),
+        "failure_rate"
     );
 }
 

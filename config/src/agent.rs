@@ -153,6 +153,58 @@ pub struct WatchRoot {
     pub on_failure: OnFailure,
     /// Where `on_failure = "quarantine"` puts sources.
     pub quarantine_dir: Option<PathBuf>,
+    /// Which programme of a transport stream carrying several (a DVB-T or ATSC multiplex) is
+    /// converted: its service name or its programme number. Not set: the first programme with
+    /// video. Left out of the canonical form while not set, so the hash of a config written
+    /// before it existed does not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<Program>,
+}
+
+/// `[[watch]] program`: a programme of a multiplex, by service name (`"BBC ONE HD"`, matched
+/// without regard to case or surrounding spaces) or by programme number (`4164`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Program {
+    /// The programme number (`program_number` of the PAT, 1-65535).
+    Number(u32),
+    /// The service name (from the SDT or the VCT).
+    Name(String),
+}
+
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Program::Number(n) => write!(f, "programme number {n}"),
+            Program::Name(name) => write!(f, "service \"{name}\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Program {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Program;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a service name like \"BBC ONE HD\" or a programme number like 4164")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Program, E> {
+                Ok(Program::Name(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Program, E> {
+                u32::try_from(v)
+                    .map(Program::Number)
+                    .map_err(|_| E::custom(format!("{v} is not a programme number (1-65535)")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Program, E> {
+                u32::try_from(v)
+                    .map(Program::Number)
+                    .map_err(|_| E::custom(format!("{v} is not a programme number (1-65535)")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for WatchRoot {
@@ -168,6 +220,7 @@ impl Default for WatchRoot {
             done_dir: None,
             on_failure: OnFailure::Leave,
             quarantine_dir: None,
+            program: None,
         }
     }
 }
@@ -184,10 +237,35 @@ pub struct Readiness {
     pub open_file_check: bool,
     /// Recordings shorter than this are rejected as invalid.
     pub min_duration: HumanDuration,
-    /// How many decode errors a recording may have before it counts as corrupt.
+    /// How many damage reports (demuxer and decoder damage, each distinct report once) a
+    /// recording may have before it counts as corrupt.
     pub max_decode_errors: u32,
     /// How long ffprobe and the decode check may take.
     pub probe_timeout: HumanDuration,
+    /// What happens to a transport stream that ends in the middle of a packet after a stable,
+    /// closed write. Left out of the canonical form while at its default, so the hash of a
+    /// config written before it existed does not change.
+    #[serde(skip_serializing_if = "PartialPacket::is_default")]
+    pub partial_packet: PartialPacket,
+}
+
+/// `[readiness] partial_packet`: a transport stream cut off mid-packet (a recorder stopped, or
+/// a copy ended, in the middle of a 188-byte packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PartialPacket {
+    /// Drop the cut packet and convert the whole packets before it, with a warning.
+    #[default]
+    Trim,
+    /// Refuse the recording as truncated.
+    Fail,
+}
+
+impl PartialPacket {
+    /// Whether this is the default, [`PartialPacket::Trim`].
+    pub fn is_default(&self) -> bool {
+        *self == PartialPacket::Trim
+    }
 }
 
 impl Default for Readiness {
@@ -199,6 +277,7 @@ impl Default for Readiness {
             min_duration: HumanDuration::from_secs(1),
             max_decode_errors: 10,
             probe_timeout: HumanDuration::from_secs(120),
+            partial_packet: PartialPacket::Trim,
         }
     }
 }

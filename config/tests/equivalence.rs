@@ -84,3 +84,62 @@ fn canonical_json_is_sorted_by_struct_and_stable() {
     assert!(a.contains(r#""extensions":["ts","wtv"]"#), "{a}");
     assert_eq!(a, ini(STUDIO_INI).canonical_json());
 }
+
+#[test]
+fn a_programme_and_the_partial_packet_rule_read_alike_from_toml_and_ini_and_hash_only_when_set() {
+    use h264_config::agent::{PartialPacket, Program};
+    let plain = toml("[[watch]]\nsource = \"in\"\noutput = \"out\"\n");
+    let json = plain.canonical_json();
+    assert!(!json.contains("program"), "{json}");
+    assert!(!json.contains("partial_packet"), "{json}");
+    let explicit = toml(
+        "[[watch]]\nsource = \"in\"\noutput = \"out\"\n[readiness]\npartial_packet = \"trim\"\n",
+    );
+    assert_eq!(explicit.canonical_sha256(), plain.canonical_sha256());
+
+    let named = toml("[[watch]]\nsource = \"in\"\noutput = \"out\"\nprogram = \"Sport Two\"\n");
+    assert_eq!(
+        named.watch[0].program,
+        Some(Program::Name("Sport Two".into()))
+    );
+    let numbered = toml("[[watch]]\nsource = \"in\"\noutput = \"out\"\nprogram = 202\n");
+    assert_eq!(numbered.watch[0].program, Some(Program::Number(202)));
+    assert_ne!(named.canonical_sha256(), plain.canonical_sha256());
+    assert_ne!(named.canonical_sha256(), numbered.canonical_sha256());
+    assert_eq!(
+        ini("[watch]\nsource = in\noutput = out\nprogram = 202\n").canonical_sha256(),
+        numbered.canonical_sha256()
+    );
+    assert_eq!(
+        ini("[watch]\nsource = in\noutput = out\nprogram = \"Sport Two\"\n").canonical_sha256(),
+        named.canonical_sha256()
+    );
+    let failing = toml(
+        "[[watch]]\nsource = \"in\"\noutput = \"out\"\n[readiness]\npartial_packet = \"fail\"\n",
+    );
+    assert_eq!(failing.readiness.partial_packet, PartialPacket::Fail);
+    assert_ne!(failing.canonical_sha256(), plain.canonical_sha256());
+    assert_eq!(
+        ini("[watch]\nsource = in\noutput = out\n[readiness]\npartial_packet = FAIL\n")
+            .canonical_sha256(),
+        failing.canonical_sha256()
+    );
+}
+
+#[test]
+fn a_bad_programme_is_named_with_its_key() {
+    for (value, says) in [
+        ("program = true", "a service name"),
+        ("program = 0", "out of range 1-65535"),
+        ("program = 70000", "out of range 1-65535"),
+        ("program = \" \"", "empty service name"),
+    ] {
+        let text = format!("[[watch]]\nsource = \"in\"\noutput = \"out\"\n{value}\n");
+        let err = parse_agent_config_with(&text, Some(Path::new("agent.toml")), Checks::Portable)
+            .err()
+            .unwrap_or_else(|| panic!("{value} should be refused"))
+            .to_string();
+        assert!(err.contains("watch[0].program"), "{value}: {err}");
+        assert!(err.contains(says), "{value}: {err}");
+    }
+}

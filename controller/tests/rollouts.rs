@@ -262,6 +262,35 @@ async fn failing_jobs_on_the_canary_roll_every_agent_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_whose_every_attempt_fails_and_is_retried_rolls_back_within_its_soak() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each agent reports failed attempts that it will retry (`retrying`), never a job that gave
+    // up: the soak must still see them.
+    let (c, mut admin, ids) = fleet(dir.path(), 4, |_| Behaviour {
+        refuse: None,
+        jobs: Some(("retrying", 2)),
+    })
+    .await;
+    let steps = "{canary: 1}, {pause: 60s}, {percent: 100}";
+    apply(&mut admin, &rollout_manifest(21, steps, 2)).await;
+    let started = Instant::now();
+    let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(30), |s| {
+        s.phase == "RolledBack" || s.phase == "Paused"
+    })
+    .await;
+    assert_eq!(s.phase, "RolledBack", "not inconclusive: {s:#?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "within the soak"
+    );
+    let g = s.gates.last().unwrap();
+    assert_eq!(g.gate, "failure_rate");
+    assert_eq!(g.measured, "1.000 (2 failed of 2 attempts)");
+    assert_eq!(running(&mut admin, &ids).await, vec![1; 4]);
+    assert!(c.log_text().contains("ALERT"), "the alert is logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_after_success_puts_every_agent_back_within_two_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let (_c, mut admin, ids) = fleet(dir.path(), 10, |_| GOOD).await;
@@ -529,7 +558,7 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
     assert_eq!(m.row("gate"), "failure_rate");
     assert_eq!(m.row("measured"), gate.measured, "the status's numbers");
     assert!(m.row("measured").starts_with("1.000 ("), "{}", m.text());
-    assert_eq!(m.row("threshold"), "<= 0.050, at least 2 jobs");
+    assert_eq!(m.row("threshold"), "<= 0.050, at least 2 attempts");
     assert_eq!(m.row("step"), "2 of 3 (pause: 30s)");
     assert!(
         m.row("cohort").starts_with("1 agent: agent-0"),
@@ -543,7 +572,7 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
         m.text()
     );
     carries(&m, "every agent was assigned the stable revision 1 at once");
-    carries(&m, "<= 0.050, at least 2 jobs");
+    carries(&m, "<= 0.050, at least 2 attempts");
     carries(&m, &gate.measured);
     wait_running(&mut admin, &ids, 1).await;
 

@@ -321,7 +321,7 @@ fn remove_stale_shared_dirs(tmp: &Path) {
 }
 
 /// `-f lavfi` video and audio inputs, limited to `secs` seconds on output.
-fn lavfi_inputs(video: &str, rate: &str, tone_hz: u32, secs: f64) -> Vec<OsString> {
+pub(crate) fn lavfi_inputs(video: &str, rate: &str, tone_hz: u32, secs: f64) -> Vec<OsString> {
     assert!(secs > 0.0, "a fixture must be longer than 0 s, got {secs}");
     os(&[
         "-f",
@@ -341,7 +341,7 @@ fn lavfi_inputs(video: &str, rate: &str, tone_hz: u32, secs: f64) -> Vec<OsStrin
     ])
 }
 
-fn mpeg2_interlaced_video() -> Vec<OsString> {
+pub(crate) fn mpeg2_interlaced_video() -> Vec<OsString> {
     os(&[
         "-c:v",
         "mpeg2video",
@@ -358,7 +358,7 @@ fn mpeg2_interlaced_video() -> Vec<OsString> {
 
 /// H.264 High profile: `ultrafast` alone would give Constrained Baseline, `8x8dct` makes it
 /// High.
-fn h264_aac() -> Vec<OsString> {
+pub(crate) fn h264_aac() -> Vec<OsString> {
     os(&[
         "-c:v",
         "libx264",
@@ -379,13 +379,17 @@ fn h264_aac() -> Vec<OsString> {
     ])
 }
 
-fn os(args: &[&str]) -> Vec<OsString> {
+pub(crate) fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
 /// Runs FFmpeg with the arguments `args(tmp)` writing to a temporary name in `dir`, then renames
 /// the result to `dir/name`.
-fn write_with_ffmpeg(dir: &Path, name: &str, args: impl FnOnce(&Path) -> Vec<OsString>) -> PathBuf {
+pub(crate) fn write_with_ffmpeg(
+    dir: &Path,
+    name: &str,
+    args: impl FnOnce(&Path) -> Vec<OsString>,
+) -> PathBuf {
     require_ffmpeg();
     check_name(name);
     create_dir(dir);
@@ -398,7 +402,7 @@ fn write_with_ffmpeg(dir: &Path, name: &str, args: impl FnOnce(&Path) -> Vec<OsS
     rename(&tmp, &dir.join(name))
 }
 
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     check_name(name);
     create_dir(dir);
     let tmp = temp_path(dir, name);
@@ -411,7 +415,7 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.testkit-part"))
 }
 
-fn check_name(name: &str) {
+pub(crate) fn check_name(name: &str) {
     assert!(
         !name.is_empty() && name != "." && name != ".." && !name.contains('/'),
         "{name:?} is not a single file name"
@@ -434,10 +438,10 @@ fn rename(from: &Path, to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-fn read(path: &Path) -> Vec<u8> {
+pub(crate) fn read(path: &Path) -> Vec<u8> {
     fs::read(path).unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()))
 }
 
-fn remove(path: &Path) {
+pub(crate) fn remove(path: &Path) {
     fs::remove_file(path).unwrap_or_else(|err| panic!("cannot remove {}: {err}", path.display()));
 }

@@ -12,6 +12,10 @@
 //!   TS, WTV, H.264 in MP4 and TS, a truncated TS, a zero-byte file, a text file named like a
 //!   video) and a per-process cache, [`fixtures::Fixtures`], that makes each one once and copies
 //!   it under any file name.
+//! - [`recordings`]: recordings as real recorders write them, made with FFmpeg and byte edits
+//!   (a cut last packet, duplicated audio timestamps, a data stream, a two-programme multiplex
+//!   on two clocks, a fragmented MP4 whose header claims more, stray timestamps, scrambled,
+//!   audio-only and data-only streams).
 //! - [`probe`]: `ffprobe` results as plain structs, and the MP4 top-level box order
 //!   ([`probe::moov_before_mdat`]).
 //! - [`slow_writer`]: copies a file slowly in a background thread, holding it open for writing
@@ -43,6 +47,7 @@ pub mod net;
 pub mod otlp;
 pub mod probe;
 pub mod process;
+pub mod recordings;
 pub mod slow_writer;
 pub mod smtp;
 pub mod wait;

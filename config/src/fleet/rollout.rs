@@ -42,10 +42,11 @@ impl Serialize for Step {
 /// The gates between steps.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Analysis {
-    /// The largest share (0-1) of failed jobs under the new revision that still passes.
+    /// The largest share (0-1) of failed attempts under the new revision that still passes
+    /// (attempts that failed and will be retried count as they fail).
     pub max_failure_rate: f64,
-    /// Jobs the cohort must have run before the failure rate counts; fewer is inconclusive and
-    /// pauses the rollout for a human (it never passes silently).
+    /// Attempts the cohort must have made before the failure rate counts; fewer is
+    /// inconclusive and pauses the rollout for a human (it never passes silently).
     pub min_jobs: u32,
     /// Every online agent of the cohort must acknowledge the revision within this.
     pub ack_deadline: HumanDuration,

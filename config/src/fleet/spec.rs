@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{
-    AgentConfig, CaptionTool, Captions, Deinterlace, LogFormat, Logging, Readiness, Transcode,
+    AgentConfig, CaptionTool, Captions, Deinterlace, LogFormat, Logging, PartialPacket, Readiness,
+    Transcode,
 };
 use crate::units::HumanDuration;
 
@@ -98,6 +99,8 @@ overrides! {
         max_decode_errors: u32,
         /// See [`Readiness::probe_timeout`].
         probe_timeout: HumanDuration,
+        /// See [`Readiness::partial_packet`].
+        partial_packet: PartialPacket,
     }
 }
 

@@ -25,6 +25,8 @@ pub(crate) enum Kind {
     Pairs,
     /// Not a key but a section of its own (`email` of `[alerts]` is `[alerts.email]`).
     Subsection,
+    /// A programme: digits are its number, other text its service name; empty: not set.
+    Program,
 }
 
 use Kind::*;
@@ -55,6 +57,7 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("done_dir", OptText),
             ("on_failure", Word),
             ("quarantine_dir", OptText),
+            ("program", Program),
         ],
     ),
     (
@@ -66,6 +69,7 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("min_duration", Duration),
             ("max_decode_errors", Count),
             ("probe_timeout", Duration),
+            ("partial_packet", Word),
         ],
     ),
     (

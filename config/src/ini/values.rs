@@ -37,6 +37,17 @@ pub(crate) fn convert(raw: &str, kind: Kind) -> Result<Option<Value>, String> {
         Kind::Args => words(false)?,
         Kind::Pairs => pairs(raw)?,
         Kind::Subsection => return Err("is a section of its own".into()),
+        Kind::Program => {
+            let text = unquote(raw)?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            match text.parse::<i64>() {
+                Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => Value::Integer(n),
+                _ => Value::String(text.to_owned()),
+            }
+        }
     }))
 }
 

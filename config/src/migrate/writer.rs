@@ -26,6 +26,15 @@ pub(crate) fn write_toml(
             Value::Table(Table::try_from(&config.telemetry)?),
         );
     }
+    // `readiness.partial_packet` is left out too while at its default.
+    if let Some(Value::Table(readiness)) = values.get_mut("readiness") {
+        if !readiness.contains_key("partial_packet") {
+            readiness.insert(
+                "partial_packet".into(),
+                Value::try_from(config.readiness.partial_packet)?,
+            );
+        }
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,

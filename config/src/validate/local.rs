@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{at_least, normalize_extension, resolve};
-use crate::agent::{AgentConfig, AgentSection, OnFailure, OnSuccess, WatchRoot};
+use crate::agent::{AgentConfig, AgentSection, OnFailure, OnSuccess, Program, WatchRoot};
 use crate::problem::Problem;
 
 const MINIMAL_WATCH: &str = r#"add a root like: [[watch]] source = "/srv/recordings/incoming" output = "/srv/recordings/h264""#;
@@ -116,6 +116,7 @@ fn watch(roots: &[WatchRoot], out: &mut Vec<Problem>) {
         if root.poll_interval.get().is_zero() {
             out.push(Problem::error(at("poll_interval"), "must be more than 0s"));
         }
+        program(&at("program"), root.program.as_ref(), out);
         let moves = root.on_success == OnSuccess::Move;
         parking(
             out,
@@ -136,6 +137,22 @@ fn watch(roots: &[WatchRoot], out: &mut Vec<Problem>) {
             };
             parked_outside(out, &at(key), &resolve(dir), &outputs[i], roots, &sources);
         }
+    }
+}
+
+/// `program`: a service name that is not blank, or a programme number of a PAT (1-65535).
+fn program(key: &str, program: Option<&Program>, out: &mut Vec<Problem>) {
+    const HINT: &str = "name the service as the multiplex does (program = \"BBC ONE HD\") or give \
+                        its programme number (program = 4164); `ffprobe -show_programs FILE` \
+                        lists both";
+    match program {
+        Some(Program::Name(name)) if name.trim().is_empty() => {
+            out.push(Problem::error(key, "is an empty service name").with_hint(HINT));
+        }
+        Some(Program::Number(n)) if !(1..=65535).contains(n) => {
+            out.push(Problem::error(key, format!("{n} is out of range 1-65535")).with_hint(HINT));
+        }
+        _ => {}
     }
 }
 

@@ -90,7 +90,7 @@ struct Inner {
     unsaved_events: VecDeque<EventRecord>,
     dropped_events: u64,
     next_session: u64,
-    /// Jobs reported per generation (for the rollout gates).
+    /// Attempts reported per generation (for the rollout gates).
     jobs: HashMap<u64, JobCounts>,
 }
 
@@ -143,6 +143,7 @@ impl Inner {
         match event.kind.as_str() {
             "converted" => self.jobs.entry(event.generation).or_default().converted += 1,
             "failed" => self.jobs.entry(event.generation).or_default().failed += 1,
+            "retrying" => self.jobs.entry(event.generation).or_default().retried += 1,
             _ => {}
         }
         if let Some(entry) = self.agents.get_mut(&event.agent_id) {

@@ -1,5 +1,5 @@
 //! What the rollout engine needs from the registry: a view of the fleet for one generation,
-//! assignments to a list of agents, the fleet-wide target, and job counts per generation.
+//! assignments to a list of agents, the fleet-wide target, and attempt counts per generation.
 
 use super::Registry;
 use crate::model::Desired;
@@ -23,38 +23,53 @@ pub struct RolloutAgent {
     pub refusal: String,
 }
 
-/// Jobs reported under one generation (from `converted` and `failed` events).
+/// Attempts reported under one generation: `converted` and `failed` events end a job;
+/// `retrying` events are attempts that failed and will be tried again. The rollout gates count
+/// attempts, so a revision under which every attempt fails is seen at its first failure, not
+/// only once jobs give up after their last retry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobCounts {
     /// Converted jobs.
     pub converted: u64,
-    /// Failed jobs.
+    /// Failed jobs (their last attempt failed).
     pub failed: u64,
+    /// Failed attempts that were retried (absent from states saved before it was counted).
+    #[serde(default)]
+    pub retried: u64,
 }
 
 impl JobCounts {
-    /// Converted plus failed.
-    pub fn total(self) -> u64 {
-        self.converted + self.failed
+    /// Attempts that ended: converted, failed for good, or failed and retried.
+    pub fn attempts(self) -> u64 {
+        self.converted + self.failed + self.retried
+    }
+
+    /// Attempts that failed, whether or not they were retried.
+    pub fn failed_attempts(self) -> u64 {
+        self.failed + self.retried
     }
 
     /// The counts since `earlier` (never negative: a restart resets the counters).
     pub fn since(self, earlier: JobCounts) -> JobCounts {
-        if self.converted < earlier.converted || self.failed < earlier.failed {
+        if self.converted < earlier.converted
+            || self.failed < earlier.failed
+            || self.retried < earlier.retried
+        {
             return self;
         }
         JobCounts {
             converted: self.converted - earlier.converted,
             failed: self.failed - earlier.failed,
+            retried: self.retried - earlier.retried,
         }
     }
 
-    /// The share of failed jobs (0 without jobs).
+    /// The share of failed attempts (0 without attempts).
     pub fn failure_rate(self) -> f64 {
-        if self.total() == 0 {
+        if self.attempts() == 0 {
             0.0
         } else {
-            self.failed as f64 / self.total() as f64
+            self.failed_attempts() as f64 / self.attempts() as f64
         }
     }
 }
@@ -139,7 +154,7 @@ impl Registry {
         self.lock().fleet_target
     }
 
-    /// Jobs reported under `generation` since the controller started.
+    /// Attempts reported under `generation` since the controller started.
     pub fn job_counts(&self, generation: u64) -> JobCounts {
         self.lock()
             .jobs

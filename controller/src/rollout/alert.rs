@@ -228,8 +228,8 @@ mod tests {
         };
         let failed = Failed {
             gate: "failure_rate",
-            measured: "1.000 (3 failed of 3 jobs)",
-            threshold: "<= 0.050, at least 2 jobs",
+            measured: "1.000 (3 failed of 3 attempts)",
+            threshold: "<= 0.050, at least 2 attempts",
         };
         let a = rolled_back(&state(), Some(&revision), failed, 12);
         assert_eq!(a.kind, AlertKind::RolloutRolledBack);
@@ -244,8 +244,8 @@ mod tests {
                 ("revision", "7 (studios, sha256 0123456789ab)"),
                 ("stable revision", "6"),
                 ("gate", "failure_rate"),
-                ("measured", "1.000 (3 failed of 3 jobs)"),
-                ("threshold", "<= 0.050, at least 2 jobs"),
+                ("measured", "1.000 (3 failed of 3 attempts)"),
+                ("threshold", "<= 0.050, at least 2 attempts"),
                 ("step", "2 of 3 (pause: 30s)"),
                 ("cohort", "1 agent: studio-1"),
                 ("steps", "canary: 1, pause: 30s, percent: 100"),

@@ -192,7 +192,7 @@ impl Rollouts {
         s.step_started_ms = now;
         s.paused_for_unavailable = false;
         if !matches!(s.plan.steps.get(i), Some(StepPlan::Pause(_))) {
-            // A soak counts the jobs since its cohort last grew (the ACKs included).
+            // A soak counts the attempts since its cohort last grew (the ACKs included).
             s.baseline_new = self.registry.job_counts(s.generation);
             s.baseline_stable = self.registry.job_counts(s.stable_generation);
         }
@@ -442,16 +442,20 @@ impl Rollouts {
                     .registry
                     .job_counts(s.stable_generation)
                     .since(s.baseline_stable);
-                let enough = new.total() >= u64::from(g.min_jobs);
+                // Attempts, not jobs: a revision under which every attempt fails (each retried
+                // with backoff) shows at its first failure, not after the last retry.
+                let enough = new.attempts() >= u64::from(g.min_jobs);
                 let rate = new.failure_rate();
                 let measured = format!(
-                    "{:.3} ({} failed of {} jobs)",
+                    "{:.3} ({} failed of {} attempts)",
                     rate,
-                    new.failed,
-                    new.total()
+                    new.failed_attempts(),
+                    new.attempts()
                 );
-                let threshold =
-                    format!("<= {:.3}, at least {} jobs", g.max_failure_rate, g.min_jobs);
+                let threshold = format!(
+                    "<= {:.3}, at least {} attempts",
+                    g.max_failure_rate, g.min_jobs
+                );
                 if enough && rate > g.max_failure_rate {
                     self.roll_back(
                         s,
@@ -471,13 +475,13 @@ impl Rollouts {
                         s,
                         "data",
                         false,
-                        format!("{} jobs", new.total()),
+                        format!("{} attempts", new.attempts()),
                         format!("at least {}", g.min_jobs),
                     );
                     s.phase = Phase::Paused;
                     s.reason = format!(
-                        "inconclusive: {} job(s) under generation {} during the soak, {} needed; `fleetctl rollout promote` to go on",
-                        new.total(),
+                        "inconclusive: {} attempt(s) under generation {} during the soak, {} needed; `fleetctl rollout promote` to go on",
+                        new.attempts(),
                         s.generation,
                         g.min_jobs
                     );
@@ -489,7 +493,7 @@ impl Rollouts {
                     return Verdict::Changed;
                 }
                 self.gate(s, "failure_rate", true, measured, threshold);
-                if stable.total() >= u64::from(g.min_jobs) {
+                if stable.attempts() >= u64::from(g.min_jobs) {
                     let limit = stable.failure_rate() + g.baseline_margin;
                     let measured = format!("{rate:.3} vs stable {:.3}", stable.failure_rate());
                     let threshold = format!("<= stable + {:.3}", g.baseline_margin);

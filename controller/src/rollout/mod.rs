@@ -10,9 +10,11 @@
 //! ACKed within `ack_deadline`, rolls back; so does a member seen connected during the rollout
 //! that has been disconnected for longer than `max_lost` (gate `lost`). More offline members
 //! than `max_unavailable` allows pause a cohort step until enough return (or `promote`).
-//! During a soak (`pause: 30s`) the failure rate of the jobs run under the new revision is
-//! compared with the threshold and with the stable agents'.
-//! A soak that saw fewer than `min_jobs` jobs is inconclusive: the rollout pauses for a human.
+//! During a soak (`pause: 30s`) the failure rate of the attempts run under the new revision
+//! (agents' `converted`, `failed` and `retrying` events: a failed attempt counts when it happens,
+//! whether it is retried or not) is compared with the threshold and with the stable agents',
+//! counted the same way. A soak that saw fewer than `min_jobs` attempts is inconclusive (true
+//! silence): the rollout pauses for a human.
 //! A rollback assigns the stable revision (the fleet-wide target before the rollout) to every
 //! agent at once, marked as rollback, and raises an alert (module `alert`: the gate with its
 //! numbers, the step, the cohort, the action; an abort and an undo raise one too) through the
@@ -161,9 +163,9 @@ impl From<Step> for StepPlan {
 /// The thresholds of the gates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GatePlan {
-    /// The largest share of failed jobs under the new revision that passes.
+    /// The largest share of failed attempts under the new revision that passes.
     pub max_failure_rate: f64,
-    /// Fewer jobs in a soak is inconclusive.
+    /// Fewer attempts in a soak is inconclusive.
     pub min_jobs: u32,
     /// Online cohort agents must ACK within this (ms).
     pub ack_deadline_ms: u64,
@@ -290,7 +292,7 @@ pub struct RolloutState {
     pub step_started_ms: i64,
     /// The agents given the new revision, in the order they were chosen.
     pub cohort: Vec<String>,
-    /// Job counts under the new and the stable revision when the cohort last grew.
+    /// Attempt counts under the new and the stable revision when the cohort last grew.
     pub baseline_new: JobCounts,
     /// See `baseline_new`.
     pub baseline_stable: JobCounts,

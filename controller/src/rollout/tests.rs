@@ -317,8 +317,57 @@ fn failures_during_the_soak_roll_back_with_the_numbers() {
     assert_eq!(s.phase, Phase::RolledBack, "{s:?}");
     let g = s.gates.last().unwrap();
     assert_eq!(g.gate, "failure_rate");
-    assert!(g.measured.contains("2 failed of 3 jobs"), "{g:?}");
+    assert!(g.measured.contains("2 failed of 3 attempts"), "{g:?}");
     assert_eq!(f.running(1), 4);
+}
+
+#[test]
+fn failed_attempts_that_are_retried_roll_back_during_the_soak() {
+    use StepPlan::{Canary, Pause, Percent};
+    let f = Fleet::new(4);
+    f.engine
+        .start(2, plan(vec![Canary(1), Pause(Some(30_000)), Percent(100)]))
+        .unwrap();
+    f.step();
+    let canary = f.state().cohort[0].clone();
+    // Every attempt fails and is retried with backoff: no job has given up yet.
+    f.jobs(&canary, "retrying", 2);
+    f.clock.advance(Duration::from_secs(5));
+    f.step();
+    let s = f.state();
+    assert_eq!(s.phase, Phase::RolledBack, "within the soak: {s:?}");
+    let g = s.gates.last().unwrap();
+    assert_eq!(g.gate, "failure_rate");
+    assert_eq!(g.measured, "1.000 (2 failed of 2 attempts)");
+    assert_eq!(g.threshold, "<= 0.100, at least 2 attempts");
+    assert_eq!(f.running(1), 4);
+}
+
+#[test]
+fn the_baseline_counts_the_stable_agents_retried_attempts_too() {
+    use StepPlan::{Canary, Pause, Percent};
+    let f = Fleet::new(4);
+    let mut p = plan(vec![Canary(1), Pause(Some(1_000)), Percent(100)]);
+    p.gates.max_failure_rate = 0.6;
+    f.engine.start(2, p).unwrap();
+    f.step();
+    let canary = f.state().cohort[0].clone();
+    let others: Vec<String> = (0..4)
+        .map(|i| format!("a{i}"))
+        .filter(|a| *a != canary)
+        .collect();
+    // The canary: half its attempts fail. The stable agents: as many, all retried ones.
+    f.jobs(&canary, "converted", 5);
+    f.jobs(&canary, "retrying", 5);
+    f.jobs(&others[0], "converted", 5);
+    f.jobs(&others[1], "retrying", 5);
+    f.clock.advance(Duration::from_secs(2));
+    f.step();
+    let s = f.state();
+    assert_ne!(s.phase, Phase::RolledBack, "{s:?}");
+    let baseline = s.gates.iter().find(|g| g.gate == "baseline").unwrap();
+    assert!(baseline.passed, "{baseline:?}");
+    assert_eq!(baseline.measured, "0.500 vs stable 0.500");
 }
 
 #[test]
