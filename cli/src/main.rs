@@ -9,7 +9,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 /// Operate an h264create fleet: configuration, agents, rollouts.
 #[derive(Parser, Debug)]
@@ -47,10 +47,19 @@ enum Command {
     /// Validate, hash and migrate configuration files.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Print the shell completion script (`fleetctl completion bash > ~/.local/share/bash-completion/completions/fleetctl`).
+    Completion(CompletionArgs),
+}
+
+#[derive(Args, Debug)]
+struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: h264_service::cli::Shell,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = h264_service::cli::parse::<Cli>();
     let c = &cli.controller;
     let code = match cli.command {
         Command::Apply(args) => commands::apply::run(c, args),
@@ -61,6 +70,10 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(c, args),
         Command::Agent(args) => commands::agent::run(c, args),
         Command::Config(cmd) => commands::config::run(cmd),
+        Command::Completion(args) => {
+            h264_service::cli::write_completion(Cli::command(), args.shell, &mut std::io::stdout());
+            0
+        }
     };
     ExitCode::from(code)
 }
