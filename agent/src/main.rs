@@ -106,7 +106,7 @@ fn main() -> ExitCode {
         tokio::spawn(watch_signals(shutdown.clone()));
         // Under systemd: WATCHDOG=1 while running, STOPPING=1 at shutdown (READY=1 is sent by
         // `run` after the start-up reconcile).
-        h264_service::systemd::supervise(shutdown.clone());
+        let _systemd = h264_service::systemd::supervise(shutdown.clone());
         let scrape_stop = CancellationToken::new();
         if let Some(endpoint) = scrape {
             tracing::info!("metrics on http://{}/metrics", endpoint.local_addr());

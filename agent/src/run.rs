@@ -277,9 +277,10 @@ async fn report_startup_reconcile(agent: Arc<Agent>, started: std::time::Instant
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "start-up reconcile finished"
             );
+            let folders = agent.roots.len();
             h264_service::systemd::ready(&format!(
-                "watching {} folders; start-up reconcile of {seen} sources finished",
-                agent.roots.len()
+                "watching {folders} folder{}; start-up reconcile of {seen} sources finished",
+                if folders == 1 { "" } else { "s" }
             ));
             return;
         }

@@ -126,7 +126,7 @@ async fn serve(config: ControllerConfig, telemetry: &Telemetry) -> ExitCode {
     tokio::spawn(watch_signals(shutdown.clone()));
     // Under systemd (Type=notify): READY=1 now that it listens, WATCHDOG=1, STOPPING=1.
     h264_service::systemd::ready(&format!("listening on {}", bound.local_addr()));
-    h264_service::systemd::supervise(shutdown.clone());
+    let _systemd = h264_service::systemd::supervise(shutdown.clone());
     match bound.serve(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -28,6 +28,7 @@ use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -148,32 +149,70 @@ pub fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, own: u32) -
 
 /// Under a service manager (`$NOTIFY_SOCKET` set): spawns the task that sends `WATCHDOG=1` at
 /// [`watchdog_interval`] (when the unit has `WatchdogSec=`) and `STOPPING=1` when `shutdown`
-/// is cancelled. Call from inside the tokio runtime; `None` when there is no service manager.
-pub fn supervise(shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-    std::env::var_os(NOTIFY_SOCKET).filter(|s| !s.is_empty())?;
+/// is cancelled. Call from inside the tokio runtime, and keep the returned [`Supervisor`] until
+/// the program is done: dropping it stops the pings and sends `STOPPING=1` if the task has not
+/// yet (a shutdown so quick that the program ends before the task runs).
+pub fn supervise(shutdown: CancellationToken) -> Supervisor {
+    let stopping_sent = Arc::new(AtomicBool::new(false));
+    if std::env::var_os(NOTIFY_SOCKET).is_none_or(|s| s.is_empty()) {
+        return Supervisor {
+            task: None,
+            stopping_sent,
+        };
+    }
     let interval = watchdog_interval();
     if let Some(every) = interval {
         tracing::info!(?every, "systemd watchdog: sending WATCHDOG=1");
     }
-    Some(tokio::spawn(async move {
+    let sent = stopping_sent.clone();
+    let task = tokio::spawn(async move {
+        let stop = || {
+            if !sent.swap(true, Ordering::SeqCst) {
+                stopping("shutting down");
+            }
+        };
         let Some(every) = interval else {
             shutdown.cancelled().await;
-            stopping("shutting down");
+            stop();
             return;
         };
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stopping_sent = false;
+        let mut stopping_seen = false;
         loop {
             tokio::select! {
-                _ = shutdown.cancelled(), if !stopping_sent => {
-                    stopping("shutting down");
-                    stopping_sent = true;
+                _ = shutdown.cancelled(), if !stopping_seen => {
+                    stop();
+                    stopping_seen = true;
                 }
                 _ = tick.tick() => notify_logged("WATCHDOG=1"),
             }
         }
-    }))
+    });
+    Supervisor {
+        task: Some(task),
+        stopping_sent,
+    }
+}
+
+/// The watchdog and stopping notifications of a program ([`supervise`]); keep it while the
+/// program runs.
+#[derive(Debug)]
+#[must_use = "dropping the Supervisor stops the watchdog pings"]
+pub struct Supervisor {
+    task: Option<JoinHandle<()>>,
+    stopping_sent: Arc<AtomicBool>,
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            if !self.stopping_sent.swap(true, Ordering::SeqCst) {
+                stopping("stopped");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +233,28 @@ mod tests {
     #[test]
     fn a_status_stays_on_one_line() {
         assert_eq!(status_line("a\nb\tc "), "STATUS=a b c");
+    }
+
+    /// The only test of this crate that sets `NOTIFY_SOCKET` (the variable is process-wide).
+    #[tokio::test]
+    async fn stopping_is_sent_once_even_when_the_program_ends_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let server = UnixDatagram::bind(&path).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        std::env::set_var(NOTIFY_SOCKET, &path);
+        std::env::remove_var(WATCHDOG_USEC);
+        let shutdown = CancellationToken::new();
+        let supervisor = supervise(shutdown.clone());
+        shutdown.cancel();
+        drop(supervisor); // before the task has had a chance to run
+        std::env::remove_var(NOTIFY_SOCKET);
+        let mut buf = [0u8; 256];
+        let n = server.recv(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"STOPPING=1\n"), "{:?}", &buf[..n]);
+        assert!(server.recv(&mut buf).is_err(), "a second STOPPING=1");
     }
 
     #[test]

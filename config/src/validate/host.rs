@@ -68,9 +68,11 @@ pub(super) fn alerts_password_file(alerts: &Alerts, out: &mut Vec<Problem>) {
             out.push(Problem::error("alerts.email.password_file", message).with_hint(hint));
         }
     }
+    // Only when it is the one password source (two are an error of their own).
     let credential = alerts
         .email
         .as_ref()
+        .filter(|e| e.password_env.is_none() && e.password_file.is_none())
         .and_then(|e| e.password_credential.as_deref())
         .filter(|name| crate::credentials::valid_name(name));
     if let Some(name) = credential {
