@@ -55,7 +55,7 @@ mod tests {
     fn the_longest_mount_point_wins() {
         let mounts = "/dev/vda / ext4 rw 0 0\n\
                       //rec01/capture /srv/h264create/rec01 cifs rw,actimeo=1 0 0\n\
-                      //rec02/my\\040share /mnt/my share cifs rw 0 0\n";
+                      //rec02/my\\040share /mnt/my\\040share cifs rw 0 0\n";
         let at = |p: &str| fs_type_in(mounts, Path::new(p));
         assert_eq!(at("/srv/h264create/rec01/in").as_deref(), Some("cifs"));
         assert_eq!(at("/srv/h264create/rec011").as_deref(), Some("ext4"));

@@ -7,7 +7,8 @@
 //! - its files: the three programs, the units, the configuration, man pages and completions;
 //! - `systemd-analyze verify` on copies of its units whose ExecStart= points into the scratch
 //!   root (the units name /usr/bin, empty on a build machine), with MANPATH on the packaged man
-//!   pages so that Documentation=man:… is checked too;
+//!   pages so that Documentation=man:… is checked too, and `systemd-analyze security` holding
+//!   their exposure score to 2.5 or less;
 //! - the unpacked `h264-agent --check` on the packaged agent.toml, and the unpacked controller
 //!   started on the packaged controller.toml, with their absolute folders moved into the
 //!   scratch root (the folders the postinst would make are made there).
@@ -111,6 +112,9 @@ fn the_debian_package_builds_unpacks_verifies_and_checks_its_configuration() {
     assert!(postinst.contains("adduser --system"), "{postinst}");
     assert!(postinst.contains("h264-agent.service"), "{postinst}");
     assert!(!postinst.contains("#DEBHELPER#"), "{postinst}");
+    for script in ["postinst", "prerm", "postrm"] {
+        run(Command::new("sh").arg("-n").arg(control.join(script)));
+    }
 
     // Files.
     let root = scratch.path().join("root");
@@ -194,6 +198,22 @@ fn the_debian_package_builds_unpacks_verifies_and_checks_its_configuration() {
         said.trim().is_empty(),
         "systemd-analyze verify complained: {said}"
     );
+    // The hardening, measured: systemd's exposure score (0 to 10, "OK" up to about 4) must
+    // stay at or below 2.5 (`--threshold` counts tenths).
+    for unit in ["h264-agent.service", "h264-controller.service"] {
+        let security = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=25", "--no-pager"])
+            .arg(units.join(unit))
+            .output()
+            .unwrap();
+        let said = text(&security);
+        let score = said.lines().last().unwrap_or_default();
+        assert!(
+            security.status.success(),
+            "{unit} is exposed: {score}\n{said}"
+        );
+        eprintln!("{score}");
+    }
 
     // The packaged agent.toml, checked by the packaged agent, with its folders (as the
     // postinst makes them) under the scratch root.

@@ -44,8 +44,8 @@ pub(crate) fn share_readiness(config: &AgentConfig, i: usize, how: &str, out: &m
          writing longer than {stable_for} has its recording converted half-written"
     );
     let hint = format!(
-        "set stable_for to more than the recorder's longest pause in writing, {} or more \
-         (docs/windows-recorders.md)",
+        "set stable_for to more than the recorder's longest pause in writing, {} or more; see \
+         docs/windows-recorders.md",
         HumanDuration(SHARE_STABLE_FOR)
     );
     out.push(Problem::warning("readiness.stable_for", message).with_hint(hint));
