@@ -70,21 +70,21 @@ fn the_debian_package_builds_unpacks_verifies_and_checks_its_configuration() {
         );
     }
     let version = env!("CARGO_PKG_VERSION");
-    let deb = bin
-        .parent()
-        .unwrap()
-        .join(format!("debian/h264create_{version}_amd64.deb"));
-    let _ = std::fs::remove_file(&deb);
+    // Into the scratch folder, not target/debian/, where it would replace a release package.
+    let scratch = tempfile::tempdir().unwrap();
+    let deb = scratch
+        .path()
+        .join(format!("h264create_{version}_amd64.deb"));
     let started = Instant::now();
     run(Command::new("bash")
         .arg(repo().join("scripts/package.sh"))
-        .args(["--dev", "--no-build", "--fast"])
+        .args(["--dev", "--no-build", "--fast", "--output"])
+        .arg(&deb)
         .current_dir(repo()));
     eprintln!("packaged in {:?}", started.elapsed());
     assert!(deb.is_file(), "{} was not made", deb.display());
 
     // Control data.
-    let scratch = tempfile::tempdir().unwrap();
     let control = scratch.path().join("DEBIAN");
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
     let fields = std::fs::read_to_string(control.join("control")).unwrap();
