@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Makes sure what building and testing h264create needs is present: cargo with the rustfmt and
-# clippy components, FFmpeg's `ffmpeg` and `ffprobe` on PATH, and Python 3 with `aiosmtpd` (the
-# real SMTP server the alert tests run on loopback).
+# clippy components, FFmpeg's `ffmpeg` and `ffprobe` on PATH, Python 3 with `aiosmtpd` (the
+# real SMTP server the alert tests run on loopback), and what the packaging and deployment tests
+# use: cargo-deb (`cargo install`), dpkg-deb, `systemd-analyze` (Debian's systemd package) and
+# the Python package `kubernetes-validate` (with the Kubernetes schemas it ships).
 #
 # FFmpeg is installed with apt-get when it is missing on Debian/Ubuntu (as root, or through
 # `sudo -n` when that works without a password); rustfmt and clippy with `rustup component add`;
 # aiosmtpd with apt-get (python3-aiosmtpd) when `python3` is the system's, else with
-# `python3 -m pip install --user` (inside a virtualenv: without --user).
+# `python3 -m pip install --user` (inside a virtualenv: without --user); kubernetes-validate with
+# pip the same way; systemd and dpkg-dev with apt-get; cargo-deb with `cargo install --locked`.
 # Anything that cannot be installed is named, with the command to install it, and the script
 # exits 1.
 set -euo pipefail
@@ -95,22 +98,25 @@ install_aiosmtpd_apt() {
     fi
 }
 
-install_aiosmtpd_pip() {
+# `pip install` of the Python package $1 for the python3 on PATH.
+install_pip() {
     python3 -m pip --version >/dev/null 2>&1 || return 1
     local pip_cmd=(python3 -m pip install --disable-pip-version-check)
     in_virtualenv || pip_cmd+=(--user)
-    say "aiosmtpd not found; installing it with ${pip_cmd[*]} aiosmtpd"
+    say "$1 not found; installing it with ${pip_cmd[*]} $1"
     local log status=0
-    log="$("${pip_cmd[@]}" aiosmtpd 2>&1)" || status=$?
+    log="$("${pip_cmd[@]}" "$1" 2>&1)" || status=$?
     if ((status != 0)) && grep -q externally-managed-environment <<<"$log"; then
         # PEP 668: the interpreter is managed by the system, which has no package for it here.
         say "pip refused (externally managed environment); retrying with --break-system-packages"
-        "${pip_cmd[@]}" --break-system-packages aiosmtpd
+        "${pip_cmd[@]}" --break-system-packages "$1"
     elif ((status != 0)); then
         echo "$log" >&2
         return 1
     fi
 }
+
+install_aiosmtpd_pip() { install_pip aiosmtpd; }
 
 if ! have python3; then
     fail "python3 not found on PATH (the alert tests run Python's aiosmtpd as their SMTP" \
@@ -129,5 +135,51 @@ if ! have_aiosmtpd; then
     fi
 fi
 
+# --- Packaging and deployment tests ---------------------------------------------------------
+# apt-get install of Debian packages, as root or through sudo -n; 1 when neither works.
+apt_install() {
+    have apt-get || return 1
+    local install_cmd=(apt-get install -y --no-install-recommends "$@")
+    if [[ "$(id -u)" -eq 0 ]]; then
+        say "installing $* with apt-get"
+        apt-get update && DEBIAN_FRONTEND=noninteractive "${install_cmd[@]}"
+    elif have sudo && sudo -n true 2>/dev/null; then
+        say "installing $* with sudo apt-get"
+        sudo -n apt-get update && sudo -n env DEBIAN_FRONTEND=noninteractive "${install_cmd[@]}"
+    else
+        return 1
+    fi
+}
+
+# systemd-analyze verifies the packaged units; dpkg-deb and dpkg-shlibdeps build the package.
+missing_debs=()
+have systemd-analyze || missing_debs+=(systemd)
+have dpkg-deb || missing_debs+=(dpkg)
+have dpkg-shlibdeps || missing_debs+=(dpkg-dev)
+if ((${#missing_debs[@]})); then
+    apt_install "${missing_debs[@]}" ||
+        fail "missing: ${missing_debs[*]} (systemd-analyze, dpkg-deb, dpkg-shlibdeps). Install" \
+            "them with: sudo apt-get install -y ${missing_debs[*]}"
+fi
+
+# cargo-deb builds the package (scripts/package.sh installs it too, the same way).
+CARGO_DEB_VERSION="${CARGO_DEB_VERSION:-^3.6}"
+if ! cargo deb --version >/dev/null 2>&1; then
+    say "cargo-deb not found; installing it with cargo install --locked cargo-deb"
+    cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
+        fail "cannot install cargo-deb: cargo install --locked cargo-deb --version '$CARGO_DEB_VERSION'"
+fi
+
+# kubernetes-validate checks the Kubernetes manifests offline (scripts/check-manifests.sh).
+have_kubernetes_validate() { python3 -c 'import kubernetes_validate' >/dev/null 2>&1; }
+if ! have_kubernetes_validate; then
+    install_pip kubernetes-validate || true
+    have_kubernetes_validate ||
+        fail "Python package kubernetes-validate not found for $(command -v python3). Install" \
+            "it with: python3 -m pip install --user kubernetes-validate"
+fi
+
 say "found cargo, rustfmt, clippy, $(ffmpeg -hide_banner -version | head -n 1 | cut -d' ' -f1-3)," \
-    "ffprobe and Python's aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
+    "ffprobe, Python's aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')," \
+    "$(cargo deb --version 2>/dev/null | head -n 1), $(systemd-analyze --version | head -n 1)," \
+    "kubernetes-validate $(python3 -c 'import kubernetes_validate.version as v; print(v.__version__)' 2>/dev/null)"

@@ -51,7 +51,7 @@ const EXIT_START: u8 = 3;
 const TELEMETRY_FLUSH: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = h264_service::cli::parse::<Args>();
     let (mut config, config_warnings, config_rejected) = match load(&args) {
         Ok(loaded) => loaded,
         Err(code) => return ExitCode::from(code),
@@ -104,6 +104,9 @@ fn main() -> ExitCode {
     let once = args.once;
     runtime.block_on(async move {
         tokio::spawn(watch_signals(shutdown.clone()));
+        // Under systemd: WATCHDOG=1 while running, STOPPING=1 at shutdown (READY=1 is sent by
+        // `run` after the start-up reconcile).
+        let _systemd = h264_service::systemd::supervise(shutdown.clone());
         let scrape_stop = CancellationToken::new();
         if let Some(endpoint) = scrape {
             tracing::info!("metrics on http://{}/metrics", endpoint.local_addr());

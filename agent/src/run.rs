@@ -258,9 +258,13 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Logs when the first pass over every source has been reconciled (jobs may still run).
+/// Logs when the first pass over every source has been reconciled (jobs may still run), and
+/// tells systemd the agent is ready (`READY=1`; nothing without `$NOTIFY_SOCKET`). While the
+/// pass goes on, systemd is asked to wait longer every [`STARTUP_EXTEND`], so a large backlog
+/// does not hit `TimeoutStartSec=` while it makes progress.
 async fn report_startup_reconcile(agent: Arc<Agent>, started: std::time::Instant) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut extended = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = agent.shutdown.cancelled() => return,
@@ -273,10 +277,29 @@ async fn report_startup_reconcile(agent: Arc<Agent>, started: std::time::Instant
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "start-up reconcile finished"
             );
+            let folders = agent.roots.len();
+            h264_service::systemd::ready(&format!(
+                "watching {folders} folder{}; start-up reconcile of {seen} sources finished",
+                if folders == 1 { "" } else { "s" }
+            ));
             return;
+        }
+        if extended.elapsed() >= STARTUP_EXTEND {
+            extended = std::time::Instant::now();
+            h264_service::systemd::extend_timeout(
+                STARTUP_EXTEND * 3,
+                &format!(
+                    "start-up reconcile: {} sources seen, {} queued",
+                    agent.stats.snapshot().seen,
+                    agent.queue.depth()
+                ),
+            );
         }
     }
 }
+
+/// How often a start-up reconcile still under way asks systemd for more time.
+const STARTUP_EXTEND: Duration = Duration::from_secs(10);
 
 async fn wait_until_idle(agent: &Agent) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));

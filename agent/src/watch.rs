@@ -59,38 +59,6 @@ pub fn scan(agent: &Agent, root: &Root, dir: &Path) {
     }
 }
 
-/// Whether `path` lives on a network file system, from `/proc/mounts` (Linux).
-fn on_network_fs(path: &Path) -> bool {
-    const NETWORK: [&str; 10] = [
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "fuse.sshfs",
-        "9p",
-        "ceph",
-        "glusterfs",
-        "afs",
-    ];
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
-        return false;
-    };
-    let mut best: Option<(usize, String)> = None;
-    for line in mounts.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(_dev), Some(mnt), Some(fstype)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let mnt = mnt.replace("\\040", " ");
-        if path.starts_with(&mnt) && best.as_ref().is_none_or(|(len, _)| mnt.len() > *len) {
-            best = Some((mnt.len(), fstype.to_string()));
-        }
-    }
-    best.is_some_and(|(_, fs)| NETWORK.contains(&fs.as_str()))
-}
-
 /// Starts watching every root; returns the watchers, which stop when dropped.
 pub fn start(agent: &Arc<Agent>) -> Vec<notify::RecommendedWatcher> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>(4096);
@@ -100,7 +68,7 @@ pub fn start(agent: &Arc<Agent>) -> Vec<notify::RecommendedWatcher> {
         let events = match root.cfg.mode {
             WatchMode::Poll => false,
             WatchMode::Events => true,
-            WatchMode::Auto => !on_network_fs(&root.source),
+            WatchMode::Auto => !h264_config::mounts::on_network_fs(&root.source),
         };
         let polled = !events
             || match make_watcher(root, tx.clone(), overflow.clone()) {

@@ -1,6 +1,7 @@
 //! SMTP delivery with `lettre` over rustls: where the server is (`smtp://` plain or with
-//! STARTTLS, `smtps://` with implicit TLS), the password (read from its variable or file at
-//! every delivery pass, never stored), and the multipart message built from a queued one.
+//! STARTTLS, `smtps://` with implicit TLS), the password (read from its variable, file or
+//! systemd credential at every delivery pass, never stored), and the multipart message built
+//! from a queued one.
 //!
 //! Server certificates are verified against the system's CA store (`rustls-native-certs`;
 //! `SSL_CERT_FILE` / `SSL_CERT_DIR` replace it when set), read again for every pass, so a
@@ -49,8 +50,14 @@ pub enum SmtpError {
         #[source]
         source: io::Error,
     },
+    /// The password credential cannot be found (no `$CREDENTIALS_DIRECTORY`, a bad name).
+    #[error("alerts.email.password_credential: {0}")]
+    PasswordCredential(#[from] h264_config::credentials::CredentialError),
     /// A user name is set, but no password source.
-    #[error("alerts.email.username is set but neither password_env nor password_file is")]
+    #[error(
+        "alerts.email.username is set but none of password_env, password_file and \
+         password_credential is"
+    )]
     NoPassword,
     /// A sender or recipient address does not parse.
     #[error("e-mail address {address:?}: {source}")]
@@ -174,12 +181,18 @@ impl Endpoint {
     }
 }
 
-/// The SMTP password: the variable `password_env`, or the first line of `password_file`.
+/// The SMTP password: the variable `password_env`, or the first line of `password_file`, or
+/// the first line of the systemd credential `password_credential`
+/// (`$CREDENTIALS_DIRECTORY/NAME`).
 pub fn password(email: &Email) -> Result<String, SmtpError> {
     if let Some(name) = &email.password_env {
         return std::env::var(name).map_err(|_| SmtpError::PasswordEnv { name: name.clone() });
     }
-    let Some(path) = &email.password_file else {
+    let credential = match &email.password_credential {
+        Some(name) => Some(h264_config::credentials::path(name)?),
+        None => None,
+    };
+    let Some(path) = email.password_file.as_ref().or(credential.as_ref()) else {
         return Err(SmtpError::NoPassword);
     };
     let err = |source| SmtpError::PasswordFile {

@@ -9,7 +9,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 /// Operate an h264create fleet: configuration, agents, rollouts.
 #[derive(Parser, Debug)]
@@ -58,10 +58,19 @@ enum Command {
     /// A small certificate authority for the fleet's TLS.
     #[command(subcommand)]
     Pki(commands::trust::PkiCommand),
+    /// Print the shell completion script (`fleetctl completion bash > ~/.local/share/bash-completion/completions/fleetctl`).
+    Completion(CompletionArgs),
+}
+
+#[derive(Args, Debug)]
+struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: h264_service::cli::Shell,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = h264_service::cli::parse::<Cli>();
     let c = &cli.connect;
     let code = match cli.command {
         Command::Apply(args) => commands::apply::run(c, args),
@@ -79,6 +88,10 @@ fn main() -> ExitCode {
         Command::Whoami => commands::trust::whoami(c),
         Command::Keys(cmd) => commands::trust::keys(cmd),
         Command::Pki(cmd) => commands::trust::pki(cmd),
+        Command::Completion(args) => {
+            h264_service::cli::write_completion(Cli::command(), args.shell, &mut std::io::stdout());
+            0
+        }
     };
     ExitCode::from(code)
 }

@@ -491,6 +491,12 @@ pub struct Email {
     pub password_env: Option<String>,
     /// A file holding the password (its first line).
     pub password_file: Option<PathBuf>,
+    /// The name of a systemd credential holding the password (its first line), read from
+    /// `$CREDENTIALS_DIRECTORY` (`LoadCredential=NAME:PATH` in the unit; see
+    /// [`crate::credentials`]). Left out of the canonical form when absent, so that configs
+    /// hashed before it existed keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_credential: Option<String>,
     /// How long one delivery may take.
     pub timeout: HumanDuration,
 }
@@ -505,6 +511,7 @@ impl Default for Email {
             username: None,
             password_env: None,
             password_file: None,
+            password_credential: None,
             timeout: HumanDuration::from_secs(30),
         }
     }

@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod canonical;
+pub mod credentials;
 mod dual;
 mod fields;
 pub mod fleet;
@@ -26,6 +27,7 @@ pub mod limits;
 mod lines;
 pub mod load;
 pub mod migrate;
+pub mod mounts;
 pub mod problem;
 mod shared;
 mod strict;

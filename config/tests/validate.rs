@@ -1167,3 +1167,98 @@ fn portable_checks_leave_the_host_alone() {
     assert_eq!(keys, ["watch[0].source", "captions.formats"], "{full:#?}");
     assert!(validate_with(&config, None, Checks::Portable).is_empty());
 }
+
+#[test]
+fn share_and_credential_rules() {
+    use h264_config::agent::{Email, WatchMode};
+    fn email() -> Email {
+        Email {
+            smtp: "smtp://127.0.0.1:25".into(),
+            from: "a@example.org".into(),
+            to: vec!["b@example.org".into()],
+            username: Some("u".into()),
+            ..Email::default()
+        }
+    }
+    run(&[
+        (
+            "a polled share with the default stable_for",
+            |c, _| c.watch[0].mode = WatchMode::Poll,
+            Some((Warning, "readiness.stable_for", "cannot see")),
+        ),
+        (
+            "a polled share with a patient stable_for",
+            |c, _| {
+                c.watch[0].mode = WatchMode::Poll;
+                c.readiness.stable_for = secs(120);
+            },
+            None,
+        ),
+        (
+            "a second root polled",
+            |c, t| {
+                let i = add_root(c, t, "share");
+                c.watch[i].mode = WatchMode::Poll;
+            },
+            Some((Warning, "readiness.stable_for", "watch[1] (mode = \"poll\"")),
+        ),
+        (
+            "a local root with events",
+            |c, _| c.watch[0].mode = WatchMode::Events,
+            None,
+        ),
+        (
+            "a password credential that is a path",
+            |c, _| {
+                c.alerts.email = Some(Email {
+                    password_credential: Some("../smtp-password".into()),
+                    ..email()
+                })
+            },
+            Some((
+                Error,
+                "alerts.email.password_credential",
+                "not a credential name",
+            )),
+        ),
+        (
+            "a password credential and a password file",
+            |c, t| {
+                std::fs::write(t.join("pw"), "secret\n").unwrap();
+                c.alerts.email = Some(Email {
+                    password_file: Some(t.join("pw")),
+                    password_credential: Some("smtp-password".into()),
+                    ..email()
+                })
+            },
+            Some((Error, "alerts.email.password_credential", "both set")),
+        ),
+        (
+            // The test does not run under systemd: no $CREDENTIALS_DIRECTORY.
+            "a password credential outside the service",
+            |c, _| {
+                c.alerts.email = Some(Email {
+                    password_credential: Some("smtp-password".into()),
+                    ..email()
+                })
+            },
+            Some((
+                Warning,
+                "alerts.email.password_credential",
+                "LoadCredential",
+            )),
+        ),
+    ]);
+}
+
+#[test]
+fn a_password_credential_keeps_old_hashes_when_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = base(tmp.path());
+    config.alerts.email = Some(h264_config::agent::Email::default());
+    assert!(!config.canonical_json().contains("password_credential"));
+    config.alerts.email.as_mut().unwrap().password_credential = Some("smtp-password".into());
+    assert!(config
+        .canonical_json()
+        .contains("\"password_credential\":\"smtp-password\""));
+}

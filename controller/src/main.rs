@@ -129,7 +129,7 @@ const EXIT_START: u8 = 3;
 const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = h264_service::cli::parse::<Args>();
     if let Some(Command::Token(TokenCommand::Create {
         state_dir,
         role,
@@ -221,6 +221,9 @@ async fn serve(config: ControllerConfig, telemetry: &Telemetry) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     tokio::spawn(watch_signals(shutdown.clone()));
+    // Under systemd (Type=notify): READY=1 now that it listens, WATCHDOG=1, STOPPING=1.
+    h264_service::systemd::ready(&format!("listening on {}", bound.local_addr()));
+    let _systemd = h264_service::systemd::supervise(shutdown.clone());
     match bound.serve(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

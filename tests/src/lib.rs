@@ -22,6 +22,8 @@
 //!   the whole time as a recorder does (or reopening it for each chunk).
 //! - [`wait`]: polling with a deadline and a clear message, instead of bare sleeps.
 //! - [`net`]: free loopback ports.
+//! - [`notify`]: a service manager's notification socket (`NOTIFY_SOCKET`), for the systemd
+//!   readiness, watchdog and stopping tests.
 //! - [`otlp`]: a collector stand-in speaking OTLP/gRPC on loopback that keeps the spans it
 //!   receives, and a check that every span's parent is in its trace.
 //! - [`process`]: finds processes, their descendants and their open files through `/proc`
@@ -44,6 +46,7 @@ pub mod exposition;
 pub mod ffmpeg;
 pub mod fixtures;
 pub mod net;
+pub mod notify;
 pub mod otlp;
 pub mod probe;
 pub mod process;

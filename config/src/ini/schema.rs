@@ -172,6 +172,7 @@ pub(crate) const SUBSECTIONS: &[(&str, &[(&str, Kind)])] = &[(
         ("username", OptText),
         ("password_env", OptText),
         ("password_file", OptText),
+        ("password_credential", OptText),
         ("timeout", Duration),
     ],
 )];

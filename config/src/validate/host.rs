@@ -1,7 +1,8 @@
 //! Rules that look at this machine: the source folders exist and can be read, the folders the
 //! agent writes into (state, outputs, done and quarantine folders, log files) can be written or
-//! created, the SMTP password file can be read, and CCExtractor is installed when the config
-//! needs it. Only with [`super::Checks::Full`].
+//! created, the SMTP password file (or systemd credential) can be read, and CCExtractor is
+//! installed when the config needs it; an `auto` root found on a network share is held to the
+//! share rule of readiness. Only with [`super::Checks::Full`].
 //!
 //! Writability is tried, not guessed from permission bits (which say nothing about ACLs,
 //! read-only mounts or root): a probe file is created with a unique name and removed at once.
@@ -9,7 +10,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::agent::{AgentConfig, Alerts, CaptionTool};
+use crate::agent::{AgentConfig, Alerts, CaptionTool, WatchMode};
 use crate::problem::Problem;
 
 pub(super) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
@@ -30,6 +31,13 @@ pub(super) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
             let message = format!("`{}` cannot be read: {e}", source.display());
             let hint = "give the agent's user read access to it";
             out.push(Problem::error(&key, message).with_hint(hint));
+        } else if root.mode == WatchMode::Auto {
+            let fs = crate::mounts::fs_type(&super::resolve(source))
+                .filter(|fs| crate::mounts::NETWORK_FS.contains(&fs.as_str()));
+            if let Some(fs) = fs {
+                let how = format!("mode = \"auto\" polls it: it is on {fs}");
+                super::local::share_readiness(config, i, &how, out);
+            }
         }
         writable(out, &format!("watch[{i}].output"), &root.output);
         for (name, dir) in [
@@ -58,6 +66,35 @@ pub(super) fn alerts_password_file(alerts: &Alerts, out: &mut Vec<Problem>) {
             let hint = "create it with the SMTP password on its first line, readable by this \
                         program only";
             out.push(Problem::error("alerts.email.password_file", message).with_hint(hint));
+        }
+    }
+    // Only when it is the one password source (two are an error of their own).
+    let credential = alerts
+        .email
+        .as_ref()
+        .filter(|e| e.password_env.is_none() && e.password_file.is_none())
+        .and_then(|e| e.password_credential.as_deref())
+        .filter(|name| crate::credentials::valid_name(name));
+    if let Some(name) = credential {
+        let key = "alerts.email.password_credential";
+        match crate::credentials::path(name) {
+            Ok(file) => {
+                if let Err(e) = std::fs::File::open(&file) {
+                    let message = format!("`{}` cannot be read: {e}", file.display());
+                    let hint = format!(
+                        "give the unit LoadCredential={name}:/etc/h264create/credentials/{name} \
+                         (a file with the SMTP password on its first line)"
+                    );
+                    out.push(Problem::error(key, message).with_hint(hint));
+                }
+            }
+            Err(e) => {
+                let hint = format!(
+                    "fine when checking outside the service; the unit needs \
+                     LoadCredential={name}:PATH"
+                );
+                out.push(Problem::warning(key, e.to_string()).with_hint(hint));
+            }
         }
     }
 }

@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{at_least, normalize_extension, resolve};
-use crate::agent::{AgentConfig, AgentSection, OnFailure, OnSuccess, Program, WatchRoot};
+use crate::agent::{
+    AgentConfig, AgentSection, OnFailure, OnSuccess, Program, WatchMode, WatchRoot,
+};
 use crate::problem::Problem;
+use crate::units::HumanDuration;
 
 const MINIMAL_WATCH: &str = r#"add a root like: [[watch]] source = "/srv/recordings/incoming" output = "/srv/recordings/h264""#;
 const REPICKED: &str =
@@ -17,6 +20,37 @@ pub(super) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
     agent(&config.agent, out);
     watch(&config.watch, out);
     state_apart(config, out);
+    for (i, root) in config.watch.iter().enumerate() {
+        if root.mode == WatchMode::Poll {
+            share_readiness(config, i, "mode = \"poll\"", out);
+        }
+    }
+}
+
+/// The shortest `readiness.stable_for` that is not warned about for a root on a network share
+/// (a polled root, or an `auto` root found on one by the host checks).
+pub(crate) const SHARE_STABLE_FOR: Duration = Duration::from_secs(60);
+
+/// A warning when root `i`, polled on a share (`how` says why we think so), has a
+/// `readiness.stable_for` shorter than [`SHARE_STABLE_FOR`]: across machines the agent cannot
+/// see whether the recorder still has the file open, so only the quiet time tells that a
+/// recording is finished (docs/windows-recorders.md).
+pub(crate) fn share_readiness(config: &AgentConfig, i: usize, how: &str, out: &mut Vec<Problem>) {
+    let stable_for = config.readiness.stable_for;
+    if stable_for.get() >= SHARE_STABLE_FOR {
+        return;
+    }
+    let message = format!(
+        "{stable_for} is short for watch[{i}] ({how}, a recorder's share): the agent cannot see \
+         through a share whether the recorder still has a file open, so a recorder that pauses \
+         writing longer than {stable_for} has its recording converted half-written"
+    );
+    let hint = format!(
+        "set stable_for to more than the recorder's longest pause in writing, {} or more; see \
+         docs/windows-recorders.md",
+        HumanDuration(SHARE_STABLE_FOR)
+    );
+    out.push(Problem::warning("readiness.stable_for", message).with_hint(hint));
 }
 
 fn agent(a: &AgentSection, out: &mut Vec<Problem>) {

@@ -81,17 +81,34 @@ pub(super) fn alerts(a: &Alerts, out: &mut Vec<Problem>) {
             ));
         }
     }
-    if e.username.is_some() && e.password_env.is_none() && e.password_file.is_none() {
-        let hint = "set password_env = \"SMTP_PASSWORD\" or password_file = \"/etc/h264create/smtp-password\"";
+    let sources = [
+        ("password_env", e.password_env.is_some()),
+        ("password_file", e.password_file.is_some()),
+        ("password_credential", e.password_credential.is_some()),
+    ];
+    let set: Vec<&str> = sources.iter().filter(|s| s.1).map(|s| s.0).collect();
+    if e.username.is_some() && set.is_empty() {
+        let hint = "set password_env = \"SMTP_PASSWORD\", password_file = \"/etc/h264create/smtp-password\" or, under systemd, password_credential = \"smtp-password\"";
         out.push(
             Problem::error("alerts.email.username", "is set but no password source is")
                 .with_hint(hint),
         );
     }
-    if e.password_env.is_some() && e.password_file.is_some() {
+    if set.len() > 1 {
         out.push(Problem::error(
-            "alerts.email.password_file",
-            "and password_env are both set; keep one",
+            format!("alerts.email.{}", set[set.len() - 1]),
+            format!(
+                "and {} are {} set; keep one",
+                set[..set.len() - 1].join(" and "),
+                if set.len() == 2 { "both" } else { "all" }
+            ),
         ));
+    }
+    if let Some(name) = &e.password_credential {
+        if !crate::credentials::valid_name(name) {
+            let message = format!("`{name}` is not a credential name");
+            let hint = "the NAME of LoadCredential=NAME:PATH in the unit, a plain file name such as \"smtp-password\"";
+            out.push(Problem::error("alerts.email.password_credential", message).with_hint(hint));
+        }
     }
 }
