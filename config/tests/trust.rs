@@ -3,20 +3,18 @@
 //! helper in a temporary folder; the same keys in the legacy INI layout; and a fleet manifest
 //! that tries to set them.
 
+#[path = "support/cases.rs"]
+mod cases;
+
 use std::path::{Path, PathBuf};
 
-use h264_config::validate::{normalize, validate, validate_with};
+use cases::{run_cases, Change, Expect};
+use h264_config::validate::{normalize, validate_with};
 use h264_config::{parse_ini_config, AgentConfig, Checks, Severity};
 use h264_trust::pki::{self, Subject};
 use h264_trust::SecretKey;
 
 use Severity::{Error, Warning};
-
-/// A change to the valid base config, given the temporary folder (which holds a PKI in `pki/`).
-type Change = fn(&mut AgentConfig, &Path);
-
-/// Nothing, or exactly one problem (severity, key, text it contains).
-type Expect = Option<(Severity, &'static str, &'static str)>;
 
 /// A CA in `tmp/pki` with certificates for agent `studio-1` and server `127.0.0.1`.
 fn make_pki(tmp: &Path) -> PathBuf {
@@ -52,33 +50,10 @@ fn public_key() -> String {
 }
 
 fn run(cases: &[(&str, Change, Expect)]) {
-    for (name, change, expect) in cases {
-        let tmp = tempfile::tempdir().unwrap();
-        make_pki(tmp.path());
-        let mut config = base(tmp.path());
-        assert!(
-            validate(&config, None).is_empty(),
-            "base config is not valid"
-        );
-        change(&mut config, tmp.path());
-        let problems = validate(&config, None);
-        match expect {
-            None => assert!(problems.is_empty(), "{name}: unexpected {problems:#?}"),
-            Some((severity, key, text)) => {
-                assert_eq!(problems.len(), 1, "{name}: {problems:#?}");
-                let p = &problems[0];
-                assert_eq!(
-                    (p.severity, p.key.as_str()),
-                    (*severity, *key),
-                    "{name}: {p}"
-                );
-                assert!(
-                    p.to_string().contains(text),
-                    "{name}: {p} does not mention {text:?}"
-                );
-            }
-        }
-    }
+    run_cases(cases, |tmp| {
+        make_pki(tmp);
+        base(tmp)
+    });
 }
 
 #[test]

@@ -1,18 +1,16 @@
 //! Validation rules, one table row each: a change to a valid config and the problem it causes.
 
+#[path = "support/cases.rs"]
+mod cases;
+
 use std::path::{Path, PathBuf};
 
+use cases::{run_cases, Change, Expect};
 use h264_config::agent::{OnFailure, OnSuccess, WatchRoot};
 use h264_config::validate::{normalize, validate};
 use h264_config::{AgentConfig, HumanDuration, Severity};
 
 use Severity::{Error, Warning};
-
-/// A change to the valid base config, given the temporary folder holding `in/` (the source).
-type Change = fn(&mut AgentConfig, &Path);
-
-/// What a change must cause: nothing, or exactly one problem (severity, key, text it contains).
-type Expect = Option<(Severity, &'static str, &'static str)>;
 
 /// A valid config: source `<tmp>/in` (exists), output `<tmp>/out` (does not yet).
 fn base(tmp: &Path) -> AgentConfig {
@@ -40,33 +38,10 @@ fn secs(s: u64) -> HumanDuration {
 }
 
 fn run(cases: &[(&str, Change, Expect)]) {
-    for (name, change, expect) in cases {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("in")).unwrap();
-        let mut config = base(tmp.path());
-        assert!(
-            validate(&config, None).is_empty(),
-            "base config is not valid"
-        );
-        change(&mut config, tmp.path());
-        let problems = validate(&config, None);
-        match expect {
-            None => assert!(problems.is_empty(), "{name}: unexpected {problems:#?}"),
-            Some((severity, key, text)) => {
-                assert_eq!(problems.len(), 1, "{name}: {problems:#?}");
-                let p = &problems[0];
-                assert_eq!(
-                    (p.severity, p.key.as_str()),
-                    (*severity, *key),
-                    "{name}: {p}"
-                );
-                assert!(
-                    p.to_string().contains(text),
-                    "{name}: {p} does not mention {text:?}"
-                );
-            }
-        }
-    }
+    run_cases(cases, |tmp| {
+        std::fs::create_dir(tmp.join("in")).unwrap();
+        base(tmp)
+    });
 }
 
 #[test]
