@@ -12,7 +12,8 @@
 //! Each job is one trace: a root span `job` (`parent: None`, whatever span submitted it) with a
 //! child span per stage, in this order: `readiness` (the quick checks: not empty, ffprobe reads
 //! it, a video stream, the minimum duration), `probe` (the whole-file packet and caption check,
-//! which runs beside the transcode), `transcode` (FFmpeg), `verify`, `captions` (sidecars; with
+//! which runs beside the transcode), `transcode` (FFmpeg), `verify` (with the output's captions
+//! compared cue for cue with the source's, read beside the transcode), `captions` (sidecars; with
 //! FFmpeg their extraction starts beside the transcode, and the span covers what the stage adds
 //! after verification) and `publish`. The wait before the job (the file being written, then
 //! stable for `readiness.stable_for`) happens in the reconciler, across many looks and before the
@@ -482,6 +483,39 @@ async fn attempt_once(
         .await?;
         report.source_codec = info.video.as_ref().map(|v| v.codec.clone());
         report.media_secs = Some(info.duration);
+        // Where the source's captions are (a c608 track or the video), and their reading beside
+        // the transcode, for the cue-for-cue check of the output and the sidecars' cross-check.
+        let caption_plan = match crate::captions::plan(
+            &cfg.ffprobe,
+            source,
+            readiness.probe_timeout.get(),
+            cancel,
+        )
+        .await
+        {
+            Ok(plan) => plan,
+            Err(RunError::Cancelled { .. }) => return Err(Failure::Cancelled),
+            Err(e) => {
+                return Err(Failure::Transient {
+                    stage: "validate",
+                    message: e.to_string(),
+                })
+            }
+        };
+        // Read at once when the output will be compared with it (a re-encode, a caption track),
+        // else only if an extractor finds no captions and the cross-check needs it.
+        let plan = plan(&info, cfg);
+        let check_captions =
+            crate::captions::checks_output(&caption_plan, matches!(plan, Plan::Encode { .. }));
+        let (mut source_captions, _source_captions_task) = crate::captions::read_source_beside(
+            cfg.ffprobe.clone(),
+            source.to_path_buf(),
+            caption_plan.clone(),
+            readiness.probe_timeout.get(),
+            crate::captions::read_limit(info.duration, cfg.stall_timeout.get()),
+            check_captions,
+            cancel.clone(),
+        );
         // The whole-file checks (damage, captions) run beside the transcode; their verdict is
         // awaited before verification, so nothing is published from a damaged recording.
         let deep = {
@@ -515,7 +549,6 @@ async fn attempt_once(
             };
             tokio_util::task::AbortOnDropHandle::new(tokio::spawn(check.instrument(span)))
         };
-        let plan = plan(&info, cfg);
         report.mode = Some(plan.mode());
         let temp = temp_path(output);
         if let Some(parent) = output.parent() {
@@ -529,22 +562,37 @@ async fn attempt_once(
         // With FFmpeg, sidecars come from the source while it transcodes (their times count from
         // the first video frame either way), so the caption stage adds little wall time. The
         // task is aborted, its FFmpeg killed, if the attempt ends early.
-        let early_captions = crate::captions::uses_ffmpeg(captions).then(|| {
-            let (captions, ffmpeg) = (captions.clone(), cfg.ffmpeg.clone());
-            let (source, output, cancel) =
-                (source.to_path_buf(), output.to_path_buf(), cancel.clone());
-            let extract = async move {
-                let started = Instant::now();
-                let result =
-                    crate::captions::extract(&captions, &ffmpeg, &source, &output, &cancel).await;
-                (result, started.elapsed().as_secs_f64())
-            };
-            // In the job's span, so that its log lines carry the job's id and file.
-            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-                extract.instrument(Span::current()),
-            ))
-        });
-        let args = arguments(source, &temp, plan, cfg);
+        let early_captions =
+            crate::captions::runs_beside_transcode(captions, &caption_plan).then(|| {
+                let (captions, ffmpeg) = (captions.clone(), cfg.ffmpeg.clone());
+                let (source, output, cancel) =
+                    (source.to_path_buf(), output.to_path_buf(), cancel.clone());
+                let (plan, format_name) = (caption_plan.clone(), info.format_name.clone());
+                let mut reading = source_captions.clone();
+                let extract = async move {
+                    let started = Instant::now();
+                    let job = crate::captions::Job {
+                        ffmpeg: &ffmpeg,
+                        source: &source,
+                        format_name: &format_name,
+                        plan: &plan,
+                        output: &output,
+                        mp4: None,
+                    };
+                    let result =
+                        crate::captions::extract(&captions, job, &mut reading, &cancel).await;
+                    (result, started.elapsed().as_secs_f64())
+                };
+                // In the job's span, so that its log lines carry the job's id and file.
+                tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                    extract.instrument(Span::current()),
+                ))
+            });
+        let args = crate::captions::output_arguments(
+            arguments(source, &temp, plan, cfg),
+            &caption_plan,
+            matches!(plan, Plan::Encode { .. }),
+        );
         let total = info.duration;
         let transcode_started = Instant::now();
         let span = stage_span!(
@@ -645,8 +693,11 @@ async fn attempt_once(
             "verify",
             output.codec = Empty,
             output.duration_secs = Empty,
-            output.size_bytes = Empty
+            output.size_bytes = Empty,
+            captions.cues = Empty,
+            captions.check_secs = Empty
         );
+        let mut caption_warnings: Vec<String> = Vec::new();
         let verified = stage(span, async {
             match verify(
                 &temp,
@@ -668,7 +719,52 @@ async fn attempt_once(
                     if let Ok(meta) = std::fs::metadata(&temp) {
                         span.record("output.size_bytes", meta.len());
                     }
-                    Ok(out)
+                    // The MP4's captions, cue for cue, against the source's (CC1, and CC3).
+                    if !check_captions {
+                        return Ok(out);
+                    }
+                    let check = Instant::now();
+                    let src = source_captions.get().await.map_err(|e| {
+                        if cancel.is_cancelled() {
+                            Failure::Cancelled
+                        } else {
+                            Failure::Transient {
+                                stage: "verify",
+                                message: format!("cannot read the source's captions: {e}"),
+                            }
+                        }
+                    })?;
+                    span.record("captions.cues", (src.cc1.len() + src.cc3.len()) as u64);
+                    let compared = crate::captions::verify_output(
+                        &cfg.ffmpeg,
+                        &cfg.ffprobe,
+                        &temp,
+                        &src,
+                        cfg.duration_tolerance.get().as_secs_f64(),
+                        timeout,
+                        crate::captions::read_limit(info.duration, cfg.stall_timeout.get()),
+                        cancel,
+                    )
+                    .await;
+                    span.record("captions.check_secs", check.elapsed().as_secs_f64());
+                    match compared {
+                        Ok(()) => Ok(out),
+                        Err(_) if cancel.is_cancelled() => Err(Failure::Cancelled),
+                        Err(crate::captions::VerifyFailure::Mismatch(m)) if keep_captions => {
+                            Err(Failure::Transient {
+                                stage: "verify",
+                                message: format!("the output's captions are not the source's: {m}"),
+                            })
+                        }
+                        Err(crate::captions::VerifyFailure::Mismatch(m)) => {
+                            caption_warnings.push(format!("captions not kept: {m}"));
+                            Ok(out)
+                        }
+                        Err(e) => Err(Failure::Transient {
+                            stage: "verify",
+                            message: e.to_string(),
+                        }),
+                    }
                 }
                 Err(VerifyError::Unreadable(m)) | Err(VerifyError::Mismatch(m)) => {
                     if cancel.is_cancelled() {
@@ -692,7 +788,8 @@ async fn attempt_once(
             captions.formats = Empty,
             captions.beside_transcode = beside,
             captions.outcome = Empty,
-            captions.work_secs = Empty
+            captions.work_secs = Empty,
+            captions.warning = Empty
         );
         if !captions.formats.is_empty() {
             span.record("captions.formats", captions.formats.join(",").as_str());
@@ -701,9 +798,16 @@ async fn attempt_once(
             let (extracted, work_secs) = match early_captions {
                 Some(task) => task.await.unwrap_or((Err(CaptionError::Cancelled), 0.0)),
                 None => {
+                    let job = crate::captions::Job {
+                        ffmpeg: &cfg.ffmpeg,
+                        source,
+                        format_name: &info.format_name,
+                        plan: &caption_plan,
+                        output,
+                        mp4: Some(&temp),
+                    };
                     let result =
-                        crate::captions::extract(captions, &cfg.ffmpeg, &temp, output, cancel)
-                            .await;
+                        crate::captions::extract(captions, job, &mut source_captions, cancel).await;
                     (result, captions_started.elapsed().as_secs_f64())
                 }
             };
@@ -725,6 +829,15 @@ async fn attempt_once(
                 }
             };
             Span::current().record("captions.outcome", outcome.summary().as_str());
+            let read = source_captions.peek();
+            let mut found = crate::captions::warnings(captions, &caption_plan, read.as_deref());
+            found.append(&mut caption_warnings);
+            caption_warnings = found;
+            if !caption_warnings.is_empty() {
+                let warning = caption_warnings.join("; ");
+                Span::current().record("captions.warning", warning.as_str());
+                tracing::warn!(source = %source.display(), "{warning}");
+            }
             if cancel.is_cancelled() {
                 return Err(Failure::Cancelled);
             }
@@ -755,6 +868,7 @@ async fn attempt_once(
             captions_secs,
             captions_work_secs,
             captions: outcome.summary(),
+            caption_warning: (!caption_warnings.is_empty()).then(|| caption_warnings.join("; ")),
             mode: plan.mode(),
             bytes_in: std::fs::metadata(source).map(|m| m.len()).unwrap_or(0),
             bytes_out,
@@ -791,6 +905,9 @@ fn finish_success(
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     agent.stats.media_ms.fetch_add(ms(done.media_secs), relaxed);
     agent.stats.wall_ms.fetch_add(ms(done.wall_secs), relaxed);
+    if done.caption_warning.is_some() {
+        Stats::bump(&agent.stats.captions_lost);
+    }
     if done.captions == "none" {
         Stats::bump(&agent.stats.no_captions);
     } else if done.captions.contains('(') {
