@@ -72,6 +72,7 @@ fn main() {
                 media_secs: 3.0,
                 wall_secs: 1.0,
                 captions: "not requested".into(),
+                caption_warning: None,
                 transcode_secs: 1.0,
                 captions_secs: 0.0,
                 captions_work_secs: 0.0,

@@ -218,6 +218,7 @@ pub fn stats_reply(a: &Agent) -> Result<StatsReply, crate::journal::JournalError
         mean_speed: s.mean_speed,
         captions_extracted: s.captions_extracted,
         no_captions: s.no_captions,
+        captions_lost: s.captions_lost,
     };
     let t = a.journal.totals()?;
     let journal = Counters {
@@ -237,6 +238,7 @@ pub fn stats_reply(a: &Agent) -> Result<StatsReply, crate::journal::JournalError
         },
         captions_extracted: t.captions_extracted,
         no_captions: t.no_captions,
+        captions_lost: t.captions_lost,
     };
     let running = a
         .jobs

@@ -13,7 +13,8 @@
 //! child span per stage, in this order: `readiness` (the quick checks: not empty, ffprobe reads
 //! it, the programme of a multiplex, not scrambled, a video stream, whole packets, the minimum
 //! duration), `probe` (the caption check, which runs beside the transcode), `transcode` (FFmpeg,
-//! whose own log gives the recording's damage), `verify`, `captions` (sidecars; with
+//! whose own log gives the recording's damage), `verify` (with the output's captions compared
+//! cue for cue with the source's, read beside the transcode), `captions` (sidecars; with
 //! FFmpeg their extraction starts beside the transcode, and the span covers what the stage adds
 //! after verification) and `publish`. The wait before the job (the file being written, then
 //! stable for `readiness.stable_for`) happens in the reconciler, across many looks and before the
@@ -573,6 +574,39 @@ async fn attempt_once(
         }
         report.source_codec = info.video.as_ref().map(|v| v.codec.clone());
         report.media_secs = Some(info.video_secs());
+        // Where the source's captions are (a c608 track or the video), and their reading beside
+        // the transcode, for the cue-for-cue check of the output and the sidecars' cross-check.
+        let caption_plan = match crate::captions::plan(
+            &cfg.ffprobe,
+            source,
+            readiness.probe_timeout.get(),
+            cancel,
+        )
+        .await
+        {
+            Ok(plan) => plan,
+            Err(RunError::Cancelled { .. }) => return Err(Failure::Cancelled),
+            Err(e) => {
+                return Err(Failure::Transient {
+                    stage: "validate",
+                    message: e.to_string(),
+                })
+            }
+        };
+        // Read at once when the output will be compared with it (a re-encode, a caption track),
+        // else only if an extractor finds no captions and the cross-check needs it.
+        let plan = plan_on(&info, cfg, rung);
+        let check_captions =
+            crate::captions::checks_output(&caption_plan, matches!(plan, Plan::Encode { .. }));
+        let (mut source_captions, _source_captions_task) = crate::captions::read_source_beside(
+            cfg.ffprobe.clone(),
+            source.to_path_buf(),
+            caption_plan.clone(),
+            readiness.probe_timeout.get(),
+            crate::captions::read_limit(info.video_secs(), cfg.stall_timeout.get()),
+            check_captions,
+            cancel.clone(),
+        );
         // The caption check runs beside the transcode; its verdict is awaited before
         // verification. The recording's damage comes from the transcode's own log.
         let deep = {
@@ -601,7 +635,6 @@ async fn attempt_once(
             };
             tokio_util::task::AbortOnDropHandle::new(tokio::spawn(check.instrument(span)))
         };
-        let plan = plan_on(&info, cfg, rung);
         report.mode = Some(plan.mode());
         let temp = temp_path(output);
         if let Some(parent) = output.parent() {
@@ -616,15 +649,25 @@ async fn attempt_once(
         // the first video frame either way), so the caption stage adds little wall time. The
         // task is aborted, its FFmpeg killed, if the attempt ends early. From one programme of a
         // multiplex, they come from the output instead (it holds that programme's video only).
-        let from_source = crate::captions::uses_ffmpeg(captions) && info.program.is_none();
-        let early_captions = from_source.then(|| {
+        let early_captions = (crate::captions::runs_beside_transcode(captions, &caption_plan)
+            && info.program.is_none())
+        .then(|| {
             let (captions, ffmpeg) = (captions.clone(), cfg.ffmpeg.clone());
             let (source, output, cancel) =
                 (source.to_path_buf(), output.to_path_buf(), cancel.clone());
+            let (plan, format_name) = (caption_plan.clone(), info.format_name.clone());
+            let mut reading = source_captions.clone();
             let extract = async move {
                 let started = Instant::now();
-                let result =
-                    crate::captions::extract(&captions, &ffmpeg, &source, &output, &cancel).await;
+                let job = crate::captions::Job {
+                    ffmpeg: &ffmpeg,
+                    source: &source,
+                    format_name: &format_name,
+                    plan: &plan,
+                    output: &output,
+                    mp4: None,
+                };
+                let result = crate::captions::extract(&captions, job, &mut reading, &cancel).await;
                 (result, started.elapsed().as_secs_f64())
             };
             // In the job's span, so that its log lines carry the job's id and file.
@@ -637,7 +680,11 @@ async fn attempt_once(
             end: trim.as_ref().map(|t: &Trim| t.keep),
             program: info.program.as_ref().map(|p| p.number),
         };
-        let args = arguments_for(&input, &temp, plan, cfg, rung);
+        let args = crate::captions::output_arguments(
+            arguments_for(&input, &temp, plan, cfg, rung),
+            &caption_plan,
+            matches!(plan, Plan::Encode { .. }),
+        );
         let total = info.video_secs();
         let transcode_started = Instant::now();
         let span = stage_span!(
@@ -756,8 +803,11 @@ async fn attempt_once(
             "verify",
             output.codec = Empty,
             output.duration_secs = Empty,
-            output.size_bytes = Empty
+            output.size_bytes = Empty,
+            captions.cues = Empty,
+            captions.check_secs = Empty
         );
+        let mut caption_warnings: Vec<String> = Vec::new();
         let verified = stage(span, async {
             match verify(
                 &temp,
@@ -779,7 +829,52 @@ async fn attempt_once(
                     if let Ok(meta) = std::fs::metadata(&temp) {
                         span.record("output.size_bytes", meta.len());
                     }
-                    Ok(out)
+                    // The MP4's captions, cue for cue, against the source's (CC1, and CC3).
+                    if !check_captions {
+                        return Ok(out);
+                    }
+                    let check = Instant::now();
+                    let src = source_captions.get().await.map_err(|e| {
+                        if cancel.is_cancelled() {
+                            Failure::Cancelled
+                        } else {
+                            Failure::Transient {
+                                stage: "verify",
+                                message: format!("cannot read the source's captions: {e}"),
+                            }
+                        }
+                    })?;
+                    span.record("captions.cues", (src.cc1.len() + src.cc3.len()) as u64);
+                    let compared = crate::captions::verify_output(
+                        &cfg.ffmpeg,
+                        &cfg.ffprobe,
+                        &temp,
+                        &src,
+                        cfg.duration_tolerance.get().as_secs_f64(),
+                        timeout,
+                        crate::captions::read_limit(info.duration, cfg.stall_timeout.get()),
+                        cancel,
+                    )
+                    .await;
+                    span.record("captions.check_secs", check.elapsed().as_secs_f64());
+                    match compared {
+                        Ok(()) => Ok(out),
+                        Err(_) if cancel.is_cancelled() => Err(Failure::Cancelled),
+                        Err(crate::captions::VerifyFailure::Mismatch(m)) if keep_captions => {
+                            Err(Failure::Transient {
+                                stage: "verify",
+                                message: format!("the output's captions are not the source's: {m}"),
+                            })
+                        }
+                        Err(crate::captions::VerifyFailure::Mismatch(m)) => {
+                            caption_warnings.push(format!("captions not kept: {m}"));
+                            Ok(out)
+                        }
+                        Err(e) => Err(Failure::Transient {
+                            stage: "verify",
+                            message: e.to_string(),
+                        }),
+                    }
                 }
                 Err(VerifyError::Unreadable(m)) | Err(VerifyError::Mismatch(m)) => {
                     if cancel.is_cancelled() {
@@ -812,7 +907,8 @@ async fn attempt_once(
             captions.formats = Empty,
             captions.beside_transcode = beside,
             captions.outcome = Empty,
-            captions.work_secs = Empty
+            captions.work_secs = Empty,
+            captions.warning = Empty
         );
         if !captions.formats.is_empty() {
             span.record("captions.formats", captions.formats.join(",").as_str());
@@ -821,9 +917,16 @@ async fn attempt_once(
             let (extracted, work_secs) = match early_captions {
                 Some(task) => task.await.unwrap_or((Err(CaptionError::Cancelled), 0.0)),
                 None => {
+                    let job = crate::captions::Job {
+                        ffmpeg: &cfg.ffmpeg,
+                        source,
+                        format_name: &info.format_name,
+                        plan: &caption_plan,
+                        output,
+                        mp4: Some(&temp),
+                    };
                     let result =
-                        crate::captions::extract(captions, &cfg.ffmpeg, &temp, output, cancel)
-                            .await;
+                        crate::captions::extract(captions, job, &mut source_captions, cancel).await;
                     (result, captions_started.elapsed().as_secs_f64())
                 }
             };
@@ -845,6 +948,15 @@ async fn attempt_once(
                 }
             };
             Span::current().record("captions.outcome", outcome.summary().as_str());
+            let read = source_captions.peek();
+            let mut found = crate::captions::warnings(captions, &caption_plan, read.as_deref());
+            found.append(&mut caption_warnings);
+            caption_warnings = found;
+            if !caption_warnings.is_empty() {
+                let warning = caption_warnings.join("; ");
+                Span::current().record("captions.warning", warning.as_str());
+                tracing::warn!(source = %source.display(), "{warning}");
+            }
             if cancel.is_cancelled() {
                 return Err(Failure::Cancelled);
             }
@@ -882,6 +994,7 @@ async fn attempt_once(
             captions_secs,
             captions_work_secs,
             captions: outcome.summary(),
+            caption_warning: (!caption_warnings.is_empty()).then(|| caption_warnings.join("; ")),
             mode: plan.mode(),
             bytes_in: std::fs::metadata(source).map(|m| m.len()).unwrap_or(0),
             bytes_out,
@@ -930,6 +1043,9 @@ fn finish_success(
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     agent.stats.media_ms.fetch_add(ms(done.media_secs), relaxed);
     agent.stats.wall_ms.fetch_add(ms(done.wall_secs), relaxed);
+    if done.caption_warning.is_some() {
+        Stats::bump(&agent.stats.captions_lost);
+    }
     if done.captions == "none" {
         Stats::bump(&agent.stats.no_captions);
     } else if done.captions.contains('(') {

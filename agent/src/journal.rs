@@ -102,6 +102,8 @@ pub struct JobRecord {
     /// The rung of the retry ladder the latest attempt ran on (0: standard; see
     /// `transcode::Rung`): the one that converted the file, or that failed it.
     pub rung: u32,
+    /// Why captions of the source could not be kept, when they could not (a warning).
+    pub caption_warning: Option<String>,
 }
 
 /// An attempt the journal recorded as started.
@@ -154,6 +156,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     captions TEXT,
     rung INTEGER NOT NULL DEFAULT 0,
     next_rung INTEGER NOT NULL DEFAULT 0,
+    caption_warning TEXT,
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (root, rel)
 );
@@ -374,7 +377,8 @@ impl Journal {
             c.execute(
                 "UPDATE jobs SET state = 'succeeded', mode = ?3, stage = NULL, error = NULL,
                     bytes_in = ?4, bytes_out = ?5, media_secs = ?6, wall_secs = ?7,
-                    next_attempt_ms = NULL, updated_ms = ?8, captions = ?9
+                    next_attempt_ms = NULL, updated_ms = ?8, captions = ?9,
+                    caption_warning = ?10
                  WHERE root = ?1 AND rel = ?2",
                 params![
                     key.root_str(),
@@ -385,7 +389,8 @@ impl Journal {
                     done.media_secs,
                     done.wall_secs,
                     now_ms(),
-                    done.captions
+                    done.captions,
+                    done.caption_warning
                 ],
             )?;
             Ok(())
@@ -505,7 +510,8 @@ impl Journal {
                     COALESCE(SUM(CASE WHEN state = 'succeeded' THEN wall_secs END), 0),
                     COALESCE(SUM(captions = 'none'), 0),
                     COALESCE(SUM(captions LIKE '%(%'), 0),
-                    (SELECT COUNT(*) FROM events WHERE kind = 'retrying')
+                    (SELECT COUNT(*) FROM events WHERE kind = 'retrying'),
+                    COALESCE(SUM(state = 'succeeded' AND caption_warning IS NOT NULL), 0)
                  FROM jobs",
                 [],
                 |r| {
@@ -522,6 +528,7 @@ impl Journal {
                         no_captions: r.get::<_, i64>(9)? as u64,
                         captions_extracted: r.get::<_, i64>(10)? as u64,
                         retried: r.get::<_, i64>(11)? as u64,
+                        captions_lost: r.get::<_, i64>(12)? as u64,
                     })
                 },
             )
@@ -571,6 +578,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              ALTER TABLE jobs ADD COLUMN next_rung INTEGER NOT NULL DEFAULT 0;",
         )?;
     }
+    let has_warning: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'caption_warning'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_warning {
+        conn.execute_batch("ALTER TABLE jobs ADD COLUMN caption_warning TEXT")?;
+    }
     Ok(())
 }
 
@@ -601,6 +616,8 @@ pub struct Totals {
     pub captions_extracted: u64,
     /// Failed attempts that were retried.
     pub retried: u64,
+    /// Converted recordings whose captions could not all be kept (each with a warning).
+    pub captions_lost: u64,
 }
 
 /// Facts about a successful job.
@@ -618,6 +635,8 @@ pub struct Completed {
     pub wall_secs: f64,
     /// What the caption stage did.
     pub captions: String,
+    /// Why some of the source's captions could not be kept, if so.
+    pub caption_warning: Option<String>,
     /// Wall time of the FFmpeg transcode (verification included), in seconds.
     pub transcode_secs: f64,
     /// Wall time the caption stage added after the transcode, in seconds.
@@ -645,7 +664,7 @@ pub struct Event {
 
 const COLUMNS: &str = "root, rel, size, mtime_ns, inode, spec_hash, state, attempts, \
     next_attempt_ms, output, mode, stage, error, bytes_in, bytes_out, media_secs, wall_secs, \
-    captions, rung";
+    captions, rung, caption_warning";
 
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let state: String = r.get(6)?;
@@ -667,6 +686,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         wall_secs: r.get(16)?,
         captions: r.get(17)?,
         rung: r.get(18)?,
+        caption_warning: r.get(19)?,
     })
 }
 
@@ -726,6 +746,7 @@ mod tests {
                 media_secs: 3.0,
                 wall_secs: 1.0,
                 captions: "none".into(),
+                caption_warning: None,
                 transcode_secs: 1.0,
                 captions_secs: 0.0,
                 captions_work_secs: 0.0,

@@ -29,6 +29,8 @@ pub struct Stats {
     pub captions_extracted: AtomicU64,
     /// Jobs whose recording had no captions.
     pub no_captions: AtomicU64,
+    /// Jobs that published without some of their source's captions (each with a warning).
+    pub captions_lost: AtomicU64,
     /// Media milliseconds converted.
     pub media_ms: AtomicU64,
     /// Wall milliseconds spent converting.
@@ -62,6 +64,8 @@ pub struct Snapshot {
     pub captions_extracted: u64,
     /// See [`Stats::no_captions`].
     pub no_captions: u64,
+    /// See [`Stats::captions_lost`].
+    pub captions_lost: u64,
     /// Media seconds converted per wall second, over the successful jobs (0 before any).
     pub mean_speed: f64,
 }
@@ -88,6 +92,7 @@ impl Stats {
             bytes_out: get(&self.bytes_out),
             captions_extracted: get(&self.captions_extracted),
             no_captions: get(&self.no_captions),
+            captions_lost: get(&self.captions_lost),
             mean_speed: match get(&self.wall_ms) {
                 0 => 0.0,
                 wall => get(&self.media_ms) as f64 / wall as f64,

@@ -1,10 +1,16 @@
-//! The CCExtractor path of the caption stage, against a stand-in.
+//! The CCExtractor path of the caption stage, against stand-ins.
 //!
-//! CCExtractor is not in Debian's packages, so these tests write a **stand-in executable**
-//! (`ccextractor-standin`, a shell script) that follows CCExtractor's command line
-//! (`INPUT -o OUTPUT -out=FORMAT`) and its documented exit codes, and behaves as each test needs:
-//! it succeeds, reports "no captions" (exit 10), crashes, hangs, or writes part of a file and
-//! fails. Everything else is real: the agent binary, FFmpeg, process groups and signals.
+//! CCExtractor is not in Debian's packages, so these tests run stand-ins with CCExtractor's
+//! command line (`INPUT -o OUTPUT -out=FORMAT`) and its exit codes (`ccx_common_common.h`):
+//!
+//! - the test kit's **realistic stand-in** ([`h264_testkit::ccextractor::standin`]), which
+//!   behaves like the real program (0.96.5) where the agent depends on it: it reads the captions
+//!   of MPEG transport and program streams, and finds nothing in MP4 (exit 10, or exit 0 after
+//!   "Error: NULL file path provided to processmp4") or WTV files;
+//! - **scripted stand-ins** (`ccextractor-standin`, a shell script) for what the real one does
+//!   when things go wrong: it crashes, hangs, writes part of a file and fails, or finds nothing.
+//!
+//! Everything else is real: the agent binary, FFmpeg, process groups and signals.
 
 mod common;
 
@@ -13,6 +19,10 @@ use std::time::Duration;
 
 use common::Setup;
 use h264_agent::journal::{JobState, Journal};
+use h264_testkit::captions::{
+    default_cues, encode_608, parse_srt, CaptionedKind, ExpectedCue, FPS, PADDING,
+};
+use h264_testkit::ccextractor::{self, read_rcwt, Mp4};
 use h264_testkit::fixtures::Fixture;
 use h264_testkit::wait::wait_for;
 use nix::sys::signal::Signal;
@@ -37,7 +47,7 @@ const WRITE_OUTPUT: &str = r#"
 case "$format" in
   srt) printf '1\n00:00:01,000 --> 00:00:02,000\nSTAND-IN CAPTION\n\n' > "$out" ;;
   webvtt) printf 'WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nSTAND-IN CAPTION\n\n' > "$out" ;;
-  bin) printf '\314\314\355\314\000\120\000\001\000\000\000' > "$out" ;;
+  bin) printf '\314\314\355\314\000\120\000\001\000\000\000\350\003\000\000\000\000\000\000\001\000\374\224\040' > "$out" ;;
 esac
 "#;
 
@@ -62,6 +72,177 @@ fn setup(body: &str, formats: &str, extra: &str) -> Setup {
     ));
     std::fs::write(&s.config, text).unwrap();
     s
+}
+
+/// An installation whose caption stage uses the test kit's realistic stand-in; each run of it
+/// appends its input's path to `ccextractor-inputs.log` in the installation.
+fn realistic(mp4: Mp4, formats: &str) -> Setup {
+    let mut s = Setup::new("", common::BASE);
+    let program = ccextractor::standin(s.dir.path(), mp4);
+    let mut text = std::fs::read_to_string(&s.config).unwrap();
+    text.push_str(&format!(
+        "\n[captions]\nformats = [{formats}]\ntool = \"ccextractor\"\nccextractor = '{}'\n\
+         retry_backoff = \"100ms\"\nmax_attempts = 2\n",
+        program.display()
+    ));
+    std::fs::write(&s.config, text).unwrap();
+    let log = s.dir.path().join("ccextractor-inputs.log");
+    s.env
+        .push((ccextractor::LOG_ENV.into(), log.display().to_string()));
+    s
+}
+
+/// The inputs the realistic stand-in was given, in order.
+fn inputs_given(s: &Setup) -> Vec<String> {
+    std::fs::read_to_string(s.dir.path().join("ccextractor-inputs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The `.srt` of `name` holds exactly `fixture`'s cue texts, in order.
+fn srt_holds(s: &Setup, name: &str, cues: &[ExpectedCue]) {
+    let srt = std::fs::read_to_string(s.output_of(name).with_extension("srt")).unwrap();
+    let texts: Vec<String> = parse_srt(&srt).into_iter().map(|c| c.2).collect();
+    let want: Vec<&str> = cues.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts, want, "{name}.srt");
+}
+
+/// The `.bin` of `name` is RCWT whose first time is within one frame of the first caption
+/// data, at `first_secs` from the start of the recording.
+fn bin_starts_at(s: &Setup, name: &str, first_secs: f64, fps: f64) {
+    let groups = read_rcwt(&s.output_of(name).with_extension("bin"));
+    assert!(!groups.is_empty(), "{name}.bin holds no caption data");
+    let first = groups[0].ms as f64 / 1000.0;
+    assert!(
+        (first - first_secs).abs() <= 1.0 / fps + 1e-3,
+        "{name}.bin starts at {first:.3}s, the first caption data is at {first_secs:.3}s"
+    );
+    assert!(groups.iter().all(|g| !g.blocks.is_empty()));
+}
+
+#[test]
+fn the_standin_reads_transport_streams_and_finds_nothing_in_mp4_as_the_real_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = CaptionedKind::H264Ts.make(dir.path(), "a.ts");
+    let mp4 = CaptionedKind::H264Mp4.make(dir.path(), "a.mp4");
+    let wtv = CaptionedKind::Wtv.make(dir.path(), "a.wtv");
+    let run_as = |program: &Path, input: &Path, out: &Path, format: &str| {
+        std::process::Command::new(program)
+            .arg(input)
+            .arg("-o")
+            .arg(out)
+            .arg(format!("-out={format}"))
+            .output()
+            .unwrap()
+    };
+    let run = |program: &Path, input: &Path, out: &Path| run_as(program, input, out, "srt");
+    let exit10 = ccextractor::standin(&dir.path().join(""), Mp4::NoCaptions);
+    let out = dir.path().join("out.srt");
+    let done = run(&exit10, &ts.path, &out);
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let texts: Vec<String> = parse_srt(&std::fs::read_to_string(&out).unwrap())
+        .into_iter()
+        .map(|c| c.2)
+        .collect();
+    assert_eq!(texts.len(), ts.cues.len());
+    for input in [&mp4.path, &wtv.path] {
+        let _ = std::fs::remove_file(&out);
+        let done = run(&exit10, input, &out);
+        assert_eq!(done.status.code(), Some(10), "{}", input.display());
+        assert!(String::from_utf8_lossy(&done.stdout).contains("No captions were found in input"));
+        assert!(!out.exists());
+    }
+    let sub = dir.path().join("null");
+    std::fs::create_dir_all(&sub).unwrap();
+    let null_path = ccextractor::standin(&sub, Mp4::NullPath);
+    let done = run(&null_path, &mp4.path, &out);
+    assert_eq!(done.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&done.stdout)
+        .contains("Error: NULL file path provided to processmp4"));
+    assert!(!out.exists(), "the empty output is deleted");
+    let bad = run_as(&null_path, &mp4.path, &out, "nonsense");
+    assert_eq!(bad.status.code(), Some(7), "a malformed parameter");
+}
+
+#[test]
+fn transport_streams_go_straight_in_and_their_bin_starts_at_the_first_caption() {
+    let s = realistic(Mp4::NoCaptions, r#""srt", "bin""#);
+    let h264 = CaptionedKind::H264Ts.make(&s.input, "h264.ts");
+    let mpeg2 = CaptionedKind::Mpeg2Ts.make(&s.input, "mpeg2.ts");
+    assert!(s.run_once().status.success());
+    let first = first_caption_data_secs(&default_cues());
+    for (name, fixture) in [("h264.ts", &h264), ("mpeg2.ts", &mpeg2)] {
+        let r = s.record(name).unwrap();
+        assert_eq!(r.state, JobState::Succeeded, "{name}: {:?}", r.error);
+        assert_eq!(r.captions.as_deref(), Some("srt,bin (ccextractor)"));
+        srt_holds(&s, name, &fixture.cues);
+        bin_starts_at(&s, name, first, fixture.fps);
+    }
+    let given = inputs_given(&s);
+    assert_eq!(given.len(), 4, "one run per format and file: {given:?}");
+    for input in &given {
+        assert!(
+            input.ends_with("h264.ts") || input.ends_with("mpeg2.ts"),
+            "CCExtractor was given {input}, not the source"
+        );
+    }
+    no_temporaries(&s);
+}
+
+#[test]
+fn wtv_and_mp4_sources_go_through_an_mpeg_ts_copy_of_the_converted_video() {
+    for mp4 in [Mp4::NoCaptions, Mp4::NullPath] {
+        let s = realistic(mp4, r#""srt", "bin""#);
+        let wtv = CaptionedKind::Wtv.make(&s.input, "rec.wtv");
+        let mp4_source = CaptionedKind::H264Mp4.make(&s.input, "clip.mp4");
+        assert!(s.run_once().status.success());
+        let first = first_caption_data_secs(&default_cues());
+        for (name, fixture) in [("rec.wtv", &wtv), ("clip.mp4", &mp4_source)] {
+            let r = s.record(name).unwrap();
+            assert_eq!(r.state, JobState::Succeeded, "{name}: {:?}", r.error);
+            assert_eq!(r.captions.as_deref(), Some("srt,bin (ccextractor)"));
+            srt_holds(&s, name, &fixture.cues);
+            bin_starts_at(&s, name, first, fixture.fps);
+        }
+        let given = inputs_given(&s);
+        assert_eq!(given.len(), 4, "{given:?}");
+        for input in &given {
+            assert!(
+                input.ends_with(".mp4.ccextractor.ts.h264create-tmp"),
+                "CCExtractor was given {input}, not a TS copy of the output"
+            );
+            assert!(!Path::new(input).exists(), "{input} was not removed");
+        }
+        no_temporaries(&s);
+    }
+}
+
+#[test]
+fn an_extractor_that_finds_nothing_in_a_captioned_source_fails_the_job() {
+    // Exit 10, and exit 0 without a file (the real program's two ways of finding nothing).
+    for body in [
+        "echo 'No captions were found in input.'\nexit 10\n",
+        "echo 'Error: NULL file path provided to processmp4'\nexit 0\n",
+    ] {
+        let s = setup(body, r#""srt""#, "max_attempts = 2");
+        let fixture = CaptionedKind::H264Ts.make(&s.input, "news.ts");
+        assert_eq!(s.run_once().status.code(), Some(1));
+        let r = s.record("news.ts").unwrap();
+        assert_eq!(r.state, JobState::Failed);
+        assert_eq!(r.stage.as_deref(), Some("captions"));
+        let error = r.error.unwrap();
+        assert!(
+            error.contains("the source has CC1 captions")
+                && error.contains(&format!("{:?}", fixture.cues[0].text))
+                && error.contains("found none")
+                && error.contains("2 caption attempt"),
+            "{error}"
+        );
+        assert!(s.output_files().is_empty(), "{:?}", s.output_files());
+        no_temporaries(&s);
+    }
 }
 
 fn no_temporaries(s: &Setup) {
@@ -221,4 +402,12 @@ fn shutdown_during_the_caption_stage_leaves_no_child_and_no_sidecar() {
     assert!(sleepers(7322).is_empty());
     assert!(s.output_files().is_empty(), "{:?}", s.output_files());
     assert_eq!(s.record("stop.ts").unwrap().state, JobState::Interrupted);
+}
+
+/// Seconds from the first frame to the first frame whose field-1 pair is not padding, for the
+/// captioned fixtures made with `cues`.
+fn first_caption_data_secs(cues: &[h264_testkit::captions::Cue]) -> f64 {
+    let pairs = encode_608(cues, h264_testkit::captions::DEFAULT_FRAMES);
+    let first = pairs.iter().position(|p| *p != PADDING).unwrap();
+    first as f64 / FPS
 }

@@ -75,6 +75,13 @@
 //! video stream of each ([`has_closed_captions`]) and extracts the cues with
 //! [`extract_with_ffmpeg`]; [`parse_srt`] and [`parse_vtt`] read the result back.
 //!
+//! [`captioned_with`] makes H.264 in MPEG-TS with captions on both fields: CC1 on field 1 and CC3
+//! on field 2 (whose miscellaneous control codes start with `0x15`, [`encode_608_cc3`]),
+//! optionally interlaced, with ATSC's 20 `cc_data` triples a frame, and with a stretch of frames
+//! at twice the frame rate; [`field_cues`] extracts either field with FFmpeg
+//! (`-data_field`). [`captioned_c608_mp4`] makes an MP4 whose captions are in a separate `c608`
+//! track instead of the video.
+//!
 //! ```no_run
 //! use h264_testkit::captions::{captioned_h264_ts, extract_with_ffmpeg, parse_srt};
 //!
@@ -612,11 +619,16 @@ pub fn inject_mpeg2_captions(stream: &[u8], pairs: &[[u8; 2]]) -> Vec<u8> {
 /// H.264 is High profile (`ultrafast` alone gives Constrained Baseline; `8x8dct` makes it High),
 /// like the fixtures in [`crate::fixtures`], so a converter may remux it instead of encoding.
 fn encode_video(h264: bool, frames: u32, out: &Path) {
+    encode_video_with(h264, frames, false, SIZE, out);
+}
+
+/// [`encode_video`] at `size`, interlaced (MBAFF, top field first) when asked (H.264 only).
+fn encode_video_with(h264: bool, frames: u32, interlaced: bool, size: &str, out: &Path) {
     let mut args = os(&[
         "-f",
         "lavfi",
         "-i",
-        &format!("testsrc2=size={SIZE}:rate={FRAME_RATE}"),
+        &format!("testsrc2=size={size}:rate={FRAME_RATE}"),
         "-frames:v",
         &frames.to_string(),
         "-pix_fmt",
@@ -631,7 +643,11 @@ fn encode_video(h264: bool, frames: u32, out: &Path) {
             "-preset",
             "ultrafast",
             "-x264-params",
-            "bframes=0:8x8dct=1",
+            if interlaced {
+                "bframes=0:8x8dct=1:interlaced=1:tff=1"
+            } else {
+                "bframes=0:8x8dct=1"
+            },
             "-profile:v",
             "high",
             "-f",
@@ -677,6 +693,314 @@ fn mux(kind: CaptionedKind, frames: u32, es: &Path, out: &Path) {
     ]));
     args.push(file_arg(out));
     run_ffmpeg(args);
+}
+
+/// Resume caption loading on CC3 (field 2, data channel 1), without parity: field 2's
+/// miscellaneous control codes start with `0x15` where field 1's start with `0x14`.
+pub const RCL_CC3: [u8; 2] = [0x15, 0x20];
+
+/// The field-2 byte pairs that show `cues` as pop-on captions on CC3: [`encode_608`] with the
+/// miscellaneous control codes (RCL, ENM, EOC, EDM) of field 2 (`0x15`); PACs are the same on
+/// both fields.
+pub fn encode_608_cc3(cues: &[Cue], frames: u32) -> Vec<[u8; 2]> {
+    encode_608(cues, frames)
+        .into_iter()
+        .map(|[a, b]| {
+            // 0x14 with odd parity is 0x94; its field-2 twin 0x15 is 0x15.
+            if a == odd_parity(0x14) && (0x20..=0x2F).contains(&(b & 0x7F)) {
+                [odd_parity(0x15), b]
+            } else {
+                [a, b]
+            }
+        })
+        .collect()
+}
+
+/// ATSC A/53 `cc_data` for one frame with a field-1 pair (`0xFC`) and a field-2 pair (`0xFD`);
+/// with `atsc` 18 DTVCC padding triples (`0xFA 0x00 0x00`) follow, for the `cc_count` of 20
+/// that broadcasts send at 29.97 frames/s.
+pub fn cc_data_fields(field1: [u8; 2], field2: [u8; 2], atsc: bool) -> Vec<u8> {
+    let count: u8 = if atsc { 20 } else { 2 };
+    let mut data = vec![0x40 | count, 0xFF, 0xFC, field1[0], field1[1], 0xFD];
+    data.extend([field2[0], field2[1]]);
+    for _ in 2..count {
+        data.extend([0xFA, 0x00, 0x00]);
+    }
+    data.push(0xFF);
+    data
+}
+
+/// What [`captioned_with`] makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captioning {
+    /// Pop-on captions on CC1 (field 1).
+    pub cc1: Vec<Cue>,
+    /// Pop-on captions on CC3 (field 2); empty: field 2 carries padding.
+    pub cc3: Vec<Cue>,
+    /// Number of frames, at [`FRAME_RATE`] nominally.
+    pub frames: u32,
+    /// Interlaced coding (MBAFF, top field first): a converter deinterlaces and re-encodes it.
+    pub interlaced: bool,
+    /// `cc_count` 20 per frame, as ATSC broadcasts send (see [`cc_data_fields`]), instead of 2.
+    pub atsc_cc_count: bool,
+    /// Frames `a..b` come twice as fast (their timestamps half a frame apart), as a stretch of
+    /// 59.94 frames/s inside a 29.97 recording: FFmpeg's default constant frame rate for MP4
+    /// output drops frames there.
+    pub fast_frames: Option<(u32, u32)>,
+    /// Picture size, `WIDTHxHEIGHT`.
+    pub size: String,
+}
+
+impl Default for Captioning {
+    fn default() -> Self {
+        Captioning {
+            cc1: default_cues(),
+            cc3: Vec::new(),
+            frames: DEFAULT_FRAMES,
+            interlaced: false,
+            atsc_cc_count: false,
+            fast_frames: None,
+            size: SIZE.to_owned(),
+        }
+    }
+}
+
+/// A file made by [`captioned_with`], and the cues of both channels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TwoChannelFixture {
+    /// The file.
+    pub path: PathBuf,
+    /// The CC1 cues, times in seconds from the first frame.
+    pub cc1: Vec<ExpectedCue>,
+    /// The CC3 cues, likewise.
+    pub cc3: Vec<ExpectedCue>,
+    /// The time of the first frame that carries CC1 caption bytes other than padding, in
+    /// seconds from the first frame.
+    pub first_cc1_data_secs: f64,
+}
+
+/// The CC3 cues of the two-channel fixtures: Spanish text, offset from CC1's so that both
+/// fields carry characters in the same frames.
+pub fn cc3_cues() -> Vec<Cue> {
+    let cue = |text: &str, start_frame, end_frame| Cue {
+        text: text.to_owned(),
+        start_frame,
+        end_frame,
+    };
+    vec![
+        cue("TERCERA PISTA EN CC3", 30, 62),
+        cue("SEGUNDA LINEA DE CC3", 72, 104),
+        cue("OTRA VEZ\nDOS LINEAS", 114, 146),
+    ]
+}
+
+/// The CC1 cues of the two-channel fixtures: the text issue 20 saw garbled.
+pub fn question_period_cues() -> Vec<Cue> {
+    let cue = |text: &str, start_frame, end_frame| Cue {
+        text: text.to_owned(),
+        start_frame,
+        end_frame,
+    };
+    vec![
+        cue("RT QUESTION PERIOD, FOLKS.", 24, 60),
+        cue("WE ARE LOSING TIME FROM QUESTION", 80, 112),
+        cue("THIRD CUE, TWO LINES\nSTILL IN ORDER", 122, 148),
+    ]
+}
+
+/// H.264 (High profile, no B-frames) with AAC in MPEG-TS, carrying `spec`'s CC1 captions on
+/// field 1 and CC3 captions on field 2 of every frame's `cc_data`.
+pub fn captioned_with(dir: &Path, name: &str, spec: &Captioning) -> TwoChannelFixture {
+    require_ffmpeg();
+    check_name(name);
+    fs::create_dir_all(dir)
+        .unwrap_or_else(|err| panic!("cannot create folder {}: {err}", dir.display()));
+    let field1 = encode_608(&spec.cc1, spec.frames);
+    let field2 = if spec.cc3.is_empty() {
+        vec![PADDING; spec.frames as usize]
+    } else {
+        encode_608_cc3(&spec.cc3, spec.frames)
+    };
+    let raw = dir.join(format!(".{name}.testkit-raw"));
+    let with_cc = dir.join(format!(".{name}.testkit-cc"));
+    let muxed = dir.join(format!(".{name}.testkit-mux"));
+    let part = dir.join(format!(".{name}.testkit-part"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        encode_video_with(true, spec.frames, spec.interlaced, &spec.size, &raw);
+        let es = read(&raw);
+        let cc: Vec<Vec<u8>> = field1
+            .iter()
+            .zip(&field2)
+            .map(|(a, b)| cc_data_fields(*a, *b, spec.atsc_cc_count))
+            .collect();
+        fs::write(&with_cc, inject_h264_sei(&es, &cc))
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", with_cc.display()));
+        match spec.fast_frames {
+            None => mux(CaptionedKind::H264Ts, spec.frames, &with_cc, &part),
+            Some((a, b)) => {
+                mux(CaptionedKind::H264Ts, spec.frames, &with_cc, &muxed);
+                // 90 kHz ticks: frames from `a` on come half a frame (1501.5 ticks) earlier
+                // each, up to `b`.
+                let expr = format!(
+                    "setts=ts=if(lt(N\\,{a})\\,TS\\,if(lt(N\\,{b})\\,TS-(N-{a})*1501.5\\,TS-{}))",
+                    f64::from(b - a) * 1501.5
+                );
+                let mut args = os(&["-i"]);
+                args.push(file_arg(&muxed));
+                args.extend(os(&[
+                    "-map", "0", "-c", "copy", "-bsf:v", &expr, "-f", "mpegts",
+                ]));
+                args.push(file_arg(&part));
+                run_ffmpeg(args);
+            }
+        }
+    }));
+    for f in [&raw, &with_cc, &muxed] {
+        let _ = fs::remove_file(f);
+    }
+    if let Err(panic) = result {
+        let _ = fs::remove_file(&part);
+        std::panic::resume_unwind(panic);
+    }
+    let path = dir.join(name);
+    fs::rename(&part, &path)
+        .unwrap_or_else(|err| panic!("cannot rename to {}: {err}", path.display()));
+    let time = |frame: u32| -> f64 {
+        let f = f64::from(frame);
+        match spec.fast_frames {
+            Some((a, _)) if frame < a => f / FPS,
+            Some((a, b)) if frame < b => f64::from(a) / FPS + (f - f64::from(a)) / (2.0 * FPS),
+            Some((a, b)) => f / FPS - f64::from(b - a) / (2.0 * FPS),
+            None => f / FPS,
+        }
+    };
+    let expected = |cues: &[Cue]| -> Vec<ExpectedCue> {
+        cues.iter()
+            .map(|c| ExpectedCue {
+                text: c.text.clone(),
+                start_secs: time(c.start_frame),
+                end_secs: time(c.end_frame),
+            })
+            .collect()
+    };
+    let first = field1.iter().position(|p| *p != PADDING).unwrap_or(0) as u32;
+    TwoChannelFixture {
+        path,
+        cc1: expected(&spec.cc1),
+        cc3: expected(&spec.cc3),
+        first_cc1_data_secs: time(first),
+    }
+}
+
+/// Rewrites an H.264 Annex B stream with an SEI of [`h264_sei_nal`]`(cc[n])` before the first
+/// slice of the n-th picture (see [`inject_h264_captions`]).
+pub fn inject_h264_sei(stream: &[u8], cc: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stream.len() + cc.len() * 80);
+    let mut pictures = 0usize;
+    for nal in split_annex_b(stream) {
+        let Some(&header) = nal.first() else {
+            continue;
+        };
+        let nal_type = header & 0x1F;
+        let first_slice =
+            matches!(nal_type, 1 | 5) && nal.get(1).is_some_and(|byte| byte & 0x80 != 0);
+        if first_slice {
+            let data = cc.get(pictures).unwrap_or_else(|| {
+                panic!(
+                    "the H.264 stream has more than the {} pictures captioned",
+                    cc.len()
+                )
+            });
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend(h264_sei_nal(data));
+            pictures += 1;
+        }
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    }
+    assert_eq!(pictures, cc.len(), "pictures in the stream vs captioned");
+    out
+}
+
+/// H.264 and AAC in an MP4 file whose CC1 captions ([`default_cues`]) are in a separate
+/// `c608` caption track, not in the video, as Apple's tools and some fragmented-MP4 packagers
+/// write them.
+///
+/// FFmpeg 5.1's `mp4` muxer cannot write such a track ("codec not currently supported in
+/// container"); its QuickTime muxer can, and `-brand isom` gives the file an MP4 major brand.
+/// The captions come from a captioned H.264 TS (`movie=TS[out0+subcc]`, packets copied into the
+/// track), whose video is re-encoded without them (`-a53cc 0`).
+pub fn captioned_c608_mp4(dir: &Path, name: &str) -> CaptionedFixture {
+    check_name(name);
+    let ts_name = format!(".{name}.testkit-ts");
+    let ts = captioned_h264_ts(dir, &ts_name);
+    let part = dir.join(format!(".{name}.testkit-part"));
+    let mut args = os(&["-i"]);
+    args.push(file_arg(&ts.path));
+    args.extend(os(&["-f", "lavfi", "-i", &movie_subcc_graph(&ts.path)]));
+    args.extend(os(&[
+        "-map",
+        "0:v",
+        "-map",
+        "0:a",
+        "-map",
+        "1:1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-x264-params",
+        "bframes=0:8x8dct=1",
+        "-profile:v",
+        "high",
+        "-a53cc",
+        "0",
+        "-c:a",
+        "copy",
+        "-c:s",
+        "copy",
+        "-brand",
+        "isom",
+        "-f",
+        "mov",
+    ]));
+    args.push(file_arg(&part));
+    let result = std::panic::catch_unwind(|| run_ffmpeg(args));
+    let _ = fs::remove_file(&ts.path);
+    if let Err(panic) = result {
+        let _ = fs::remove_file(&part);
+        std::panic::resume_unwind(panic);
+    }
+    let path = dir.join(name);
+    fs::rename(&part, &path)
+        .unwrap_or_else(|err| panic!("cannot rename to {}: {err}", path.display()));
+    CaptionedFixture {
+        path,
+        cues: ts.cues,
+        fps: ts.fps,
+    }
+}
+
+/// Extracts the captions of `field` (0: CC1, 1: CC3) of `video` with FFmpeg, as SubRip cues
+/// ([`parse_srt`]): `ffmpeg -data_field N -f lavfi -i movie=FILE[out0+subcc]`.
+pub fn field_cues(video: &Path, field: u8) -> Vec<(f64, f64, String)> {
+    require_ffmpeg();
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-data_field"])
+        .arg(field.to_string())
+        .args(["-f", "lavfi", "-i"])
+        .arg(movie_subcc_graph(video))
+        .args(["-map", "0:s:0", "-c:s", "srt", "-f", "srt", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("could not run ffmpeg: {err}"));
+    assert!(
+        output.status.success(),
+        "ffmpeg could not extract field {field} of {}: {}",
+        video.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    parse_srt(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// How many frames [`has_closed_captions`] decodes.

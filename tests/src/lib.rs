@@ -7,6 +7,10 @@
 //! being skipped.
 //!
 //! - [`ffmpeg`]: checks that `ffmpeg`/`ffprobe` exist and runs them with readable failures.
+//! - [`captions`]: media with real CEA-608 captions (CC1, CC3, in the video or in a `c608`
+//!   track) made at test time, and their cues read back.
+//! - [`ccextractor`]: a CCExtractor stand-in that behaves like the real program (reads MPEG-TS
+//!   and PS, finds nothing in MP4 and WTV), and an RCWT `.bin` reader.
 //! - [`exposition`]: a strict reader of the Prometheus text exposition format.
 //! - [`fixtures`]: small, fast media made with FFmpeg's `lavfi` sources (interlaced MPEG-2 in
 //!   TS, WTV, H.264 in MP4 and TS, a truncated TS, a zero-byte file, a text file named like a
@@ -42,6 +46,7 @@
 //! ```
 
 pub mod captions;
+pub mod ccextractor;
 pub mod exposition;
 pub mod ffmpeg;
 pub mod fixtures;

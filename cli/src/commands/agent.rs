@@ -265,6 +265,10 @@ fn print_stats(s: &StatsReply, format: Format) {
                 format!("{} ({} since start)", j.retried, c.retried),
             ),
             ("mean speed", format!("{:.2}x", j.mean_speed)),
+            (
+                "captions lost",
+                format!("{} ({} since start)", j.captions_lost, c.captions_lost),
+            ),
             ("alert queue", v.alert_queue_depth.to_string()),
             ("disk", v.disk_text()),
         ]);

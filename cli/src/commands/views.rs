@@ -117,6 +117,7 @@ pub struct CountersView {
     pub mean_speed: f64,
     pub captions_extracted: u64,
     pub no_captions: u64,
+    pub captions_lost: u64,
 }
 
 impl From<&pb::Counters> for CountersView {
@@ -134,6 +135,7 @@ impl From<&pb::Counters> for CountersView {
             mean_speed: c.mean_speed,
             captions_extracted: c.captions_extracted,
             no_captions: c.no_captions,
+            captions_lost: c.captions_lost,
         }
     }
 }
