@@ -167,20 +167,7 @@ pub async fn frames(
         "-of",
         "compact=p=0:nk=1",
     ]);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let program = ffprobe.display().to_string();
-    let mut child = spawn(&mut cmd).map_err(|source| RunError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    let stdout = child.child_mut().stdout.take().expect("stdout is piped");
-    let mut stderr = child.child_mut().stderr.take().expect("stderr is piped");
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
-        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    });
+    let (child, stdout, stderr_task, program) = start_read(&mut cmd)?;
     let mut lines = BufReader::new(stdout).lines();
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
@@ -199,21 +186,7 @@ pub async fn frames(
             _ = cancel.cancelled() => break Err(RunError::Cancelled { program: program.clone() }),
         }
     };
-    if let Err(e) = outcome {
-        let _ = child.terminate(Duration::from_secs(2)).await;
-        return Err(e.into());
-    }
-    let status = child.wait().await.map_err(|source| RunError::Io {
-        program: program.clone(),
-        source,
-    })?;
-    let stderr = stderr_task.await.unwrap_or_default();
-    if !status.success() {
-        return Err(ReadError::Failed {
-            path: path.display().to_string(),
-            why: tail_lines(&stderr, 3),
-        });
-    }
+    finish(child, outcome, stderr_task, &program, path).await?;
     Ok(frames)
 }
 
@@ -476,20 +449,7 @@ async fn stream_bytes(
     cancel: &CancellationToken,
     mut each: impl FnMut(&[u8]),
 ) -> Result<(), ReadError> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-    let mut child = spawn(cmd).map_err(|source| RunError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    let mut stdout = child.child_mut().stdout.take().expect("stdout is piped");
-    let mut stderr = child.child_mut().stderr.take().expect("stderr is piped");
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
-        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    });
+    let (child, mut stdout, stderr_task, program) = start_read(cmd)?;
     let mut buf = vec![0u8; 256 * 1024];
     let outcome = loop {
         tokio::select! {
@@ -502,21 +462,7 @@ async fn stream_bytes(
             _ = cancel.cancelled() => break Err(RunError::Cancelled { program: program.clone() }),
         }
     };
-    if let Err(e) = outcome {
-        let _ = child.terminate(Duration::from_secs(2)).await;
-        return Err(e.into());
-    }
-    let status = child.wait().await.map_err(|source| RunError::Io {
-        program: program.clone(),
-        source,
-    })?;
-    let stderr = stderr_task.await.unwrap_or_default();
-    if !status.success() {
-        return Err(ReadError::Failed {
-            path: path.display().to_string(),
-            why: tail_lines(&stderr, 3),
-        });
-    }
+    finish(child, outcome, stderr_task, &program, path).await?;
     Ok(())
 }
 
@@ -555,6 +501,64 @@ fn parse_line(line: &str, start: f64) -> Option<CcFrame> {
         .filter(carries_608)
         .collect();
     (!triples.is_empty()).then_some(CcFrame { time, triples })
+}
+
+/// Starts `cmd` (its own process group) with stdout piped for the caller and the first 64 KiB
+/// of stderr kept by a task (the rest is drained); returns the child, its stdout, that task and
+/// the program's name.
+fn start_read(
+    cmd: &mut Command,
+) -> Result<
+    (
+        crate::child::Supervised,
+        tokio::process::ChildStdout,
+        tokio::task::JoinHandle<String>,
+        String,
+    ),
+    ReadError,
+> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    let mut child = spawn(cmd).map_err(|source| RunError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let stdout = child.child_mut().stdout.take().expect("stdout is piped");
+    let mut stderr = child.child_mut().stderr.take().expect("stderr is piped");
+    let stderr_task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
+        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    Ok((child, stdout, stderr_task, program))
+}
+
+/// Ends a read started by [`start_read`]: on a failed `outcome` the child's group is stopped;
+/// otherwise its exit is awaited and a failure is reported with the end of its stderr.
+async fn finish(
+    mut child: crate::child::Supervised,
+    outcome: Result<(), RunError>,
+    stderr_task: tokio::task::JoinHandle<String>,
+    program: &str,
+    path: &Path,
+) -> Result<(), ReadError> {
+    if let Err(e) = outcome {
+        let _ = child.terminate(Duration::from_secs(2)).await;
+        return Err(e.into());
+    }
+    let status = child.wait().await.map_err(|source| RunError::Io {
+        program: program.to_owned(),
+        source,
+    })?;
+    let stderr = stderr_task.await.unwrap_or_default();
+    if !status.success() {
+        return Err(ReadError::Failed {
+            path: path.display().to_string(),
+            why: tail_lines(&stderr, 3),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
