@@ -41,7 +41,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
@@ -1282,12 +1281,8 @@ fn finish_failure(
     }
 }
 
-/// Exponential backoff with ±20 % jitter, capped.
+/// The delay before retry `attempt + 1` (the shared [`h264_support::Backoff`]).
 fn backoff(p: &Pipeline, attempt: u32) -> Duration {
     let cfg = &p.config.transcode;
-    let base = cfg.retry_backoff.get().as_secs_f64();
-    let raw = base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
-    let capped = raw.min(cfg.retry_backoff_max.get().as_secs_f64());
-    let jitter = rand::thread_rng().gen_range(0.8..=1.2);
-    Duration::from_secs_f64((capped * jitter).max(0.0))
+    h264_support::Backoff::new(cfg.retry_backoff.get(), cfg.retry_backoff_max.get()).delay(attempt)
 }
