@@ -157,7 +157,7 @@ impl AgentControl for Control {
                     .join(&e.rel)
                     .display()
                     .to_string(),
-                stage: e.stage.unwrap_or_default(),
+                stage: crate::session::messages::job_stage(e.stage.as_deref().unwrap_or_default()),
                 kind: e.kind,
                 message: e.message,
             })
@@ -249,7 +249,7 @@ pub fn stats_reply(a: &Agent) -> Result<StatsReply, crate::journal::JournalError
             let live = job.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
             RunningJob {
                 source: key.to_string(),
-                stage: live.stage,
+                stage: crate::session::messages::job_stage(&live.stage),
                 percent: live.percent,
                 speed: live.speed,
                 attempt: live.attempt,
