@@ -1,8 +1,10 @@
 //! The line of every key of a TOML file, from the spans of `toml`'s own parser
 //! ([`toml::de::DeTable`]): each key (a header's, a dotted key's, an inline table's) and each
-//! item of an array (an array of tables' item is its `[[header]]`) gets the line its span starts
-//! on. The file has been parsed once already by the time this runs, so a text that does not
-//! parse gives no lines rather than an error.
+//! table of an array of tables (its `[[header]]`) gets the line its span starts on. An item of
+//! an array of plain values has no line of its own: a problem with it points at the key that
+//! holds the array, where the operator reads the whole list. The file has been parsed once
+//! already by the time this runs, so a text that does not parse gives no lines rather than an
+//! error.
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
@@ -46,9 +48,12 @@ impl Walk {
             DeValue::Table(table) => self.table(table),
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
+                    let DeValue::Table(table) = item.get_ref() else {
+                        continue;
+                    };
                     self.path.push(Seg::Index(i));
                     self.record(item.span().start);
-                    self.value(item);
+                    self.table(table);
                     self.path.pop();
                 }
             }
@@ -68,7 +73,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_headers_keys_and_items_exactly() {
+    fn finds_headers_keys_and_tables_exactly() {
         let text = r#"
 top = 1
 [agent]
@@ -104,8 +109,8 @@ q = 1
             ("watch[0]", 7),
             ("watch[0].source", 8),
             ("watch[0].extensions", 9),
-            ("watch[0].extensions[0]", 10),
-            ("watch[0].extensions[1]", 11),
+            ("watch[0].extensions[0]", 9),
+            ("watch[0].extensions[1]", 9),
             ("watch[0].note", 13),
             ("watch[0].inline.a", 17),
             ("watch[0].inline.b", 18),
