@@ -1,9 +1,9 @@
 //! A conversion job, one stage per file: [`readiness`] -> [`probe`] (beside the transcode) ->
 //! [`transcode`] -> [`verify`] -> [`captions`] -> [`publish`] -> [`dispose`], on the bounded
-//! worker pool, with retries. [`attempt`] runs the stages in order; [`decide`](mod@decide) says what follows
-//! a failure and [`outcome`] carries it out; [`trace`] is the job's trace; [`registry`] holds the
-//! jobs in flight; [`stage`] names the stages for every output (logs, trace, journal, control
-//! API, events, progress files).
+//! worker pool, with retries. [`attempt`] runs the stages in order; [`decide`](mod@decide)
+//! says what follows a failure and [`outcome`] carries it out; [`trace`] is the job's trace;
+//! [`registry`] holds the jobs in flight; [`stage`] names the stages for every output (logs,
+//! trace, journal, control API, events, progress files).
 //!
 //! # Theory of operation
 //! [`submit`] registers the job in the [`Jobs`] registry (so a key never has two) and spawns it

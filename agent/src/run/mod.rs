@@ -2,14 +2,15 @@
 //!
 //! # Theory of operation
 //! Start-up (`prepare`) checks what the agent cannot work without (state folder, journal,
-//! FFmpeg, watch roots) and fails with a [`FatalError`] naming it. It then cleans up after a crash (leftover
-//! temporaries, jobs the journal says were running), picks the start-up pipeline (the
-//! last-known-good fleet revision over the local file, when there is a controller; see
-//! [`crate::session`]), creates the subsystems' handles (`wire`), starts the watchers and the controller session, queues every source
-//! once, and runs the reconcile tasks. Shutdown is two-phase: cancelling `shutdown` stops intake
-//! and every job (each stops its FFmpeg's process group and records the job as interrupted); then
-//! the agent waits for the jobs up to `shutdown_grace`, logs any that did not stop, and returns.
-//! In `--once` mode the agent stops by itself when nothing is queued, delayed or running.
+//! FFmpeg, watch roots) and fails with a [`FatalError`] naming it. It then cleans up after a
+//! crash (leftover temporaries, jobs the journal says were running), picks the start-up
+//! settings (the last-known-good fleet revision over the local file, when there is a
+//! controller; see [`crate::session`]), creates the subsystems' handles (`wire`), starts the
+//! watchers and the controller session, queues every source once, and runs the reconcile tasks.
+//! Shutdown is two-phase: cancelling `shutdown` stops intake and every job (each stops its
+//! FFmpeg's process group and records the job as interrupted); then the agent waits for the jobs
+//! up to `shutdown_grace`, logs any that did not stop, and returns. In `--once` mode the agent
+//! stops by itself when nothing is queued, delayed or running.
 
 mod error;
 mod options;
