@@ -111,24 +111,18 @@ async fn who_is(addr: &str) -> Result<PingReply, Box<dyn std::error::Error + Sen
     Ok(client.ping(PingRequest {}).await?.into_inner())
 }
 
-/// Serves the control API on `listener` until `shutdown`.
-pub fn serve(
-    listener: tokio::net::TcpListener,
-    view: View,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+/// Serves the control API on `listener` until `shutdown` (the caller spawns it).
+pub async fn serve(listener: tokio::net::TcpListener, view: View, shutdown: CancellationToken) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let service = AgentControlServer::new(Control { view });
-        let result = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(addr = ?local, error = %e, "the control API stopped");
-        }
-    })
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = AgentControlServer::new(Control { view });
+    let result = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+        .await;
+    if let Err(e) = result {
+        tracing::error!(addr = ?local, error = %e, "the control API stopped");
+    }
 }
 
 struct Control {

@@ -68,15 +68,18 @@ use error::chain;
 /// Messages waiting to be sent on the stream.
 const OUTBOX: usize = 64;
 
-/// Starts the session task when `[controller]` names an endpoint; it runs until the agent shuts
-/// down. `revisions` is the state [`startup`] found.
-pub fn spawn(agent: SessionCtx, revisions: Revisions) -> Option<tokio::task::JoinHandle<()>> {
+/// The session task when `[controller]` names an endpoint (the caller spawns it); it runs until
+/// the agent shuts down. `revisions` is the state [`startup`] found.
+pub fn task(
+    agent: SessionCtx,
+    revisions: Revisions,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
     let endpoint = agent.local.controller.endpoint.clone()?;
     if let Err(e) = Endpoint::from_shared(endpoint.clone()) {
         tracing::error!(%endpoint, error = %e, "controller.endpoint is not usable; no fleet session");
         return None;
     }
-    Some(tokio::spawn(run(agent, revisions)))
+    Some(run(agent, revisions))
 }
 
 async fn run(agent: SessionCtx, revisions: Revisions) {
