@@ -22,7 +22,7 @@ const FORMAT: u32 = 1;
 /// One accepted revision, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The layout version ([`FORMAT`]).
+    /// The layout version (`FORMAT`).
     pub format: u32,
     /// The revision's generation.
     pub generation: u64,
@@ -60,7 +60,7 @@ impl Record {
             sha256: sha256.to_ascii_lowercase(),
             rollback,
             highest_accepted,
-            accepted_at_ms: super::now_ms(),
+            accepted_at_ms: now_ms(),
             canonical: canonical.to_owned(),
             signer_key: None,
             signature: None,
@@ -163,6 +163,14 @@ pub fn set_aside(state_dir: &Path) -> Option<PathBuf> {
     let from = path(state_dir);
     let to = state_dir.join(format!("{FILE_NAME}.damaged"));
     std::fs::rename(&from, &to).ok().map(|()| to)
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
