@@ -38,6 +38,12 @@
 //! otlp_endpoint = "http://127.0.0.1:4317"
 //! otlp_protocol = "grpc"     # or "http/protobuf"
 //! metrics_listen = "127.0.0.1:9464"
+//!
+//! # Optional: job history kept (at least 1d), and the web console (off without listen).
+//! [history]
+//! keep = "90d"
+//! [web]
+//! listen = "127.0.0.1:8443"
 //! ```
 //!
 //! `deploy/examples/controller.toml` is a complete example.
@@ -78,6 +84,11 @@ pub struct ControllerConfig {
     pub max_agents: usize,
     /// How many revisions are kept (the stable one and those agents run are never pruned).
     pub revisions_kept: usize,
+    /// `[history] keep`: job attempts older than this are deleted (at least a day).
+    pub history_keep: Duration,
+    /// `[web] listen`: where the web console is served (with the same TLS as the API); none:
+    /// not served.
+    pub web_listen: Option<SocketAddr>,
 }
 
 /// The controller's TLS material.
@@ -166,11 +177,26 @@ impl ControllerConfig {
             insecure_plaintext: false,
             max_agents: 10_000,
             revisions_kept: 100,
+            history_keep: crate::history::DEFAULT_KEEP,
+            web_listen: None,
         }
     }
 
-    /// Refuses plaintext on an address other than loopback unless `insecure_plaintext`.
+    /// Refuses plaintext on an address other than loopback unless `insecure_plaintext` (the
+    /// API's and the web console's).
     pub fn check_transport(&self) -> Result<(), ConfigError> {
+        if let Some(web) = self.web_listen {
+            if self.tls.is_none() && !web.ip().is_loopback() && !self.insecure_plaintext {
+                return Err(ConfigError::Invalid {
+                    key: "web.listen",
+                    message: format!(
+                        "{web} is not a loopback address and TLS is off: the console's logins \
+                         would cross the network in clear; set tls_cert and tls_key (the console \
+                         uses the API's certificate), or listen on 127.0.0.1"
+                    ),
+                });
+            }
+        }
         if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.insecure_plaintext {
             return Err(ConfigError::Invalid {
                 key: "listen",
@@ -203,6 +229,15 @@ struct FileConfig {
     /// Read on its own by [`h264_config::parse_alerts_section`], key by key.
     alerts: Option<toml::Value>,
     telemetry: Option<TelemetryFile>,
+    history: Option<crate::history::HistoryFile>,
+    web: Option<WebFile>,
+}
+
+/// `[web]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebFile {
+    listen: Option<String>,
 }
 
 /// Why the configuration cannot be used.
@@ -302,6 +337,8 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
             insecure_plaintext: None,
             alerts: None,
             telemetry: None,
+            history: None,
+            web: None,
         },
     };
     let listen = overrides
@@ -359,6 +396,18 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
             });
         }
         config.revisions_kept = n;
+    }
+    if let Some(h) = &parsed.history {
+        config.history_keep = h.keep().map_err(|message| ConfigError::Invalid {
+            key: "history.keep",
+            message,
+        })?;
+    }
+    if let Some(text) = parsed.web.and_then(|w| w.listen) {
+        config.web_listen = Some(text.parse().map_err(|_| ConfigError::Invalid {
+            key: "web.listen",
+            message: format!("`{text}` is not an address like 127.0.0.1:8443"),
+        })?);
     }
     let cert = overrides.tls_cert.or(parsed.tls_cert);
     let key = overrides.tls_key.or(parsed.tls_key);

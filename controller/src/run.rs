@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
 use crate::config::ControllerConfig;
+use crate::history::HistorySink;
 use crate::persist::Persister;
 use crate::registry::{Registry, RECENT_EVENTS};
 use crate::rollout::{Rollouts, SystemClock};
@@ -248,6 +249,9 @@ impl Bound {
         let engine_stop = CancellationToken::new();
         let engine_task =
             tokio::spawn(crate::rollout::drive(rollouts.clone(), engine_stop.clone()));
+        let history_stop = CancellationToken::new();
+        let (history, history_task) =
+            HistorySink::start(store.clone(), config.history_keep, history_stop.clone());
         let tracker = TaskTracker::new();
         let sessions = Sessions::new(
             registry.clone(),
@@ -256,7 +260,8 @@ impl Bound {
             tracker.clone(),
         )
         .require_certificates(client_certs)
-        .max_agents(config.max_agents);
+        .max_agents(config.max_agents)
+        .history(history);
         let admin = Admin::new(
             registry.clone(),
             store,
@@ -304,6 +309,8 @@ impl Bound {
         }
         engine_stop.cancel();
         let _ = engine_task.await;
+        history_stop.cancel();
+        let _ = history_task.await;
         persist_stop.cancel();
         if let Err(e) = persist_task.await {
             tracing::error!(error = %e, "the persister failed");
