@@ -136,6 +136,44 @@ struct Report {
     media_secs: Option<f64>,
     /// The attempt's wall time in seconds.
     wall_secs: Option<f64>,
+    /// What the caption stage did, and whether captions of the source were lost (converted).
+    captions: Option<(String, bool)>,
+    /// Wall time per stage, in seconds (converted).
+    stage_secs: Vec<(&'static str, f64)>,
+}
+
+impl Report {
+    /// The attempt's job history record; none when no attempt started.
+    fn history(&self, source: &Path) -> Option<h264_proto::v1::JobAttempt> {
+        let (captions, captions_lost) = self.captions.clone().unwrap_or_default();
+        Some(h264_proto::v1::JobAttempt {
+            ended_at_ms: crate::session::now_ms(),
+            file: source.display().to_string(),
+            generation: self.generation?,
+            outcome: self.outcome?.to_string(),
+            failed_stage: self.failed_stage.unwrap_or_default().to_string(),
+            message: self.error.clone().unwrap_or_default(),
+            attempt: self.attempt?,
+            rung: self
+                .rung
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_default(),
+            mode: self.mode.unwrap_or_default().to_string(),
+            bytes_in: self.source_size.unwrap_or_default(),
+            bytes_out: self.output_size.unwrap_or_default(),
+            media_secs: self.media_secs.unwrap_or_default(),
+            wall_secs: self.wall_secs.unwrap_or_default(),
+            queue_secs: self.queue_wait.map(|d| d.as_secs_f64()).unwrap_or_default(),
+            stage_secs: self
+                .stage_secs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            captions,
+            captions_lost,
+            ..Default::default()
+        })
+    }
 }
 
 impl Report {
@@ -305,6 +343,7 @@ pub fn submit(
             agent.queue.add_after(key.clone(), delay);
         }
         report.record(&job_span, &key.path(), &output);
+        crate::session::history::attempt_ended(&agent, report.history(&key.path()));
     };
     tracker.spawn(job.instrument(span));
 }
@@ -395,6 +434,11 @@ async fn run(
             agent.emit(event);
             report.outcome = Some("converted");
             report.output_size = Some(done.bytes_out);
+            report.captions = Some((done.captions.clone(), done.caption_warning.is_some()));
+            report.stage_secs = vec![
+                ("transcode", done.transcode_secs),
+                ("captions", done.captions_secs),
+            ];
             agent
                 .metrics
                 .job_ended("converted", wall_secs, done.bytes_in, done.bytes_out);

@@ -177,6 +177,7 @@ pub async fn run(
             .as_ref()
             .map(crate::metrics::JobMetrics::new)
             .unwrap_or_default(),
+        history: crate::session::history::open_for(&config),
         config,
     });
     if let Some(meter) = &options.meter {

@@ -181,6 +181,8 @@ pub struct Agent {
     pub events: tokio::sync::broadcast::Sender<JobEvent>,
     /// Where jobs record their outcome, duration and bytes (no-ops without telemetry).
     pub metrics: crate::metrics::JobMetrics,
+    /// Job history records waiting for the controller; none without a controller.
+    pub history: Option<crate::session::history::Outbox>,
 }
 
 impl Agent {

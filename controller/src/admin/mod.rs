@@ -27,8 +27,8 @@ use h264_proto::v1::{
     ApplyReply, ApplyRequest, AssignReply, AssignRequest, CreateTokenReply, CreateTokenRequest,
     DeleteAgentReply, DeleteAgentRequest, DescribeAgentRequest, LabelRequest, ListAgentsReply,
     ListAgentsRequest, ListAuditReply, ListAuditRequest, ListJobsReply, ListJobsRequest,
-    ListRevisionsReply, ListRevisionsRequest, ReportReply, ReportRequest,
-    RolloutRequest, RolloutStatus, WatchFleetRequest, WhoAmIReply, WhoAmIRequest,
+    ListRevisionsReply, ListRevisionsRequest, ReportReply, ReportRequest, RolloutRequest,
+    RolloutStatus, WatchFleetRequest, WhoAmIReply, WhoAmIRequest,
 };
 use h264_trust::Role;
 use tokio_util::sync::CancellationToken;

@@ -72,23 +72,35 @@ impl std::fmt::Debug for Batch {
 
 /// A record fit to store (strings bounded, outcome known, time sane), or why not.
 pub fn check_record(mut r: JobAttempt, now: i64) -> Result<JobAttempt, String> {
-    if r.id.is_empty()
-        || r.id.len() > MAX_SHORT
-        || !r.id.chars().all(|c| c.is_ascii_graphic())
-    {
-        return Err(format!("record id `{}` is not 1-{MAX_SHORT} printable ASCII characters", r.id.escape_debug()));
+    if r.id.is_empty() || r.id.len() > MAX_SHORT || !r.id.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "record id `{}` is not 1-{MAX_SHORT} printable ASCII characters",
+            r.id.escape_debug()
+        ));
     }
     if !OUTCOMES.contains(&r.outcome.as_str()) {
-        return Err(format!("record {}: unknown outcome `{}`", r.id, r.outcome.escape_debug()));
+        return Err(format!(
+            "record {}: unknown outcome `{}`",
+            r.id,
+            r.outcome.escape_debug()
+        ));
     }
     if r.stage_secs.len() > MAX_STAGES {
-        return Err(format!("record {}: more than {MAX_STAGES} stage timings", r.id));
+        return Err(format!(
+            "record {}: more than {MAX_STAGES} stage timings",
+            r.id
+        ));
     }
     // A clock far ahead would keep the record past retention and skew every window.
     r.ended_at_ms = r.ended_at_ms.clamp(0, now + 60_000);
     r.file = bounded(r.file, MAX_TEXT);
     r.message = bounded(r.message, MAX_TEXT);
-    for s in [&mut r.failed_stage, &mut r.rung, &mut r.mode, &mut r.captions] {
+    for s in [
+        &mut r.failed_stage,
+        &mut r.rung,
+        &mut r.mode,
+        &mut r.captions,
+    ] {
         *s = bounded(std::mem::take(s), MAX_SHORT);
     }
     r.stage_secs = r

@@ -209,6 +209,8 @@ mod tests {
     fn groupings_are_named() {
         assert_eq!(GroupBy::parse("").unwrap(), GroupBy::All);
         assert_eq!(GroupBy::parse("day").unwrap(), GroupBy::Day);
-        assert!(GroupBy::parse("week").unwrap_err().contains("agent, revision"));
+        assert!(GroupBy::parse("week")
+            .unwrap_err()
+            .contains("agent, revision"));
     }
 }
