@@ -8,6 +8,7 @@
 //! [`persist`] writes the registry back behind them; [`rollout`] moves a revision through
 //! canary and percentage steps behind health gates; [`run`] wires it all on one listener;
 //! [`metrics`] observes the registry and the rollouts for Prometheus and OTLP. Trust:
+//! [`web`] serves the console (`[web] listen`) over the admin API.
 //! [`history`] takes in the agents' job history records and keeps them for reports.
 //! [`listen`] accepts connections (TLS, the peer's certificate identity) and [`auth`] decides
 //! who may call what (tokens, operator certificates, roles).
@@ -30,6 +31,7 @@ pub mod run;
 pub mod selector;
 pub mod session;
 pub mod store;
+pub mod web;
 
 pub use config::ControllerConfig;
 pub use run::{bind, run, Bound, ControllerError};

@@ -189,6 +189,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Converted attempts since `since_ms` per speed bucket (a quarter of real time wide):
+    /// each bucket's lower bound and count, slowest first.
+    pub fn speed_histogram(&self, since_ms: i64) -> Result<Vec<(f64, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT CAST(media_secs / wall_secs * 4 AS INTEGER) AS b, count(*)
+                 FROM history WHERE ended_at_ms >= ?1 AND outcome = 'converted' AND wall_secs > 0
+                 GROUP BY b ORDER BY b",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![since_ms], |r| {
+                Ok((r.get::<_, i64>(0)? as f64 / 4.0, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
