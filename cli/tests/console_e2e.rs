@@ -12,6 +12,7 @@ mod bins;
 #[path = "../../controller/tests/support/controller.rs"]
 mod controller;
 #[path = "support/fleet_agent.rs"]
+#[allow(dead_code)]
 mod fleet_agent;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,10 @@ use serde_json::{json, Value};
 const INSTALL: &str =
     "install Chromium and its WebDriver: `apt-get install chromium chromium-driver` \
      (scripts/ensure-deps.sh does it)";
+
+/// Disk thresholds in bytes, so a shared build machine's nearly full disk does not pause
+/// intake (the default critical level is 5 %).
+const DISK: &str = "[disk]\nwarn = \"2GB\"\ncritical = \"1GB\"\n";
 
 fn fleetctl(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
@@ -223,7 +228,7 @@ async fn viewer_watches_a_rollout_and_operator_undoes_it_in_a_real_browser() {
     let base = format!("http://127.0.0.1:{web_port}");
     let agents: Vec<FleetAgent> = ["studio-a", "studio-b"]
         .iter()
-        .map(|id| FleetAgent::start(id, &url, false, &[]))
+        .map(|id| FleetAgent::start_with(id, &url, false, &[], DISK))
         .collect();
     wait_agents(&url, "connected agents", |a| a["connected"] == true);
     ok(fleetctl(
@@ -247,7 +252,7 @@ async fn viewer_watches_a_rollout_and_operator_undoes_it_in_a_real_browser() {
         &["token", "create", "--name", "ops", "--role", "operator"],
     ));
     // A recording whose name looks like markup: the console must show it as text.
-    Fixture::H264Ts.copy_to(&agents[1].input, "<i>evil</i>.ts");
+    Fixture::H264Ts.copy_to(&agents[1].input, "<img src=x onerror=alert(1)>.ts");
 
     let client = browser(driver.1, &chromium).await;
 
@@ -292,6 +297,15 @@ async fn viewer_watches_a_rollout_and_operator_undoes_it_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(same, json!(true), "the rollout advanced without a reload");
+    // Promoted (by an admin, from the CLI): the viewer sees it finish, live.
+    ok(fleetctl(&url, &["rollout", "promote"]));
+    until(&client, "the rollout succeeded, live", |s| {
+        s.contains("data-phase=\"Succeeded\"").then_some(())
+    })
+    .await;
+    wait_agents(&url, "every agent on generation 2", |a| {
+        a["sync"] == "synced" && a["running_generation"] == 2
+    });
     let shot = client.screenshot().await.unwrap();
     std::fs::write(artefact("console-rollout-viewer.png"), shot).unwrap();
     let refused = client
@@ -304,16 +318,26 @@ async fn viewer_watches_a_rollout_and_operator_undoes_it_in_a_real_browser() {
     assert_eq!(refused, json!(403), "no CSRF token, no action");
 
     // The job history shows the file name as text.
-    client.goto(&format!("{base}/jobs?since=1h")).await.unwrap();
-    let jobs = until(&client, "the converted file", |s| {
-        s.contains("&lt;i&gt;evil&lt;/i&gt;.ts").then_some(s)
-    })
-    .await;
+    let jobs_url = format!("{base}/jobs?since=1h&agent=studio-b");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let jobs = loop {
+        client.goto(&jobs_url).await.unwrap();
+        let s = client.source().await.unwrap();
+        if s.contains("&lt;img src=x onerror=alert(1)&gt;.ts") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job history page never listed the file; it shows:\n{s}\n{}",
+            agents[1].log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     assert!(
-        !jobs.contains("<i>evil</i>"),
+        !jobs.contains("<img src=x"),
         "markup from an agent is escaped"
     );
-    assert!(client.find(Locator::Css("#jobs i")).await.is_err());
+    assert!(client.find(Locator::Css("#jobs img")).await.is_err());
 
     // The operator undoes the rollout.
     logout(&client).await;

@@ -19,6 +19,10 @@ use h264_testkit::fixtures::Fixture;
 use h264_testkit::wait::wait_for;
 use serde_json::Value;
 
+/// Disk thresholds in bytes, so a shared build machine's nearly full disk does not pause
+/// intake (the default critical level is 5 %).
+const DISK: &str = "[disk]\nwarn = \"2GB\"\ncritical = \"1GB\"\n";
+
 fn fleetctl(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetctl"))
         .args(args)
@@ -38,7 +42,7 @@ fn an_offline_agent_delivers_its_history_and_the_cli_reports_it() {
     let bin = bins::workspace_bin("h264-controller", "h264-controller");
     let mut c = ControllerProcess::start(&bin, &dir.path().join("state"));
     let url = c.url();
-    let agent = FleetAgent::start("studio-h", &url, false, &[]);
+    let agent = FleetAgent::start_with("studio-h", &url, false, &[], DISK);
     wait_for(
         "the agent to connect",
         Duration::from_secs(30),

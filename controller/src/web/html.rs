@@ -232,14 +232,16 @@ pub fn rollout(r: &RolloutStatus, role: Role) -> String {
                 "Abort the rollout and put the fleet back on the stable revision?",
             ));
         }
-        out.push_str(&action(
-            "Undo",
-            "/api/rollout/undo",
-            &format!(
-                "Undo: put the whole fleet back on generation {}?",
-                r.stable_generation
-            ),
-        ));
+        if !active {
+            out.push_str(&action(
+                "Undo",
+                "/api/rollout/undo",
+                &format!(
+                    "Undo: put the whole fleet back on generation {}?",
+                    r.stable_generation
+                ),
+            ));
+        }
         out.push_str("</p>");
     }
     out
