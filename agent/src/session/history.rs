@@ -24,8 +24,6 @@ use prost::Message as _;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, Notify};
 
-use crate::state::Agent;
-
 /// The outbox's file name inside `state_dir`.
 pub const FILE_NAME: &str = "history-outbox.sqlite3";
 /// Records kept at most while the controller is away (the oldest are dropped past it).
@@ -203,8 +201,8 @@ pub fn open_for(config: &h264_config::AgentConfig) -> Option<Outbox> {
 
 /// Keeps the record of an attempt that ended (the hook jobs call); `None` (no attempt was
 /// made) does nothing.
-pub fn attempt_ended(agent: &Agent, record: Option<JobAttempt>) {
-    let (Some(outbox), Some(record)) = (agent.history.as_ref(), record) else {
+pub fn attempt_ended(outbox: Option<&Outbox>, record: Option<JobAttempt>) {
+    let (Some(outbox), Some(record)) = (outbox, record) else {
         return;
     };
     if let Err(e) = outbox.push(record) {
