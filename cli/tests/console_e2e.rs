@@ -348,13 +348,22 @@ async fn viewer_watches_a_rollout_and_operator_undoes_it_in_a_real_browser() {
             .then_some(())
     })
     .await;
-    client
-        .find(Locator::Css("button[data-action=\"/api/rollout/undo\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // The live view replaces the section every few seconds: a button found just before may be
+    // gone by the click, so find and click again.
+    let mut clicked = false;
+    for _ in 0..20 {
+        let button = client
+            .find(Locator::Css("button[data-action=\"/api/rollout/undo\"]"))
+            .await;
+        if let Ok(b) = button {
+            if b.click().await.is_ok() {
+                clicked = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(clicked, "the undo button could not be pressed");
     let question = text_of(&client, "#confirm-text").await;
     assert!(question.contains("generation 1"), "{question}");
     client
