@@ -7,6 +7,7 @@ mod bins;
 #[path = "../../controller/tests/support/controller.rs"]
 mod controller;
 #[path = "support/fleet_agent.rs"]
+#[allow(dead_code)] // each test binary uses a different part
 mod fleet_agent;
 
 use std::path::Path;

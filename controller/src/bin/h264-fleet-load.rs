@@ -12,10 +12,10 @@
 //!    every agent (each agent ACKs it and reports one failed job); the failure-rate gate fails
 //!    and the controller assigns the stable revision to every agent at once. Measured: from the
 //!    failed gate (its timestamp in the rollout status) to each agent's ACK of the stable
-//!    revision: p50, p99, max;
-//! 3b. with `--history-per-second R`: the fan-out rounds again while every agent sends R job
-//!    history records a second (one per message, at random times), side by side with the
-//!    rounds without; then how many records were offered and stored;
+//!    revision: p50, p99, max; with `--history-per-second R`, the fan-out rounds run again
+//!    while every agent sends R job history records a second (one per message, at random
+//!    times), side by side with the rounds without; then how many records were offered and
+//!    stored;
 //! 4. stats ingest: every agent sends stats as fast as the session's flow control lets it for
 //!    `--stats-seconds`, then a marker; the rate is every message sent divided by the time until
 //!    the controller holds every agent's marker (so nothing still queued is counted as done).

@@ -126,20 +126,20 @@ async fn render(c: &Console, login: &Login) -> Option<Vec<Event>> {
 }
 
 /// The login of a mutating request whose CSRF token and origin check out.
-fn mutation(c: &Console, headers: &HeaderMap) -> Result<Login, Response> {
+fn mutation(c: &Console, headers: &HeaderMap) -> Result<Login, Box<Response>> {
     let login = c
         .login(headers)
-        .ok_or_else(|| (StatusCode::UNAUTHORIZED, "log in first").into_response())?;
+        .ok_or_else(|| Box::new((StatusCode::UNAUTHORIZED, "log in first").into_response()))?;
     let sent = headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !session::same(sent, &login.csrf) {
-        return Err((
+        let refused = (
             StatusCode::FORBIDDEN,
             "missing or wrong CSRF token: reload the page",
-        )
-            .into_response());
+        );
+        return Err(Box::new(refused.into_response()));
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = headers
@@ -148,7 +148,9 @@ fn mutation(c: &Console, headers: &HeaderMap) -> Result<Login, Response> {
             .unwrap_or("");
         let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
         if origin_host != host {
-            return Err((StatusCode::FORBIDDEN, "cross-origin request refused").into_response());
+            return Err(Box::new(
+                (StatusCode::FORBIDDEN, "cross-origin request refused").into_response(),
+            ));
         }
     }
     Ok(login)
@@ -162,7 +164,7 @@ pub async fn agent_action(
 ) -> Response {
     let login = match mutation(&c, &headers) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = match verb.as_str() {
         "pause" => agent_control_request::Body::Pause(PauseRequest {
@@ -185,7 +187,7 @@ pub async fn agent_action(
 pub async fn rollout_action(State(c): S, headers: HeaderMap, Path(verb): Path<String>) -> Response {
     let login = match mutation(&c, &headers) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     use rollout_request::Verb;
     let v = match verb.as_str() {
