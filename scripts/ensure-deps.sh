@@ -2,8 +2,10 @@
 # Makes sure what building and testing h264create needs is present: cargo with the rustfmt and
 # clippy components, FFmpeg's `ffmpeg` and `ffprobe` on PATH, Python 3 with `aiosmtpd` (the
 # real SMTP server the alert tests run on loopback), and what the packaging and deployment tests
-# use: cargo-deb (`cargo install`), cargo-deny (the dependency policy, `cargo install`), dpkg-deb, `systemd-analyze` (Debian's systemd package) and
-# the Python package `kubernetes-validate` (with the Kubernetes schemas it ships).
+# use: cargo-deb (`cargo install`), cargo-deny (the dependency policy, `cargo install`), dpkg-deb,
+# `systemd-analyze` (Debian's systemd package) and the Python package `kubernetes-validate` (with
+# the Kubernetes schemas it ships); and for the web console's browser test, Debian's `chromium`
+# and `chromium-driver` (apt-get).
 #
 # FFmpeg is installed with apt-get when it is missing on Debian/Ubuntu (as root, or through
 # `sudo -n` when that works without a password); rustfmt and clippy with `rustup component add`;
@@ -163,6 +165,16 @@ if ((${#missing_debs[@]})); then
             "them with: sudo apt-get install -y ${missing_debs[*]}"
 fi
 
+# Headless Chromium and its WebDriver run the web console's browser test (cli/tests/console_e2e.rs).
+missing_browser=()
+have chromium || have chromium-browser || missing_browser+=(chromium)
+have chromedriver || missing_browser+=(chromium-driver)
+if ((${#missing_browser[@]})); then
+    apt_install "${missing_browser[@]}" ||
+        fail "missing: ${missing_browser[*]} (the web console's browser test). Install them" \
+            "with: sudo apt-get install -y chromium chromium-driver"
+fi
+
 # cargo-deb builds the package (scripts/package.sh installs it too, the same way).
 CARGO_DEB_VERSION="${CARGO_DEB_VERSION:-^3.6}"
 if ! cargo deb --version >/dev/null 2>&1; then
@@ -192,4 +204,5 @@ say "found cargo, rustfmt, clippy, $(ffmpeg -hide_banner -version | head -n 1 | 
     "ffprobe, Python's aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')," \
     "$(cargo deb --version 2>/dev/null | head -n 1), $(cargo deny --version 2>/dev/null)," \
     "$(systemd-analyze --version | head -n 1)," \
+    "$(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)," \
     "kubernetes-validate $(python3 -c 'import kubernetes_validate.version as v; print(v.__version__)' 2>/dev/null)"

@@ -36,6 +36,10 @@ enum Command {
     Rollout(commands::rollout::RolloutArgs),
     /// The fleet at a glance; --watch follows it live.
     Status(commands::status::StatusArgs),
+    /// The job history across the fleet: any file's attempts, newest first.
+    Jobs(commands::jobs::JobsArgs),
+    /// What the fleet converted: files, failures, hours of media, bytes, speed, captions.
+    Report(commands::report::ReportArgs),
     /// Ping, pause, resume, stats, errors of one agent (through the controller or directly).
     Agent(commands::agent::AgentArgs),
     /// Validate, hash and migrate configuration files.
@@ -79,6 +83,8 @@ fn main() -> ExitCode {
         Command::Assign(args) => commands::assign::run(c, args),
         Command::Rollout(args) => commands::rollout::run(c, args),
         Command::Status(args) => commands::status::run(c, args),
+        Command::Jobs(args) => commands::jobs::run(c, args),
+        Command::Report(args) => commands::report::run(c, args),
         Command::Agent(args) => commands::agent::run(c, args),
         Command::Config(cmd) => commands::config::run(cmd),
         Command::Label(args) => commands::trust::label(c, args),

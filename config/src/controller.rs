@@ -55,7 +55,31 @@ pub struct ControllerFile {
     pub alerts: Alerts,
     /// `[telemetry]`.
     pub telemetry: ControllerTelemetry,
+    /// `[history]`: the job history the controller keeps.
+    pub history: ControllerHistory,
+    /// `[web]`: the web console (off without `listen`).
+    pub web: ControllerWeb,
 }
+
+/// The controller's `[history]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ControllerHistory {
+    /// Job attempts older than this are deleted (at least [`MIN_HISTORY_KEEP`]; default 90d).
+    pub keep: Option<HumanDuration>,
+}
+
+/// The controller's `[web]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ControllerWeb {
+    /// Where the console is served, `host:port` (with the admin API's TLS).
+    pub listen: Option<String>,
+}
+
+/// The shortest `[history] keep` accepted: a typo (`keep = "90s"`) must not delete the fleet's
+/// history.
+pub const MIN_HISTORY_KEEP: Duration = Duration::from_secs(86_400);
 
 /// The controller's `[telemetry]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -124,6 +148,8 @@ fn known_keys(parent: &[Seg]) -> Option<&'static [&'static str]> {
         [] => field_names::<ControllerFile>(),
         [Seg::Key(s)] if s == "alerts" => field_names::<Alerts>(),
         [Seg::Key(s)] if s == "telemetry" => field_names::<ControllerTelemetry>(),
+        [Seg::Key(s)] if s == "history" => field_names::<ControllerHistory>(),
+        [Seg::Key(s)] if s == "web" => field_names::<ControllerWeb>(),
         [Seg::Key(a), Seg::Key(e)] if a == "alerts" && e == "email" => field_names::<Email>(),
         _ => return None,
     })
@@ -174,6 +200,15 @@ fn validate(file: &ControllerFile, checks: Checks) -> Vec<Problem> {
             out.push(Problem::error("telemetry.metrics_listen", message));
         }
     }
+    if file.history.keep.is_some_and(|d| d.get() < MIN_HISTORY_KEEP) {
+        let hint = "history older than keep is deleted; 90d is the default";
+        out.push(Problem::error("history.keep", "must be at least 1d").with_hint(hint));
+    }
+    if let Some(addr) = &file.web.listen {
+        if let Err(message) = parse_listen(addr, "127.0.0.1:8443") {
+            out.push(Problem::error("web.listen", message));
+        }
+    }
     out
 }
 
@@ -218,7 +253,8 @@ mod tests {
                     [alerts]\nqueue_limt = 5\nretry_backoff = \"soon\"\n\
                     [alerts.email]\nsmtp = \"mail.example.org\"\nfrom = \"nobody\"\nto = []\n\
                     [telemetry]\notlp_endpoint = \"127.0.0.1:4317\"\nmetrics = true\n\
-                    metrics_listen = \"everywhere\"\n";
+                    metrics_listen = \"everywhere\"\n[history]\nkeep = \"90s\"\n\
+                    [web]\nlisten = \"console\"\n";
         let found = problems(text);
         let keys: Vec<(&str, Option<usize>)> =
             found.iter().map(|p| (p.key.as_str(), p.line)).collect();
@@ -236,6 +272,8 @@ mod tests {
             ("telemetry.otlp_endpoint", 15),
             ("telemetry.metrics", 16),
             ("telemetry.metrics_listen", 17),
+            ("history.keep", 19),
+            ("web.listen", 21),
         ] {
             assert!(
                 keys.contains(&(key, Some(line))),

@@ -39,6 +39,12 @@
 //! otlp_endpoint = "http://127.0.0.1:4317"
 //! otlp_protocol = "grpc"     # or "http/protobuf"
 //! metrics_listen = "127.0.0.1:9464"
+//!
+//! # Optional: job history kept (at least 1d), and the web console (off without listen).
+//! [history]
+//! keep = "90d"
+//! [web]
+//! listen = "127.0.0.1:8443"
 //! ```
 //!
 //! `deploy/examples/controller.toml` is a complete example.
@@ -81,6 +87,11 @@ pub struct ControllerConfig {
     pub max_agents: usize,
     /// How many revisions are kept (the stable one and those agents run are never pruned).
     pub revisions_kept: usize,
+    /// `[history] keep`: job attempts older than this are deleted (at least a day).
+    pub history_keep: Duration,
+    /// `[web] listen`: where the web console is served (with the same TLS as the API); none:
+    /// not served.
+    pub web_listen: Option<SocketAddr>,
 }
 
 /// The controller's TLS material.
@@ -126,11 +137,26 @@ impl ControllerConfig {
             insecure_plaintext: false,
             max_agents: 10_000,
             revisions_kept: 100,
+            history_keep: crate::history::DEFAULT_KEEP,
+            web_listen: None,
         }
     }
 
-    /// Refuses plaintext on an address other than loopback unless `insecure_plaintext`.
+    /// Refuses plaintext on an address other than loopback unless `insecure_plaintext` (the
+    /// API's and the web console's).
     pub fn check_transport(&self) -> Result<(), ConfigError> {
+        if let Some(web) = self.web_listen {
+            if self.tls.is_none() && !web.ip().is_loopback() && !self.insecure_plaintext {
+                return Err(ConfigError::Invalid {
+                    key: "web.listen",
+                    message: format!(
+                        "{web} is not a loopback address and TLS is off: the console's logins \
+                         would cross the network in clear; set tls_cert and tls_key (the console \
+                         uses the API's certificate), or listen on 127.0.0.1"
+                    ),
+                });
+            }
+        }
         if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.insecure_plaintext {
             return Err(ConfigError::Invalid {
                 key: "listen",
@@ -238,6 +264,18 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
     config.events_kept = parsed.events_kept.unwrap_or(config.events_kept);
     config.max_agents = parsed.max_agents.unwrap_or(config.max_agents);
     config.revisions_kept = parsed.revisions_kept.unwrap_or(config.revisions_kept);
+    if let Some(keep) = parsed.history.keep {
+        config.history_keep = keep.get();
+    }
+    if let Some(text) = parsed.web.listen {
+        config.web_listen =
+            Some(
+                parse_listen(&text, "127.0.0.1:8443").map_err(|message| ConfigError::Invalid {
+                    key: "web.listen",
+                    message,
+                })?,
+            );
+    }
     let cert = overrides.tls_cert.or(parsed.tls_cert);
     let key = overrides.tls_key.or(parsed.tls_key);
     let client_ca = overrides.client_ca.or(parsed.client_ca);

@@ -8,6 +8,8 @@
 //! [`persist`] writes the registry back behind them; [`rollout`] moves a revision through
 //! canary and percentage steps behind health gates; [`run`] wires it all on one listener;
 //! [`metrics`] observes the registry and the rollouts for Prometheus and OTLP. Trust:
+//! [`web`] serves the console (`[web] listen`) over the admin API.
+//! [`history`] takes in the agents' job history records and keeps them for reports.
 //! [`listen`] accepts connections (TLS, the peer's certificate identity) and [`auth`] decides
 //! who may call what (tokens, operator certificates, roles).
 //! The binary only parses arguments, sets up logging, telemetry and signals, and calls
@@ -18,6 +20,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod history;
 pub mod listen;
 pub mod metrics;
 pub mod model;
@@ -28,6 +31,7 @@ pub mod run;
 pub mod selector;
 pub mod session;
 pub mod store;
+pub mod web;
 
 pub use config::ControllerConfig;
 pub use run::{bind, run, Bound, ControllerError};

@@ -210,6 +210,9 @@ async fn serve(config: ControllerConfig, telemetry: &Telemetry) -> ExitCode {
         _ => None,
     };
     println!("listening on {}", bound.local_addr());
+    if let Some(web) = bound.web_addr() {
+        println!("web console on {web}");
+    }
     if let Some(path) = bound.admin_token_file() {
         tracing::info!(file = %path.display(), "first start: the admin token was written (mode 0600); fleetctl --token-file reads it");
     }

@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
 use crate::config::ControllerConfig;
+use crate::history::HistorySink;
 use crate::persist::Persister;
 use crate::registry::{Registry, RECENT_EVENTS};
 use crate::rollout::{Rollouts, SystemClock};
@@ -95,6 +96,8 @@ pub struct Bound {
     auth: Arc<crate::auth::Auth>,
     /// Where the first admin token was written, when this start made it.
     admin_token: Option<std::path::PathBuf>,
+    /// The web console's listener and TLS (`[web] listen`), when it is on.
+    web: Option<(TcpListener, Option<Arc<rustls::ServerConfig>>)>,
 }
 
 /// Opens the state and binds the listen address.
@@ -144,6 +147,24 @@ pub async fn bind(config: ControllerConfig) -> Result<Bound, ControllerError> {
         ),
         _ => {}
     }
+    let web = match config.web_listen {
+        Some(web_addr) => {
+            let listener =
+                TcpListener::bind(web_addr)
+                    .await
+                    .map_err(|source| ControllerError::Bind {
+                        addr: web_addr,
+                        source,
+                    })?;
+            // Browsers are not asked for client certificates: the console's login is a token.
+            let tls = match &config.tls {
+                Some(t) => Some(h264_trust::tls::server_config(&t.cert, &t.key, None)?),
+                None => None,
+            };
+            Some((listener, tls))
+        }
+        None => None,
+    };
     let store = Arc::new(store);
     let admin_token = crate::auth::tokens::bootstrap(&store, &config.state_dir)
         .map_err(ControllerError::Token)?;
@@ -158,6 +179,7 @@ pub async fn bind(config: ControllerConfig) -> Result<Bound, ControllerError> {
         tls,
         auth,
         admin_token,
+        web,
     })
 }
 
@@ -201,6 +223,11 @@ impl Bound {
         self.addr
     }
 
+    /// The web console's address, when `[web] listen` is set.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Where this start wrote the first admin token (`None`: tokens existed already).
     pub fn admin_token_file(&self) -> Option<&std::path::Path> {
         self.admin_token.as_deref()
@@ -224,6 +251,7 @@ impl Bound {
             tls,
             auth,
             admin_token: _,
+            web,
         } = self;
         let client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         let alerts = start_alerts(&config, addr, &shutdown);
@@ -248,6 +276,9 @@ impl Bound {
         let engine_stop = CancellationToken::new();
         let engine_task =
             tokio::spawn(crate::rollout::drive(rollouts.clone(), engine_stop.clone()));
+        let history_stop = CancellationToken::new();
+        let (history, history_task) =
+            HistorySink::start(store.clone(), config.history_keep, history_stop.clone());
         let tracker = TaskTracker::new();
         let sessions = Sessions::new(
             registry.clone(),
@@ -256,16 +287,32 @@ impl Bound {
             tracker.clone(),
         )
         .require_certificates(client_certs)
-        .max_agents(config.max_agents);
+        .max_agents(config.max_agents)
+        .history(history);
         let admin = Admin::new(
             registry.clone(),
-            store,
+            store.clone(),
             persister,
             rollouts,
             shutdown.clone(),
             auth,
             config.revisions_kept,
         );
+        let web_task = web.map(|(listener, web_tls)| {
+            let console = Arc::new(crate::web::Console::new(
+                admin.clone(),
+                registry.clone(),
+                store.clone(),
+                web_tls.is_some(),
+                shutdown.clone(),
+            ));
+            tokio::spawn(crate::web::serve(
+                listener,
+                web_tls,
+                console,
+                shutdown.clone(),
+            ))
+        });
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AgentSessionsServer<Sessions>>().await;
         health.set_serving::<FleetAdminServer<Admin>>().await;
@@ -298,12 +345,19 @@ impl Bound {
                 Ok(())
             }
         };
+        if let Some(task) = web_task {
+            if tokio::time::timeout(GRACE, task).await.is_err() {
+                tracing::warn!("the web console did not stop in time");
+            }
+        }
         tracker.close();
         if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
             tracing::warn!(left = tracker.len(), "agent sessions did not end in time");
         }
         engine_stop.cancel();
         let _ = engine_task.await;
+        history_stop.cancel();
+        let _ = history_task.await;
         persist_stop.cancel();
         if let Err(e) = persist_task.await {
             tracing::error!(error = %e, "the persister failed");

@@ -11,7 +11,9 @@
 //! channel (the response stream). The task loops: ask the registry what to push and send it,
 //! then wait for whichever comes first of an inbound message (ACK, NACK, stats, event: each is
 //! a short registry update), a wake-up (a new desired revision, or a newer session of the same
-//! agent), a command to forward, or shutdown. When the agent goes away (end of stream or a
+//! agent), a command to forward, a history ACK to send, or shutdown. Job history records go
+//! to the history writer without waiting ([`crate::history::ingest`]); their ACK comes back
+//! through a small channel of the session's own once they are on disk. When the agent goes away (end of stream or a
 //! transport error, including HTTP/2 keepalive timeouts) the task marks it disconnected and
 //! ends. Per session this costs a task, a `Notify`, two small channels and the HTTP/2 stream.
 //! An assignment goes out with the W3C trace context the registry kept for it (the span that
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use h264_proto::v1::agent_message::Body;
 use h264_proto::v1::agent_sessions_server::AgentSessions;
-use h264_proto::v1::{controller_message, AgentMessage, ControllerMessage};
+use h264_proto::v1::{controller_message, AgentMessage, ControllerMessage, HistoryAck};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use h264_trust::Identity;
 
+use crate::history::HistorySink;
 use crate::listen::peer_of;
 use crate::registry::{Push, RegisterError, Registry, SessionTicket};
 
@@ -42,10 +45,16 @@ const MAX_ID: usize = 128;
 /// agent restarting at once reconnects before the controller saw its old connection close).
 const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
 
+/// History ACKs waiting to go out to one agent at most (a full channel drops one; the agent
+/// sends those records again and the store ignores the copies).
+const HISTORY_ACKS: usize = 8;
+
 /// The session service.
 #[derive(Debug, Clone)]
 pub struct Sessions {
     registry: Arc<Registry>,
+    /// Where job history records go; none: they are neither stored nor ACKed.
+    history: Option<HistorySink>,
     hello_timeout: Duration,
     /// Agents must present a certificate naming them.
     require_certs: bool,
@@ -66,6 +75,7 @@ impl Sessions {
     ) -> Self {
         Self {
             registry,
+            history: None,
             hello_timeout,
             require_certs: false,
             max_agents: usize::MAX,
@@ -77,6 +87,12 @@ impl Sessions {
     /// Requires agents to prove their id with a client certificate.
     pub fn require_certificates(mut self, yes: bool) -> Self {
         self.require_certs = yes;
+        self
+    }
+
+    /// Stores the job history records agents send in `sink`.
+    pub fn history(mut self, sink: HistorySink) -> Self {
+        self.history = Some(sink);
         self
     }
 
@@ -184,6 +200,7 @@ impl AgentSessions for Sessions {
             registry: self.registry.clone(),
             agent: hello.agent_id.clone(),
             shutdown: self.shutdown.clone(),
+            history: self.history.clone(),
         };
         self.tracker.spawn(task.run(ticket, inbound, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -194,6 +211,7 @@ struct SessionTask {
     registry: Arc<Registry>,
     agent: String,
     shutdown: CancellationToken,
+    history: Option<HistorySink>,
 }
 
 type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
@@ -205,6 +223,7 @@ impl SessionTask {
             wake,
             mut commands,
         } = ticket;
+        let (acks_tx, mut acks) = mpsc::channel(HISTORY_ACKS);
         let why = loop {
             match self.registry.next_push(&self.agent, id) {
                 Push::Superseded => break "superseded by a newer session",
@@ -223,6 +242,14 @@ impl SessionTask {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break "controller shutdown",
                 _ = wake.notified() => {}
+                Some(ids) = acks.recv() => {
+                    let msg = ControllerMessage {
+                        body: Some(controller_message::Body::HistoryAck(HistoryAck { ids })),
+                    };
+                    if !self.send(&tx, msg).await {
+                        break "the agent stopped reading";
+                    }
+                }
                 Some(cmd) = commands.recv() => {
                     let msg = ControllerMessage { body: Some(controller_message::Body::Command(cmd)) };
                     if !self.send(&tx, msg).await {
@@ -230,7 +257,7 @@ impl SessionTask {
                     }
                 }
                 msg = inbound.message() => match msg {
-                    Ok(Some(m)) => self.handle(m),
+                    Ok(Some(m)) => self.handle(m, &acks_tx),
                     Ok(None) => break "the agent closed the session",
                     Err(status) => {
                         tracing::debug!(agent = %self.agent, %status, "session stream error");
@@ -251,7 +278,7 @@ impl SessionTask {
         }
     }
 
-    fn handle(&self, msg: AgentMessage) {
+    fn handle(&self, msg: AgentMessage, acks: &mpsc::Sender<Vec<String>>) {
         match msg.body {
             Some(Body::Ack(ack)) => {
                 tracing::info!(agent = %self.agent, generation = ack.generation, "assignment acknowledged");
@@ -260,6 +287,14 @@ impl SessionTask {
             Some(Body::Nack(nack)) => self.registry.nack(&self.agent, &nack),
             Some(Body::Stats(stats)) => self.registry.stats(&self.agent, stats),
             Some(Body::Event(event)) => self.registry.event(&self.agent, event),
+            Some(Body::History(batch)) => match &self.history {
+                Some(sink) => {
+                    if !sink.offer(&self.agent, batch, acks.clone()) {
+                        tracing::debug!(agent = %self.agent, "history writer behind; batch not ACKed");
+                    }
+                }
+                None => tracing::debug!(agent = %self.agent, "no history store; batch ignored"),
+            },
             Some(Body::Hello(_)) => {
                 tracing::warn!(agent = %self.agent, "a second Hello in one session is ignored")
             }

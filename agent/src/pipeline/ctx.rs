@@ -58,6 +58,8 @@ pub struct JobCtx {
     pub shutdown: CancellationToken,
     /// `--once`: neither intake nor the disk guard holds a job back.
     pub once: bool,
+    /// Where ended attempts' history records wait for the controller; none without one.
+    pub history: Option<Arc<crate::session::history::Outbox>>,
 }
 
 impl JobCtx {

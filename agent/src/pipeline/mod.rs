@@ -38,6 +38,7 @@ pub mod decide;
 pub mod dispose;
 pub mod event;
 pub mod failure;
+pub mod history;
 pub mod metrics;
 pub mod outcome;
 pub mod probe;
@@ -99,6 +100,8 @@ pub fn submit(
             job_ctx.queue.add_after(key.clone(), delay);
         }
         report.record(&job_span, &key.path(), &output);
+        let record = report.history(&key.path());
+        crate::session::history::attempt_ended(job_ctx.history.as_deref(), record);
     };
     ctx.tracker.spawn(job.instrument(span));
 }
@@ -191,6 +194,11 @@ async fn run(
             ctx.events.emit(event);
             report.outcome = Some("converted");
             report.output_size = Some(done.bytes_out);
+            report.captions = Some((done.captions.clone(), done.caption_warning.is_some()));
+            report.stage_secs = vec![
+                ("transcode", done.transcode_secs),
+                ("captions", done.captions_secs),
+            ];
             ctx.metrics
                 .job_ended("converted", wall_secs, done.bytes_in, done.bytes_out);
             None

@@ -113,6 +113,10 @@ pub struct Report {
     pub media_secs: Option<f64>,
     /// The attempt's wall time in seconds.
     pub wall_secs: Option<f64>,
+    /// What the caption stage did, and whether captions of the source were lost (converted).
+    pub captions: Option<(String, bool)>,
+    /// Wall time per stage, in seconds (converted).
+    pub stage_secs: Vec<(&'static str, f64)>,
 }
 
 impl Report {

@@ -98,6 +98,7 @@ impl Wired {
             tracker: TaskTracker::new(),
             shutdown: shutdown.clone(),
             once: options.once,
+            history: crate::session::history::open_for(&local).map(Arc::new),
         });
         let view = View {
             id: agent_id(&local),
@@ -142,6 +143,7 @@ impl Wired {
             view: self.view.clone(),
             events: self.jobs.events.clone(),
             shutdown: self.jobs.shutdown.clone(),
+            history: self.jobs.history.clone(),
         }
     }
 

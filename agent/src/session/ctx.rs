@@ -25,4 +25,6 @@ pub struct SessionCtx {
     pub events: Events,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
+    /// Job history records waiting for the controller; none when it cannot be opened.
+    pub history: Option<Arc<super::history::Outbox>>,
 }

@@ -17,6 +17,9 @@
 //! capacity) are delivered after the reconnect. Stats are offered without waiting: when the
 //! stream is backed up, a tick is skipped rather than queued.
 //!
+//! Job history: the records of ended job attempts wait in an outbox on disk ([`history`]) and
+//! go out one batch at a time (when added, when ACKed, and again when an ACK is overdue).
+//!
 //! Which revision runs ([`Revisions`]) is the task's own state; it starts from
 //! [`startup::startup`], which also picks the start-up pipeline from the last-known-good file
 //! ([`lkg`]).
@@ -38,6 +41,7 @@ mod backoff;
 mod caps;
 mod ctx;
 mod error;
+pub mod history;
 pub mod lkg;
 pub mod messages;
 mod signature;
@@ -168,14 +172,32 @@ async fn serve(
     );
     let mut stats = tokio::time::interval(agent.local.controller.stats_interval.get());
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut delivery = history::Delivery::default();
+    let mut resend = tokio::time::interval(history::ACK_WAIT / 3);
+    let outbox = agent.history.as_deref();
     loop {
         tokio::select! {
             message = inbound.message() => match message {
+                Ok(Some(ControllerMessage { body: Some(Body::HistoryAck(ack)) })) => {
+                    if let Some(outbox) = outbox {
+                        delivery.acked(outbox, &ack.ids, &tx).await?;
+                    }
+                }
                 Ok(Some(message)) => handle(agent, revisions, caps, &tx, message).await?,
                 Ok(None) => return Ok(()),
                 Err(status) => return Err(SessionError::Broken(status)),
             },
             _ = stats.tick() => offer(&tx, messages::stats(agent)),
+            _ = async { outbox?.added.notified().await; Some(()) }, if outbox.is_some() => {
+                if let Some(outbox) = outbox {
+                    delivery.next(outbox, &tx).await?;
+                }
+            }
+            _ = resend.tick(), if outbox.is_some() => {
+                if let Some(outbox) = outbox {
+                    delivery.next(outbox, &tx).await?;
+                }
+            }
             event = events.recv() => match event {
                 Ok(event) => {
                     send(&tx, messages::event(&event)).await?;
@@ -217,6 +239,7 @@ async fn handle(
             }
             offer(tx, messages::stats(agent));
         }
+        Some(Body::HistoryAck(_)) => {}
         None => tracing::debug!("an empty message from the controller"),
     }
     Ok(())

@@ -108,6 +108,58 @@ impl Table {
         }
         out
     }
+
+    /// The table as CSV (RFC 4180): the header row, then one line per row. Cells are quoted
+    /// when needed; a cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets
+    /// a leading `'`, so a file name an agent reported cannot become a formula.
+    pub fn csv(&self) -> String {
+        let mut out = String::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|c| csv_cell(c, i > 0)).collect();
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+        out
+    }
+}
+
+fn csv_cell(cell: &str, data: bool) -> String {
+    let numeric = cell.parse::<f64>().is_ok();
+    let mut text = cell.to_owned();
+    if data && !numeric && text.starts_with(['=', '+', '-', '@']) {
+        text.insert(0, '\'');
+    }
+    if text.contains([',', '"', '\r', '\n']) || text.starts_with(' ') || text.ends_with(' ') {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// The output of the history verbs (`jobs`, `report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TabularFormat {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// CSV for spreadsheets (and pandas).
+    Csv,
+}
+
+impl TabularFormat {
+    /// Prints `value` as JSON, or `table` as aligned text or CSV.
+    pub fn emit<T: Serialize>(self, value: &T, table: impl FnOnce(&T) -> Table) {
+        match self {
+            TabularFormat::Table => print!("{}", table(value).render()),
+            TabularFormat::Csv => print!("{}", table(value).csv()),
+            TabularFormat::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            ),
+        }
+    }
 }
 
 /// `key: value` lines, keys padded.
@@ -158,6 +210,13 @@ mod tests {
         assert_eq!(time(1_000), "1970-01-01T00:00:01Z");
         assert_eq!(ago(1_000, 6_000), "5s");
         assert_eq!(ago(1_000, 1_000 + 600_000), "10m");
+        let mut c = Table::new(&["FILE", "N"]);
+        c.row(vec!["=cmd|' /C calc'!A0".into(), "-1".into()]);
+        c.row(vec!["a,\"b\"".into(), "2".into()]);
+        assert_eq!(
+            c.csv(),
+            "FILE,N\r\n'=cmd|' /C calc'!A0,-1\r\n\"a,\"\"b\"\"\",2\r\n"
+        );
         assert_eq!(
             pairs(&[("a", "1".into()), ("bbb", "2".into())]),
             "a:   1\nbbb: 2\n"

@@ -14,6 +14,7 @@
 
 mod apply;
 mod control;
+mod history;
 mod rollout;
 mod trust;
 mod watch;
@@ -25,8 +26,9 @@ use h264_proto::v1::{
     agent_control_request, rollout_request, AgentControlReply, AgentControlRequest, AgentStatus,
     ApplyReply, ApplyRequest, AssignReply, AssignRequest, CreateTokenReply, CreateTokenRequest,
     DeleteAgentReply, DeleteAgentRequest, DescribeAgentRequest, LabelRequest, ListAgentsReply,
-    ListAgentsRequest, ListAuditReply, ListAuditRequest, ListRevisionsReply, ListRevisionsRequest,
-    RolloutRequest, RolloutStatus, WatchFleetRequest, WhoAmIReply, WhoAmIRequest,
+    ListAgentsRequest, ListAuditReply, ListAuditRequest, ListJobsReply, ListJobsRequest,
+    ListRevisionsReply, ListRevisionsRequest, ReportReply, ReportRequest, RolloutRequest,
+    RolloutStatus, WatchFleetRequest, WhoAmIReply, WhoAmIRequest,
 };
 use h264_trust::Role;
 use tokio_util::sync::CancellationToken;
@@ -486,6 +488,28 @@ impl FleetAdmin for Admin {
     ) -> Result<Response<ListAuditReply>, Status> {
         self.auth.authorize(&request, "audit", Role::Viewer)?;
         trust::list_audit(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsReply>, Status> {
+        self.auth.authorize(&request, "jobs", Role::Viewer)?;
+        let span = call_span("admin.list_jobs", &request);
+        traced(span, history::list_jobs(self, request.into_inner()))
+            .await
+            .map(Response::new)
+    }
+
+    async fn report(
+        &self,
+        request: Request<ReportRequest>,
+    ) -> Result<Response<ReportReply>, Status> {
+        self.auth.authorize(&request, "report", Role::Viewer)?;
+        let span = call_span("admin.report", &request);
+        traced(span, history::report(self, request.into_inner()))
             .await
             .map(Response::new)
     }

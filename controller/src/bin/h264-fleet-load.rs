@@ -12,7 +12,10 @@
 //!    every agent (each agent ACKs it and reports one failed job); the failure-rate gate fails
 //!    and the controller assigns the stable revision to every agent at once. Measured: from the
 //!    failed gate (its timestamp in the rollout status) to each agent's ACK of the stable
-//!    revision: p50, p99, max;
+//!    revision: p50, p99, max; with `--history-per-second R`, the fan-out rounds run again
+//!    while every agent sends R job history records a second (one per message, at random
+//!    times), side by side with the rounds without; then how many records were offered and
+//!    stored;
 //! 4. stats ingest: every agent sends stats as fast as the session's flow control lets it for
 //!    `--stats-seconds`, then a marker; the rate is every message sent divided by the time until
 //!    the controller holds every agent's marker (so nothing still queued is counted as done).
@@ -119,6 +122,10 @@ struct Args {
     /// Sessions connecting at once at most (`--agents` or more: a connect storm).
     #[arg(long, default_value_t = 64)]
     connect_parallel: usize,
+    /// Job history records each agent sends per second during a second series of fan-out
+    /// rounds, measured beside the first (0: no history series).
+    #[arg(long, default_value_t = 0.0)]
+    history_per_second: f64,
 }
 
 /// The stats value that marks an agent's last stats message.
@@ -224,6 +231,8 @@ async fn bench(args: &Args, controller: &Controller, trust: Arc<Trust>) -> Resul
     let (phase_tx, phase_rx) = watch::channel(Phase::Idle);
     let sent = Arc::new(AtomicU64::new(0));
     let gate = Arc::new(Semaphore::new(args.connect_parallel.max(1)));
+    let (history_tx, history_rx) = watch::channel(0.0f64);
+    let history_sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..args.agents {
@@ -235,6 +244,8 @@ async fn bench(args: &Args, controller: &Controller, trust: Arc<Trust>) -> Resul
             phase: phase_rx.clone(),
             sent: sent.clone(),
             bad: bad.clone(),
+            history: history_rx.clone(),
+            history_sent: history_sent.clone(),
         };
         let gate = gate.clone();
         tasks.push(tokio::spawn(async move {
@@ -272,46 +283,58 @@ async fn bench(args: &Args, controller: &Controller, trust: Arc<Trust>) -> Resul
         args.agents
     );
 
-    // Fan-out.
-    let mut all = Vec::new();
-    for round in 1..=args.rounds {
-        let manifest = format!(
-            "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata:\n  name: load\nspec:\n  transcode:\n    crf: {}\n",
-            17 + round
-        );
-        let t0 = Instant::now();
-        let reply = apply(&mut admin, manifest, &trust).await?;
-        let applied = t0.elapsed();
-        let mut latencies = Vec::with_capacity(args.agents);
-        while latencies.len() < args.agents {
-            let (generation, at, _) = tokio::time::timeout(Duration::from_secs(60), acks_rx.recv())
-                .await
-                .context("ACKs stopped coming")?
-                .context("ACK channel closed")?;
-            if generation == reply.generation {
-                latencies.push(at.saturating_duration_since(t0));
-            }
+    // Fan-out: without history ingest, then (with --history-per-second) with it.
+    let mut series = vec![(0.0, "")];
+    if args.history_per_second > 0.0 {
+        series.push((args.history_per_second, " with history ingest"));
+    }
+    for (rate, label) in series {
+        let _ = history_tx.send(rate);
+        let sent_before = history_sent.load(Ordering::Relaxed);
+        let series_started = Instant::now();
+        if rate > 0.0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        let seen = wait_until(Duration::from_secs(60), || {
-            let mut admin = admin.clone();
-            let (g, n) = (reply.generation, args.agents as u32);
-            async move {
-                let revs = admin
-                    .list_revisions(ListRevisionsRequest {})
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .revisions;
-                revs.iter()
-                    .any(|r| r.generation == g && r.acked == n)
-                    .then_some(())
+        let mut all = Vec::new();
+        for round in 1..=args.rounds {
+            let manifest = format!(
+            "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata:\n  name: load\nspec:\n  transcode:\n    crf: {}\n",
+            17 + round + if rate > 0.0 { args.rounds } else { 0 }
+        );
+            let t0 = Instant::now();
+            let reply = apply(&mut admin, manifest, &trust).await?;
+            let applied = t0.elapsed();
+            let mut latencies = Vec::with_capacity(args.agents);
+            while latencies.len() < args.agents {
+                let (generation, at, _) =
+                    tokio::time::timeout(Duration::from_secs(60), acks_rx.recv())
+                        .await
+                        .context("ACKs stopped coming")?
+                        .context("ACK channel closed")?;
+                if generation == reply.generation {
+                    latencies.push(at.saturating_duration_since(t0));
+                }
             }
-        })
-        .await;
-        let counted = t0.elapsed();
-        latencies.sort();
-        println!(
-            "fan-out round {round}: generation {}, apply answered in {:.1?}; ACKs p50 {:.1?} p99 {:.1?} max {:.1?}; controller counted all ACKs by {:.1?}{}",
+            let seen = wait_until(Duration::from_secs(60), || {
+                let mut admin = admin.clone();
+                let (g, n) = (reply.generation, args.agents as u32);
+                async move {
+                    let revs = admin
+                        .list_revisions(ListRevisionsRequest {})
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .revisions;
+                    revs.iter()
+                        .any(|r| r.generation == g && r.acked == n)
+                        .then_some(())
+                }
+            })
+            .await;
+            let counted = t0.elapsed();
+            latencies.sort();
+            println!(
+            "fan-out{label} round {round}: generation {}, apply answered in {:.1?}; ACKs p50 {:.1?} p99 {:.1?} max {:.1?}; controller counted all ACKs by {:.1?}{}",
             reply.generation,
             applied,
             pct(&latencies, 0.50),
@@ -320,17 +343,35 @@ async fn bench(args: &Args, controller: &Controller, trust: Arc<Trust>) -> Resul
             counted,
             if seen.is_none() { " (NOT all counted)" } else { "" }
         );
-        all.extend(latencies);
+            all.extend(latencies);
+        }
+        all.sort();
+        println!(
+            "fan-out{label} over {} rounds x {} agents: p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+            args.rounds,
+            args.agents,
+            pct(&all, 0.50),
+            pct(&all, 0.99),
+            all[all.len() - 1]
+        );
+        if rate > 0.0 {
+            let _ = history_tx.send(0.0);
+            let n = history_sent.load(Ordering::Relaxed) - sent_before;
+            let secs = series_started.elapsed().as_secs_f64();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let stored = admin
+                .report(h264_proto::v1::ReportRequest::default())
+                .await?
+                .into_inner()
+                .total
+                .unwrap_or_default()
+                .attempts;
+            println!(
+            "history ingest: {n} records sent in {secs:.1} s ({:.0}/s offered) during the rounds; {stored} stored",
+            n as f64 / secs
+        );
+        }
     }
-    all.sort();
-    println!(
-        "fan-out over {} rounds x {} agents: p50 {:.1?}, p99 {:.1?}, max {:.1?}",
-        args.rounds,
-        args.agents,
-        pct(&all, 0.50),
-        pct(&all, 0.99),
-        all[all.len() - 1]
-    );
 
     // Rollback.
     let mut all = Vec::new();
@@ -565,6 +606,9 @@ struct SimAgent {
     /// A generation whose jobs fail: after its ACK the agent reports one failed job.
     bad: Arc<AtomicU64>,
     trust: Arc<Trust>,
+    /// Job history records per second to send (0: none).
+    history: watch::Receiver<f64>,
+    history_sent: Arc<AtomicU64>,
 }
 
 fn wall_ms() -> i64 {
@@ -666,6 +710,56 @@ impl SimAgent {
                 sent.fetch_add(1, Ordering::Relaxed);
             }
         });
+        // The history sender runs beside the assignment loop at the rate asked.
+        let (history_tx, mut rate, history_sent, id) = (
+            tx.clone(),
+            self.history.clone(),
+            self.history_sent.clone(),
+            self.id.clone(),
+        );
+        let history_task = tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                let r = *rate.borrow_and_update();
+                if r <= 0.0 {
+                    if rate.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                // Agents start at random offsets, as real ones finish jobs at random times.
+                let wait = Duration::from_secs_f64(rand::random::<f64>() / r);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    c = rate.changed() => if c.is_err() { return } else { continue },
+                }
+                n += 1;
+                let record = h264_proto::v1::JobAttempt {
+                    id: format!("{id}-{n}"),
+                    ended_at_ms: wall_ms(),
+                    file: format!("/recordings/{id}/show-{n}.ts"),
+                    generation: 1,
+                    outcome: "converted".into(),
+                    attempt: 1,
+                    mode: "encode".into(),
+                    bytes_in: 2_000_000_000,
+                    bytes_out: 700_000_000,
+                    media_secs: 1800.0,
+                    wall_secs: 600.0,
+                    captions: "srt (ffmpeg)".into(),
+                    ..Default::default()
+                };
+                let msg = AgentMessage {
+                    body: Some(Body::History(h264_proto::v1::HistoryBatch {
+                        records: vec![record],
+                    })),
+                };
+                if history_tx.send(msg).await.is_err() {
+                    return;
+                }
+                history_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        });
         loop {
             tokio::select! {
                 msg = inbound.message() => {
@@ -701,6 +795,7 @@ impl SimAgent {
             }
         }
         stats_task.abort();
+        history_task.abort();
         Ok(())
     }
 }

@@ -4,12 +4,15 @@
 //!
 //! Tables: `revisions` (immutable, one row per generation), `agents` (one row per agent, the
 //! latest of what the registry knows, stats included), `assignments` (a log of every apply and
-//! assign decision), `events` (agent events, the newest `events_kept`), `rollouts` (each rollout's state, JSON), `meta` (schema version,
+//! assign decision), `events` (agent events, the newest `events_kept`), `rollouts` (each rollout's state, JSON), `history` (job
+//! attempts, [`history`]), `meta` (schema version,
 //! the fleet-wide target new agents get).
 //!
 //! Every call is blocking: async callers go through `spawn_blocking` (see [`crate::persist`]).
 
 mod agents;
+mod history;
+mod report;
 mod revisions;
 mod rollouts;
 mod trust;
@@ -22,6 +25,8 @@ use nix::fcntl::{Flock, FlockArg};
 use rusqlite::{Connection, OptionalExtension};
 
 pub use agents::Batch;
+pub use history::{JobQuery, MAX_JOBS};
+pub use report::GroupBy;
 pub use trust::{add_token_offline, AuditRecord, TokenRecord};
 
 use crate::model::Desired;
@@ -165,6 +170,7 @@ impl Store {
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         conn.execute_batch(trust::SCHEMA).map_err(sql)?;
+        conn.execute_batch(history::SCHEMA).map_err(sql)?;
         let found: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",

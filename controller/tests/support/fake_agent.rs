@@ -134,6 +134,25 @@ impl FakeAgent {
         }
     }
 
+    /// Sends job history records.
+    pub async fn history(&self, records: Vec<h264_proto::v1::JobAttempt>) {
+        self.send(Body::History(h264_proto::v1::HistoryBatch { records }))
+            .await;
+    }
+
+    /// Waits for the next history ACK (other messages are skipped).
+    pub async fn history_ack(&mut self, within: Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(controller_message::Body::HistoryAck(a)) => return a.ids,
+                Some(_) => continue,
+                None => panic!("{}: no history ACK within {within:?}", self.id),
+            }
+        }
+    }
+
     async fn send(&self, body: Body) {
         self.tx
             .send(AgentMessage { body: Some(body) })
