@@ -97,6 +97,7 @@ pub async fn verify(
     }
     let tolerance = cfg.duration_tolerance.get().as_secs_f64();
     let (out_video, src_video) = (out.video_secs(), source.video_secs());
+    crate::floor::check_coverage(out_video, src_video).map_err(VerifyError::Duration)?;
     if src_video > 0.0 && (out_video - src_video).abs() > tolerance {
         return Err(VerifyError::Duration(format!(
             "the video lasts {out_video:.3}s, the source's video {src_video:.3}s: more than \

@@ -159,8 +159,9 @@ pub fn plan(info: &MediaInfo, cfg: &Transcode) -> Plan {
         && video.pix_fmt == cfg.pix_fmt
         && COMPLIANT_PROFILES.contains(&video.profile.as_str())
         && !interlaced;
-    if cfg.remux && compliant && !deinterlace && cfg.extra_args.is_empty() {
-        let copy_audio = info.audio.iter().all(|a| a.codec == "aac");
+    if cfg.remux && compliant && !deinterlace && !h264_config::encoder::reencodes_video(cfg) {
+        let copy_audio = !h264_config::encoder::reencodes_audio(cfg)
+            && info.audio.iter().all(|a| a.codec == "aac");
         Plan::Remux { copy_audio }
     } else {
         Plan::Encode { deinterlace }
@@ -204,6 +205,7 @@ pub fn arguments_for(
         "pipe:1",
     ]);
     push(rung.input_options());
+    push(&crate::encoder_args::LOCAL_ONLY);
     push(&["-i"]);
     a.push(match input.end {
         Some(end) => input_arg_until(input.path, end),
@@ -231,19 +233,36 @@ pub fn arguments_for(
                 "-crf",
                 &cfg.crf.to_string(),
             ]);
+            a.extend(
+                crate::encoder_args::video_options(cfg)
+                    .into_iter()
+                    .map(OsString::from),
+            );
+            let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
             push(&["-profile:v", &cfg.profile]);
             if let Some(level) = &cfg.level {
                 push(&["-level:v", level]);
             }
             push(&["-pix_fmt", &cfg.pix_fmt]);
             let deinterlacer = "bwdif=mode=send_frame:parity=auto:deint=all";
-            match (deinterlace, rung.retimes()) {
-                (true, true) => push(&["-vf", &format!("{deinterlacer},{RETIME_VIDEO}")]),
-                (true, false) => push(&["-vf", deinterlacer]),
-                (false, true) => push(&["-vf", RETIME_VIDEO]),
-                (false, false) => {}
+            let mut filters: Vec<String> = Vec::new();
+            if deinterlace {
+                filters.push(deinterlacer.to_owned());
+            }
+            filters.extend(crate::encoder_args::video_filters(cfg));
+            if rung.retimes() {
+                filters.push(RETIME_VIDEO.to_owned());
+            }
+            if !filters.is_empty() {
+                push(&["-vf", &filters.join(",")]);
             }
             push(&["-c:a", "aac", "-b:a", &cfg.audio_bitrate]);
+            a.extend(
+                crate::encoder_args::audio_options(cfg)
+                    .into_iter()
+                    .map(OsString::from),
+            );
+            let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
             if rung.retimes() {
                 push(&["-af", "asetpts=N/SR/TB"]);
             }
@@ -254,11 +273,21 @@ pub fn arguments_for(
                 push(&["-c:a", "copy"]);
             } else {
                 push(&["-c:a", "aac", "-b:a", &cfg.audio_bitrate]);
+                a.extend(
+                    crate::encoder_args::audio_options(cfg)
+                        .into_iter()
+                        .map(OsString::from),
+                );
             }
         }
     }
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
     push(&["-max_muxing_queue_size", "4096", "-movflags", "+faststart"]);
-    a.extend(cfg.extra_args.iter().map(OsString::from));
+    a.extend(
+        h264_config::encoder::free_form_args(cfg)
+            .into_iter()
+            .map(OsString::from),
+    );
     a.extend(["-f", "mp4"].map(OsString::from));
     a.push(input_arg(output));
     a

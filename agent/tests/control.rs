@@ -22,7 +22,7 @@ mtime_grace = "0s"
 [transcode]
 preset = "ultrafast"
 remux = false
-extra_args = ["-vf", "realtime"]
+local_ffmpeg_args = ["-vf", "realtime"]
 max_attempts = 1
 "#;
 

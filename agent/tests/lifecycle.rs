@@ -23,7 +23,7 @@ mtime_grace = "0s"
 [transcode]
 preset = "ultrafast"
 remux = false
-extra_args = ["-vf", "realtime"]
+local_ffmpeg_args = ["-vf", "realtime"]
 stall_timeout = "30s"
 max_attempts = 2
 retry_backoff = "1s"

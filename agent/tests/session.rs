@@ -183,14 +183,28 @@ fn refused_revisions_change_nothing() {
             "captions.formats",
             "CCExtractor",
         ),
+        // Free-form FFmpeg arguments from the fleet are refused at apply too (security review
+        // C2), and typed settings are checked as strictly as the controller checks them.
         (
             revision(
                 1,
-                "  transcode: {extra_args: [\"-c:v\", \"h264_nonexistent\"]}\n",
+                "  transcode: {extra_args: [\"-f:x\", \"ffmetadata\", \"/tmp/victim\"]}\n",
             ),
-            "capability",
-            "transcode.extra_args",
-            "h264_nonexistent",
+            "validation",
+            "transcode.extra_args[0]",
+            "no longer accepted",
+        ),
+        (
+            revision(1, "  transcode: {x264_params: \"stats=/tmp/victim\"}\n"),
+            "validation",
+            "transcode.x264_params",
+            "`stats`",
+        ),
+        (
+            revision(1, "  transcode: {duration_tolerance: 1000h}\n"),
+            "validation",
+            "transcode.duration_tolerance",
+            "largest allowed",
         ),
     ];
     for (assignment, stage, field, text) in cases {

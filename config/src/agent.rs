@@ -319,7 +319,9 @@ pub struct Transcode {
     pub remux: bool,
     /// Audio bitrate of the AAC output (`"160k"`).
     pub audio_bitrate: String,
-    /// Extra FFmpeg output arguments, placed before the output file.
+    /// No longer accepted when set: free-form FFmpeg arguments could make FFmpeg read or write
+    /// any file. Kept as a key only so that a file or manifest still holding it is refused with
+    /// the typed setting that replaces each option (see [`crate::encoder`]).
     pub extra_args: Vec<String>,
     /// FFmpeg is killed when its progress does not move for this long.
     pub stall_timeout: HumanDuration,
@@ -329,8 +331,42 @@ pub struct Transcode {
     pub retry_backoff: HumanDuration,
     /// Largest retry delay.
     pub retry_backoff_max: HumanDuration,
-    /// The output's duration must be this close to the source's.
+    /// The output's duration must be this close to the source's (at most
+    /// [`crate::encoder::MAX_DURATION_TOLERANCE`]).
     pub duration_tolerance: HumanDuration,
+    /// x264 tuning (`film`, `animation`, `grain`, …); not set: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune: Option<String>,
+    /// x264 options, `key=value` separated by `:` (`ref=4:bframes=3`); only the keys of
+    /// [`crate::encoder::X264_PARAMS`], each value checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x264_params: Option<String>,
+    /// Frames between keyframes (FFmpeg `-g`); not set: the encoder's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval: Option<u32>,
+    /// Largest video bitrate (`"4M"`, `"4000k"`); needs `bufsize`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxrate: Option<String>,
+    /// Rate-control buffer (`"8M"`); needs `maxrate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bufsize: Option<String>,
+    /// Taller video is scaled down to this height (the width keeps the aspect ratio).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_height: Option<u32>,
+    /// Output frame rate (`"25"`, `"30000/1001"`, `"29.97"`); not set: the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<String>,
+    /// Audio channels of the AAC output (1-8); not set: the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_channels: Option<u32>,
+    /// Audio sample rate of the AAC output in Hz (`48000`); not set: the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_sample_rate: Option<u32>,
+    /// Free-form FFmpeg output arguments, placed before the output file: local to this agent's
+    /// own file (a fleet manifest can never set them), and checked even here (see
+    /// [`crate::encoder::check_local_args`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub local_ffmpeg_args: Vec<String>,
 }
 
 impl Default for Transcode {
@@ -352,6 +388,16 @@ impl Default for Transcode {
             retry_backoff: HumanDuration::from_secs(10),
             retry_backoff_max: HumanDuration::from_secs(600),
             duration_tolerance: HumanDuration::from_millis(500),
+            tune: None,
+            x264_params: None,
+            keyframe_interval: None,
+            maxrate: None,
+            bufsize: None,
+            max_height: None,
+            frame_rate: None,
+            audio_channels: None,
+            audio_sample_rate: None,
+            local_ffmpeg_args: Vec::new(),
         }
     }
 }

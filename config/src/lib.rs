@@ -19,6 +19,7 @@ pub mod agent;
 pub mod canonical;
 pub mod credentials;
 mod dual;
+pub mod encoder;
 mod fields;
 pub mod fleet;
 mod ini;

@@ -655,6 +655,7 @@ async fn with_ffmpeg(
             "0:s:0".to_string()
         }
         Some(index) => {
+            args.extend(crate::encoder_args::LOCAL_ONLY.map(OsString::from));
             args.push("-i".into());
             args.push(input_arg(source));
             format!("0:{index}")
