@@ -10,12 +10,18 @@ use h264_config::agent::Transcode;
 /// never fetched. Placed before every `-i` (and every ffprobe input).
 pub const LOCAL_ONLY: [&str; 2] = ["-protocol_whitelist", "file,pipe,subfile"];
 
-/// The video filters the typed settings add (after deinterlacing, before retiming).
+/// The video filters the typed settings add (after deinterlacing, before retiming). The frame
+/// rate is a filter, not `-r`: the MP4 is written with variable-rate timestamps
+/// (`-fps_mode vfr`), under which `-r` would change nothing.
 pub fn video_filters(cfg: &Transcode) -> Vec<String> {
-    cfg.max_height
-        .map(|h| format!("scale=-2:'min(ih,{h})'"))
-        .into_iter()
-        .collect()
+    let mut filters = Vec::new();
+    if let Some(rate) = &cfg.frame_rate {
+        filters.push(format!("fps={rate}"));
+    }
+    if let Some(h) = cfg.max_height {
+        filters.push(format!("scale=-2:'min(ih,{h})'"));
+    }
+    filters
 }
 
 /// libx264 options of the typed settings (after `-crf`).
@@ -34,9 +40,6 @@ pub fn video_options(cfg: &Transcode) -> Vec<String> {
     if let (Some(max), Some(buf)) = (&cfg.maxrate, &cfg.bufsize) {
         push("-maxrate", max);
         push("-bufsize", buf);
-    }
-    if let Some(rate) = &cfg.frame_rate {
-        push("-r", rate);
     }
     a
 }
@@ -73,9 +76,9 @@ mod tests {
         };
         assert_eq!(
             video_options(&cfg).join(" "),
-            "-tune film -x264-params ref=4 -g 50 -maxrate 4M -bufsize 8M -r 25"
+            "-tune film -x264-params ref=4 -g 50 -maxrate 4M -bufsize 8M"
         );
-        assert_eq!(video_filters(&cfg), ["scale=-2:'min(ih,720)'"]);
+        assert_eq!(video_filters(&cfg), ["fps=25", "scale=-2:'min(ih,720)'"]);
         assert_eq!(audio_options(&cfg).join(" "), "-ac 2 -ar 48000");
         assert!(video_options(&Transcode::default()).is_empty());
     }

@@ -589,6 +589,47 @@ mod tests {
     }
 
     #[test]
+    fn typed_settings_reach_the_command_line_and_force_encoding() {
+        let cfg = Transcode {
+            frame_rate: Some("10".into()),
+            max_height: Some(720),
+            audio_sample_rate: Some(48000),
+            ..Transcode::default()
+        };
+        assert_eq!(
+            plan(&info("h264", "progressive", "aac"), &cfg),
+            Plan::Encode { deinterlace: false }
+        );
+        let args = arguments(
+            Path::new("in.ts"),
+            Path::new("out.mp4"),
+            Plan::Encode { deinterlace: true },
+            &cfg,
+        );
+        let line = args.join(std::ffi::OsStr::new(" "));
+        let line = line.to_string_lossy();
+        assert!(
+            line.contains("-protocol_whitelist file,pipe,subfile -i file:in.ts"),
+            "{line}"
+        );
+        assert!(
+            line.contains(
+                "-vf bwdif=mode=send_frame:parity=auto:deint=all,fps=10,scale=-2:'min(ih,720)'"
+            ),
+            "{line}"
+        );
+        assert!(line.contains(" -ar 48000 "), "{line}");
+        let audio_only = Transcode {
+            audio_channels: Some(2),
+            ..Transcode::default()
+        };
+        assert_eq!(
+            plan(&info("h264", "progressive", "aac"), &audio_only),
+            Plan::Remux { copy_audio: false }
+        );
+    }
+
+    #[test]
     fn odd_names_stay_file_names() {
         let args = arguments(
             Path::new("-rec 'x'.ts"),
