@@ -680,7 +680,8 @@ mod tests {
         ));
         assert!(
             tolerant.contains(
-                "-fflags +genpts+discardcorrupt+igndts -err_detect ignore_err -i file:a.ts"
+                "-fflags +genpts+discardcorrupt+igndts -err_detect ignore_err \
+                 -protocol_whitelist file,pipe,subfile -i file:a.ts"
             ),
             "{tolerant}"
         );

@@ -185,25 +185,32 @@ fn refused_revisions_change_nothing() {
         ),
         // Free-form FFmpeg arguments from the fleet are refused at apply too (security review
         // C2), and typed settings are checked as strictly as the controller checks them.
+        // (Raw bytes: a controller of this version would refuse the manifest at Apply.)
         (
-            revision(
+            raw_revision(
                 1,
-                "  transcode: {extra_args: [\"-f:x\", \"ffmetadata\", \"/tmp/victim\"]}\n",
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"extra_args":["-f:x","ffmetadata","/tmp/victim"]}}}"#,
             ),
             "validation",
-            "transcode.extra_args[0]",
+            "spec.transcode.extra_args[0]",
             "no longer accepted",
         ),
         (
-            revision(1, "  transcode: {x264_params: \"stats=/tmp/victim\"}\n"),
+            raw_revision(
+                1,
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"x264_params":"stats=/tmp/victim"}}}"#,
+            ),
             "validation",
-            "transcode.x264_params",
+            "spec.transcode.x264_params",
             "`stats`",
         ),
         (
-            revision(1, "  transcode: {duration_tolerance: 1000h}\n"),
+            raw_revision(
+                1,
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"duration_tolerance":"1000h"}}}"#,
+            ),
             "validation",
-            "transcode.duration_tolerance",
+            "spec.transcode.duration_tolerance",
             "largest allowed",
         ),
     ];
@@ -230,7 +237,7 @@ fn refused_revisions_change_nothing() {
     let log = agent.log();
     assert_eq!(
         log.matches("configuration revision refused").count(),
-        7,
+        9,
         "{log}"
     );
     // Still converting, on the local file.
