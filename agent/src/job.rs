@@ -638,12 +638,11 @@ async fn attempt_once(
         report.mode = Some(plan.mode());
         let temp = temp_path(output);
         if let Some(parent) = output.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Failure::Transient {
+            crate::fs_safe::prepare_output(output).map_err(|e| Failure::Transient {
                 stage: "transcode",
-                message: format!("cannot create the output folder {}: {e}", parent.display()),
+                message: format!("cannot prepare the output folder {}: {e}", parent.display()),
             })?;
         }
-        let _ = std::fs::remove_file(&temp);
         let captions = &p.config.captions;
         // With FFmpeg, sidecars come from the source while it transcodes (their times count from
         // the first video frame either way), so the caption stage adds little wall time. The

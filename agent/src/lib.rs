@@ -16,6 +16,7 @@
 pub use h264_alerts as alerts;
 pub mod captions;
 pub mod child;
+pub mod containment;
 pub mod control;
 pub mod damage;
 pub mod disk;
@@ -23,6 +24,7 @@ pub mod disposition;
 pub mod encoder_args;
 pub mod ffarg;
 pub mod floor;
+pub mod fs_safe;
 pub mod intake;
 pub mod job;
 pub mod journal;

@@ -1,6 +1,7 @@
 //! Progress dot-files beside the output (`.<name>.progress`), for external monitors that read
 //! files: JSON with stage, percent, fps, speed, ETA and time of update, replaced atomically at
-//! most once a second, removed when the job ends.
+//! most once a second (never through a symlink, see [`crate::fs_safe`]), removed when the job
+//! ends.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,8 @@ pub struct ProgressFile {
     source: String,
     last_write: Option<Instant>,
     live: Arc<Mutex<Live>>,
+    /// Whether a refused (planted) path was reported already.
+    reported: bool,
 }
 
 #[derive(Serialize)]
@@ -41,6 +44,7 @@ impl ProgressFile {
             source: source.display().to_string(),
             last_write: None,
             live,
+            reported: false,
         }
     }
 
@@ -98,10 +102,16 @@ impl ProgressFile {
         let Ok(json) = serde_json::to_vec_pretty(&snapshot) else {
             return;
         };
-        let tmp = crate::publish::sibling(&self.path, "", crate::publish::TEMP_SUFFIX);
-        // Best effort: a monitor file must never fail a conversion.
-        if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        // Best effort: a monitor file must never fail a conversion. Written in the private work
+        // folder and renamed into place, so a symlink planted at its name is replaced, never
+        // written through (security review H5); a planted work folder is reported once.
+        if let Err(e @ crate::fs_safe::UnsafePath::Planted(_)) =
+            crate::fs_safe::replace_with(&self.path, &json)
+        {
+            if !self.reported {
+                self.reported = true;
+                tracing::warn!(progress = ?self.path, "progress file not written: {e}");
+            }
         }
     }
 

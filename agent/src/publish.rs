@@ -13,9 +13,10 @@ use crate::probe::{probe, MediaInfo};
 /// The suffix of every temporary output, so that start-up can find and remove them.
 pub const TEMP_SUFFIX: &str = ".h264create-tmp";
 
-/// The hidden temporary name an output is written under.
+/// The hidden temporary name an output is written under: a short fixed-length name in the
+/// output folder's private work folder ([`crate::fs_safe::work_temp`]).
 pub fn temp_path(output: &Path) -> PathBuf {
-    sibling(output, "", TEMP_SUFFIX)
+    crate::fs_safe::work_temp(output)
 }
 
 /// `.<name><suffix>` beside `path`.
@@ -246,7 +247,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("show.mp4");
         let tmp = temp_path(&out);
-        assert_eq!(tmp.file_name().unwrap(), ".show.mp4.h264create-tmp");
+        assert!(tmp.starts_with(dir.path().join(".h264create-work")));
+        crate::fs_safe::ensure_work_dir(dir.path()).unwrap();
         std::fs::write(&out, b"other").unwrap();
         std::fs::write(&tmp, b"new").unwrap();
         assert_eq!(

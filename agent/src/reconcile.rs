@@ -52,6 +52,10 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
         return Action::Done;
     };
     let path = key.path();
+    if let Some(why) = crate::containment::leaves_root(root, key.rel()) {
+        crate::containment::report(agent, key, root, &why);
+        return forget(agent, key);
+    }
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => {

@@ -159,6 +159,11 @@ pub struct WatchRoot {
     /// before it existed does not change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub program: Option<Program>,
+    /// Whether sources reached through a symlink that leads out of this root are converted
+    /// (and moved or deleted after). Off: they are refused and reported once. Left out of the
+    /// canonical form while off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub follow_symlinks: bool,
 }
 
 /// `[[watch]] program`: a programme of a multiplex, by service name (`"BBC ONE HD"`, matched
@@ -221,6 +226,7 @@ impl Default for WatchRoot {
             on_failure: OnFailure::Leave,
             quarantine_dir: None,
             program: None,
+            follow_symlinks: false,
         }
     }
 }

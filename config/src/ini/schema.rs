@@ -58,6 +58,7 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("on_failure", Word),
             ("quarantine_dir", OptText),
             ("program", Program),
+            ("follow_symlinks", Bool),
         ],
     ),
     (
