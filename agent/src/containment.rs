@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::journal::Journal;
 use crate::key::{Fingerprint, SourceKey};
 use crate::roots::Root;
-use crate::state::Agent;
 
 /// Why `root/rel` is refused: the symlink on its way that leads out of the root, and where
 /// to. `None` when no part of it is a symlink, when every symlink stays inside, or when the
@@ -49,14 +49,13 @@ pub fn leaves(source: &Path, rel: &Path) -> Option<String> {
     }
 }
 
-/// Records the refusal once per version of the file.
-pub fn report(agent: &Agent, key: &SourceKey, root: &Root, why: &str) {
+/// Records the refusal once per version of the file (`spec_hash`: the settings in force).
+pub fn report(journal: &Journal, spec_hash: &str, key: &SourceKey, root: &Root, why: &str) {
     let Ok(meta) = std::fs::symlink_metadata(key.path()) else {
         return;
     };
     let fp = Fingerprint::of(&meta);
-    let known = agent
-        .journal
+    let known = journal
         .get(key)
         .ok()
         .flatten()
@@ -66,8 +65,7 @@ pub fn report(agent: &Agent, key: &SourceKey, root: &Root, why: &str) {
     }
     tracing::error!(source = ?key.path(), "{why}");
     let output = root.output_for(key.rel());
-    let spec = agent.pipeline().spec_hash.clone();
-    if let Err(e) = agent.journal.record_conflict(key, &fp, &spec, &output, why) {
+    if let Err(e) = journal.record_conflict(key, &fp, spec_hash, &output, why) {
         tracing::error!(error = %e, "could not record the refusal in the journal");
     }
 }

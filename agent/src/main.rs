@@ -336,7 +336,8 @@ fn init_logging(config: &AgentConfig, telemetry: &Telemetry) {
     }];
     if let Some(dir) = &config.logging.dir {
         let l = &config.logging;
-        match h264_agent::logfile::RollingFile::new(dir, "h264-agent", l.rotation, l.keep) {
+        match h264_agent::plumbing::logfile::RollingFile::new(dir, "h264-agent", l.rotation, l.keep)
+        {
             Ok(files) => {
                 let layer = tracing_subscriber::fmt::layer()
                     .with_ansi(false)

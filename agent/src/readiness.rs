@@ -244,7 +244,7 @@ pub async fn validate(
     cfg: &Readiness,
     program: Option<&Program>,
     cancel: &CancellationToken,
-) -> Result<Result<Ready, Invalid>, crate::child::RunError> {
+) -> Result<Result<Ready, Invalid>, crate::plumbing::child::RunError> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size == 0 {
         return Ok(Err(Invalid("the file is empty (0 bytes)".into())));
@@ -334,8 +334,8 @@ pub async fn validate(
 }
 
 /// Reading the transport stream's packets failed.
-fn io_error(source: std::io::Error) -> crate::child::RunError {
-    crate::child::RunError::Io {
+fn io_error(source: std::io::Error) -> crate::plumbing::child::RunError {
+    crate::plumbing::child::RunError::Io {
         program: "the transport stream check".into(),
         source,
     }
@@ -347,7 +347,7 @@ async fn scrambled(
     path: &Path,
     layout: crate::ts::Layout,
     info: &MediaInfo,
-) -> Result<Option<String>, crate::child::RunError> {
+) -> Result<Option<String>, crate::plumbing::child::RunError> {
     let mut named: Vec<(String, u16)> = Vec::new();
     if let Some(pid) = info.video.as_ref().and_then(|v| v.pid) {
         named.push(("the video".into(), pid));
@@ -396,7 +396,7 @@ pub async fn validate_deep(
     info: &MediaInfo,
     cfg: &Readiness,
     cancel: &CancellationToken,
-) -> Result<bool, crate::child::RunError> {
+) -> Result<bool, crate::plumbing::child::RunError> {
     let timeout = cfg.probe_timeout.get();
     let stream = match (&info.program, &info.video) {
         (Some(_), Some(video)) => video.index.to_string(),

@@ -11,23 +11,29 @@
 //! the agent waits for the jobs up to `shutdown_grace`, logs any that did not stop, and returns.
 //! In `--once` mode the agent stops by itself when nothing is queued, delayed or running.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use h264_config::AgentConfig;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::control::View;
+use crate::disk::DiskGuard;
+use crate::intake::Intake;
 use crate::journal::{Journal, JournalError};
+use crate::key::SourceKey;
+use crate::metrics::{JobMetrics, Observed};
+use crate::notify::Notifier;
+use crate::pipeline::{Events, JobCtx, Jobs};
 use crate::queue::WorkQueue;
 use crate::readiness::Stability;
+use crate::reconcile::ReconcileCtx;
 use crate::roots::Root;
-use crate::state::Agent;
 use crate::stats::{Snapshot, Stats};
+use crate::watch::Sources;
 
 /// How the agent runs.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +92,7 @@ pub enum FatalError {
     Root(std::io::Error),
     /// Another agent uses the state folder.
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Lock(#[from] crate::plumbing::lock::LockError),
     /// The control address cannot be used (another agent listens there).
     #[error(transparent)]
     Control(#[from] crate::control::BindError),
@@ -103,7 +109,7 @@ pub async fn run(
         path: state_dir.clone(),
         source,
     })?;
-    let _lock = crate::lock::acquire(&state_dir, &config.agent.control)?;
+    let _lock = crate::plumbing::lock::acquire(&state_dir, &config.agent.control)?;
     let control = if options.once {
         None
     } else {
@@ -146,97 +152,150 @@ pub async fn run(
             None
         }
     };
+    let notifier = Notifier::new(alerts);
     let crate::session::Startup {
         pipeline,
         revisions,
         problems: revision_problems,
     } = crate::session::startup(&config);
-    let agent = Arc::new(Agent {
-        pipeline: std::sync::RwLock::new(Arc::new(pipeline)),
-        events: tokio::sync::broadcast::channel(1024).0,
-        workers: Arc::new(Semaphore::new(config.agent.workers.max(1))),
-        id,
-        roots,
-        journal,
-        queue: WorkQueue::new(),
-        stats: Stats::default(),
-        jobs: Mutex::new(HashMap::new()),
-        claims: Mutex::new(HashMap::new()),
-        stability: Mutex::new(Stability::default()),
-        tracker: TaskTracker::new(),
-        shutdown: shutdown.child_token(),
-        once: options.once,
-        intake: crate::intake::Intake::default(),
-        started_at: std::time::Instant::now(),
-        config_warnings: options.config_warnings.clone(),
-        volumes: Mutex::new(Vec::new()),
-        next_job_id: std::sync::atomic::AtomicU64::new(0),
-        alerts,
+    // From here on the settings channel is the one configuration the agent reads; the local
+    // file stays with the session, as the base its revisions are merged over.
+    let local = Arc::new(config);
+    let (settings_tx, settings) = crate::settings::channel(pipeline);
+    let shutdown = shutdown.child_token();
+    let roots: Arc<[Root]> = roots.into();
+    let intake = Arc::new(Intake::default());
+    let folders = roots
+        .iter()
+        .map(|r| r.output.clone())
+        .chain(std::iter::once(state_dir.clone()))
+        .collect();
+    let disk = Arc::new(DiskGuard::new(
+        folders,
+        settings.clone(),
+        intake.clone(),
+        notifier.clone(),
+    ));
+    let jobs = Jobs::default();
+    let queue = Arc::new(WorkQueue::new());
+    let stats = Arc::new(Stats::default());
+    let journal = Arc::new(journal);
+    let job_ctx = Arc::new(JobCtx {
+        settings: settings.clone(),
+        roots: roots.clone(),
+        journal: journal.clone(),
+        queue: queue.clone(),
+        jobs: jobs.clone(),
+        stability: Arc::new(Mutex::new(Stability::default())),
+        stats: stats.clone(),
         metrics: options
             .meter
             .as_ref()
-            .map(crate::metrics::JobMetrics::new)
+            .map(JobMetrics::new)
             .unwrap_or_default(),
-        config,
+        events: Events::default(),
+        notifier: notifier.clone(),
+        disk: disk.clone(),
+        intake: intake.clone(),
+        workers: Arc::new(Semaphore::new(local.agent.workers.max(1))),
+        tracker: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        once: options.once,
+    });
+    let view = View {
+        id: id.clone(),
+        started_at: std::time::Instant::now(),
+        config_warnings: options.config_warnings.clone().into(),
+        settings: settings.clone(),
+        journal: journal.clone(),
+        stats: stats.clone(),
+        jobs: jobs.clone(),
+        queue: queue.clone(),
+        disk: disk.clone(),
+        intake: intake.clone(),
+        notifier: notifier.clone(),
+    };
+    // The gauges read these while the agent runs; they observe nothing once it is dropped.
+    let observed = Arc::new(Observed {
+        queue: queue.clone(),
+        jobs: jobs.clone(),
+        disk: disk.clone(),
+        notifier: notifier.clone(),
     });
     if let Some(meter) = &options.meter {
-        crate::metrics::observe(&agent, meter);
+        crate::metrics::observe(&observed, meter);
     }
-    crate::disk::check_now(&agent);
-    crate::notify::lifecycle(&agent, true);
+    disk.check_now();
+    let root_names: Vec<String> = roots
+        .iter()
+        .map(|r| r.source.display().to_string())
+        .collect();
+    let workers = local.agent.workers;
+    notifier.lifecycle(&id, &root_names, workers, true);
     for rejected in &options.config_rejected {
-        crate::notify::config_rejected(&agent, rejected, "running on the legacy INI beside it");
+        notifier.config_rejected(rejected, "running on the legacy INI beside it");
     }
     for problem in &revision_problems {
-        crate::notify::config_rejected(&agent, problem, "running on the local configuration");
+        notifier.config_rejected(problem, "running on the local configuration");
     }
     if let Some(listener) = control {
-        tracing::info!(addr = %agent.config.agent.control, "control API listening");
-        crate::control::serve(listener, agent.clone());
-        tokio::spawn(crate::disk::run(agent.clone()));
+        tracing::info!(addr = %local.agent.control, "control API listening");
+        crate::control::serve(listener, view.clone(), shutdown.clone());
+        tokio::spawn(disk.clone().run(shutdown.clone()));
     }
     let session = if options.once {
         None
     } else {
-        crate::session::spawn(agent.clone(), revisions)
+        let ctx = crate::session::SessionCtx {
+            local: local.clone(),
+            settings: settings_tx,
+            view,
+            events: job_ctx.events.clone(),
+            shutdown: shutdown.clone(),
+        };
+        crate::session::spawn(ctx, revisions)
     };
     tracing::info!(
-        agent = %agent.id, workers = agent.config.agent.workers, roots = agent.roots.len(),
-        once = options.once, "h264-agent started"
+        agent = %id, workers, roots = roots.len(), once = options.once, "h264-agent started"
     );
+    let sources = Sources {
+        roots: roots.clone(),
+        queue: queue.clone(),
+        jobs: jobs.clone(),
+        shutdown: shutdown.clone(),
+    };
     let _watchers = if options.once {
         Vec::new()
     } else {
-        crate::watch::start(&agent)
+        crate::watch::start(&sources, local.agent.resync_interval.get())
     };
     let scan_started = std::time::Instant::now();
     {
-        let a = agent.clone();
-        let _ = tokio::task::spawn_blocking(move || crate::watch::scan_all(&a)).await;
+        let sources = sources.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::watch::scan_all(&sources)).await;
     }
-    let reconcilers = tokio::spawn(crate::reconcile::run_workers(agent.clone(), 4));
-    tokio::spawn(report_startup_reconcile(agent.clone(), scan_started));
+    let reconcile = Arc::new(ReconcileCtx::new(job_ctx.clone()));
+    let reconcilers = tokio::spawn(crate::reconcile::run_workers(reconcile, 4));
+    tokio::spawn(report_startup_reconcile(
+        sources.clone(),
+        stats.clone(),
+        scan_started,
+    ));
     if options.once {
-        wait_until_idle(&agent).await;
+        wait_until_idle(&queue, &jobs, &shutdown).await;
     } else {
-        agent.shutdown.cancelled().await;
+        shutdown.cancelled().await;
         tracing::info!("shutting down: stopping intake and jobs");
     }
-    agent.shutdown.cancel();
-    agent.queue.close();
-    agent.tracker.close();
-    let grace = agent.config.agent.shutdown_grace.get();
-    if tokio::time::timeout(grace, agent.tracker.wait())
+    shutdown.cancel();
+    queue.close();
+    job_ctx.tracker.close();
+    let grace = local.agent.shutdown_grace.get();
+    if tokio::time::timeout(grace, job_ctx.tracker.wait())
         .await
         .is_err()
     {
-        let left: Vec<String> = agent
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .map(|k| k.to_string())
-            .collect();
+        let left: Vec<String> = jobs.snapshot().iter().map(|(k, _)| k.to_string()).collect();
         tracing::error!(
             ?left,
             ?grace,
@@ -248,12 +307,11 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), session).await;
     }
     let summary = RunSummary {
-        stats: agent.stats.snapshot(),
+        stats: stats.snapshot(),
     };
-    crate::notify::lifecycle(&agent, false);
-    if let Some(alerts) = &agent.alerts {
-        alerts.flush(Duration::from_secs(5)).await;
-    }
+    notifier.lifecycle(&id, &root_names, workers, false);
+    notifier.flush(Duration::from_secs(5)).await;
+    drop(observed);
     tracing::info!(?summary, "h264-agent stopped");
     Ok(summary)
 }
@@ -262,22 +320,27 @@ pub async fn run(
 /// tells systemd the agent is ready (`READY=1`; nothing without `$NOTIFY_SOCKET`). While the
 /// pass goes on, systemd is asked to wait longer every [`STARTUP_EXTEND`], so a large backlog
 /// does not hit `TimeoutStartSec=` while it makes progress.
-async fn report_startup_reconcile(agent: Arc<Agent>, started: std::time::Instant) {
+async fn report_startup_reconcile(
+    sources: Sources,
+    stats: Arc<Stats>,
+    started: std::time::Instant,
+) {
+    let queue = &sources.queue;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut extended = std::time::Instant::now();
     loop {
         tokio::select! {
-            _ = agent.shutdown.cancelled() => return,
+            _ = sources.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if agent.queue.depth() == 0 && agent.queue.processing() == 0 {
-            let seen = agent.stats.snapshot().seen;
+        if queue.depth() == 0 && queue.processing() == 0 {
+            let seen = stats.snapshot().seen;
             tracing::info!(
                 sources = seen,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "start-up reconcile finished"
             );
-            let folders = agent.roots.len();
+            let folders = sources.roots.len();
             h264_service::systemd::ready(&format!(
                 "watching {folders} folder{}; start-up reconcile of {seen} sources finished",
                 if folders == 1 { "" } else { "s" }
@@ -290,8 +353,8 @@ async fn report_startup_reconcile(agent: Arc<Agent>, started: std::time::Instant
                 STARTUP_EXTEND * 3,
                 &format!(
                     "start-up reconcile: {} sources seen, {} queued",
-                    agent.stats.snapshot().seen,
-                    agent.queue.depth()
+                    stats.snapshot().seen,
+                    queue.depth()
                 ),
             );
         }
@@ -301,16 +364,16 @@ async fn report_startup_reconcile(agent: Arc<Agent>, started: std::time::Instant
 /// How often a start-up reconcile still under way asks systemd for more time.
 const STARTUP_EXTEND: Duration = Duration::from_secs(10);
 
-async fn wait_until_idle(agent: &Agent) {
+async fn wait_until_idle(queue: &WorkQueue<SourceKey>, jobs: &Jobs, shutdown: &CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut idle_ticks = 0;
     loop {
         tokio::select! {
-            _ = agent.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
         // Two idle looks in a row, so that a key between queue and job is not missed.
-        if agent.queue.is_idle() && agent.jobs_in_flight() == 0 {
+        if queue.is_idle() && jobs.is_empty() {
             idle_ticks += 1;
             if idle_ticks >= 2 {
                 return;
@@ -329,8 +392,12 @@ async fn check_tool(program: &Path, key: &'static str) -> Result<(), FatalError>
         key,
         why,
     };
-    match crate::child::run_captured(&mut cmd, Duration::from_secs(20), &CancellationToken::new())
-        .await
+    match crate::plumbing::child::run_captured(
+        &mut cmd,
+        Duration::from_secs(20),
+        &CancellationToken::new(),
+    )
+    .await
     {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(fail(format!(
@@ -340,34 +407,6 @@ async fn check_tool(program: &Path, key: &'static str) -> Result<(), FatalError>
         ))),
         Err(e) => Err(fail(e.to_string())),
     }
-}
-
-/// SHA256 of the settings that shape outputs: a change means new outputs would differ.
-pub fn spec_hash(config: &AgentConfig) -> String {
-    let t = &config.transcode;
-    // The free-form arguments keep their old name in the hash, and typed settings count only
-    // when set: outputs made before either existed keep their hash.
-    let mut shape = serde_json::json!({
-        "preset": t.preset, "crf": t.crf, "profile": t.profile, "level": t.level,
-        "pix_fmt": t.pix_fmt, "deinterlace": t.deinterlace, "remux": t.remux,
-        "audio_bitrate": t.audio_bitrate, "extra_args": h264_config::encoder::free_form_args(t),
-    });
-    let typed = serde_json::json!({
-        "tune": t.tune, "x264_params": t.x264_params, "keyframe_interval": t.keyframe_interval,
-        "maxrate": t.maxrate, "bufsize": t.bufsize, "max_height": t.max_height,
-        "frame_rate": t.frame_rate, "audio_channels": t.audio_channels,
-        "audio_sample_rate": t.audio_sample_rate,
-    });
-    if let (Some(shape), Some(typed)) = (shape.as_object_mut(), typed.as_object()) {
-        shape.extend(
-            typed
-                .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-    }
-    let digest = Sha256::digest(shape.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The agent's id: `[agent] id`, else the host name.

@@ -9,10 +9,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::state::Live;
+use super::stage::{Phase, Stage};
+use crate::publish::{sibling, PROGRESS_SUFFIX};
 
-/// The suffix of progress files.
-pub const SUFFIX: &str = ".progress";
+/// A running job's phase and progress, for the control API and the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Waiting for a worker, or the stage it runs.
+    pub stage: Phase,
+    /// Percent done of the current stage.
+    pub percent: f64,
+    /// Speed relative to real time.
+    pub speed: f64,
+    /// The attempt number.
+    pub attempt: u32,
+}
 
 /// Writes one job's progress file.
 #[derive(Debug)]
@@ -40,7 +51,7 @@ impl ProgressFile {
     /// The progress file for `output`.
     pub fn new(output: &Path, source: &Path, live: Arc<Mutex<Live>>) -> Self {
         Self {
-            path: crate::publish::sibling(output, "", SUFFIX),
+            path: sibling(output, "", PROGRESS_SUFFIX),
             source: source.display().to_string(),
             last_write: None,
             live,
@@ -56,7 +67,7 @@ impl ProgressFile {
     /// Records progress; writes at most once a second unless `force`.
     pub fn update(
         &mut self,
-        stage: &str,
+        stage: Stage,
         done: f64,
         total: f64,
         fps: f64,
@@ -65,7 +76,7 @@ impl ProgressFile {
     ) {
         {
             let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            live.stage = stage.to_string();
+            live.stage = Phase::In(stage);
             live.percent = if total > 0.0 {
                 (done / total * 100.0).clamp(0.0, 100.0)
             } else {
@@ -89,7 +100,7 @@ impl ProgressFile {
         let eta_seconds = (speed > 0.0 && total > done).then(|| (total - done) / speed);
         let snapshot = Snapshot {
             source: &self.source,
-            stage,
+            stage: stage.as_str(),
             percent: (percent * 10.0).round() / 10.0,
             fps,
             speed,
