@@ -113,7 +113,14 @@ pub async fn run(
     let control = if options.once {
         None
     } else {
-        Some(crate::control::bind(&config.agent.control).await?)
+        let listener = crate::control::bind(&config.agent.control).await?;
+        let token = crate::control_token::ControlToken::create(&state_dir).map_err(|source| {
+            FatalError::StateDir {
+                path: state_dir.clone(),
+                source,
+            }
+        })?;
+        Some((listener, token))
     };
     let journal = Journal::open(&state_dir)?;
     check_tool(&config.transcode.ffmpeg, "ffmpeg").await?;
@@ -238,9 +245,9 @@ pub async fn run(
     for problem in &revision_problems {
         notifier.config_rejected(problem, "running on the local configuration");
     }
-    if let Some(listener) = control {
+    if let Some((listener, token)) = control {
         tracing::info!(addr = %local.agent.control, "control API listening");
-        crate::control::serve(listener, view.clone(), shutdown.clone());
+        crate::control::serve(listener, view.clone(), token, shutdown.clone());
         tokio::spawn(disk.clone().run(shutdown.clone()));
     }
     let session = if options.once {
