@@ -167,8 +167,7 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
             Action::Done
         }
         Settled::Wait { reason, recheck_in } => {
-            let busy = reason.starts_with("open for writing") || reason.starts_with("still");
-            if cx.once && busy {
+            if cx.once && reason.is_busy() {
                 tracing::warn!(source = %path.display(), "not ready ({reason}); skipped in --once mode");
                 Stats::bump(&cx.stats.not_ready);
                 return Action::Done;
