@@ -198,3 +198,47 @@ fn typed_encoder_settings_shape_the_output() {
     }
     assert_eq!(s.record("show.ts").unwrap().mode.as_deref(), Some("encode"));
 }
+
+/// Review M4: a password to a remote server over plain SMTP is a configuration error that
+/// `--check` names with its fix; port 587 means STARTTLS unless told otherwise; loopback relays
+/// and an explicit `allow_plaintext_auth` are accepted.
+#[test]
+fn plaintext_smtp_auth_to_a_remote_server_is_refused_by_check() {
+    let run = |email: &str| {
+        let s = Setup::new(
+            "",
+            &format!(
+                "[alerts.email]\nfrom = \"agent@example.org\"\nto = [\"ops@example.org\"]\n\
+                 username = \"h264create\"\npassword_env = \"SMTP_PASSWORD\"\n{email}\n"
+            ),
+        );
+        std::process::Command::new(env!("CARGO_BIN_EXE_h264-agent"))
+            .arg("--config")
+            .arg(&s.config)
+            .arg("--check")
+            .output()
+            .unwrap()
+    };
+    let refused = run("smtp = \"smtp://mail.example.org:25\"");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("alerts.email.starttls") && stderr.contains("starttls = true"),
+        "{stderr}"
+    );
+    let refused = run("smtp = \"smtp://mail.example.org:587\"\nstarttls = false");
+    assert_eq!(refused.status.code(), Some(2));
+    for ok in [
+        "smtp = \"smtp://mail.example.org:587\"",
+        "smtp = \"smtps://mail.example.org:465\"",
+        "smtp = \"smtp://127.0.0.1:2525\"",
+        "smtp = \"smtp://mail.example.org:25\"\nallow_plaintext_auth = true",
+    ] {
+        let out = run(ok);
+        assert!(
+            out.status.success(),
+            "{ok}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

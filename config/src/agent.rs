@@ -529,10 +529,16 @@ impl Default for Alerts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Email {
-    /// `smtp://host:port` (plain, or STARTTLS with `starttls = true`) or `smtps://host:port` (TLS).
+    /// `smtp://host:port` (STARTTLS, or plain with `starttls = false`) or `smtps://host:port`
+    /// (TLS).
     pub smtp: String,
-    /// Whether a `smtp://` connection must upgrade with STARTTLS.
-    pub starttls: bool,
+    /// Whether a `smtp://` connection must upgrade with STARTTLS; not set: yes on port 587 (the
+    /// submission port), no elsewhere (see [`Email::uses_starttls`]).
+    pub starttls: Option<bool>,
+    /// Whether a password may go to a server that is not on loopback over a connection without
+    /// TLS. Off: such a configuration is an error. Left out of the canonical form while off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext_auth: bool,
     /// The sender address.
     pub from: String,
     /// The recipients.
@@ -557,7 +563,8 @@ impl Default for Email {
     fn default() -> Self {
         Self {
             smtp: String::new(),
-            starttls: false,
+            starttls: None,
+            allow_plaintext_auth: false,
             from: String::new(),
             to: Vec::new(),
             username: None,
@@ -565,6 +572,45 @@ impl Default for Email {
             password_file: None,
             password_credential: None,
             timeout: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+impl Email {
+    /// Whether a `smtp://` connection upgrades with STARTTLS: `starttls` when set, else whether
+    /// the port is 587.
+    pub fn uses_starttls(&self) -> bool {
+        self.starttls
+            .unwrap_or_else(|| self.smtp_port() == Some(587))
+    }
+
+    /// The host of `smtp`, without brackets (`None` when it cannot be read).
+    pub fn smtp_host(&self) -> Option<&str> {
+        let rest = self.smtp.split_once("://")?.1.trim_end_matches('/');
+        match rest.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map(|(h, _)| h),
+            None => Some(rest.rsplit_once(':').map_or(rest, |(h, _)| h)),
+        }
+    }
+
+    /// The port of `smtp`, when it names one.
+    pub fn smtp_port(&self) -> Option<u16> {
+        let rest = self.smtp.split_once("://")?.1.trim_end_matches('/');
+        let port = match rest.strip_prefix('[') {
+            Some(v6) => v6.split_once("]:")?.1,
+            None => rest.rsplit_once(':')?.1,
+        };
+        port.parse().ok()
+    }
+
+    /// Whether the server is this machine (`localhost`, `127.0.0.0/8`, `::1`).
+    pub fn smtp_is_loopback(&self) -> bool {
+        match self.smtp_host() {
+            Some(h) if h.eq_ignore_ascii_case("localhost") => true,
+            Some(h) => h
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
         }
     }
 }

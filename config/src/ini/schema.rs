@@ -177,6 +177,7 @@ pub(crate) const SUBSECTIONS: &[(&str, &[(&str, Kind)])] = &[(
     &[
         ("smtp", Text),
         ("starttls", Bool),
+        ("allow_plaintext_auth", Bool),
         ("from", Text),
         ("to", Args),
         ("username", OptText),
