@@ -113,25 +113,24 @@ async fn who_is(addr: &str) -> Result<PingReply, Box<dyn std::error::Error + Sen
     Ok(client.ping(PingRequest {}).await?.into_inner())
 }
 
-/// Serves the control API on `listener` until `shutdown`; Pause and Resume need `token`.
-pub fn serve(
+/// Serves the control API on `listener` until `shutdown` (the caller spawns it); Pause and
+/// Resume need `token`.
+pub async fn serve(
     listener: tokio::net::TcpListener,
     view: View,
     token: ControlToken,
     shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let service = AgentControlServer::new(Control { view, token });
-        let result = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(addr = ?local, error = %e, "the control API stopped");
-        }
-    })
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = AgentControlServer::new(Control { view, token });
+    let result = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+        .await;
+    if let Err(e) = result {
+        tracing::error!(addr = ?local, error = %e, "the control API stopped");
+    }
 }
 
 struct Control {

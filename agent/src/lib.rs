@@ -14,7 +14,7 @@
 //! There is no shared "agent" object: each subsystem owns its state and hands out a small
 //! handle: the [`settings`] in force (one `watch` channel), the job registry
 //! ([`pipeline::Jobs`]), the [`disk`] guard, the [`intake`] gate, the [`notify`]er of operator
-//! alerts and the [`journal`]. [`run`] creates them and wires them together; the binary only
+//! alerts and the [`journal`]. [`run()`] creates them and wires them together; the binary only
 //! parses arguments, sets up logging, telemetry and signals, and calls it.
 
 /// Operator alerts (logged, e-mailed through a queue on disk): the shared `h264-alerts` crate,

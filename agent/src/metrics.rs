@@ -24,7 +24,7 @@
 //! periodic OTLP export): they read what the control API's `Stats` reads (the queue, the job map,
 //! the disk guard's last reading, the alert queue), each under its own short-held
 //! `std::sync::Mutex`, never across an `.await`. The callbacks hold only a `Weak<Observed>`, so the
-//! meter provider, which outlives [`crate::run`], never keeps the agent's state alive; once
+//! meter provider, which outlives [`crate::run()`], never keeps the agent's state alive; once
 //! the run is over they observe nothing.
 
 use std::sync::{Arc, Weak};
@@ -40,7 +40,7 @@ use crate::queue::WorkQueue;
 
 pub use crate::pipeline::metrics::{JobMetrics, METER};
 
-/// What the gauges read: the agent's handles, held by [`crate::run`] as long as it runs.
+/// What the gauges read: the agent's handles, held by [`crate::run()`] as long as it runs.
 #[derive(Debug)]
 pub struct Observed {
     /// The keys waiting for the reconciler.

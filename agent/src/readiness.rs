@@ -121,8 +121,9 @@ impl Stability {
     }
 }
 
-/// The cheap checks, in order: stability, modification-time grace, open for writing.
-pub fn settle(
+/// The cheap checks, in order: stability and the modification-time grace here (quick, no
+/// I/O: the caller may hold the record's lock), then [`check_writers`].
+pub fn settle_stability(
     stability: &mut Stability,
     key: &SourceKey,
     meta: &std::fs::Metadata,
@@ -152,6 +153,13 @@ pub fn settle(
             recheck_in: grace - age,
         };
     }
+    Settled::Ready
+}
+
+/// The last check, when `readiness.open_file_check` is on: nobody holds the file open for
+/// writing. It may walk every process's open files (`/proc/*/fd`): call it without holding a
+/// lock other tasks wait on.
+pub fn check_writers(key: &SourceKey, cfg: &Readiness) -> Settled {
     if cfg.open_file_check {
         if let Some(writer) = open_for_writing(&key.path()) {
             return Settled::Wait {

@@ -6,8 +6,9 @@
 //! # Theory of operation
 //! A few reconcile tasks take keys from the [`crate::queue::WorkQueue`], which never hands out
 //! one key twice at once. A reconcile is quick (a `stat`, a journal read, a `/proc` scan at
-//! most); everything slow (probing, transcoding) runs in a job on the bounded worker pool
-//! ([`crate::pipeline`]). A reconcile ends with an [`Action`]: done, or look again after a delay.
+//! most, outside any lock); everything slow (probing, transcoding) runs in a job on the bounded
+//! worker pool ([`crate::pipeline`]). A reconcile ends with an [`Action`]: done, or look again
+//! after a delay.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -18,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use crate::journal::JobState;
 use crate::key::{Fingerprint, SourceKey};
 use crate::pipeline::{CancelReason, JobCtx};
-use crate::readiness::{settle, Settled};
+use crate::readiness::{check_writers, settle_stability, Settled};
 use crate::stats::Stats;
 
 /// What the reconciler works with: the jobs' context (it submits jobs, and reads the journal,
@@ -152,14 +153,17 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
         return forget(cx, key);
     }
     let settings = cx.settings.current();
-    let (settled, waited) = {
-        let mut stability = cx.stability.lock().unwrap_or_else(|p| p.into_inner());
-        let settled = settle(&mut stability, key, &meta, &settings.config.readiness);
-        let waited = match settled {
-            Settled::Ready => stability.take_wait(key),
-            Settled::Wait { .. } => None,
-        };
-        (settled, waited)
+    let readiness = &settings.config.readiness;
+    let lock = || cx.stability.lock().unwrap_or_else(|p| p.into_inner());
+    // The stability record's lock is held for the quick checks only; the open-for-writing
+    // check (a walk over /proc) runs outside it, so reconcile tasks do not queue behind it.
+    let settled = match settle_stability(&mut lock(), key, &meta, readiness) {
+        Settled::Ready => check_writers(key, readiness),
+        wait => wait,
+    };
+    let waited = match settled {
+        Settled::Ready => lock().take_wait(key),
+        Settled::Wait { .. } => None,
     };
     match settled {
         Settled::Ready => {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::key::SourceKey;
 use crate::pipeline::Jobs;
+use crate::plumbing::tasks::Tasks;
 use crate::queue::WorkQueue;
 use crate::roots::Root;
 
@@ -78,7 +79,11 @@ pub fn scan(sources: &Sources, root: &Root, dir: &Path) {
 
 /// Starts watching every root, and a full rescan every `resync`; returns the watchers, which
 /// stop when dropped.
-pub fn start(sources: &Sources, resync: Duration) -> Vec<notify::RecommendedWatcher> {
+pub fn start(
+    sources: &Sources,
+    resync: Duration,
+    tasks: &Tasks,
+) -> Vec<notify::RecommendedWatcher> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>(4096);
     let overflow = Arc::new(AtomicBool::new(false));
     let mut watchers = Vec::new();
@@ -108,11 +113,11 @@ pub fn start(sources: &Sources, resync: Duration) -> Vec<notify::RecommendedWatc
         if polled {
             let interval = root.cfg.poll_interval.get().max(Duration::from_millis(100));
             tracing::info!(root = %root.source.display(), ?interval, "watching by polling");
-            spawn_periodic(sources, interval, Some(index));
+            spawn_periodic(sources, interval, Some(index), tasks);
         }
     }
-    spawn_periodic(sources, resync, None);
-    tokio::spawn(forward(sources.clone(), rx, overflow));
+    spawn_periodic(sources, resync, None, tasks);
+    tasks.spawn("watch events", forward(sources.clone(), rx, overflow));
     watchers
 }
 
@@ -136,9 +141,14 @@ fn make_watcher(
 }
 
 /// Rescans one root (`Some(index)`) or all roots every `interval` until shutdown.
-fn spawn_periodic(sources: &Sources, interval: Duration, root: Option<usize>) {
+fn spawn_periodic(sources: &Sources, interval: Duration, root: Option<usize>, tasks: &Tasks) {
     let sources = sources.clone();
-    tokio::spawn(async move {
+    let name = if root.is_some() {
+        "watch polling"
+    } else {
+        "watch resync"
+    };
+    tasks.spawn(name, async move {
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;

@@ -6,7 +6,8 @@ use crate::captions::CaptionError;
 use crate::plumbing::child::RunError;
 use crate::transcode::TranscodeError;
 
-/// What kind of failure it is: what the retry decision ([`super::decide`]) looks at.
+/// What kind of failure it is: what the retry decision ([`decide`](super::decide::decide))
+/// looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Not worth retrying: the input is invalid or corrupt.

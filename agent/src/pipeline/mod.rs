@@ -1,9 +1,9 @@
 //! A conversion job, one stage per file: [`readiness`] -> [`probe`] (beside the transcode) ->
 //! [`transcode`] -> [`verify`] -> [`captions`] -> [`publish`] -> [`dispose`], on the bounded
-//! worker pool, with retries. [`attempt`] runs the stages in order; [`decide`] says what follows
-//! a failure and [`outcome`] carries it out; [`trace`] is the job's trace; [`registry`] holds the
-//! jobs in flight; [`stage`] names the stages for every output (logs, trace, journal, control
-//! API, events, progress files).
+//! worker pool, with retries. [`attempt`] runs the stages in order; [`decide`](mod@decide)
+//! says what follows a failure and [`outcome`] carries it out; [`trace`] is the job's trace;
+//! [`registry`] holds the jobs in flight; [`stage`] names the stages for every output (logs,
+//! trace, journal, control API, events, progress files).
 //!
 //! # Theory of operation
 //! [`submit`] registers the job in the [`Jobs`] registry (so a key never has two) and spawns it
@@ -20,6 +20,15 @@
 //! source's) is retried at once one rung up (`transcode::Rung`), whatever `max_attempts` says,
 //! and is final on the last rung. The journal keeps the rung of each attempt and the rung the
 //! next one starts on.
+//!
+//! # Changing a stage
+//! A stage is one `run` function in its own file, `async fn run(a: &Attempt, ...) ->
+//! Result<T, Failure>`, inside its span (`trace::stage_span!` named by its [`Stage`], run
+//! through `trace::stage`, which marks the span failed). It turns its errors into a
+//! [`failure::Failure`] of its own stage and class (permanent, transient, damaged) and leaves
+//! the consequences to [`decide`](mod@decide). A new stage gets a [`Stage`] variant (its
+//! `name()` is the span's name, its `as_str()` what the journal and the wire say) and a call in
+//! [`attempt`].
 
 pub mod admission;
 pub mod attempt;

@@ -1,6 +1,6 @@
 //! What a job's end does: the journal, the stats, the metrics, the fleet event, the alert, the
-//! source's disposition and the requeue. The decision itself is [`super::decide`]'s; this
-//! module only carries it out.
+//! source's disposition and the requeue. The decision itself is [`decide`](mod@super::decide)'s;
+//! this module only carries it out.
 
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;

@@ -1,7 +1,7 @@
 //! The `transcode` stage: FFmpeg converts the source into the hidden temporary output, on the
 //! attempt's rung of the retry ladder. FFmpeg's own log gives the recording's damage: beyond
 //! `readiness.max_decode_errors` reports the input is refused as corrupt, like the quick checks'
-//! refusals; FFmpeg blaming the input climbs the ladder ([`super::decide`]).
+//! refusals; FFmpeg blaming the input climbs the ladder ([`decide`](mod@super::decide)).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -1,15 +1,16 @@
 //! Start-up, steady state and shutdown of the agent.
 //!
 //! # Theory of operation
-//! Start-up ([`prepare`]) checks what the agent cannot work without (state folder, journal,
-//! FFmpeg, watch roots) and fails with a [`FatalError`] naming it. It then cleans up after a crash (leftover
-//! temporaries, jobs the journal says were running), picks the start-up pipeline (the
-//! last-known-good fleet revision over the local file, when there is a controller; see
-//! [`crate::session`]), creates the subsystems' handles ([`wire`]), starts the watchers and the controller session, queues every source
-//! once, and runs the reconcile tasks. Shutdown is two-phase: cancelling `shutdown` stops intake
-//! and every job (each stops its FFmpeg's process group and records the job as interrupted); then
-//! the agent waits for the jobs up to `shutdown_grace`, logs any that did not stop, and returns.
-//! In `--once` mode the agent stops by itself when nothing is queued, delayed or running.
+//! Start-up (`prepare`) checks what the agent cannot work without (state folder, journal,
+//! FFmpeg, watch roots) and fails with a [`FatalError`] naming it. It then cleans up after a
+//! crash (leftover temporaries, jobs the journal says were running), picks the start-up
+//! settings (the last-known-good fleet revision over the local file, when there is a
+//! controller; see [`crate::session`]), creates the subsystems' handles (`wire`), starts the
+//! watchers and the controller session, queues every source once, and runs the reconcile tasks.
+//! Shutdown is two-phase: cancelling `shutdown` stops intake and every job (each stops its
+//! FFmpeg's process group and records the job as interrupted); then the agent waits for the jobs
+//! up to `shutdown_grace`, logs any that did not stop, and returns. In `--once` mode the agent
+//! stops by itself when nothing is queued, delayed or running.
 
 mod error;
 mod options;
@@ -27,6 +28,7 @@ use h264_config::AgentConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::notify::Notifier;
+use crate::plumbing::tasks::Tasks;
 use crate::reconcile::ReconcileCtx;
 use prepare::{prepare, Ground};
 use wire::Wired;
@@ -74,23 +76,25 @@ pub async fn run(
     for problem in &revision_problems {
         notifier.config_rejected(problem, "running on the local configuration");
     }
+    let tasks = Tasks::default();
     if let Some((listener, token)) = control {
         tracing::info!(addr = %w.local.agent.control, "control API listening");
-        crate::control::serve(listener, w.view.clone(), token, shutdown.clone());
-        tokio::spawn(w.jobs.disk.clone().run(shutdown.clone()));
+        let serve = crate::control::serve(listener, w.view.clone(), token, shutdown.clone());
+        tasks.spawn("control API", serve);
+        tasks.spawn("disk guard", w.jobs.disk.clone().run(shutdown.clone()));
     }
-    let session = if options.once {
-        None
-    } else {
-        crate::session::spawn(w.session(), revisions)
-    };
+    if !options.once {
+        if let Some(session) = crate::session::task(w.session(), revisions) {
+            tasks.spawn("fleet session", session);
+        }
+    }
     tracing::info!(
         agent = %id, workers, roots = root_names.len(), once = options.once, "h264-agent started"
     );
     let _watchers = if options.once {
         Vec::new()
     } else {
-        crate::watch::start(&w.sources, w.local.agent.resync_interval.get())
+        crate::watch::start(&w.sources, w.local.agent.resync_interval.get(), &tasks)
     };
     let scan_started = std::time::Instant::now();
     {
@@ -98,12 +102,10 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || crate::watch::scan_all(&sources)).await;
     }
     let reconcile = Arc::new(ReconcileCtx::new(w.jobs.clone()));
-    let reconcilers = tokio::spawn(crate::reconcile::run_workers(reconcile, 4));
-    tokio::spawn(ready::report_startup_reconcile(
-        w.sources.clone(),
-        w.jobs.stats.clone(),
-        scan_started,
-    ));
+    tasks.spawn("reconcilers", crate::reconcile::run_workers(reconcile, 4));
+    let report =
+        ready::report_startup_reconcile(w.sources.clone(), w.jobs.stats.clone(), scan_started);
+    tasks.spawn("start-up reconcile report", report);
     if options.once {
         ready::wait_until_idle(&w.jobs.queue, &w.jobs.jobs, &shutdown).await;
     } else {
@@ -111,9 +113,9 @@ pub async fn run(
         tracing::info!("shutting down: stopping intake and jobs");
     }
     stop(&w, &shutdown).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), reconcilers).await;
-    if let Some(session) = session {
-        let _ = tokio::time::timeout(Duration::from_secs(2), session).await;
+    let left = tasks.stop(TASKS_GRACE).await;
+    if !left.is_empty() {
+        tracing::error!(?left, grace = ?TASKS_GRACE, "tasks did not stop after the jobs; aborted");
     }
     let summary = RunSummary {
         stats: w.jobs.stats.snapshot(),
@@ -123,6 +125,10 @@ pub async fn run(
     tracing::info!(?summary, "h264-agent stopped");
     Ok(summary)
 }
+
+/// How long the long-lived tasks (control API, session, watchers, reconcilers) may take to
+/// stop once the jobs have.
+const TASKS_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts the alerter (a failure leaves alerts logged only).
 fn start_alerts(config: &AgentConfig, id: &str, shutdown: &CancellationToken) -> Notifier {

@@ -23,7 +23,7 @@ const FORMAT: u32 = 1;
 /// One accepted revision, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The layout version ([`FORMAT`]).
+    /// The layout version (`FORMAT`).
     pub format: u32,
     /// The revision's generation.
     pub generation: u64,

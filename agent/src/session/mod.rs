@@ -6,7 +6,7 @@
 //! One task owns the stream, as linkerd's tonic-watch does: it connects, says hello (id,
 //! labels, version, capabilities, the revision it runs and the highest it accepted), then
 //! serves until the stream breaks, and reconnects with exponential backoff and jitter
-//! ([`backoff`]) until the agent shuts down. Losing the controller changes nothing the agent
+//! (`backoff`) until the agent shuts down. Losing the controller changes nothing the agent
 //! does: jobs go on under the pipeline in force.
 //!
 //! The task reacts to three things: messages from the controller (an assignment goes through
@@ -21,17 +21,17 @@
 //! [`startup::startup`], which also picks the start-up pipeline from the last-known-good file
 //! ([`lkg`]).
 //!
-//! Transport ([`transport`]): plain HTTP/2 for `http://`, TLS (rustls) for `https://`, the
+//! Transport (`transport`): plain HTTP/2 for `http://`, TLS (rustls) for `https://`, the
 //! controller's certificate checked against `[controller] ca` and this agent's own presented
 //! from `cert` and `key`. A TLS failure is logged with what to fix and retried like any other
 //! lost connection. With `[controller] trusted_keys`, assignments must also carry a signature
-//! by one of those keys ([`signature`]), checked right after their SHA256.
+//! by one of those keys (`signature`), checked right after their SHA256.
 //!
 //! Tracing: an assignment is handled in an `assignment.apply` span (generation, revision,
 //! sha256, rollback, outcome ACK or NACK, the NACK's stage and field) whose parent is the
 //! controller's span named by the assignment's `traceparent` (a rollout's push or rollback, an
 //! operator's apply or assign), so the agent's work joins the rollout's trace; its stages are
-//! child spans ([`assign`]). The span goes along to the blocking thread that applies it.
+//! child spans (`assign`). The span goes along to the blocking thread that applies it.
 
 mod assign;
 mod backoff;
@@ -68,15 +68,18 @@ use error::chain;
 /// Messages waiting to be sent on the stream.
 const OUTBOX: usize = 64;
 
-/// Starts the session task when `[controller]` names an endpoint; it runs until the agent shuts
-/// down. `revisions` is the state [`startup`] found.
-pub fn spawn(agent: SessionCtx, revisions: Revisions) -> Option<tokio::task::JoinHandle<()>> {
+/// The session task when `[controller]` names an endpoint (the caller spawns it); it runs until
+/// the agent shuts down. `revisions` is the state [`startup`] found.
+pub fn task(
+    agent: SessionCtx,
+    revisions: Revisions,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
     let endpoint = agent.local.controller.endpoint.clone()?;
     if let Err(e) = Endpoint::from_shared(endpoint.clone()) {
         tracing::error!(%endpoint, error = %e, "controller.endpoint is not usable; no fleet session");
         return None;
     }
-    Some(tokio::spawn(run(agent, revisions)))
+    Some(run(agent, revisions))
 }
 
 async fn run(agent: SessionCtx, revisions: Revisions) {
