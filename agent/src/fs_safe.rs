@@ -116,11 +116,22 @@ pub fn fresh_temp(output: &Path) -> Result<PathBuf, UnsafePath> {
     Ok(temp)
 }
 
-/// Gets an output folder ready for a job: the folder (created when missing), its private work
-/// folder, and a fresh empty temporary for `output` in it.
-pub fn prepare_output(output: &Path) -> io::Result<()> {
+/// Gets an output folder ready for a job: the folders between the output root `root` and
+/// `output` (created when missing, never through a symlink), the private work folder, and a
+/// fresh empty temporary for `output` in it. The root itself is never created here: a root that
+/// vanished (an unmounted share) is an error, not a new folder on the local disk.
+pub fn prepare_output(output: &Path, root: &Path) -> io::Result<()> {
+    if !std::fs::metadata(root).is_ok_and(|m| m.is_dir()) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "the output root {} is missing: it is not recreated (a share that is not mounted?)",
+                root.display()
+            ),
+        ));
+    }
     if let Some(parent) = output.parent() {
-        std::fs::create_dir_all(parent)?;
+        create_dirs_beneath(root, parent)?;
     }
     fresh_temp(output)?;
     Ok(())

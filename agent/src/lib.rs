@@ -43,6 +43,7 @@ pub mod publish;
 pub mod queue;
 pub mod readiness;
 pub mod reconcile;
+pub mod root_health;
 pub mod roots;
 pub mod run;
 pub mod session;

@@ -20,9 +20,10 @@ use crate::transcode::{Plan, TranscodeError};
 
 /// Creates the output folder and its private work folder, and a fresh empty temporary there
 /// ([`crate::fs_safe::prepare_output`]); returns the temporary's path.
-pub fn prepare_output(output: &Path) -> Result<PathBuf, Failure> {
+pub fn prepare_output(output: &Path, rel: &Path) -> Result<PathBuf, Failure> {
     let temp = temp_path(output);
-    crate::fs_safe::prepare_output(output).map_err(|e| {
+    let root = crate::root_health::output_root(output, rel);
+    crate::fs_safe::prepare_output(output, &root).map_err(|e| {
         let folder = output.parent().unwrap_or(Path::new("."));
         Failure::transient(
             Stage::Transcode,
