@@ -3,7 +3,7 @@
 //! writes at each start to `control.token` in its `state_dir`, mode 0600 (the folder itself is
 //! made 0700). Only users who can read the agent's state (its service user, root) can pause it;
 //! `fleetctl agent pause --agent HOST:PORT` reads the file when it can, or takes
-//! `--token-file`.
+//! `--agent-token-file`.
 
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -74,7 +74,7 @@ impl ControlToken {
             return Ok(());
         }
         Err(Status::unauthenticated(format!(
-            "pause and resume need this agent's control token: run fleetctl as a user who can read {} (the agent's service user or root), or pass --token-file",
+            "pause and resume need this agent's control token: run fleetctl as a user who can read {} (the agent's service user or root), or pass --agent-token-file",
             self.path.display()
         )))
     }

@@ -43,7 +43,7 @@ pub struct Which {
     /// With --agent: the agent's control token for pause and resume (default: the
     /// `control.token` file in its state_dir, which the agent names, when this user may read it).
     #[arg(long, value_name = "FILE", requires = "agent")]
-    pub token_file: Option<std::path::PathBuf>,
+    pub agent_token_file: Option<std::path::PathBuf>,
 }
 
 /// The agent verbs.
@@ -119,7 +119,7 @@ async fn agent(
         AgentVerb::Errors { which, limit } => (which, Ask::Errors(ErrorsRequest { limit })),
     };
     let reply = match (which.agent, which.id) {
-        (Some(addr), _) => direct(&addr, ask, which.token_file.as_deref()).await?,
+        (Some(addr), _) => direct(&addr, ask, which.agent_token_file.as_deref()).await?,
         (None, Some(id)) => through(controller, id, ask).await?,
         (None, None) => unreachable!("clap requires an id or --agent"),
     };
