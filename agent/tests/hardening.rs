@@ -24,7 +24,7 @@ fn check_refuses_every_forbidden_argument_form_with_its_key_and_reason() {
     let cases = [
         // A bare path is another output (write or overwrite any file).
         (
-            r#"local_ffmpeg_args = ["-an", "/tmp/outside/precious.mkv"]"#,
+            r#"local_ffmpeg_args = ["-an", "/srv/outside/precious.mkv"]"#,
             "local_ffmpeg_args[1]",
             "another output file",
         ),
@@ -89,7 +89,7 @@ fn check_refuses_every_forbidden_argument_form_with_its_key_and_reason() {
             "extra_args[0]",
             "output format",
         ),
-        (r#"x264_params = "stats=/tmp/x""#, "x264_params", "`stats`"),
+        (r#"x264_params = "stats=/srv/x""#, "x264_params", "`stats`"),
         (
             r#"duration_tolerance = "1000h""#,
             "duration_tolerance",

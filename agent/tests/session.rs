@@ -189,7 +189,7 @@ fn refused_revisions_change_nothing() {
         (
             raw_revision(
                 1,
-                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"extra_args":["-f:x","ffmetadata","/tmp/victim"]}}}"#,
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"extra_args":["-f:x","ffmetadata","/srv/victim"]}}}"#,
             ),
             "validation",
             "spec.transcode.extra_args[0]",
@@ -198,7 +198,7 @@ fn refused_revisions_change_nothing() {
         (
             raw_revision(
                 1,
-                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"x264_params":"stats=/tmp/victim"}}}"#,
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"x264_params":"stats=/srv/victim"}}}"#,
             ),
             "validation",
             "spec.transcode.x264_params",

@@ -218,7 +218,7 @@ fn every_spec_rule_fails_and_passes() {
         ),
         (
             "the -f deny-list bypass of the review (-f:x)",
-            "transcode:\n  extra_args: [\"-f:x\", ffmetadata, /tmp/victim]\n",
+            "transcode:\n  extra_args: [\"-f:x\", ffmetadata, /srv/victim]\n",
             Some((Error, "spec.transcode.extra_args[0]", 7, "no longer accepted")),
         ),
         (
@@ -228,7 +228,7 @@ fn every_spec_rule_fails_and_passes() {
         ),
         (
             "an x264 option that writes a file",
-            "transcode:\n  x264_params: \"ref=4:stats=/tmp/x\"\n",
+            "transcode:\n  x264_params: \"ref=4:stats=/srv/x\"\n",
             Some((Error, "spec.transcode.x264_params", 7, "`stats`")),
         ),
         (

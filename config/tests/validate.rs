@@ -577,7 +577,7 @@ fn transcode_rules() {
         ),
         (
             "a positional output",
-            |c, _| c.transcode.local_ffmpeg_args = vec!["-an".into(), "/tmp/x.mkv".into()],
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-an".into(), "/srv/x.mkv".into()],
             Some((
                 Error,
                 "transcode.local_ffmpeg_args[1]",

@@ -22,7 +22,7 @@ async fn apply_refuses_every_forbidden_argument_form() {
     let cases = [
         // A bare path is another output: write or overwrite any file.
         (
-            r#"{extra_args: ["-map", "0", "/tmp/outside/precious.mkv"]}"#,
+            r#"{extra_args: ["-map", "0", "/srv/outside/precious.mkv"]}"#,
             "spec.transcode.extra_args[0]",
         ),
         // Read a file into an output.
@@ -42,7 +42,7 @@ async fn apply_refuses_every_forbidden_argument_form() {
         ),
         // The deny-list bypass: -f spelt -f:x.
         (
-            r#"{extra_args: ["-f:x", "ffmetadata", "/tmp/f-bypass.txt"]}"#,
+            r#"{extra_args: ["-f:x", "ffmetadata", "/srv/f-bypass.txt"]}"#,
             "spec.transcode.extra_args[0]",
         ),
         // H1: 0.2 s outputs and a tolerance wide enough to pass them.
@@ -55,7 +55,7 @@ async fn apply_refuses_every_forbidden_argument_form() {
             "spec.transcode.duration_tolerance",
         ),
         (
-            r#"{x264_params: "stats=/tmp/outside/victim"}"#,
+            r#"{x264_params: "stats=/srv/outside/victim"}"#,
             "spec.transcode.x264_params",
         ),
         (

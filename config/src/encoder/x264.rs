@@ -206,7 +206,7 @@ mod tests {
     fn allowed_keys_with_checked_values() {
         assert!(errors("ref=4:bframes=3:deblock=-1,-1:me=umh:psy-rd=1.0,0.15").is_empty());
         for bad in [
-            "stats=/tmp/x",
+            "stats=/srv/x",
             "ref=99",
             "ref",
             "me=bogus",
