@@ -42,7 +42,7 @@ impl ControlToken {
             Err(e) => return Err(e),
         }
         let mut bytes = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut bytes);
+        rand::rng().fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let mut file = crate::fs_safe::create_new(&path)?;
         file.write_all(token.as_bytes())?;

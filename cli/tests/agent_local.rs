@@ -43,7 +43,7 @@ fn pause_as_another_user_is_refused_and_as_root_works() {
         ),
     )
     .unwrap();
-    let mut agent = Command::new(bins::workspace_bin("h264-agent", "h264-agent"))
+    let mut agent = Command::new(bins::workspace_bin("h264-agent"))
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::null())
