@@ -7,7 +7,8 @@
 //! [`View`] (the agent's handles: the journal, the job registry, the disk guard's reading,
 //! atomics); `Pause` and `Resume` only flip the manual hold on [`crate::intake`], and
 //! `Pause` with `cancel_running` cancels running jobs, which record themselves as interrupted
-//! and are queued again (they wait for the resume).
+//! and are queued again (they wait for the resume). Pause and Resume need the agent's control
+//! token ([`crate::control_token`]); Ping, Stats and Errors are open on loopback.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use h264_proto::v1::{
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::control_token::ControlToken;
 use crate::disk::DiskGuard;
 use crate::intake::Intake;
 use crate::journal::Journal;
@@ -111,11 +113,17 @@ async fn who_is(addr: &str) -> Result<PingReply, Box<dyn std::error::Error + Sen
     Ok(client.ping(PingRequest {}).await?.into_inner())
 }
 
-/// Serves the control API on `listener` until `shutdown` (the caller spawns it).
-pub async fn serve(listener: tokio::net::TcpListener, view: View, shutdown: CancellationToken) {
+/// Serves the control API on `listener` until `shutdown` (the caller spawns it); Pause and
+/// Resume need `token`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    view: View,
+    token: ControlToken,
+    shutdown: CancellationToken,
+) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let service = AgentControlServer::new(Control { view });
+    let service = AgentControlServer::new(Control { view, token });
     let result = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
@@ -127,6 +135,7 @@ pub async fn serve(listener: tokio::net::TcpListener, view: View, shutdown: Canc
 
 struct Control {
     view: View,
+    token: ControlToken,
 }
 
 fn journal_error(e: crate::journal::JournalError) -> Status {
@@ -146,17 +155,23 @@ impl AgentControl for Control {
             config_sha256: settings.sha256.clone(),
             pid: std::process::id(),
             config_warnings: a.config_warnings.to_vec(),
+            control_token_file: self.token.path().display().to_string(),
         }))
     }
 
     async fn pause(&self, request: Request<PauseRequest>) -> Result<Response<PauseReply>, Status> {
+        self.token.check(&request)?;
         let cancel_running = request.into_inner().cancel_running;
         Ok(Response::new(
             self.view.pause(cancel_running, "an operator"),
         ))
     }
 
-    async fn resume(&self, _: Request<ResumeRequest>) -> Result<Response<ResumeReply>, Status> {
+    async fn resume(
+        &self,
+        request: Request<ResumeRequest>,
+    ) -> Result<Response<ResumeReply>, Status> {
+        self.token.check(&request)?;
         Ok(Response::new(self.view.resume("an operator")))
     }
 

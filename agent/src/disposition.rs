@@ -1,17 +1,27 @@
 //! What becomes of a source after its job: keep, delete or move it after success; leave it or
 //! move it to quarantine, with an `.error.txt` beside it, after its last failed attempt.
+//! Nothing here follows a symlink: folders are created part by part and checked, names are
+//! checked with `symlink_metadata`, and files are created with `O_EXCL|O_NOFOLLOW`
+//! ([`crate::fs_safe`]).
 
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use h264_config::agent::{OnFailure, OnSuccess, WatchRoot};
 
 /// Applies `on_success` to a converted source; returns where it went, if it moved.
 pub fn after_success(root: &WatchRoot, source: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
+    if root.on_success != OnSuccess::Keep && !root.follow_symlinks {
+        // Checked again just before: a folder swapped for a symlink since the job started.
+        let base = std::fs::canonicalize(&root.source)?;
+        if let Some(why) = crate::containment::leaves(&base, rel) {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+        }
+    }
     match (root.on_success, &root.done_dir) {
         (OnSuccess::Keep, _) => Ok(None),
         (OnSuccess::Delete, _) => std::fs::remove_file(source).map(|()| None),
-        (OnSuccess::Move, Some(dir)) => move_into(source, &dir.join(rel)).map(Some),
+        (OnSuccess::Move, Some(dir)) => move_into(source, dir, rel).map(Some),
         (OnSuccess::Move, None) => Ok(None),
     }
 }
@@ -25,25 +35,28 @@ pub fn after_failure(
 ) -> io::Result<Option<PathBuf>> {
     match (root.on_failure, &root.quarantine_dir) {
         (OnFailure::Quarantine, Some(dir)) => {
-            let dest = move_into(source, &dir.join(rel))?;
+            let dest = move_into(source, dir, rel)?;
             let mut note = dest.clone().into_os_string();
             note.push(".error.txt");
-            std::fs::write(&note, report)?;
+            crate::fs_safe::create_new(Path::new(&note))?.write_all(report.as_bytes())?;
             Ok(Some(dest))
         }
         _ => Ok(None),
     }
 }
 
-/// Moves `source` to `dest` (creating folders), never replacing a file: a name already taken
-/// gets a numbered suffix. Falls back to copy + delete across file systems.
-fn move_into(source: &Path, dest: &Path) -> io::Result<PathBuf> {
+/// Moves `source` to `base/rel` (creating folders below `base`, never through a symlink), never
+/// replacing a name: a name already taken (by anything, a symlink included) gets a numbered
+/// suffix. Falls back to copy + delete across file systems.
+fn move_into(source: &Path, base: &Path, rel: &Path) -> io::Result<PathBuf> {
+    let dest = base.join(rel);
+    std::fs::create_dir_all(base)?;
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::fs_safe::create_dirs_beneath(base, parent)?;
     }
-    let mut target = dest.to_path_buf();
+    let mut target = dest.clone();
     let mut n = 1;
-    while target.exists() {
+    while crate::fs_safe::taken(&target) {
         let mut name = dest.file_stem().unwrap_or_default().to_os_string();
         name.push(format!(".{n}"));
         if let Some(ext) = dest.extension() {
@@ -54,8 +67,9 @@ fn move_into(source: &Path, dest: &Path) -> io::Result<PathBuf> {
         n += 1;
     }
     if std::fs::rename(source, &target).is_err() {
-        std::fs::copy(source, &target)?;
-        std::fs::File::open(&target)?.sync_all()?;
+        let mut to = crate::fs_safe::create_new(&target)?;
+        io::copy(&mut std::fs::File::open(source)?, &mut to)?;
+        to.sync_all()?;
         std::fs::remove_file(source)?;
     }
     Ok(target)
@@ -92,6 +106,7 @@ mod tests {
         let src = dir.path().join("a.ts");
         std::fs::write(&src, b"new").unwrap();
         let root = WatchRoot {
+            source: dir.path().to_path_buf(),
             on_success: OnSuccess::Move,
             done_dir: Some(dir.path().join("done")),
             ..WatchRoot::default()

@@ -22,7 +22,7 @@ impl SourceKey {
     pub fn from_strings(root: &str, rel: &str) -> Self {
         Self {
             root: Arc::from(Path::new(root)),
-            rel: PathBuf::from(rel),
+            rel: PathBuf::from(decode_name(rel)),
         }
     }
 
@@ -46,10 +46,63 @@ impl SourceKey {
         self.root.to_string_lossy().into_owned()
     }
 
-    /// The relative path as the journal stores it.
+    /// The relative path as the journal stores it: as it is when it is UTF-8 (without U+FFFD),
+    /// else with every byte that is not UTF-8 written as U+FFFD and two hex digits, so that two
+    /// names never share a row (security review L3; see [`encode_name`]).
     pub fn rel_str(&self) -> String {
-        self.rel.to_string_lossy().into_owned()
+        encode_name(self.rel.as_os_str())
     }
+}
+
+/// The replacement character, which introduces an escape in [`encode_name`].
+const MARK: char = '\u{fffd}';
+
+/// A file name as text without losing a byte: valid UTF-8 stays as it is, a byte that is not
+/// UTF-8 becomes U+FFFD and two lower-case hex digits, and a U+FFFD of the name itself U+FFFD
+/// and `uu`. One-to-one: [`decode_name`] gives the bytes back.
+pub fn encode_name(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == MARK {
+                out.push(MARK);
+                out.push_str("uu");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push(MARK);
+            out.push_str(&format!("{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes of a name [`encode_name`] wrote.
+pub fn decode_name(text: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != MARK {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let pair: String = chars.clone().take(2).collect();
+        match (pair.as_str(), u8::from_str_radix(&pair, 16)) {
+            ("uu", _) => out.extend_from_slice(MARK.to_string().as_bytes()),
+            (_, Ok(b)) if pair.len() == 2 => out.push(b),
+            _ => {
+                out.extend_from_slice(MARK.to_string().as_bytes());
+                continue;
+            }
+        }
+        chars.nth(1);
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 impl std::fmt::Display for SourceKey {
@@ -104,4 +157,33 @@ fn inode(meta: &Metadata) -> u64 {
 #[cfg(not(unix))]
 fn inode(_meta: &Metadata) -> u64 {
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn names_are_kept_byte_for_byte() {
+        let names: [&[u8]; 5] = [
+            b"show.ts",
+            b"nu\xff.ts",
+            b"nu\xfe.ts",
+            "a\u{fffd}ff.ts".as_bytes(),
+            b"caf\xc3\xa9/\xc3.ts",
+        ];
+        let encoded: Vec<String> = names
+            .iter()
+            .map(|n| encode_name(std::ffi::OsStr::from_bytes(n)))
+            .collect();
+        assert_eq!(encoded[0], "show.ts");
+        for (n, e) in names.iter().zip(&encoded) {
+            assert_eq!(decode_name(e).as_bytes(), *n, "{e}");
+        }
+        let mut unique = encoded.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{encoded:?}");
+    }
 }

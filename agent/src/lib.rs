@@ -21,10 +21,15 @@
 /// which the controller uses too.
 pub use h264_alerts as alerts;
 pub mod captions;
+pub mod containment;
 pub mod control;
+pub mod control_token;
 pub mod damage;
 pub mod disk;
 pub mod disposition;
+pub mod encoder_args;
+pub mod floor;
+pub mod fs_safe;
 pub mod intake;
 pub mod journal;
 pub mod key;
@@ -38,6 +43,7 @@ pub mod publish;
 pub mod queue;
 pub mod readiness;
 pub mod reconcile;
+pub mod root_health;
 pub mod roots;
 pub mod run;
 pub mod session;

@@ -321,6 +321,7 @@ fn init_logging(
     config: &AgentConfig,
     telemetry: &Telemetry,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use h264_agent::plumbing::escape::Escaping;
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -330,9 +331,10 @@ fn init_logging(
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.logging.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let terminal = std::io::stderr().is_terminal();
     let stderr = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_ansi(terminal)
+        .with_writer(Escaping::new(std::io::stderr, terminal));
     let mut layers: Vec<Boxed> = vec![if json {
         stderr.json().boxed()
     } else {
@@ -346,7 +348,7 @@ fn init_logging(
                 guard = Some(flush);
                 let layer = tracing_subscriber::fmt::layer()
                     .with_ansi(false)
-                    .with_writer(files);
+                    .with_writer(Escaping::new(files, false));
                 layers.push(if json {
                     layer.json().boxed()
                 } else {

@@ -253,6 +253,7 @@ pub async fn probe_programme(
         "-show_streams",
         "-show_programs",
     ]);
+    cmd.args(crate::encoder_args::LOCAL_ONLY);
     cmd.arg(input_arg(path));
     let out = run_captured(&mut cmd, timeout, cancel).await?;
     if !out.status.success() {
@@ -434,6 +435,7 @@ pub async fn has_closed_captions_in(
         "-print_format",
         "json",
     ]);
+    cmd.args(crate::encoder_args::LOCAL_ONLY);
     cmd.arg(input_arg(path));
     let out = run_captured(&mut cmd, timeout, cancel).await?;
     let parsed: Result<Json, _> = serde_json::from_slice(&out.stdout);
@@ -510,6 +512,7 @@ pub async fn measure_fragmented(
         "-of",
         "csv=p=0",
     ]);
+    cmd.args(crate::encoder_args::LOCAL_ONLY);
     cmd.arg(input_arg(path));
     let out = run_captured(&mut cmd, timeout, cancel).await?;
     let spans = packet_spans(&out.stdout);

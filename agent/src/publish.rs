@@ -17,9 +17,10 @@ pub const TEMP_SUFFIX: &str = ".h264create-tmp";
 /// [`crate::pipeline::progress`]), which start-up removes with the temporaries.
 pub const PROGRESS_SUFFIX: &str = ".progress";
 
-/// The hidden temporary name an output is written under.
+/// The hidden temporary name an output is written under: a short fixed-length name in the
+/// output folder's private work folder ([`crate::fs_safe::work_temp`]).
 pub fn temp_path(output: &Path) -> PathBuf {
-    sibling(output, "", TEMP_SUFFIX)
+    crate::fs_safe::work_temp(output)
 }
 
 /// `.<name><suffix>` beside `path`.
@@ -101,6 +102,7 @@ pub async fn verify(
     }
     let tolerance = cfg.duration_tolerance.get().as_secs_f64();
     let (out_video, src_video) = (out.video_secs(), source.video_secs());
+    crate::floor::check_coverage(out_video, src_video).map_err(VerifyError::Duration)?;
     if src_video > 0.0 && (out_video - src_video).abs() > tolerance {
         return Err(VerifyError::Duration(format!(
             "the video lasts {out_video:.3}s, the source's video {src_video:.3}s: more than \
@@ -244,7 +246,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("show.mp4");
         let tmp = temp_path(&out);
-        assert_eq!(tmp.file_name().unwrap(), ".show.mp4.h264create-tmp");
+        assert!(tmp.starts_with(dir.path().join(".h264create-work")));
+        crate::fs_safe::ensure_work_dir(dir.path()).unwrap();
         std::fs::write(&out, b"other").unwrap();
         std::fs::write(&tmp, b"new").unwrap();
         assert_eq!(

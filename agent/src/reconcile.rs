@@ -79,6 +79,11 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
         return Action::Done;
     };
     let path = key.path();
+    if let Some(why) = crate::containment::leaves_root(root, key.rel()) {
+        let spec_hash = cx.settings.current().spec_hash.clone();
+        crate::containment::report(&cx.journal, &spec_hash, key, root, &why);
+        return forget(cx, key);
+    }
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => {

@@ -80,11 +80,27 @@ impl SettingsRx {
 /// SHA256 of the settings that shape outputs: a change means new outputs would differ.
 pub fn spec_hash(config: &AgentConfig) -> String {
     let t = &config.transcode;
-    let shape = serde_json::json!({
+    // The free-form arguments keep their old name in the hash, and typed settings count only
+    // when set: outputs made before either existed keep their hash.
+    let mut shape = serde_json::json!({
         "preset": t.preset, "crf": t.crf, "profile": t.profile, "level": t.level,
         "pix_fmt": t.pix_fmt, "deinterlace": t.deinterlace, "remux": t.remux,
-        "audio_bitrate": t.audio_bitrate, "extra_args": t.extra_args,
+        "audio_bitrate": t.audio_bitrate, "extra_args": h264_config::encoder::free_form_args(t),
     });
+    let typed = serde_json::json!({
+        "tune": t.tune, "x264_params": t.x264_params, "keyframe_interval": t.keyframe_interval,
+        "maxrate": t.maxrate, "bufsize": t.bufsize, "max_height": t.max_height,
+        "frame_rate": t.frame_rate, "audio_channels": t.audio_channels,
+        "audio_sample_rate": t.audio_sample_rate,
+    });
+    if let (Some(shape), Some(typed)) = (shape.as_object_mut(), typed.as_object()) {
+        shape.extend(
+            typed
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
     let digest = Sha256::digest(shape.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -159,8 +159,9 @@ pub fn plan(info: &MediaInfo, cfg: &Transcode) -> Plan {
         && video.pix_fmt == cfg.pix_fmt
         && COMPLIANT_PROFILES.contains(&video.profile.as_str())
         && !interlaced;
-    if cfg.remux && compliant && !deinterlace && cfg.extra_args.is_empty() {
-        let copy_audio = info.audio.iter().all(|a| a.codec == "aac");
+    if cfg.remux && compliant && !deinterlace && !h264_config::encoder::reencodes_video(cfg) {
+        let copy_audio = !h264_config::encoder::reencodes_audio(cfg)
+            && info.audio.iter().all(|a| a.codec == "aac");
         Plan::Remux { copy_audio }
     } else {
         Plan::Encode { deinterlace }
@@ -204,6 +205,7 @@ pub fn arguments_for(
         "pipe:1",
     ]);
     push(rung.input_options());
+    push(&crate::encoder_args::LOCAL_ONLY);
     push(&["-i"]);
     a.push(match input.end {
         Some(end) => input_arg_until(input.path, end),
@@ -231,19 +233,36 @@ pub fn arguments_for(
                 "-crf",
                 &cfg.crf.to_string(),
             ]);
+            a.extend(
+                crate::encoder_args::video_options(cfg)
+                    .into_iter()
+                    .map(OsString::from),
+            );
+            let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
             push(&["-profile:v", &cfg.profile]);
             if let Some(level) = &cfg.level {
                 push(&["-level:v", level]);
             }
             push(&["-pix_fmt", &cfg.pix_fmt]);
             let deinterlacer = "bwdif=mode=send_frame:parity=auto:deint=all";
-            match (deinterlace, rung.retimes()) {
-                (true, true) => push(&["-vf", &format!("{deinterlacer},{RETIME_VIDEO}")]),
-                (true, false) => push(&["-vf", deinterlacer]),
-                (false, true) => push(&["-vf", RETIME_VIDEO]),
-                (false, false) => {}
+            let mut filters: Vec<String> = Vec::new();
+            if deinterlace {
+                filters.push(deinterlacer.to_owned());
+            }
+            filters.extend(crate::encoder_args::video_filters(cfg));
+            if rung.retimes() {
+                filters.push(RETIME_VIDEO.to_owned());
+            }
+            if !filters.is_empty() {
+                push(&["-vf", &filters.join(",")]);
             }
             push(&["-c:a", "aac", "-b:a", &cfg.audio_bitrate]);
+            a.extend(
+                crate::encoder_args::audio_options(cfg)
+                    .into_iter()
+                    .map(OsString::from),
+            );
+            let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
             if rung.retimes() {
                 push(&["-af", "asetpts=N/SR/TB"]);
             }
@@ -254,11 +273,21 @@ pub fn arguments_for(
                 push(&["-c:a", "copy"]);
             } else {
                 push(&["-c:a", "aac", "-b:a", &cfg.audio_bitrate]);
+                a.extend(
+                    crate::encoder_args::audio_options(cfg)
+                        .into_iter()
+                        .map(OsString::from),
+                );
             }
         }
     }
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
     push(&["-max_muxing_queue_size", "4096", "-movflags", "+faststart"]);
-    a.extend(cfg.extra_args.iter().map(OsString::from));
+    a.extend(
+        h264_config::encoder::free_form_args(cfg)
+            .into_iter()
+            .map(OsString::from),
+    );
     a.extend(["-f", "mp4"].map(OsString::from));
     a.push(input_arg(output));
     a
@@ -560,6 +589,47 @@ mod tests {
     }
 
     #[test]
+    fn typed_settings_reach_the_command_line_and_force_encoding() {
+        let cfg = Transcode {
+            frame_rate: Some("10".into()),
+            max_height: Some(720),
+            audio_sample_rate: Some(48000),
+            ..Transcode::default()
+        };
+        assert_eq!(
+            plan(&info("h264", "progressive", "aac"), &cfg),
+            Plan::Encode { deinterlace: false }
+        );
+        let args = arguments(
+            Path::new("in.ts"),
+            Path::new("out.mp4"),
+            Plan::Encode { deinterlace: true },
+            &cfg,
+        );
+        let line = args.join(std::ffi::OsStr::new(" "));
+        let line = line.to_string_lossy();
+        assert!(
+            line.contains("-protocol_whitelist file,pipe,subfile -i file:in.ts"),
+            "{line}"
+        );
+        assert!(
+            line.contains(
+                "-vf bwdif=mode=send_frame:parity=auto:deint=all,fps=10,scale=-2:'min(ih,720)'"
+            ),
+            "{line}"
+        );
+        assert!(line.contains(" -ar 48000 "), "{line}");
+        let audio_only = Transcode {
+            audio_channels: Some(2),
+            ..Transcode::default()
+        };
+        assert_eq!(
+            plan(&info("h264", "progressive", "aac"), &audio_only),
+            Plan::Remux { copy_audio: false }
+        );
+    }
+
+    #[test]
     fn odd_names_stay_file_names() {
         let args = arguments(
             Path::new("-rec 'x'.ts"),
@@ -610,7 +680,8 @@ mod tests {
         ));
         assert!(
             tolerant.contains(
-                "-fflags +genpts+discardcorrupt+igndts -err_detect ignore_err -i file:a.ts"
+                "-fflags +genpts+discardcorrupt+igndts -err_detect ignore_err \
+                 -protocol_whitelist file,pipe,subfile -i file:a.ts"
             ),
             "{tolerant}"
         );

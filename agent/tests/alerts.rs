@@ -23,7 +23,7 @@ fn config(port: u16, queue_limit: usize, dedup_window: Duration) -> Alerts {
     Alerts {
         email: Some(Email {
             smtp: format!("smtp://127.0.0.1:{port}"),
-            starttls: false,
+            starttls: Some(false),
             from: "h264-agent@example.org".into(),
             to: vec!["ops@example.org".into(), "oncall@example.org".into()],
             timeout: HumanDuration::from_secs(5),
@@ -452,7 +452,7 @@ async fn starttls_and_implicit_tls_verify_the_server_certificate() {
         let mut cfg = config(sink.port, 10, Duration::ZERO);
         let email = cfg.email.as_mut().unwrap();
         email.smtp = format!("{scheme}://127.0.0.1:{}", sink.port);
-        email.starttls = starttls;
+        email.starttls = Some(starttls);
         email.username = Some("alerts".into());
         email.password_env = Some(variable.into());
 

@@ -240,7 +240,7 @@ fn an_output_whose_captions_differ_fails_verification_with_both_texts() {
     // Frames 52..58 carry characters of the second caption; the filter drops them.
     let sections = FFMPEG_CAPTIONS.replace(
         "max_attempts = 1",
-        "max_attempts = 1\nextra_args = [\"-vf\", \"select='not(between(n,52,58))'\"]",
+        "max_attempts = 1\nlocal_ffmpeg_args = [\"-vf\", \"select='not(between(n,52,58))'\"]",
     );
     let s = Setup::new("", &sections);
     let fixture = captioned_h264_ts(&s.input, "news.ts");
@@ -263,7 +263,7 @@ fn without_require_passthrough_a_garbled_output_is_published_with_a_warning() {
     let sections = FFMPEG_CAPTIONS
         .replace(
             "max_attempts = 1",
-            "max_attempts = 1\nextra_args = [\"-vf\", \"select='not(between(n,52,58))'\"]",
+            "max_attempts = 1\nlocal_ffmpeg_args = [\"-vf\", \"select='not(between(n,52,58))'\"]",
         )
         .replace(
             "tool = \"ffmpeg\"",

@@ -22,7 +22,7 @@ mtime_grace = "0s"
 [transcode]
 preset = "ultrafast"
 remux = false
-extra_args = ["-vf", "realtime"]
+local_ffmpeg_args = ["-vf", "realtime"]
 max_attempts = 1
 "#;
 
@@ -33,6 +33,16 @@ fn setup() -> Setup {
         .replace("workers = 2", "workers = 1");
     std::fs::write(&s.config, text).unwrap();
     s
+}
+
+/// `request` with the agent's control token, read from its state folder as its own user can.
+fn authorized<T>(s: &Setup, request: T) -> tonic::Request<T> {
+    let token = std::fs::read_to_string(s.state.join("control.token")).unwrap();
+    let mut request = tonic::Request::new(request);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -62,9 +72,12 @@ fn ping_pause_resume_stats_and_errors_against_a_running_agent() {
     Fixture::H264Ts.copy_to(&s.input, "a.ts");
     agent.wait_for_ffmpeg(Duration::from_secs(30));
     let paused = rt
-        .block_on(client.pause(PauseRequest {
-            cancel_running: false,
-        }))
+        .block_on(client.pause(authorized(
+            &s,
+            PauseRequest {
+                cancel_running: false,
+            },
+        )))
         .unwrap();
     assert!(paused.into_inner().paused);
     Fixture::H264Ts.copy_to(&s.input, "b.ts");
@@ -88,7 +101,7 @@ fn ping_pause_resume_stats_and_errors_against_a_running_agent() {
     assert!(stats.running.iter().all(|j| j.stage().name() == "waiting"));
 
     let resumed = rt
-        .block_on(client.resume(ResumeRequest {}))
+        .block_on(client.resume(authorized(&s, ResumeRequest {})))
         .unwrap()
         .into_inner();
     assert!(!resumed.paused);
@@ -142,9 +155,12 @@ fn pause_with_cancel_stops_the_running_job_and_resume_redoes_it() {
     Fixture::H264Ts.copy_to(&s.input, "a.ts");
     let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
     let reply = rt
-        .block_on(client.pause(PauseRequest {
-            cancel_running: true,
-        }))
+        .block_on(client.pause(authorized(
+            &s,
+            PauseRequest {
+                cancel_running: true,
+            },
+        )))
         .unwrap();
     assert_eq!(reply.into_inner().cancelled, 1);
     s.wait_state("a.ts", JobState::Interrupted, Duration::from_secs(10));
@@ -156,7 +172,8 @@ fn pause_with_cancel_stops_the_running_job_and_resume_redoes_it() {
     )
     .unwrap();
     assert!(s.output_files().is_empty(), "{:?}", s.output_files());
-    rt.block_on(client.resume(ResumeRequest {})).unwrap();
+    rt.block_on(client.resume(authorized(&s, ResumeRequest {})))
+        .unwrap();
     s.wait_state("a.ts", JobState::Succeeded, Duration::from_secs(30));
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
@@ -242,4 +259,50 @@ fn a_broken_toml_beside_a_good_ini_runs_on_the_ini_and_says_so_in_ping() {
     s.wait_state("a.mp4", JobState::Succeeded, Duration::from_secs(30));
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
+}
+
+/// Review M3: a caller without the agent's control token (one that cannot read its state
+/// folder, or sends none) cannot pause or resume it; the read-only calls stay open.
+#[test]
+fn pause_and_resume_without_the_control_token_are_refused() {
+    let s = setup();
+    let rt = runtime();
+    let _agent = s.spawn();
+    let mut client = rt
+        .block_on(AgentControlClient::connect(format!("http://{}", s.control)))
+        .unwrap();
+    let ping = rt
+        .block_on(client.ping(PingRequest {}))
+        .unwrap()
+        .into_inner();
+    let token_file = std::path::PathBuf::from(&ping.control_token_file);
+    assert_eq!(token_file, s.state.join("control.token"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&token_file), 0o600);
+    assert_eq!(mode(&s.state), 0o700);
+    let refused = rt
+        .block_on(client.pause(PauseRequest {
+            cancel_running: true,
+        }))
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(
+        refused.message().contains("control.token"),
+        "{}",
+        refused.message()
+    );
+    let mut forged = tonic::Request::new(ResumeRequest {});
+    forged
+        .metadata_mut()
+        .insert("authorization", "Bearer 0000".parse().unwrap());
+    assert_eq!(
+        rt.block_on(client.resume(forged)).unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    let stats = rt
+        .block_on(client.stats(StatsRequest {}))
+        .unwrap()
+        .into_inner();
+    assert!(!stats.paused, "{stats:?}");
 }

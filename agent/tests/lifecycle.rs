@@ -23,7 +23,7 @@ mtime_grace = "0s"
 [transcode]
 preset = "ultrafast"
 remux = false
-extra_args = ["-vf", "realtime"]
+local_ffmpeg_args = ["-vf", "realtime"]
 stall_timeout = "30s"
 max_attempts = 2
 retry_backoff = "1s"
@@ -122,13 +122,13 @@ fn kill_9_during_a_transcode_then_restart_redoes_only_the_interrupted_job() {
     Fixture::H264Ts.copy_to(&s.input, "victim.ts");
     let mut agent = s.spawn();
     let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
-    // Let FFmpeg write part of its temporary output.
+    // Let FFmpeg write part of its temporary output (in the output's private work folder).
     wait_for(
         "a partial temporary output",
         Duration::from_secs(10),
         Duration::from_millis(20),
         || {
-            std::fs::read_dir(&s.output)
+            std::fs::read_dir(s.output.join(".h264create-work"))
                 .ok()?
                 .flatten()
                 .find(|e| e.file_name().to_string_lossy().ends_with(".h264create-tmp"))

@@ -15,7 +15,7 @@ mtime_grace = "0s"
 
 [transcode]
 preset = "ultrafast"
-extra_args = ["-no_such_option", "1"]
+local_ffmpeg_args = ["-no_such_option", "1"]
 max_attempts = 3
 retry_backoff = "200ms"
 retry_backoff_max = "1s"

@@ -183,14 +183,35 @@ fn refused_revisions_change_nothing() {
             "captions.formats",
             "CCExtractor",
         ),
+        // Free-form FFmpeg arguments from the fleet are refused at apply too (security review
+        // C2), and typed settings are checked as strictly as the controller checks them.
+        // (Raw bytes: a controller of this version would refuse the manifest at Apply.)
         (
-            revision(
+            raw_revision(
                 1,
-                "  transcode: {extra_args: [\"-c:v\", \"h264_nonexistent\"]}\n",
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"extra_args":["-f:x","ffmetadata","/srv/victim"]}}}"#,
             ),
-            "capability",
-            "transcode.extra_args",
-            "h264_nonexistent",
+            "validation",
+            "spec.transcode.extra_args[0]",
+            "no longer accepted",
+        ),
+        (
+            raw_revision(
+                1,
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"x264_params":"stats=/srv/victim"}}}"#,
+            ),
+            "validation",
+            "spec.transcode.x264_params",
+            "`stats`",
+        ),
+        (
+            raw_revision(
+                1,
+                br#"{"apiVersion":"h264create.dev/v1","spec":{"transcode":{"duration_tolerance":"1000h"}}}"#,
+            ),
+            "validation",
+            "spec.transcode.duration_tolerance",
+            "largest allowed",
         ),
     ];
     for (assignment, stage, field, text) in cases {
@@ -216,7 +237,7 @@ fn refused_revisions_change_nothing() {
     let log = agent.log();
     assert_eq!(
         log.matches("configuration revision refused").count(),
-        7,
+        9,
         "{log}"
     );
     // Still converting, on the local file.

@@ -183,7 +183,7 @@ fn a_failed_file_carries_its_error_on_the_failing_span() {
         // An x264 tune that does not exist: FFmpeg fails as it opens the encoder.
         BASE.replace(
             "max_attempts = 2",
-            "max_attempts = 1\nextra_args = [\"-tune\", \"nonsense\"]"
+            "max_attempts = 1\nlocal_ffmpeg_args = [\"-tune\", \"nonsense\"]"
         ),
         collector.endpoint()
     );

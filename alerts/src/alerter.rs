@@ -209,7 +209,7 @@ fn hello_name(host: &str) -> String {
 }
 
 fn warn_about_plain_auth(email: &h264_config::agent::Email) {
-    let Ok(endpoint) = Endpoint::parse(&email.smtp, email.starttls) else {
+    let Ok(endpoint) = Endpoint::parse(&email.smtp, email.uses_starttls()) else {
         return;
     };
     if endpoint.security == Security::Plain && !endpoint.is_loopback() {

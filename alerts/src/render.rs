@@ -144,9 +144,17 @@ pub fn summary(ctx: &Context, dropped: &[Dropped], at: SystemTime) -> Message {
 /// `[<program> <id>] <subject>` on one line, e.g. `[h264-agent ingest-1] disk critical: /data`.
 fn subject_line(ctx: &Context, subject: &str) -> String {
     let line = format!("[{} {}] {}", ctx.origin.program, ctx.origin.id, subject);
+    // Control characters would break the header; bidi controls make a name read backwards
+    // (`report\u{202e}kcatta-4pm.ts`): both dropped (security review L5).
     line.chars()
+        .filter(|c| !is_bidi_control(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// The Unicode bidirectional formatting characters (embeddings, overrides, isolates, marks).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
 fn message_id(ctx: &Context, at: SystemTime) -> String {
@@ -244,6 +252,16 @@ pub fn escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::AlertKind;
+
+    #[test]
+    fn subjects_drop_control_and_bidi_characters() {
+        let line = subject_line(
+            &ctx(),
+            "failed: /rec/report\u{202e}kcatta-4pm.ts\n\u{2066}x",
+        );
+        assert!(!line.contains(['\u{202e}', '\u{2066}', '\n']), "{line:?}");
+        assert!(line.ends_with("reportkcatta-4pm.ts x"), "{line:?}");
+    }
 
     fn ctx() -> Context {
         Context {

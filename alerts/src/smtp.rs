@@ -212,7 +212,7 @@ pub fn password(email: &Email) -> Result<String, SmtpError> {
 
 /// A transport for one delivery pass; `hello` is the name given in EHLO.
 pub fn transport(email: &Email, hello: &str) -> Result<Transport, SmtpError> {
-    let endpoint = Endpoint::parse(&email.smtp, email.starttls)?;
+    let endpoint = Endpoint::parse(&email.smtp, email.uses_starttls())?;
     let tls = |host: &str| {
         TlsParameters::new(host.to_owned()).map_err(|source| SmtpError::Tls {
             host: host.to_owned(),
@@ -279,11 +279,28 @@ mod tests {
     fn email(smtp: &str, starttls: bool) -> Email {
         Email {
             smtp: smtp.into(),
-            starttls,
+            starttls: Some(starttls),
             from: "agent@example.org".into(),
             to: vec!["ops@example.org".into()],
             ..Email::default()
         }
+    }
+
+    #[test]
+    fn starttls_is_the_default_on_the_submission_port() {
+        let on = |smtp: &str| Email {
+            smtp: smtp.into(),
+            ..Email::default()
+        };
+        assert!(on("smtp://mail.example.org:587").uses_starttls());
+        assert!(!on("smtp://127.0.0.1:2525").uses_starttls());
+        let off = Email {
+            starttls: Some(false),
+            ..on("smtp://[::1]:587")
+        };
+        assert!(!off.uses_starttls());
+        assert!(on("smtp://[::1]:587").smtp_is_loopback());
+        assert!(!on("smtp://mail.example.org:25").smtp_is_loopback());
     }
 
     #[test]

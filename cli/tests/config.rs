@@ -166,7 +166,7 @@ fn validate_exit_codes_and_output() {
 
     expect(
         0,
-        &["config", "validate", s(&fixture("fleet-v1-full.yaml"))],
+        &["config", "validate", s(&fixture("fleet-v2-full.yaml"))],
     );
     let shipped =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/fleet-studios.yaml");
@@ -183,7 +183,7 @@ fn validate_exit_codes_and_output() {
 
     // Recognised by content when the extension says nothing.
     let unnamed = dir.path().join("fleet-manifest");
-    std::fs::copy(fixture("fleet-v1-full.yaml"), &unnamed).unwrap();
+    std::fs::copy(fixture("fleet-v2-full.yaml"), &unnamed).unwrap();
     let out = expect(0, &["config", "validate", s(&unnamed)]);
     assert!(out.contains("valid fleet manifest"), "{out}");
 
@@ -238,7 +238,7 @@ fn hash_is_the_same_for_the_same_meaning_and_differs_otherwise() {
     std::fs::write(&changed, text.replace("crf = 22", "crf = 23")).unwrap();
     assert_ne!(expect(0, &["config", "hash", s(&changed)]), ini);
 
-    let a = expect(0, &["config", "hash", s(&fixture("fleet-v1-full.yaml"))]);
+    let a = expect(0, &["config", "hash", s(&fixture("fleet-v2-full.yaml"))]);
     assert_eq!(a.trim().len(), 64);
     expect(2, &["config", "hash", s(&dir.path().join("nope.yaml"))]);
 }

@@ -326,13 +326,18 @@ fn fleetctl_talks_to_one_agent_directly() {
 
 #[test]
 fn status_watch_shows_a_file_converting_on_a_real_agent() {
-    let (dir, c, agents) = fleet();
-    // A revision that makes transcodes last as long as the media (about 3 s).
-    let out = apply(
-        &c.url(),
-        dir.path(),
-        "  transcode: {extra_args: [\"-vf\", \"realtime\"]}\n",
+    let (dir, c, mut agents) = fleet();
+    // Transcodes that last as long as the media (about 3 s): free-form FFmpeg arguments, which
+    // only an agent's own file may hold.
+    agents[0].kill();
+    let text = std::fs::read_to_string(&agents[0].config).unwrap();
+    let text = text.replace(
+        "remux = false\n",
+        "remux = false\nlocal_ffmpeg_args = [\"-vf\", \"realtime\"]\n",
     );
+    std::fs::write(&agents[0].config, text).unwrap();
+    agents[0].start();
+    let out = apply(&c.url(), dir.path(), "  transcode: {crf: 23}\n");
     assert!(
         out.status.success(),
         "{}",

@@ -156,7 +156,7 @@ fn a_revision_that_fails_every_file_is_stopped_on_the_canary_and_rolled_back() {
     apply(
         &url,
         dir.path(),
-        "  transcode: {crf: 23, max_attempts: 1, extra_args: [\"-no_such_option\", \"1\"]}\n  rollout:\n    steps: [{canary: 1}, {pause: 60s}, {percent: 100}]\n    analysis: {max_failure_rate: 0.05, min_jobs: 1, ack_deadline: 20s}\n",
+        "  transcode: {crf: 23, max_attempts: 1, pix_fmt: no_such_pix_fmt}\n  rollout:\n    steps: [{canary: 1}, {pause: 60s}, {percent: 100}]\n    analysis: {max_failure_rate: 0.05, min_jobs: 1, ack_deadline: 20s}\n",
     );
     wait_for(
         "the canary to run generation 2 (the soak)",
@@ -229,13 +229,13 @@ fn a_revision_under_which_every_attempt_fails_and_is_retried_rolls_back_within_i
     let ids = ["retry-a", "retry-b"];
     let agents = fleet_on_generation_1(&url, dir.path(), &ids, |_| String::new());
 
-    // Every attempt fails (an FFmpeg option that does not exist) and is retried with a long
+    // Every attempt fails (a pixel format FFmpeg does not know) and is retried with a long
     // backoff: within the soak no job gives up, only failed attempts are reported.
     apply(
         &url,
         dir.path(),
         "  transcode: {crf: 23, max_attempts: 5, retry_backoff: 5m, retry_backoff_max: 5m, \
-         extra_args: [\"-no_such_option\", \"1\"]}\n  rollout:\n    steps: [{canary: 1}, \
+         pix_fmt: no_such_pix_fmt}\n  rollout:\n    steps: [{canary: 1}, \
          {pause: 2m}, {percent: 100}]\n    analysis: {max_failure_rate: 0.05, min_jobs: 1, \
          ack_deadline: 20s}\n",
     );

@@ -159,6 +159,11 @@ pub struct WatchRoot {
     /// before it existed does not change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub program: Option<Program>,
+    /// Whether sources reached through a symlink that leads out of this root are converted
+    /// (and moved or deleted after). Off: they are refused and reported once. Left out of the
+    /// canonical form while off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub follow_symlinks: bool,
 }
 
 /// `[[watch]] program`: a programme of a multiplex, by service name (`"BBC ONE HD"`, matched
@@ -221,6 +226,7 @@ impl Default for WatchRoot {
             on_failure: OnFailure::Leave,
             quarantine_dir: None,
             program: None,
+            follow_symlinks: false,
         }
     }
 }
@@ -319,7 +325,9 @@ pub struct Transcode {
     pub remux: bool,
     /// Audio bitrate of the AAC output (`"160k"`).
     pub audio_bitrate: String,
-    /// Extra FFmpeg output arguments, placed before the output file.
+    /// No longer accepted when set: free-form FFmpeg arguments could make FFmpeg read or write
+    /// any file. Kept as a key only so that a file or manifest still holding it is refused with
+    /// the typed setting that replaces each option (see [`crate::encoder`]).
     pub extra_args: Vec<String>,
     /// FFmpeg is killed when its progress does not move for this long.
     pub stall_timeout: HumanDuration,
@@ -329,8 +337,42 @@ pub struct Transcode {
     pub retry_backoff: HumanDuration,
     /// Largest retry delay.
     pub retry_backoff_max: HumanDuration,
-    /// The output's duration must be this close to the source's.
+    /// The output's duration must be this close to the source's (at most
+    /// [`crate::encoder::MAX_DURATION_TOLERANCE`]).
     pub duration_tolerance: HumanDuration,
+    /// x264 tuning (`film`, `animation`, `grain`, …); not set: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune: Option<String>,
+    /// x264 options, `key=value` separated by `:` (`ref=4:bframes=3`); only the keys of
+    /// [`crate::encoder::X264_PARAMS`], each value checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x264_params: Option<String>,
+    /// Frames between keyframes (FFmpeg `-g`); not set: the encoder's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval: Option<u32>,
+    /// Largest video bitrate (`"4M"`, `"4000k"`); needs `bufsize`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxrate: Option<String>,
+    /// Rate-control buffer (`"8M"`); needs `maxrate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bufsize: Option<String>,
+    /// Taller video is scaled down to this height (the width keeps the aspect ratio).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_height: Option<u32>,
+    /// Output frame rate (`"25"`, `"30000/1001"`, `"29.97"`); not set: the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<String>,
+    /// Audio channels of the AAC output (1-8); not set: the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_channels: Option<u32>,
+    /// Audio sample rate of the AAC output in Hz (`48000`); not set: the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_sample_rate: Option<u32>,
+    /// Free-form FFmpeg output arguments, placed before the output file: local to this agent's
+    /// own file (a fleet manifest can never set them), and checked even here (see
+    /// [`crate::encoder::check_local_args`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub local_ffmpeg_args: Vec<String>,
 }
 
 impl Default for Transcode {
@@ -352,6 +394,16 @@ impl Default for Transcode {
             retry_backoff: HumanDuration::from_secs(10),
             retry_backoff_max: HumanDuration::from_secs(600),
             duration_tolerance: HumanDuration::from_millis(500),
+            tune: None,
+            x264_params: None,
+            keyframe_interval: None,
+            maxrate: None,
+            bufsize: None,
+            max_height: None,
+            frame_rate: None,
+            audio_channels: None,
+            audio_sample_rate: None,
+            local_ffmpeg_args: Vec::new(),
         }
     }
 }
@@ -477,10 +529,16 @@ impl Default for Alerts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Email {
-    /// `smtp://host:port` (plain, or STARTTLS with `starttls = true`) or `smtps://host:port` (TLS).
+    /// `smtp://host:port` (STARTTLS, or plain with `starttls = false`) or `smtps://host:port`
+    /// (TLS).
     pub smtp: String,
-    /// Whether a `smtp://` connection must upgrade with STARTTLS.
-    pub starttls: bool,
+    /// Whether a `smtp://` connection must upgrade with STARTTLS; not set: yes on port 587 (the
+    /// submission port), no elsewhere (see [`Email::uses_starttls`]).
+    pub starttls: Option<bool>,
+    /// Whether a password may go to a server that is not on loopback over a connection without
+    /// TLS. Off: such a configuration is an error. Left out of the canonical form while off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext_auth: bool,
     /// The sender address.
     pub from: String,
     /// The recipients.
@@ -505,7 +563,8 @@ impl Default for Email {
     fn default() -> Self {
         Self {
             smtp: String::new(),
-            starttls: false,
+            starttls: None,
+            allow_plaintext_auth: false,
             from: String::new(),
             to: Vec::new(),
             username: None,
@@ -513,6 +572,45 @@ impl Default for Email {
             password_file: None,
             password_credential: None,
             timeout: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+impl Email {
+    /// Whether a `smtp://` connection upgrades with STARTTLS: `starttls` when set, else whether
+    /// the port is 587.
+    pub fn uses_starttls(&self) -> bool {
+        self.starttls
+            .unwrap_or_else(|| self.smtp_port() == Some(587))
+    }
+
+    /// The host of `smtp`, without brackets (`None` when it cannot be read).
+    pub fn smtp_host(&self) -> Option<&str> {
+        let rest = self.smtp.split_once("://")?.1.trim_end_matches('/');
+        match rest.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map(|(h, _)| h),
+            None => Some(rest.rsplit_once(':').map_or(rest, |(h, _)| h)),
+        }
+    }
+
+    /// The port of `smtp`, when it names one.
+    pub fn smtp_port(&self) -> Option<u16> {
+        let rest = self.smtp.split_once("://")?.1.trim_end_matches('/');
+        let port = match rest.strip_prefix('[') {
+            Some(v6) => v6.split_once("]:")?.1,
+            None => rest.rsplit_once(':')?.1,
+        };
+        port.parse().ok()
+    }
+
+    /// Whether the server is this machine (`localhost`, `127.0.0.0/8`, `::1`).
+    pub fn smtp_is_loopback(&self) -> bool {
+        match self.smtp_host() {
+            Some(h) if h.eq_ignore_ascii_case("localhost") => true,
+            Some(h) => h
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
         }
     }
 }

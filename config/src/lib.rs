@@ -20,6 +20,7 @@ pub mod canonical;
 pub mod controller;
 pub mod credentials;
 mod dual;
+pub mod encoder;
 mod fields;
 pub mod fleet;
 mod ini;

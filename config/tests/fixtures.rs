@@ -37,6 +37,27 @@ fn every_fixture_still_loads() {
             "{name}: fixtures are named <kind>-v<schema>-<what>"
         );
         match file.extension().and_then(|e| e.to_str()) {
+            // The one deliberate break: free-form `extra_args` from a fleet could make every
+            // agent read or write any file (security review C2), so a v1 manifest holding them
+            // is refused, option by option, naming what replaces each; nothing else in it is.
+            Some("yaml")
+                if std::fs::read_to_string(file)
+                    .unwrap()
+                    .contains("extra_args") =>
+            {
+                let Err(h264_config::ConfigError::Invalid { problems }) = load_fleet_manifest(file)
+                else {
+                    panic!("{name}: extra_args from a fleet must be refused");
+                };
+                assert!(
+                    problems
+                        .iter()
+                        .all(|p| p.key.starts_with("spec.transcode.extra_args[")
+                            && p.message.contains("no longer accepted")
+                            && p.hint.is_some()),
+                    "{name}: {problems:?}"
+                );
+            }
             Some("yaml") => {
                 let loaded = load_fleet_manifest(file).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
@@ -51,6 +72,7 @@ fn every_fixture_still_loads() {
                         // The advisory on polled shares came after v1; it is about the
                         // recorder, not the schema (docs/windows-recorders.md).
                         !w.message.contains("deprecated")
+                            && !w.key.starts_with("transcode.extra_args")
                             && !w.message.contains("leading dot")
                             && !w.message.contains("a recorder's share")
                     })

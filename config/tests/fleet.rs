@@ -7,7 +7,7 @@ use h264_config::agent::{Deinterlace, LogFormat};
 use h264_config::fleet::{merge, parse_fleet_manifest, FleetSpec, LoadedManifest, Step};
 use h264_config::{AgentConfig, ConfigError, HumanDuration, Problem, Severity};
 
-const FULL: &str = include_str!("fixtures/fleet-v1-full.yaml");
+const FULL: &str = include_str!("fixtures/fleet-v2-full.yaml");
 
 fn parse(text: &str) -> Result<LoadedManifest, ConfigError> {
     parse_fleet_manifest(text, Some(Path::new("fleet.yaml")))
@@ -207,14 +207,49 @@ fn every_spec_rule_fails_and_passes() {
             )),
         ),
         (
-            "an agent rule: remux and filters",
+            "free-form FFmpeg arguments from a fleet (security review C2)",
             "transcode:\n  extra_args: [-vf, yadif]\n",
             Some((
-                Warning,
+                Error,
                 "spec.transcode.extra_args[0]",
                 7,
-                "remux = true will be skipped",
+                "no longer accepted",
             )),
+        ),
+        (
+            "the -f deny-list bypass of the review (-f:x)",
+            "transcode:\n  extra_args: [\"-f:x\", ffmetadata, /srv/victim]\n",
+            Some((Error, "spec.transcode.extra_args[0]", 7, "no longer accepted")),
+        ),
+        (
+            "free-form arguments under their local name",
+            "transcode:\n  local_ffmpeg_args: [-an]\n",
+            Some((Error, "spec.transcode.local_ffmpeg_args", 7, "local to each agent")),
+        ),
+        (
+            "an x264 option that writes a file",
+            "transcode:\n  x264_params: \"ref=4:stats=/srv/x\"\n",
+            Some((Error, "spec.transcode.x264_params", 7, "`stats`")),
+        ),
+        (
+            "a tolerance that lets 0.2s outputs pass (review H1)",
+            "transcode:\n  duration_tolerance: 1000h\n",
+            Some((Error, "spec.transcode.duration_tolerance", 7, "largest allowed")),
+        ),
+        (
+            "maxrate without bufsize",
+            "transcode:\n  maxrate: 4M\n",
+            Some((Error, "spec.transcode.maxrate", 7, "bufsize")),
+        ),
+        (
+            "an unknown tune",
+            "transcode:\n  tune: movie\n",
+            Some((Error, "spec.transcode.tune", 7, "unknown value")),
+        ),
+        (
+            "typed settings in range",
+            "transcode:\n  tune: film\n  max_height: 720\n  frame_rate: 30000/1001\n  audio_channels: 2\n  audio_sample_rate: 48000\n",
+            None,
         ),
         (
             "an agent rule: bin without CCExtractor",

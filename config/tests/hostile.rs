@@ -102,7 +102,7 @@ fn exponential_yaml_aliases_are_refused() {
     });
 
     // A few aliases that expand to little are plain YAML and fine.
-    let small = "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata: {name: ok}\nspec:\n  transcode:\n    extra_args: &args [-movflags, +faststart]\n";
+    let small = "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata: {name: ok}\nspec:\n  captions:\n    formats: &f [srt, vtt]\n";
     assert!(parse_fleet_manifest(small, None).is_ok());
 }
 

@@ -51,7 +51,10 @@ fn value_spellings_are_read_like_the_toml_values() {
     assert_eq!(c.readiness.stable_for, HumanDuration::from_secs(120));
     assert!(!c.transcode.remux);
     assert_eq!(c.transcode.level, None);
-    assert_eq!(c.transcode.extra_args, ["-vf", "yadif,scale=1280:-2"]);
+    assert_eq!(
+        c.transcode.local_ffmpeg_args,
+        ["-vf", "yadif,scale=1280:-2"]
+    );
 }
 
 #[test]

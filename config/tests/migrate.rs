@@ -89,7 +89,7 @@ fn comments_and_current_names_are_carried_over() {
         "# (was `settle_time` in the INI file)\nstable_for = \"1m\"\n",
         "# (was [general] in the INI file)\n[agent]\n",
         "workers = 1\n",
-        "extra_args = [\"-vf\", \"yadif=1,scale=1920:-2\", \"-movflags\", \"+faststart\"]\n",
+        "# (was `extra_args` in the INI file)\nlocal_ffmpeg_args = [\"-vf\", \"yadif=1,scale=1920:-2\", \"-movflags\", \"+faststart\"]\n",
         "[[watch]]\n",
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");

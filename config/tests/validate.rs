@@ -540,35 +540,119 @@ fn transcode_rules() {
             Some((Error, "transcode.audio_bitrate", "not a bitrate")),
         ),
         (
-            "extra args ok",
-            |c, _| c.transcode.extra_args = vec!["-movflags".into(), "+faststart".into()],
+            "local args ok",
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-movflags".into(), "+faststart".into()],
             None,
         ),
         (
-            "extra -y",
+            "local -y",
             |c, _| {
-                c.transcode.extra_args = vec!["-movflags".into(), "+faststart".into(), "-y".into()]
+                c.transcode.local_ffmpeg_args =
+                    vec!["-movflags".into(), "+faststart".into(), "-y".into()]
             },
             Some((
                 Error,
-                "transcode.extra_args[2]",
-                "`-y` is set by the agent (hint: remove it",
+                "transcode.local_ffmpeg_args[2]",
+                "`-y` is not allowed: the agent decides about overwriting",
             )),
         ),
         (
-            "extra -i",
-            |c, _| c.transcode.extra_args = vec!["-i".into(), "x".into()],
-            Some((Error, "transcode.extra_args[0]", "`-i`")),
+            "local -i",
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-i".into(), "x".into()],
+            Some((Error, "transcode.local_ffmpeg_args[0]", "`-i`")),
         ),
         (
-            "extra -progress",
-            |c, _| c.transcode.extra_args = vec!["-progress".into()],
-            Some((Error, "transcode.extra_args[0]", "`-progress`")),
+            "local -progress",
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-progress".into(), "x".into()],
+            Some((Error, "transcode.local_ffmpeg_args[0]", "`-progress`")),
         ),
         (
-            "extra -f",
-            |c, _| c.transcode.extra_args = vec!["-f".into(), "mp4".into()],
-            Some((Error, "transcode.extra_args[0]", "`-f`")),
+            "local -f, spelt -f:x (security review C2)",
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-f:x".into(), "ffmetadata".into()],
+            Some((
+                Error,
+                "transcode.local_ffmpeg_args[0]",
+                "`-f:x` is not allowed",
+            )),
+        ),
+        (
+            "a positional output",
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-an".into(), "/srv/x.mkv".into()],
+            Some((
+                Error,
+                "transcode.local_ffmpeg_args[1]",
+                "another output file",
+            )),
+        ),
+        (
+            "a TCP output",
+            |c, _| {
+                c.transcode.local_ffmpeg_args = vec!["-metadata".into(), "tcp://127.0.0.1:9".into()]
+            },
+            Some((Error, "transcode.local_ffmpeg_args[1]", "is a URL")),
+        ),
+        (
+            "-attach",
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-attach".into(), "secret".into()],
+            Some((
+                Error,
+                "transcode.local_ffmpeg_args[0]",
+                "reads a file into the output",
+            )),
+        ),
+        (
+            "a filter script",
+            |c, _| {
+                c.transcode.local_ffmpeg_args =
+                    vec!["-filter_complex_script".into(), "secret".into()]
+            },
+            Some((Error, "transcode.local_ffmpeg_args[0]", "it reads a file")),
+        ),
+        (
+            "a movie filter",
+            |c, _| {
+                c.transcode.remux = false;
+                c.transcode.local_ffmpeg_args = vec!["-vf".into(), "movie=secret".into()]
+            },
+            Some((Error, "transcode.local_ffmpeg_args[1]", "`movie`")),
+        ),
+        (
+            "drawtext with a textfile",
+            |c, _| {
+                c.transcode.remux = false;
+                c.transcode.local_ffmpeg_args =
+                    vec!["-vf".into(), "drawtext=textfile=secret".into()]
+            },
+            Some((Error, "transcode.local_ffmpeg_args[1]", "`textfile`")),
+        ),
+        (
+            "-t cuts the output short (review H1)",
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-t".into(), "0.2".into()],
+            Some((
+                Error,
+                "transcode.local_ffmpeg_args[0]",
+                "cuts the output short",
+            )),
+        ),
+        (
+            "the deprecated local extra_args: read as local arguments, with a warning",
+            |c, _| c.transcode.extra_args = vec!["-movflags".into(), "+faststart".into()],
+            Some((Warning, "transcode.extra_args", "deprecated")),
+        ),
+        (
+            "a tolerance above the cap",
+            |c, _| c.transcode.duration_tolerance = h264_config::HumanDuration::from_secs(3),
+            Some((Error, "transcode.duration_tolerance", "largest allowed, 2s")),
+        ),
+        (
+            "an odd max_height",
+            |c, _| c.transcode.max_height = Some(721),
+            Some((Error, "transcode.max_height", "even height")),
+        ),
+        (
+            "a sample rate AAC does not encode",
+            |c, _| c.transcode.audio_sample_rate = Some(12345),
+            Some((Error, "transcode.audio_sample_rate", "12345")),
         ),
     ]);
 }
@@ -941,19 +1025,19 @@ fn conflict_rules() {
     run(&[
         (
             "remux with a video filter",
-            |c, _| c.transcode.extra_args = vec!["-vf".into(), "yadif".into()],
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-vf".into(), "yadif".into()],
             Some((
                 Warning,
-                "transcode.extra_args[0]",
-                "`-vf` needs re-encoding, so remux = true will be skipped",
+                "transcode.local_ffmpeg_args",
+                "needs re-encoding, so remux = true will be skipped",
             )),
         ),
         (
             "remux with a stream-specific audio filter",
-            |c, _| c.transcode.extra_args = vec!["-filter:a:0".into(), "volume=2".into()],
+            |c, _| c.transcode.local_ffmpeg_args = vec!["-filter:a:0".into(), "volume=2".into()],
             Some((
                 Warning,
-                "transcode.extra_args[0]",
+                "transcode.local_ffmpeg_args",
                 "remux = true will be skipped",
             )),
         ),
@@ -961,7 +1045,7 @@ fn conflict_rules() {
             "a filter without remux",
             |c, _| {
                 c.transcode.remux = false;
-                c.transcode.extra_args = vec!["-vf".into(), "yadif".into()];
+                c.transcode.local_ffmpeg_args = vec!["-vf".into(), "yadif".into()];
             },
             None,
         ),

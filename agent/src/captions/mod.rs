@@ -654,6 +654,7 @@ async fn with_ffmpeg(
             "0:s:0".to_string()
         }
         Some(index) => {
+            args.extend(crate::encoder_args::LOCAL_ONLY.map(OsString::from));
             args.push("-i".into());
             args.push(input_arg(source));
             format!("0:{index}")
@@ -818,6 +819,7 @@ mod tests {
     fn sidecar_names_follow_the_mp4() {
         let s = sidecars(Path::new("/out/show.mp4"), &["srt".into(), "bin".into()]);
         assert_eq!(s[0].path, Path::new("/out/show.srt"));
-        assert_eq!(s[1].temp, Path::new("/out/.show.bin.h264create-tmp"));
+        assert!(s[1].temp.starts_with("/out/.h264create-work"));
+        assert!(s[1].temp.to_string_lossy().ends_with(".bin.h264create-tmp"));
     }
 }

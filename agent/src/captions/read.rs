@@ -79,6 +79,7 @@ pub async fn tracks(
         "-show_entries",
         "stream=index,codec_type,codec_name,codec_tag_string:format=start_time",
     ]);
+    cmd.args(crate::encoder_args::LOCAL_ONLY);
     cmd.arg(input_arg(path));
     let out = run_captured(&mut cmd, timeout, cancel).await?;
     Ok(parse_tracks(&out.stdout))
@@ -156,6 +157,7 @@ pub async fn frames(
             cmd.args(["-select_streams", "1"]);
         }
         Carrier::Track(index) => {
+            cmd.args(crate::encoder_args::LOCAL_ONLY);
             cmd.arg("-i").arg(input_arg(path));
             cmd.args(["-select_streams", &index.to_string()]);
         }
@@ -209,6 +211,7 @@ pub async fn h264_frames(
     let mut probe = Command::new(ffprobe);
     probe.args(["-hide_banner", "-v", "error", "-select_streams", "v:0"]);
     probe.args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"]);
+    probe.args(crate::encoder_args::LOCAL_ONLY);
     probe.arg(input_arg(path));
     let mut times = Vec::new();
     stream_lines(&mut probe, path, deadline, limit, cancel, |line| {
@@ -218,7 +221,9 @@ pub async fn h264_frames(
     .await?;
     // The access units' caption bytes, in the same order.
     let mut copy = Command::new(ffmpeg);
-    copy.args(["-hide_banner", "-nostdin", "-v", "error", "-i"]);
+    copy.args(["-hide_banner", "-nostdin", "-v", "error"]);
+    copy.args(crate::encoder_args::LOCAL_ONLY);
+    copy.arg("-i");
     copy.arg(input_arg(path));
     copy.args([
         "-map",

@@ -77,7 +77,7 @@ async fn stages(
     let deep = probe::spawn_deep(a, &info);
     report.mode = Some(plan.mode());
 
-    let temp = transcode::prepare_output(a.output)?;
+    let temp = transcode::prepare_output(a.output, a.key.rel())?;
     let early = captions::spawn_early(a, &caption_plan, &info, &source_captions);
     let input = Input {
         path: a.source,

@@ -172,6 +172,11 @@ fn cancel(reason: Option<CancelReason>) -> Verdict {
             JobState::Interrupted,
             "stopped by an operator's pause; it will be redone after the resume",
         ),
+        Some(CancelReason::OutputRootGone) => (
+            Decision::EnvironmentHold { requeue: true },
+            JobState::Interrupted,
+            "the output root went missing or unreachable during the job; it will be redone when it is back",
+        ),
         None => (
             Decision::EnvironmentHold { requeue: false },
             JobState::Interrupted,

@@ -128,6 +128,10 @@ async fn run(
         // Cancelled while waiting by a pause: queued again, it waits for the resume.
         return (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO);
     };
+    if crate::root_health::check(output, key.rel()).is_some() {
+        report.outcome = Some("held");
+        return Some(crate::root_health::RECHECK);
+    }
     report.queue_wait = Some(queued.elapsed());
     // The settings in force now: the job keeps them to the end, whatever revision comes next.
     let settings = ctx.settings.current();
@@ -207,11 +211,13 @@ async fn run(
             let _ = std::fs::remove_file(temp_path(output));
             let formats = &settings.config.captions.formats;
             crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
+            let (failure, cancelled) =
+                crate::root_health::reclassify(failure, handle.reason(), output, key.rel());
             let standing = Standing {
                 attempt,
                 max_attempts: settings.config.transcode.max_attempts,
                 rung,
-                cancelled: handle.reason(),
+                cancelled,
             };
             let requeue = outcome::failed(&end, decide(failure, standing), report);
             let state = report.outcome.unwrap_or("failed");

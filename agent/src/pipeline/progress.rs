@@ -1,6 +1,7 @@
 //! Progress dot-files beside the output (`.<name>.progress`), for external monitors that read
 //! files: JSON with stage, percent, fps, speed, ETA and time of update, replaced atomically at
-//! most once a second, removed when the job ends.
+//! most once a second (never through a symlink, see [`crate::fs_safe`]), removed when the job
+//! ends.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::stage::{Phase, Stage};
-use crate::publish::{sibling, PROGRESS_SUFFIX, TEMP_SUFFIX};
+use crate::publish::{sibling, PROGRESS_SUFFIX};
 
 /// A running job's phase and progress, for the control API and the metrics.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +32,8 @@ pub struct ProgressFile {
     source: String,
     last_write: Option<Instant>,
     live: Arc<Mutex<Live>>,
+    /// Whether a refused (planted) path was reported already.
+    reported: bool,
 }
 
 #[derive(Serialize)]
@@ -52,6 +55,7 @@ impl ProgressFile {
             source: source.display().to_string(),
             last_write: None,
             live,
+            reported: false,
         }
     }
 
@@ -109,10 +113,16 @@ impl ProgressFile {
         let Ok(json) = serde_json::to_vec_pretty(&snapshot) else {
             return;
         };
-        let tmp = sibling(&self.path, "", TEMP_SUFFIX);
-        // Best effort: a monitor file must never fail a conversion.
-        if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        // Best effort: a monitor file must never fail a conversion. Written in the private work
+        // folder and renamed into place, so a symlink planted at its name is replaced, never
+        // written through (security review H5); a planted work folder is reported once.
+        if let Err(e @ crate::fs_safe::UnsafePath::Planted(_)) =
+            crate::fs_safe::replace_with(&self.path, &json)
+        {
+            if !self.reported {
+                self.reported = true;
+                tracing::warn!(progress = ?self.path, "progress file not written: {e}");
+            }
         }
     }
 

@@ -25,6 +25,8 @@ pub enum CancelReason {
     SourceChanged,
     /// An operator paused the agent and asked for running jobs to stop.
     Paused,
+    /// The job's output root went missing or unreachable ([`crate::root_health`]).
+    OutputRootGone,
 }
 
 /// A job in flight.

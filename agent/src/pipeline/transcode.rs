@@ -18,18 +18,18 @@ use super::trace::{stage, stage_span};
 use crate::publish::temp_path;
 use crate::transcode::{Plan, TranscodeError};
 
-/// Creates the output folder and clears a stale temporary; returns the temporary's path.
-pub fn prepare_output(output: &Path) -> Result<PathBuf, Failure> {
+/// Creates the output folder and its private work folder, and a fresh empty temporary there
+/// ([`crate::fs_safe::prepare_output`]); returns the temporary's path.
+pub fn prepare_output(output: &Path, rel: &Path) -> Result<PathBuf, Failure> {
     let temp = temp_path(output);
-    if let Some(parent) = output.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            Failure::transient(
-                Stage::Transcode,
-                format!("cannot create the output folder {}: {e}", parent.display()),
-            )
-        })?;
-    }
-    let _ = std::fs::remove_file(&temp);
+    let root = crate::root_health::output_root(output, rel);
+    crate::fs_safe::prepare_output(output, &root).map_err(|e| {
+        let folder = output.parent().unwrap_or(Path::new("."));
+        Failure::transient(
+            Stage::Transcode,
+            format!("cannot prepare the output folder {}: {e}", folder.display()),
+        )
+    })?;
     Ok(temp)
 }
 

@@ -77,9 +77,9 @@ pub async fn run(
         notifier.config_rejected(problem, "running on the local configuration");
     }
     let tasks = Tasks::default();
-    if let Some(listener) = control {
+    if let Some((listener, token)) = control {
         tracing::info!(addr = %w.local.agent.control, "control API listening");
-        let serve = crate::control::serve(listener, w.view.clone(), shutdown.clone());
+        let serve = crate::control::serve(listener, w.view.clone(), token, shutdown.clone());
         tasks.spawn("control API", serve);
         tasks.spawn("disk guard", w.jobs.disk.clone().run(shutdown.clone()));
     }

@@ -10,6 +10,7 @@ use h264_config::AgentConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::error::FatalError;
+use crate::control_token::ControlToken;
 use crate::journal::Journal;
 use crate::plumbing::lock::StateLock;
 use crate::roots::Root;
@@ -19,8 +20,9 @@ use crate::roots::Root;
 pub struct Ground {
     /// The state folder's lock, held as long as the agent runs.
     pub lock: StateLock,
-    /// The control API's listener (none in `--once` mode).
-    pub control: Option<tokio::net::TcpListener>,
+    /// The control API's listener and the token its pause and resume need (none in `--once`
+    /// mode).
+    pub control: Option<(tokio::net::TcpListener, ControlToken)>,
     /// The journal, with interrupted jobs recovered.
     pub journal: Journal,
     /// The resolved watch roots.
@@ -38,7 +40,12 @@ pub async fn prepare(config: &AgentConfig, once: bool) -> Result<Ground, FatalEr
     let control = if once {
         None
     } else {
-        Some(crate::control::bind(&config.agent.control).await?)
+        let listener = crate::control::bind(&config.agent.control).await?;
+        let token = ControlToken::create(state_dir).map_err(|source| FatalError::StateDir {
+            path: state_dir.clone(),
+            source,
+        })?;
+        Some((listener, token))
     };
     let journal = Journal::open(state_dir)?;
     check_tool(&config.transcode.ffmpeg, "ffmpeg").await?;

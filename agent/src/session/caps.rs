@@ -15,9 +15,9 @@ use h264_config::agent::CaptionTool;
 use h264_config::AgentConfig;
 use tokio_util::sync::CancellationToken;
 
-/// The video encoder the agent uses unless `extra_args` chooses another.
+/// The video encoder the agent uses unless `local_ffmpeg_args` chooses another.
 const VIDEO_ENCODER: &str = "libx264";
-/// The audio encoder the agent uses unless `extra_args` chooses another.
+/// The audio encoder the agent uses unless `local_ffmpeg_args` chooses another.
 const AUDIO_ENCODER: &str = "aac";
 
 /// The tools and encoders found on this host.
@@ -117,15 +117,15 @@ impl Capabilities {
     /// What `config` needs that this host lacks; empty when it can run it.
     pub fn missing(&self, config: &AgentConfig) -> Vec<Missing> {
         let mut out = Vec::new();
-        let t = &config.transcode;
+        let free_form = h264_config::encoder::free_form_args(&config.transcode);
         if let Some(all) = &self.encoders {
             let wanted = [
-                (chosen(&t.extra_args, VIDEO), VIDEO_ENCODER),
-                (chosen(&t.extra_args, AUDIO), AUDIO_ENCODER),
+                (chosen(&free_form, VIDEO), VIDEO_ENCODER),
+                (chosen(&free_form, AUDIO), AUDIO_ENCODER),
             ];
             for (from_args, default) in wanted {
                 let (field, encoder) = match from_args {
-                    Some(e) => ("transcode.extra_args", e),
+                    Some(e) => ("transcode.local_ffmpeg_args", e),
                     None => ("transcode", default),
                 };
                 if encoder != "copy" && !all.contains(encoder) {
@@ -248,14 +248,14 @@ mod tests {
     fn finds_what_a_config_lacks() {
         let mut config = AgentConfig::default();
         assert_eq!(caps().missing(&config), []);
-        config.transcode.extra_args = ["-c:v", "h264_nvenc"].map(String::from).to_vec();
+        config.transcode.local_ffmpeg_args = ["-c:v", "h264_nvenc"].map(String::from).to_vec();
         assert_eq!(caps().missing(&config), []);
-        config.transcode.extra_args = ["-c:v", "h264_qsv", "-c:a", "copy"]
+        config.transcode.local_ffmpeg_args = ["-c:v", "h264_qsv", "-c:a", "copy"]
             .map(String::from)
             .to_vec();
         let missing = caps().missing(&config);
         assert_eq!(missing.len(), 1, "{missing:?}");
-        assert_eq!(missing[0].field, "transcode.extra_args");
+        assert_eq!(missing[0].field, "transcode.local_ffmpeg_args");
         assert!(missing[0].message.contains("h264_qsv"));
 
         let mut config = AgentConfig::default();
@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn unknown_encoders_are_not_missing() {
         let mut config = AgentConfig::default();
-        config.transcode.extra_args = ["-c:v", "h264_qsv"].map(String::from).to_vec();
+        config.transcode.local_ffmpeg_args = ["-c:v", "h264_qsv"].map(String::from).to_vec();
         assert_eq!(Capabilities::default().missing(&config), []);
     }
 }

@@ -5,7 +5,10 @@
 //! by its next stats; stats and errors are what the controller last heard. `ping` always talks
 //! to the agent itself.
 
+use std::path::{Path, PathBuf};
+
 use clap::{ArgGroup, Args, Subcommand};
+use h264_proto::v1::agent_control_client::AgentControlClient;
 use h264_proto::v1::agent_control_reply::Body as Reply;
 use h264_proto::v1::agent_control_request::Body as Req;
 use h264_proto::v1::{
@@ -13,6 +16,7 @@ use h264_proto::v1::{
     ResumeReply, ResumeRequest, StatsReply, StatsRequest,
 };
 use serde::Serialize;
+use tonic::transport::Channel;
 
 use super::client::{self, Failure, EXIT_FAILED};
 use super::output::{emit, pairs, Format, OutputArg, Table};
@@ -36,6 +40,10 @@ pub struct Which {
     /// The agent's control address, HOST:PORT (straight to the agent, no controller).
     #[arg(long, value_name = "HOST:PORT")]
     pub agent: Option<String>,
+    /// With --agent: the agent's control token for pause and resume (default: the
+    /// `control.token` file in its state_dir, which the agent names, when this user may read it).
+    #[arg(long, value_name = "FILE", requires = "agent")]
+    pub agent_token_file: Option<std::path::PathBuf>,
 }
 
 /// The agent verbs.
@@ -111,7 +119,7 @@ async fn agent(
         AgentVerb::Errors { which, limit } => (which, Ask::Errors(ErrorsRequest { limit })),
     };
     let reply = match (which.agent, which.id) {
-        (Some(addr), _) => direct(&addr, ask).await?,
+        (Some(addr), _) => direct(&addr, ask, which.agent_token_file.as_deref()).await?,
         (None, Some(id)) => through(controller, id, ask).await?,
         (None, None) => unreachable!("clap requires an id or --agent"),
     };
@@ -119,15 +127,57 @@ async fn agent(
     Ok(())
 }
 
-async fn direct(addr: &str, ask: Ask) -> Result<Reply, Failure> {
+async fn direct(addr: &str, ask: Ask, token_file: Option<&Path>) -> Result<Reply, Failure> {
     let mut c = client::agent(addr).await?;
     let what = format!("the agent at {addr}");
     Ok(match ask {
-        Ask::Pause(r) => Reply::Pause(client::call(&what, c.pause(r)).await?),
-        Ask::Resume(r) => Reply::Resume(client::call(&what, c.resume(r)).await?),
+        Ask::Pause(r) => {
+            let r = with_token(&mut c, &what, r, token_file).await?;
+            Reply::Pause(client::call(&what, c.pause(r)).await?)
+        }
+        Ask::Resume(r) => {
+            let r = with_token(&mut c, &what, r, token_file).await?;
+            Reply::Resume(client::call(&what, c.resume(r)).await?)
+        }
         Ask::Stats(r) => Reply::Stats(client::call(&what, c.stats(r)).await?),
         Ask::Errors(r) => Reply::Errors(client::call(&what, c.errors(r)).await?),
     })
+}
+
+/// `request` with the agent's control token, read from `token_file` or from the file the agent
+/// names in its Ping; without a readable token the request goes as it is (and the agent refuses
+/// it, saying why).
+async fn with_token<T>(
+    c: &mut AgentControlClient<Channel>,
+    what: &str,
+    request: T,
+    token_file: Option<&Path>,
+) -> Result<tonic::Request<T>, Failure> {
+    let mut request = tonic::Request::new(request);
+    let path = match token_file {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let ping = client::call(what, c.ping(PingRequest {})).await?;
+            if ping.control_token_file.is_empty() {
+                return Ok(request);
+            }
+            PathBuf::from(ping.control_token_file)
+        }
+    };
+    let token = match std::fs::read_to_string(&path) {
+        Ok(token) => token,
+        Err(e) if token_file.is_some() => {
+            return Err(Failure::new(
+                EXIT_FAILED,
+                format!("cannot read the token file {}: {e}", path.display()),
+            ))
+        }
+        Err(_) => return Ok(request),
+    };
+    if let Ok(value) = format!("Bearer {}", token.trim()).parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
 }
 
 async fn through(controller: &client::Connect, id: String, ask: Ask) -> Result<Reply, Failure> {

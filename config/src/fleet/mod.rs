@@ -328,7 +328,13 @@ fn read_spec(value: &Value, out: &mut Vec<Problem>) -> FleetSpec {
     };
     // The same rules as an agent's file, on the spec laid over the defaults.
     let mut problems = Vec::new();
-    pipeline::check(&merge(&spec, &AgentConfig::default()), &mut problems);
+    let mut merged = merge(&spec, &AgentConfig::default());
+    // Free-form FFmpeg arguments are never taken from a fleet (security review C2).
+    if let Some(args) = &spec.transcode.extra_args {
+        crate::encoder::legacy::check_fleet(args, &mut problems);
+        merged.transcode.extra_args.clear();
+    }
+    pipeline::check(&merged, &mut problems);
     out.extend(
         problems
             .into_iter()

@@ -41,6 +41,10 @@ pub const LOCAL_ONLY: &[(&str, &str)] = &[
         "captions.ccextractor",
         "where CCExtractor is installed on each host",
     ),
+    (
+        "transcode.local_ffmpeg_args",
+        "free-form FFmpeg arguments (they can name files and URLs)",
+    ),
     ("logging.dir", "where each host keeps its log files"),
     ("logging.keep", "how each host rotates its log files"),
     ("logging.rotation", "how each host rotates its log files"),
@@ -123,7 +127,8 @@ overrides! {
         remux: bool,
         /// See [`Transcode::audio_bitrate`].
         audio_bitrate: String,
-        /// See [`Transcode::extra_args`].
+        /// See [`Transcode::extra_args`]: read only to be refused with the typed setting that
+        /// replaces each option.
         extra_args: Vec<String>,
         /// See [`Transcode::stall_timeout`].
         stall_timeout: HumanDuration,
@@ -135,6 +140,24 @@ overrides! {
         retry_backoff_max: HumanDuration,
         /// See [`Transcode::duration_tolerance`].
         duration_tolerance: HumanDuration,
+        /// See [`Transcode::tune`].
+        tune: Option<String>,
+        /// See [`Transcode::x264_params`].
+        x264_params: Option<String>,
+        /// See [`Transcode::keyframe_interval`].
+        keyframe_interval: Option<u32>,
+        /// See [`Transcode::maxrate`].
+        maxrate: Option<String>,
+        /// See [`Transcode::bufsize`].
+        bufsize: Option<String>,
+        /// See [`Transcode::max_height`].
+        max_height: Option<u32>,
+        /// See [`Transcode::frame_rate`].
+        frame_rate: Option<String>,
+        /// See [`Transcode::audio_channels`].
+        audio_channels: Option<u32>,
+        /// See [`Transcode::audio_sample_rate`].
+        audio_sample_rate: Option<u32>,
     }
 }
 

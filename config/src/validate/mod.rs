@@ -30,7 +30,7 @@ use crate::problem::Problem;
 use crate::suggest::did_you_mean;
 use crate::units::HumanDuration;
 
-pub use pipeline::{CAPTION_FORMATS, PRESETS, PROFILES, RESERVED_ARGS};
+pub use pipeline::{CAPTION_FORMATS, PRESETS, PROFILES};
 
 /// Which rules to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,10 +79,18 @@ pub fn validate_with(config: &AgentConfig, origin: Option<&Path>, checks: Checks
 
 /// Tidies a validated config so that equal meanings are equal values (and hash the same):
 /// extensions lose their leading dot, become lower case and are listed once; folders are
-/// spelt one way ([`normalize_dir`]: `./var//state/` → `var/state`), programs and files lose
+/// spelt one way ([`normalize_dir`]: `./var//state/` → `var/state`), a local file's deprecated
+/// `extra_args` become `local_ffmpeg_args`, programs and files lose
 /// only what cannot change their meaning ([`normalize_program`]), trusted keys lose stray
 /// spaces.
 pub fn normalize(config: &mut AgentConfig) {
+    // The deprecated name of an agent's own free-form arguments means the same as the new one.
+    let t = &mut config.transcode;
+    if !t.extra_args.is_empty() {
+        let mut args = std::mem::take(&mut t.extra_args);
+        args.append(&mut t.local_ffmpeg_args);
+        t.local_ffmpeg_args = args;
+    }
     for root in &mut config.watch {
         let mut seen = Vec::new();
         for ext in &root.extensions {

@@ -58,7 +58,8 @@ pub(super) fn alerts(a: &Alerts, out: &mut Vec<Problem>) {
     let scheme = e.smtp.split_once("://").map(|(s, _)| s);
     if !matches!(scheme, Some("smtp" | "smtps")) {
         let message = format!("`{}` is not an smtp:// or smtps:// address", e.smtp);
-        let hint = "e.g. \"smtp://mail.example.org:587\" with starttls = true, or \"smtps://mail.example.org:465\"";
+        let hint =
+            "e.g. \"smtp://mail.example.org:587\" (STARTTLS), or \"smtps://mail.example.org:465\"";
         out.push(Problem::error("alerts.email.smtp", message).with_hint(hint));
     }
     if !e.from.contains('@') {
@@ -80,6 +81,15 @@ pub(super) fn alerts(a: &Alerts, out: &mut Vec<Problem>) {
                 format!("`{to}` is not an e-mail address"),
             ));
         }
+    }
+    let plain = e.smtp.starts_with("smtp://") && !e.uses_starttls();
+    if e.username.is_some() && plain && !e.smtp_is_loopback() && !e.allow_plaintext_auth {
+        let message = format!(
+            "the password would go to {} without TLS, readable by anyone on the way",
+            e.smtp
+        );
+        let hint = "set starttls = true, or use smtps://host:465; allow_plaintext_auth = true only if you accept the risk";
+        out.push(Problem::error("alerts.email.starttls", message).with_hint(hint));
     }
     let sources = [
         ("password_env", e.password_env.is_some()),

@@ -26,14 +26,6 @@ pub const PRESETS: [&str; 10] = [
 /// The H.264 profiles the agent encodes.
 pub const PROFILES: [&str; 3] = ["baseline", "main", "high"];
 
-/// FFmpeg arguments the agent sets itself, so `extra_args` may not.
-pub const RESERVED_ARGS: [&str; 4] = ["-i", "-y", "-progress", "-f"];
-
-/// FFmpeg options that only work by re-encoding (filters, scaling, frame rate): a source that
-/// could be remuxed is re-encoded when `extra_args` holds one. Matched as prefixes, so stream
-/// specifiers (`-filter:v:0`) count too.
-pub const REENCODING_ARGS: [&str; 7] = ["-vf", "-af", "-filter", "-lavfi", "-s", "-r", "-aspect"];
-
 /// Sidecar formats the agent can write.
 pub const CAPTION_FORMATS: [&str; 3] = ["srt", "vtt", "bin"];
 
@@ -163,34 +155,17 @@ fn transcode(t: &Transcode, out: &mut Vec<Problem>) {
         let hint = r#"kilobits per second like "160k", or bits per second like "160000""#;
         out.push(Problem::error("transcode.audio_bitrate", message).with_hint(hint));
     }
-    extra_args(t, out);
+    crate::encoder::check(t, out);
+    local_args_reencode(t, out);
 }
 
-fn extra_args(t: &Transcode, out: &mut Vec<Problem>) {
-    for (n, arg) in t.extra_args.iter().enumerate() {
-        let key = format!("transcode.extra_args[{n}]");
-        let arg = arg.trim();
-        if RESERVED_ARGS.contains(&arg) {
-            let hint =
-                "remove it: the agent sets the input, overwriting, progress and output format";
-            let message = format!("`{arg}` is set by the agent");
-            out.push(Problem::error(key, message).with_hint(hint));
-        } else if t.remux && reencodes(arg) {
-            let message = format!(
-                "`{arg}` needs re-encoding, so remux = true will be skipped: every source is re-encoded, compliant H.264 too"
-            );
-            let hint = "set transcode.remux = false to say so, or remove the filter";
-            out.push(Problem::warning(key, message).with_hint(hint));
-        }
+/// The remux warning: local arguments that need re-encoding make `remux = true` moot.
+fn local_args_reencode(t: &Transcode, out: &mut Vec<Problem>) {
+    if t.remux && crate::encoder::local_args::reencodes_any(&crate::encoder::free_form_args(t)) {
+        let message = "holds an option that needs re-encoding, so remux = true will be skipped: every source is re-encoded, compliant H.264 too";
+        let hint = "set transcode.remux = false to say so, or remove the filter";
+        out.push(Problem::warning("transcode.local_ffmpeg_args", message).with_hint(hint));
     }
-}
-
-/// Whether `arg` is an FFmpeg option that forces re-encoding (`-vf`, `-filter:v:0`, `-s` …).
-fn reencodes(arg: &str) -> bool {
-    REENCODING_ARGS.iter().any(|opt| {
-        arg.strip_prefix(opt)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || *opt == "-filter")
-    })
 }
 
 fn captions(c: &Captions, out: &mut Vec<Problem>) {
@@ -270,35 +245,4 @@ fn logging(l: &Logging, out: &mut Vec<Problem>) {
 
 fn is_level(word: &str) -> bool {
     LEVELS.contains(&word.to_ascii_lowercase().as_str())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reencodes;
-
-    #[test]
-    fn reencoding_options_are_recognised() {
-        for arg in [
-            "-vf",
-            "-af",
-            "-filter:v",
-            "-filter:a:0",
-            "-filter_complex",
-            "-lavfi",
-            "-s",
-            "-r:v",
-        ] {
-            assert!(reencodes(arg), "{arg}");
-        }
-        for arg in [
-            "-movflags",
-            "+faststart",
-            "-sn",
-            "-map",
-            "-metadata",
-            "scale=1280:-2",
-        ] {
-            assert!(!reencodes(arg), "{arg}");
-        }
-    }
 }
