@@ -220,6 +220,16 @@ impl SessionTask {
                 }
                 Push::Nothing => {}
             }
+            if let Some(shadow) = self.registry.next_shadow_push(&self.agent, id) {
+                tracing::info!(agent = %self.agent, rollout = shadow.rollout, generation = shadow.candidate.as_ref().map(|c| c.generation), "shadow assignment sent");
+                let msg = ControllerMessage {
+                    body: Some(controller_message::Body::Shadow(shadow)),
+                };
+                if !self.send(&tx, msg).await {
+                    break "the agent stopped reading";
+                }
+                continue;
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break "controller shutdown",
                 _ = wake.notified() => {}
@@ -260,6 +270,7 @@ impl SessionTask {
             Some(Body::Nack(nack)) => self.registry.nack(&self.agent, &nack),
             Some(Body::Stats(stats)) => self.registry.stats(&self.agent, stats),
             Some(Body::Event(event)) => self.registry.event(&self.agent, event),
+            Some(Body::ShadowComparison(c)) => self.registry.shadow_comparison(&self.agent, c),
             Some(Body::Hello(_)) => {
                 tracing::warn!(agent = %self.agent, "a second Hello in one session is ignored")
             }

@@ -15,6 +15,7 @@
 mod apply;
 mod control;
 mod rollout;
+mod shadow;
 mod trust;
 mod watch;
 
@@ -486,6 +487,17 @@ impl FleetAdmin for Admin {
     ) -> Result<Response<ListAuditReply>, Status> {
         self.auth.authorize(&request, "audit", Role::Viewer)?;
         trust::list_audit(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn shadow_report(
+        &self,
+        request: Request<h264_proto::v1::ShadowReportRequest>,
+    ) -> Result<Response<h264_proto::v1::ShadowReportReply>, Status> {
+        self.auth
+            .authorize(&request, "rollout shadow-report", Role::Viewer)?;
+        shadow::report(self, request.into_inner())
             .await
             .map(Response::new)
     }
