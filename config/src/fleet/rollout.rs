@@ -256,16 +256,14 @@ fn step(item: &Value, at: &str, out: &mut Vec<Problem>) -> Option<Step> {
                     return None;
                 }
             },
-            "percent" => {
-                match percent(value) {
-                    Some(p) => Step::Percent(p),
-                    _ => {
-                        let message = format!("{value} is not a percentage from 1 to 100");
-                        out.push(Problem::error(key_at, message).with_hint("{percent: 25}"));
-                        return None;
-                    }
+            "percent" => match percent(value) {
+                Some(p) => Step::Percent(p),
+                _ => {
+                    let message = format!("{value} is not a percentage from 1 to 100");
+                    out.push(Problem::error(key_at, message).with_hint("{percent: 25}"));
+                    return None;
                 }
-            }
+            },
             "pause" => match value {
                 Value::Table(t) if t.is_empty() => Step::Pause(None),
                 other => match duration(other) {

@@ -285,7 +285,10 @@ mod tests {
         );
         let g = r.analysis.shadow;
         assert_eq!((g.min_files, g.max_failures), (5, 1));
-        assert_eq!((g.min_ssim, g.max_size_ratio, g.max_speed_ratio), (0.9, 1.2, 3.0));
+        assert_eq!(
+            (g.min_ssim, g.max_size_ratio, g.max_speed_ratio),
+            (0.9, 1.2, 3.0)
+        );
         assert_eq!(g.captions, CaptionsGate::Present);
         assert_eq!(r.shadow.workers, 2);
         // The canonical form parses back to the same rollout.
@@ -308,8 +311,14 @@ mod tests {
     #[test]
     fn bad_shadow_settings_are_reported_by_key() {
         for (text, key) in [
-            ("steps = [{shadow = \"0s\"}, {percent = 100}]\n", "spec.rollout.steps[0].shadow"),
-            ("steps = [{shadow = \"soon\"}, {percent = 100}]\n", "spec.rollout.steps[0].shadow"),
+            (
+                "steps = [{shadow = \"0s\"}, {percent = 100}]\n",
+                "spec.rollout.steps[0].shadow",
+            ),
+            (
+                "steps = [{shadow = \"soon\"}, {percent = 100}]\n",
+                "spec.rollout.steps[0].shadow",
+            ),
             (
                 "steps = [{shadow = \"1h\", percent = 0}, {percent = 100}]\n",
                 "spec.rollout.steps[0].percent",
@@ -318,14 +327,26 @@ mod tests {
                 "steps = [{shadow = \"1h\", canary = 1}, {percent = 100}]\n",
                 "spec.rollout.steps[0].canary",
             ),
-            ("[analysis.shadow]\nmin_ssim = 1.5\n", "spec.rollout.analysis.shadow.min_ssim"),
-            ("[analysis.shadow]\nmin_files = 0\n", "spec.rollout.analysis.shadow.min_files"),
-            ("[analysis.shadow]\ncaptions = \"same\"\n", "spec.rollout.analysis.shadow.captions"),
+            (
+                "[analysis.shadow]\nmin_ssim = 1.5\n",
+                "spec.rollout.analysis.shadow.min_ssim",
+            ),
+            (
+                "[analysis.shadow]\nmin_files = 0\n",
+                "spec.rollout.analysis.shadow.min_files",
+            ),
+            (
+                "[analysis.shadow]\ncaptions = \"same\"\n",
+                "spec.rollout.analysis.shadow.captions",
+            ),
             (
                 "[analysis.shadow]\nmax_size_ratio = 0\n",
                 "spec.rollout.analysis.shadow.max_size_ratio",
             ),
-            ("[analysis.shadow]\nmin_ssm = 0.9\n", "spec.rollout.analysis.shadow.min_ssm"),
+            (
+                "[analysis.shadow]\nmin_ssm = 0.9\n",
+                "spec.rollout.analysis.shadow.min_ssm",
+            ),
             ("shadow = {workers = 0}\n", "spec.rollout.shadow.workers"),
             ("shadow = {workers = 9}\n", "spec.rollout.shadow.workers"),
         ] {

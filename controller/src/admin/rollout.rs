@@ -132,7 +132,11 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepPlan>, String> {
                 // `shadow:2h` (the canary cohort) or `shadow:2h/25` (25 % of the fleet).
                 let (d, p) = match value.split_once('/') {
                     Some((d, p)) => {
-                        let p: u8 = p.trim().trim_end_matches('%').parse().map_err(|_| bad("shadow:DURATION/PERCENT, PERCENT 1 to 100"))?;
+                        let p: u8 = p
+                            .trim()
+                            .trim_end_matches('%')
+                            .parse()
+                            .map_err(|_| bad("shadow:DURATION/PERCENT, PERCENT 1 to 100"))?;
                         if p == 0 || p > 100 {
                             return Err(bad("shadow:DURATION/PERCENT, PERCENT 1 to 100"));
                         }
@@ -145,7 +149,10 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepPlan>, String> {
                 if d.is_zero() {
                     return Err(bad("a shadow step lasts 1s or more"));
                 }
-                StepPlan::Shadow { ms: d.as_millis() as u64, percent: p }
+                StepPlan::Shadow {
+                    ms: d.as_millis() as u64,
+                    percent: p,
+                }
             }
             "pause" if value == "{}" || value.is_empty() => StepPlan::Pause(None),
             "pause" => {

@@ -13,7 +13,12 @@ use crate::rollout::{RolloutState, StepPlan};
 
 /// The shadow part of a rollout's status; `None` for a rollout without shadow steps.
 pub(super) fn status(s: &RolloutState) -> Option<ShadowStatus> {
-    if !s.plan.steps.iter().any(|p| matches!(p, StepPlan::Shadow { .. })) {
+    if !s
+        .plan
+        .steps
+        .iter()
+        .any(|p| matches!(p, StepPlan::Shadow { .. }))
+    {
         return None;
     }
     let totals = shadow::totals(&s.shadow);
@@ -95,7 +100,9 @@ pub(super) async fn report(
                 .map_err(|e| Status::internal(e.to_string()))?
                 .ok_or_else(|| Status::not_found(format!("there is no rollout {id}")))?;
             serde_json::from_str::<RolloutState>(&text).map_err(|e| {
-                Status::internal(format!("the saved state of rollout {id} cannot be read: {e}"))
+                Status::internal(format!(
+                    "the saved state of rollout {id} cannot be read: {e}"
+                ))
             })?
         }
     };

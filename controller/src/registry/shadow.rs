@@ -104,7 +104,11 @@ impl Registry {
                 (Some(candidate), t.rollout, t.workers)
             }
             (Some(t), None) => {
-                tracing::error!(agent, generation = t.generation, "the shadow candidate is an unknown revision");
+                tracing::error!(
+                    agent,
+                    generation = t.generation,
+                    "the shadow candidate is an unknown revision"
+                );
                 return None;
             }
             (None, _) => (None, 0, 0),

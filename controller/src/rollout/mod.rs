@@ -369,7 +369,10 @@ pub struct RolloutState {
 impl RolloutState {
     /// Whether the current step is a shadow step.
     pub fn in_shadow_step(&self) -> bool {
-        matches!(self.plan.steps.get(self.step), Some(StepPlan::Shadow { .. }))
+        matches!(
+            self.plan.steps.get(self.step),
+            Some(StepPlan::Shadow { .. })
+        )
     }
 }
 

@@ -172,7 +172,10 @@ pub fn totals<'a>(records: impl IntoIterator<Item = &'a ShadowRecord>) -> Totals
 }
 
 /// The worst `n` of `records`, worst first.
-pub fn worst<'a>(records: impl IntoIterator<Item = &'a ShadowRecord>, n: usize) -> Vec<&'a ShadowRecord> {
+pub fn worst<'a>(
+    records: impl IntoIterator<Item = &'a ShadowRecord>,
+    n: usize,
+) -> Vec<&'a ShadowRecord> {
     let mut all: Vec<&ShadowRecord> = records.into_iter().collect();
     all.sort_by(|a, b| b.badness().cmp(&a.badness()).then(a.at_ms.cmp(&b.at_ms)));
     all.truncate(n);
@@ -221,7 +224,12 @@ pub fn judge(records: &[&ShadowRecord], g: &ShadowGates, end: bool) -> Vec<Verdi
             "{} of {} recording(s) failed with the candidate{}",
             failed.len(),
             t.files,
-            first_of(&failed, records, |r| !r.candidate_ok, |r| r.candidate_error.clone())
+            first_of(
+                &failed,
+                records,
+                |r| !r.candidate_ok,
+                |r| r.candidate_error.clone()
+            )
         ),
         format!("at most {}", g.max_failures),
     );
@@ -249,7 +257,12 @@ pub fn judge(records: &[&ShadowRecord], g: &ShadowGates, end: bool) -> Vec<Verdi
             "shadow.max_size_ratio",
             big.size_ratio() <= g.max_size_ratio,
             true,
-            format!("largest size ratio {:.3} ({} on {})", big.size_ratio(), big.file, big.agent),
+            format!(
+                "largest size ratio {:.3} ({} on {})",
+                big.size_ratio(),
+                big.file,
+                big.agent
+            ),
             format!("<= {:.3}", g.max_size_ratio),
         );
     }
@@ -297,7 +310,11 @@ pub fn judge(records: &[&ShadowRecord], g: &ShadowGates, end: bool) -> Vec<Verdi
             "shadow.max_speed_ratio",
             t.speed_ratio <= g.max_speed_ratio,
             false,
-            format!("candidate/production encode time {:.3} over {} recording(s)", t.speed_ratio, converted.len()),
+            format!(
+                "candidate/production encode time {:.3} over {} recording(s)",
+                t.speed_ratio,
+                converted.len()
+            ),
             format!("<= {:.3}", g.max_speed_ratio),
         );
     }
@@ -354,7 +371,11 @@ mod tests {
     }
 
     fn failing(verdicts: &[Verdict]) -> Vec<&'static str> {
-        verdicts.iter().filter(|v| !v.passed).map(|v| v.gate).collect()
+        verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| v.gate)
+            .collect()
     }
 
     #[test]
@@ -363,7 +384,11 @@ mod tests {
         let good = [rec("a", 0.97, 1100, 1.2), rec("b", 0.99, 900, 0.8)];
         let refs: Vec<&ShadowRecord> = good.iter().collect();
         assert!(failing(&judge(&refs, &g, true)).is_empty());
-        assert_eq!(judge(&refs, &g, false).len(), 4, "no speed verdict before the end");
+        assert_eq!(
+            judge(&refs, &g, false).len(),
+            4,
+            "no speed verdict before the end"
+        );
 
         let cases: Vec<(ShadowRecord, &str, bool)> = vec![
             (rec("c", 0.70, 500, 1.0), "shadow.min_ssim", true),
@@ -395,7 +420,10 @@ mod tests {
             assert_eq!(failing(&verdicts), [gate], "{bad:?}");
             let v = verdicts.iter().find(|v| v.gate == gate).unwrap();
             assert_eq!(v.final_failure, final_failure, "{gate}");
-            assert!(v.measured.contains("c") || gate == "shadow.max_speed_ratio", "{v:?}");
+            assert!(
+                v.measured.contains("c") || gate == "shadow.max_speed_ratio",
+                "{v:?}"
+            );
         }
     }
 
@@ -440,8 +468,16 @@ mod tests {
 
     #[test]
     fn bound_drops_passing_records_first() {
-        let mut records: Vec<ShadowRecord> = (0..MAX_RECORDS).map(|_| rec("a", 0.99, 1000, 1.0)).collect();
-        records.insert(0, ShadowRecord { candidate_ok: false, ..rec("bad", 0.0, 0, 0.0) });
+        let mut records: Vec<ShadowRecord> = (0..MAX_RECORDS)
+            .map(|_| rec("a", 0.99, 1000, 1.0))
+            .collect();
+        records.insert(
+            0,
+            ShadowRecord {
+                candidate_ok: false,
+                ..rec("bad", 0.0, 0, 0.0)
+            },
+        );
         bound(&mut records);
         assert_eq!(records.len(), MAX_RECORDS);
         assert_eq!(records[0].agent, "bad");

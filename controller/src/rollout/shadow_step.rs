@@ -106,16 +106,39 @@ impl Rollouts {
             .map(|a| format!("{} ({})", a.id, a.refusal))
             .collect();
         if !refused.is_empty() {
-            let measured = format!("{} NACK(s) of the shadow candidate: {}", refused.len(), refused.join(", "));
-            self.roll_back(s, Phase::RolledBack, "nack", measured, "0 NACKs".into(), false);
+            let measured = format!(
+                "{} NACK(s) of the shadow candidate: {}",
+                refused.len(),
+                refused.join(", ")
+            );
+            self.roll_back(
+                s,
+                Phase::RolledBack,
+                "nack",
+                measured,
+                "0 NACKs".into(),
+                false,
+            );
             return Verdict::Changed;
         }
-        let records: Vec<ShadowRecord> = s.shadow.iter().filter(|r| r.step == step).cloned().collect();
+        let records: Vec<ShadowRecord> = s
+            .shadow
+            .iter()
+            .filter(|r| r.step == step)
+            .cloned()
+            .collect();
         let refs: Vec<&ShadowRecord> = records.iter().collect();
         let end = self.clock.now_ms() - s.step_started_ms >= ms as i64;
         let verdicts = shadow::judge(&refs, &g, end);
         if let Some(v) = verdicts.iter().find(|v| v.final_failure) {
-            self.roll_back(s, Phase::RolledBack, v.gate, v.measured.clone(), v.threshold.clone(), false);
+            self.roll_back(
+                s,
+                Phase::RolledBack,
+                v.gate,
+                v.measured.clone(),
+                v.threshold.clone(),
+                false,
+            );
             return Verdict::Changed;
         }
         if !end {
@@ -135,11 +158,22 @@ impl Rollouts {
                 records.len(),
                 g.min_files
             );
-            tracing::warn!(rollout = s.id, step, "rollout paused: shadow step inconclusive");
+            tracing::warn!(
+                rollout = s.id,
+                step,
+                "rollout paused: shadow step inconclusive"
+            );
             return Verdict::Changed;
         }
         if let Some(v) = verdicts.iter().find(|v| !v.passed) {
-            self.roll_back(s, Phase::RolledBack, v.gate, v.measured.clone(), v.threshold.clone(), false);
+            self.roll_back(
+                s,
+                Phase::RolledBack,
+                v.gate,
+                v.measured.clone(),
+                v.threshold.clone(),
+                false,
+            );
             return Verdict::Changed;
         }
         self.gate(
