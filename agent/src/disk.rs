@@ -144,6 +144,10 @@ pub fn check_now(agent: &Agent) -> bool {
         });
     }
     let critical = next.iter().any(|v| v.level == Level::Critical);
+    // Shadow work stops first: at `warn`, long before production is held at `critical`.
+    agent
+        .shadow
+        .set_disk_ok(next.iter().all(|v| v.level == Level::Ok));
     *volumes = next;
     drop(volumes);
     if agent.intake.set_disk(critical) {

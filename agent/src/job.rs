@@ -386,6 +386,14 @@ async fn run(
     let requeue = match result {
         Ok((mut done, warnings)) => {
             done.wall_secs = wall_secs;
+            // Before the disposition: shadow work links the source first (module shadow).
+            agent.shadow.offer(&crate::shadow::Production {
+                file: &key.to_string(),
+                source: &source,
+                output,
+                encode_secs: done.transcode_secs,
+                generation: p.generation,
+            });
             finish_success(agent, key, &source, output, attempt, rung, &done, &warnings);
             let note = match rung {
                 Rung::Standard => String::new(),

@@ -39,6 +39,7 @@ pub mod reconcile;
 pub mod roots;
 pub mod run;
 pub mod session;
+pub mod shadow;
 pub mod state;
 pub mod stats;
 pub mod transcode;

@@ -151,6 +151,7 @@ pub async fn run(
         revisions,
         problems: revision_problems,
     } = crate::session::startup(&config);
+    let tracker = TaskTracker::new();
     let agent = Arc::new(Agent {
         pipeline: std::sync::RwLock::new(Arc::new(pipeline)),
         events: tokio::sync::broadcast::channel(1024).0,
@@ -163,7 +164,7 @@ pub async fn run(
         jobs: Mutex::new(HashMap::new()),
         claims: Mutex::new(HashMap::new()),
         stability: Mutex::new(Stability::default()),
-        tracker: TaskTracker::new(),
+        tracker: tracker.clone(),
         shutdown: shutdown.child_token(),
         once: options.once,
         intake: crate::intake::Intake::default(),
@@ -177,6 +178,11 @@ pub async fn run(
             .as_ref()
             .map(crate::metrics::JobMetrics::new)
             .unwrap_or_default(),
+        shadow: Arc::new(crate::shadow::Shadow::new(
+            config.agent.state_dir.join("shadow"),
+            tracker.clone(),
+            shutdown.child_token(),
+        )),
         config,
     });
     if let Some(meter) = &options.meter {

@@ -181,6 +181,8 @@ pub struct Agent {
     pub events: tokio::sync::broadcast::Sender<JobEvent>,
     /// Where jobs record their outcome, duration and bytes (no-ops without telemetry).
     pub metrics: crate::metrics::JobMetrics,
+    /// Shadow work for a rollout's shadow step (idle unless the controller asks).
+    pub shadow: Arc<crate::shadow::Shadow>,
 }
 
 impl Agent {
