@@ -23,8 +23,12 @@ pub(super) async fn shadow(
         return None;
     };
     let checked = {
-        let (agent, revisions, caps, candidate) =
-            (agent.clone(), revisions.clone(), caps.clone(), candidate.clone());
+        let (agent, revisions, caps, candidate) = (
+            agent.clone(),
+            revisions.clone(),
+            caps.clone(),
+            candidate.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             let revisions = revisions.lock().unwrap_or_else(|p| p.into_inner());
             assign::check(&agent, &revisions, &caps, &candidate)

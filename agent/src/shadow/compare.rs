@@ -139,7 +139,10 @@ fn describe(info: &MediaInfo, bytes: u64) -> Layout {
     let mut parts = Vec::new();
     let mut size = (0, 0);
     if let Some(v) = &info.video {
-        parts.push(format!("{} {}x{} {}", v.codec, v.width, v.height, v.pix_fmt));
+        parts.push(format!(
+            "{} {}x{} {}",
+            v.codec, v.width, v.height, v.pix_fmt
+        ));
         size = (v.width, v.height);
     }
     parts.extend(info.audio.iter().map(|a| a.codec.clone()));
@@ -174,7 +177,10 @@ pub async fn cues(
     )
     .await
     .map_err(|e| failed(e.to_string()))?;
-    Ok((read.cues(Field::One).to_vec(), read.cues(Field::Two).to_vec()))
+    Ok((
+        read.cues(Field::One).to_vec(),
+        read.cues(Field::Two).to_vec(),
+    ))
 }
 
 /// Whether the candidate's cues are production's, cue by cue; the first difference when not.
@@ -184,7 +190,10 @@ pub fn same_cues(
 ) -> Result<(), String> {
     cc608::compare("CC1", &production.0, &candidate.0, CUE_TOLERANCE)
         .and_then(|()| cc608::compare("CC3", &production.1, &candidate.1, CUE_TOLERANCE))
-        .map_err(|m| m.0.replace("the source", "production").replace("the output", "the candidate"))
+        .map_err(|m| {
+            m.0.replace("the source", "production")
+                .replace("the output", "the candidate")
+        })
 }
 
 /// The inputs of one comparison.
@@ -214,9 +223,8 @@ pub async fn compare(
     let candidate_cues = cues(tools, pair.candidate, cancel).await?;
     let difference = same_cues(&production_cues, &candidate_cues).err();
     let media = production.duration;
-    let measure = |output, size| {
-        quality::measure(tools, pair.source, output, media, size, sampling, cancel)
-    };
+    let measure =
+        |output, size| quality::measure(tools, pair.source, output, media, size, sampling, cancel);
     let p: Quality = measure(pair.production, production.size).await?;
     let c: Quality = measure(pair.candidate, candidate.size).await?;
     let count = |c: &(Vec<Cue>, Vec<Cue>)| (c.0.len() + c.1.len()) as u32;

@@ -173,11 +173,17 @@ impl Shadow {
             return;
         };
         if !self.disk_ok.load(Ordering::SeqCst) {
-            tracing::debug!(file = p.file, "not shadowed: the disk guard holds shadow work");
+            tracing::debug!(
+                file = p.file,
+                "not shadowed: the disk guard holds shadow work"
+            );
             return;
         }
         if self.waiting.load(Ordering::SeqCst) >= MAX_WAITING {
-            tracing::warn!(file = p.file, "not shadowed: {MAX_WAITING} shadow jobs already wait");
+            tracing::warn!(
+                file = p.file,
+                "not shadowed: {MAX_WAITING} shadow jobs already wait"
+            );
             return;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
@@ -186,7 +192,10 @@ impl Shadow {
             tracing::warn!(path = %dir.display(), error = %e, "not shadowed: cannot make the shadow folder");
             return;
         }
-        let ext = p.source.extension().map(|e| e.to_string_lossy().into_owned());
+        let ext = p
+            .source
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned());
         let link = dir.join(format!("source.{}", ext.as_deref().unwrap_or("bin")));
         let source = match std::fs::hard_link(p.source, &link) {
             Ok(()) => link,
@@ -235,8 +244,11 @@ impl Shadow {
                         production_ssim = c.production_ssim, cues_identical = c.cues_identical,
                         "shadow comparison"
                     );
-                    let message =
-                        c.to_proto(candidate.rollout, candidate.generation, job.production_generation);
+                    let message = c.to_proto(
+                        candidate.rollout,
+                        candidate.generation,
+                        job.production_generation,
+                    );
                     let _ = reports.send(message);
                 }
             }
@@ -316,17 +328,25 @@ impl Job {
             .await
             .map_err(|e| format!("the candidate cannot probe the source: {e}"))?;
         let plan = crate::transcode::plan(&info, cfg);
-        let captions = crate::captions::plan(&tools.ffprobe, &self.source, tools.probe_timeout, cancel)
-            .await
-            .unwrap_or_default();
+        let captions =
+            crate::captions::plan(&tools.ffprobe, &self.source, tools.probe_timeout, cancel)
+                .await
+                .unwrap_or_default();
         let args = crate::transcode::arguments(&self.source, output, plan, cfg);
         let encode = matches!(plan, crate::transcode::Plan::Encode { .. });
         let args = crate::captions::output_arguments(args, &captions, encode);
-        let mut niced: Vec<std::ffi::OsString> = vec!["-n".into(), nice_arg(tools.nice), cfg.ffmpeg.clone().into()];
+        let mut niced: Vec<std::ffi::OsString> =
+            vec!["-n".into(), nice_arg(tools.nice), cfg.ffmpeg.clone().into()];
         niced.extend(args);
-        crate::transcode::run(Path::new("nice"), &niced, cfg.stall_timeout.get(), cancel, |_| {})
-            .await
-            .map_err(|e| format!("the candidate's FFmpeg failed: {e}"))
+        crate::transcode::run(
+            Path::new("nice"),
+            &niced,
+            cfg.stall_timeout.get(),
+            cancel,
+            |_| {},
+        )
+        .await
+        .map_err(|e| format!("the candidate's FFmpeg failed: {e}"))
     }
 }
 
