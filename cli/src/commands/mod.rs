@@ -10,6 +10,7 @@ pub mod describe;
 pub mod get;
 pub mod output;
 pub mod rollout;
+pub mod shadow;
 pub mod status;
 pub mod trust;
 pub mod views;
