@@ -29,10 +29,14 @@ use fleet_agent::FleetAgent;
 use h264_testkit::captions::captioned_h264_ts;
 use h264_testkit::smtp::SmtpSink;
 use h264_testkit::wait::wait_for;
-use rollouts::{apply, fleetctl, json, label_canary, wait_agents, wait_rollout};
+use rollouts::{apply, fleetctl, json, label_canary, wait_agents};
 use serde_json::Value;
 
 const IDS: [&str; 2] = ["shadow-a", "shadow-b"];
+
+/// Disk thresholds far below what any test machine has free: the disk guard stops shadow work
+/// at `warn`, which must not happen here.
+const SMALL_DISK: &str = "[disk]\nwarn = \"2MB\"\ncritical = \"1MB\"\nhysteresis = \"0\"\n";
 
 fn controller(dir: &Path, sink: &SmtpSink) -> ControllerProcess {
     let config = dir.join("controller.toml");
@@ -74,6 +78,29 @@ fn wait_shadowing(agent: &FleetAgent, times: usize) {
     .unwrap_or_else(|e| panic!("{e}\n{}", agent.log()));
 }
 
+/// Waits (at most `within`) until the rollout's status satisfies `check`; on a timeout the
+/// agents' logs are in the panic.
+fn wait_for_rollout(
+    url: &str,
+    agents: &[FleetAgent],
+    what: &str,
+    within: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(what, within, Duration::from_millis(100), || {
+        let s = rollouts::rollout_status(url);
+        check(&s).then_some(s)
+    })
+    .unwrap_or_else(|e| {
+        let logs: Vec<String> = agents.iter().map(FleetAgent::log).collect();
+        panic!(
+            "{e}; last: {:#}\n{}",
+            rollouts::rollout_status(url),
+            logs.join("\n-----\n")
+        )
+    })
+}
+
 fn ended(s: &Value) -> bool {
     s["phase"] != "Progressing" && s["phase"] != "Pending"
 }
@@ -106,8 +133,15 @@ fn shadow_steps_judge_candidates_on_real_recordings_before_any_agent_runs_them()
     let c = controller(dir.path(), &sink);
     let url = c.url();
     let agents = vec![
-        FleetAgent::start_watching(IDS[0], &url, true, &[], "", "on_success = \"delete\""),
-        FleetAgent::start(IDS[1], &url, false, &[]),
+        FleetAgent::start_watching(
+            IDS[0],
+            &url,
+            true,
+            &[],
+            SMALL_DISK,
+            "on_success = \"delete\"",
+        ),
+        FleetAgent::start_with(IDS[1], &url, false, &[], SMALL_DISK),
     ];
     wait_agents(&url, &IDS, "connected agents", |a| a["connected"] == true);
     label_canary(&url, IDS[0]);
@@ -141,8 +175,9 @@ fn shadow_steps_judge_candidates_on_real_recordings_before_any_agent_runs_them()
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", agents[0].log()));
     sources.push(captioned_h264_ts(&agents[1].input, "news-1.ts").path);
-    let s = wait_rollout(
+    let s = wait_for_rollout(
         &url,
+        &agents,
         "the crf 51 candidate to be judged",
         Duration::from_secs(120),
         ended,
@@ -238,8 +273,9 @@ fn shadow_steps_judge_candidates_on_real_recordings_before_any_agent_runs_them()
     );
     wait_shadowing(&agents[0], 2);
     captioned_h264_ts(&agents[0].input, "late-news.ts");
-    let s = wait_rollout(
+    let s = wait_for_rollout(
         &url,
+        &agents,
         "the captionless candidate to be judged",
         Duration::from_secs(120),
         ended,
@@ -265,9 +301,13 @@ fn shadow_steps_judge_candidates_on_real_recordings_before_any_agent_runs_them()
     );
     wait_shadowing(&agents[0], 3);
     captioned_h264_ts(&agents[0].input, "evening-news.ts");
-    let s = wait_rollout(&url, "the canary step", Duration::from_secs(120), |s| {
-        s["step"].as_u64() >= Some(2) || ended(s)
-    });
+    let s = wait_for_rollout(
+        &url,
+        &agents,
+        "the canary step",
+        Duration::from_secs(120),
+        |s| s["step"].as_u64() >= Some(2) || ended(s),
+    );
     assert_eq!(s["phase"], "Progressing", "{s:#}\n{}", agents[0].log());
     assert_eq!(s["cohort"]["agents"], 1, "{s:#}");
     let shadow_gates: Vec<&Value> = s["gates"]

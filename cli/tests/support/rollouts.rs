@@ -1,6 +1,8 @@
 //! Helpers of the rollout end-to-end tests: `fleetctl` against a controller, manifests
 //! applied, polls of agents and of the rollout with a deadline.
 
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
