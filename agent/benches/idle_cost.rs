@@ -44,7 +44,7 @@ fn main() {
     let config_path = dir.path().join("agent.toml");
     std::fs::write(&config_path, &text).unwrap();
     let config = h264_config::parse_agent_config(&text, None).unwrap().config;
-    let spec = h264_agent::run::spec_hash(&config);
+    let spec = h264_agent::settings::spec_hash(&config);
 
     let setup = Instant::now();
     let sample = Fixture::H264Mp4.path();

@@ -3,14 +3,15 @@
 //! port: a second agent finds it taken, asks the first one who it is, and says so.
 //!
 //! # Theory of operation
-//! One tonic server task serves until shutdown. Every call reads shared state (`Agent`, the
-//! journal, atomics); `Pause` and `Resume` only flip the manual hold on [`crate::intake`], and
+//! One tonic server task serves until shutdown. Every call reads shared state through the
+//! [`View`] (the agent's handles: the journal, the job registry, the disk guard's reading,
+//! atomics); `Pause` and `Resume` only flip the manual hold on [`crate::intake`], and
 //! `Pause` with `cancel_running` cancels running jobs, which record themselves as interrupted
 //! and are queued again (they wait for the resume).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use h264_proto::v1::agent_control_client::AgentControlClient;
 use h264_proto::v1::agent_control_server::{AgentControl, AgentControlServer};
@@ -18,9 +19,46 @@ use h264_proto::v1::{
     Counters, ErrorEntry, ErrorsReply, ErrorsRequest, PauseReply, PauseRequest, PingReply,
     PingRequest, ResumeReply, ResumeRequest, RunningJob, StatsReply, StatsRequest, Volume,
 };
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::state::{Agent, CancelReason};
+use crate::disk::DiskGuard;
+use crate::intake::Intake;
+use crate::journal::Journal;
+use crate::key::SourceKey;
+use crate::notify::Notifier;
+use crate::pipeline::{CancelReason, Jobs};
+use crate::queue::WorkQueue;
+use crate::settings::SettingsRx;
+use crate::stats::Stats;
+
+/// The agent as the control API and the fleet session see it: a read model over the handles
+/// the subsystems own, plus the manual hold.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The agent's id.
+    pub id: String,
+    /// When the agent started.
+    pub started_at: Instant,
+    /// Warnings from loading the configuration, for `Ping`.
+    pub config_warnings: Arc<[String]>,
+    /// The settings in force.
+    pub settings: SettingsRx,
+    /// The job journal.
+    pub journal: Arc<Journal>,
+    /// Counters since the start.
+    pub stats: Arc<Stats>,
+    /// The jobs in flight.
+    pub jobs: Jobs,
+    /// The keys waiting for a reconcile.
+    pub queue: Arc<WorkQueue<SourceKey>>,
+    /// The disk guard's last reading.
+    pub disk: Arc<DiskGuard>,
+    /// Whether jobs may start.
+    pub intake: Arc<Intake>,
+    /// The alert queue.
+    pub notifier: Notifier,
+}
 
 /// Why the control address cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -73,25 +111,22 @@ async fn who_is(addr: &str) -> Result<PingReply, Box<dyn std::error::Error + Sen
     Ok(client.ping(PingRequest {}).await?.into_inner())
 }
 
-/// Serves the control API on `listener` until the agent shuts down.
-pub fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {
-    let shutdown = agent.shutdown.clone();
+/// Serves the control API on `listener` until `shutdown` (the caller spawns it).
+pub async fn serve(listener: tokio::net::TcpListener, view: View, shutdown: CancellationToken) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let service = AgentControlServer::new(Control { agent });
-        let result = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(addr = ?local, error = %e, "the control API stopped");
-        }
-    })
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = AgentControlServer::new(Control { view });
+    let result = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+        .await;
+    if let Err(e) = result {
+        tracing::error!(addr = ?local, error = %e, "the control API stopped");
+    }
 }
 
 struct Control {
-    agent: Arc<Agent>,
+    view: View,
 }
 
 fn journal_error(e: crate::journal::JournalError) -> Status {
@@ -101,33 +136,33 @@ fn journal_error(e: crate::journal::JournalError) -> Status {
 #[tonic::async_trait]
 impl AgentControl for Control {
     async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
-        let a = &self.agent;
+        let a = &self.view;
+        let settings = a.settings.current();
         Ok(Response::new(PingReply {
             agent_id: a.id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: a.started_at.elapsed().as_secs(),
-            config_generation: a.pipeline().generation,
-            config_sha256: a.pipeline().sha256.clone(),
+            config_generation: settings.generation,
+            config_sha256: settings.sha256.clone(),
             pid: std::process::id(),
-            config_warnings: a.config_warnings.clone(),
+            config_warnings: a.config_warnings.to_vec(),
         }))
     }
 
     async fn pause(&self, request: Request<PauseRequest>) -> Result<Response<PauseReply>, Status> {
         let cancel_running = request.into_inner().cancel_running;
-        Ok(Response::new(pause(
-            &self.agent,
-            cancel_running,
-            "an operator",
-        )))
+        Ok(Response::new(
+            self.view.pause(cancel_running, "an operator"),
+        ))
     }
 
     async fn resume(&self, _: Request<ResumeRequest>) -> Result<Response<ResumeReply>, Status> {
-        Ok(Response::new(resume(&self.agent, "an operator")))
+        Ok(Response::new(self.view.resume("an operator")))
     }
 
     async fn stats(&self, _: Request<StatsRequest>) -> Result<Response<StatsReply>, Status> {
-        stats_reply(&self.agent)
+        self.view
+            .stats_reply()
             .map(Response::new)
             .map_err(journal_error)
     }
@@ -141,7 +176,7 @@ impl AgentControl for Control {
             n => n.min(1000),
         };
         let events = self
-            .agent
+            .view
             .journal
             .recent_events(limit)
             .map_err(journal_error)?;
@@ -166,118 +201,110 @@ impl AgentControl for Control {
     }
 }
 
-/// Pauses intake (the manual hold); with `cancel_running`, running jobs are cancelled and queued
-/// again for after the resume. `by` says who asked, for the log.
-pub fn pause(agent: &Agent, cancel_running: bool, by: &str) -> PauseReply {
-    agent.intake.set_manual(true);
-    let mut cancelled = 0;
-    if cancel_running {
-        let jobs = agent
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect::<Vec<_>>();
-        for job in jobs {
-            job.cancel_for(CancelReason::Paused);
-            cancelled += 1;
+impl View {
+    /// Pauses intake (the manual hold); with `cancel_running`, running jobs are cancelled and queued
+    /// again for after the resume. `by` says who asked, for the log.
+    pub fn pause(&self, cancel_running: bool, by: &str) -> PauseReply {
+        self.intake.set_manual(true);
+        let cancelled = if cancel_running {
+            self.jobs.cancel_all(CancelReason::Paused)
+        } else {
+            0
+        };
+        tracing::warn!(cancelled, "paused by {by}: no new jobs start until resume");
+        PauseReply {
+            paused: true,
+            cancelled,
         }
     }
-    tracing::warn!(cancelled, "paused by {by}: no new jobs start until resume");
-    PauseReply {
-        paused: true,
-        cancelled,
-    }
-}
 
-/// Releases the manual hold; intake may still be held by the disk guard.
-pub fn resume(agent: &Agent, by: &str) -> ResumeReply {
-    let hold = agent.intake.set_manual(false);
-    tracing::warn!(still_held_by = %hold.describe(), "resumed by {by}");
-    ResumeReply {
-        paused: !hold.is_open(),
-        still_held_by: hold.describe(),
+    /// Releases the manual hold; intake may still be held by the disk guard.
+    pub fn resume(&self, by: &str) -> ResumeReply {
+        let hold = self.intake.set_manual(false);
+        tracing::warn!(still_held_by = %hold.describe(), "resumed by {by}");
+        ResumeReply {
+            paused: !hold.is_open(),
+            still_held_by: hold.describe(),
+        }
     }
-}
 
-/// The agent's counters, running jobs, queue, volumes and hold: what `Stats` answers, and what
-/// the fleet session sends the controller.
-pub fn stats_reply(a: &Agent) -> Result<StatsReply, crate::journal::JournalError> {
-    let s = a.stats.snapshot();
-    let since_start = Counters {
-        seen: s.seen,
-        started: s.started,
-        converted: s.converted,
-        failed: s.failed,
-        retried: s.retried,
-        cancelled: s.cancelled,
-        conflicts: s.conflicts,
-        bytes_in: s.bytes_in,
-        bytes_out: s.bytes_out,
-        mean_speed: s.mean_speed,
-        captions_extracted: s.captions_extracted,
-        no_captions: s.no_captions,
-        captions_lost: s.captions_lost,
-    };
-    let t = a.journal.totals()?;
-    let journal = Counters {
-        seen: t.jobs,
-        started: t.jobs,
-        converted: t.succeeded,
-        failed: t.failed,
-        retried: t.retried,
-        cancelled: t.cancelled,
-        conflicts: t.conflicts,
-        bytes_in: t.bytes_in,
-        bytes_out: t.bytes_out,
-        mean_speed: if t.wall_secs > 0.0 {
-            t.media_secs / t.wall_secs
-        } else {
-            0.0
-        },
-        captions_extracted: t.captions_extracted,
-        no_captions: t.no_captions,
-        captions_lost: t.captions_lost,
-    };
-    let running = a
-        .jobs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(key, job)| {
-            let live = job.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            RunningJob {
-                source: key.to_string(),
-                stage: live.stage,
-                percent: live.percent,
-                speed: live.speed,
-                attempt: live.attempt,
-            }
+    /// The agent's counters, running jobs, queue, volumes and hold: what `Stats` answers, and what
+    /// the fleet session sends the controller.
+    pub fn stats_reply(&self) -> Result<StatsReply, crate::journal::JournalError> {
+        let a = self;
+        let s = a.stats.snapshot();
+        let since_start = Counters {
+            seen: s.seen,
+            started: s.started,
+            converted: s.converted,
+            failed: s.failed,
+            retried: s.retried,
+            cancelled: s.cancelled,
+            conflicts: s.conflicts,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            mean_speed: s.mean_speed,
+            captions_extracted: s.captions_extracted,
+            no_captions: s.no_captions,
+            captions_lost: s.captions_lost,
+        };
+        let t = a.journal.totals()?;
+        let journal = Counters {
+            seen: t.jobs,
+            started: t.jobs,
+            converted: t.succeeded,
+            failed: t.failed,
+            retried: t.retried,
+            cancelled: t.cancelled,
+            conflicts: t.conflicts,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            mean_speed: if t.wall_secs > 0.0 {
+                t.media_secs / t.wall_secs
+            } else {
+                0.0
+            },
+            captions_extracted: t.captions_extracted,
+            no_captions: t.no_captions,
+            captions_lost: t.captions_lost,
+        };
+        let running = a
+            .jobs
+            .snapshot()
+            .iter()
+            .map(|(key, job)| {
+                let live = job.live();
+                RunningJob {
+                    source: key.to_string(),
+                    stage: live.stage.as_str().to_string(),
+                    percent: live.percent,
+                    speed: live.speed,
+                    attempt: live.attempt,
+                }
+            })
+            .collect();
+        let volumes = a
+            .disk
+            .volumes()
+            .iter()
+            .map(|v| Volume {
+                path: v.path.display().to_string(),
+                free_bytes: v.free,
+                total_bytes: v.total,
+                level: v.level.as_str().to_string(),
+            })
+            .collect();
+        let hold = a.intake.hold();
+        Ok(StatsReply {
+            since_start: Some(since_start),
+            journal: Some(journal),
+            queue_depth: a.queue.depth() as u64,
+            running,
+            paused: !hold.is_open(),
+            paused_by: hold.describe(),
+            volumes,
+            alert_queue_depth: a.notifier.queue_depth() as u64,
+            workers: a.settings.current().config.agent.workers as u64,
         })
-        .collect();
-    let volumes = a
-        .volumes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|v| Volume {
-            path: v.path.display().to_string(),
-            free_bytes: v.free,
-            total_bytes: v.total,
-            level: v.level.as_str().to_string(),
-        })
-        .collect();
-    let hold = a.intake.hold();
-    Ok(StatsReply {
-        since_start: Some(since_start),
-        journal: Some(journal),
-        queue_depth: a.queue.depth() as u64,
-        running,
-        paused: !hold.is_open(),
-        paused_by: hold.describe(),
-        volumes,
-        alert_queue_depth: crate::notify::queue_depth(a) as u64,
-        workers: a.config.agent.workers as u64,
-    })
+    }
 }

@@ -93,7 +93,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_logging(&config, &telemetry);
+    let _log_files = init_logging(&config, &telemetry);
     let scrape = match runtime.block_on(bind_metrics(&config, &telemetry)) {
         Ok(scrape) => scrape,
         Err(code) => return ExitCode::from(code),
@@ -313,10 +313,14 @@ async fn bind_metrics(
     }
 }
 
-/// Logs to stderr and, with `[logging] dir`, to rotated files; text or JSON. The telemetry
-/// layer, when spans are exported, sits beside the log layers with its own filter, so the log
-/// level does not decide what is traced.
-fn init_logging(config: &AgentConfig, telemetry: &Telemetry) {
+/// Logs to stderr and, with `[logging] dir`, to rotated files (written on their own thread;
+/// the returned guard flushes them when dropped, so `main` keeps it to the end); text or JSON.
+/// The telemetry layer, when spans are exported, sits beside the log layers with its own
+/// filter, so the log level does not decide what is traced.
+fn init_logging(
+    config: &AgentConfig,
+    telemetry: &Telemetry,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -334,10 +338,12 @@ fn init_logging(config: &AgentConfig, telemetry: &Telemetry) {
     } else {
         stderr.boxed()
     }];
+    let mut guard = None;
     if let Some(dir) = &config.logging.dir {
         let l = &config.logging;
-        match h264_agent::logfile::RollingFile::new(dir, "h264-agent", l.rotation, l.keep) {
-            Ok(files) => {
+        match h264_agent::plumbing::logfile::non_blocking(dir, "h264-agent", l.rotation, l.keep) {
+            Ok((files, flush)) => {
+                guard = Some(flush);
                 let layer = tracing_subscriber::fmt::layer()
                     .with_ansi(false)
                     .with_writer(files);
@@ -357,6 +363,7 @@ fn init_logging(config: &AgentConfig, telemetry: &Telemetry) {
         .with(layers.with_filter(filter))
         .with(telemetry.layer())
         .init();
+    guard
 }
 
 /// First SIGTERM or SIGINT: graceful shutdown. Second: exit at once.

@@ -18,96 +18,45 @@
 //! `h264-telemetry` itself.)
 //!
 //! # Concurrency
-//! The counters and the histogram are recorded by the job tasks as their jobs end; the SDK's
-//! instruments are safe to share between threads and never block on export. The gauges are
+//! The counters and the histogram ([`JobMetrics`]) are recorded by the job tasks as their jobs
+//! end; the SDK's instruments are safe to share between threads and never block on export. The gauges are
 //! observed by callbacks that the SDK runs on whichever thread collects (a Prometheus scrape, the
 //! periodic OTLP export): they read what the control API's `Stats` reads (the queue, the job map,
 //! the disk guard's last reading, the alert queue), each under its own short-held
-//! `std::sync::Mutex`, never across an `.await`. The callbacks hold only a `Weak<Agent>`, so the
-//! meter provider, which outlives [`crate::run`], never keeps the agent alive; once it is gone
-//! they observe nothing.
+//! `std::sync::Mutex`, never across an `.await`. The callbacks hold only a `Weak<Observed>`, so the
+//! meter provider, which outlives [`crate::run()`], never keeps the agent's state alive; once
+//! the run is over they observe nothing.
 
 use std::sync::{Arc, Weak};
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
+use opentelemetry::metrics::Meter;
 use opentelemetry::KeyValue;
 
-use crate::state::Agent;
+use crate::disk::DiskGuard;
+use crate::key::SourceKey;
+use crate::notify::Notifier;
+use crate::pipeline::{Jobs, Phase};
+use crate::queue::WorkQueue;
 
-/// The meter name of the agent's instruments.
-pub const METER: &str = "h264-agent";
+pub use crate::pipeline::metrics::{JobMetrics, METER};
 
-/// Histogram bounds of `h264_job_duration`, in seconds: from a short remux to a long encode.
-const DURATION_BOUNDS: [f64; 14] = [
-    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
-];
-
-/// The instruments jobs record into when they end.
-#[derive(Debug, Clone)]
-pub struct JobMetrics {
-    jobs: Counter<u64>,
-    duration: Histogram<f64>,
-    input: Counter<u64>,
-    output: Counter<u64>,
+/// What the gauges read: the agent's handles, held by [`crate::run()`] as long as it runs.
+#[derive(Debug)]
+pub struct Observed {
+    /// The keys waiting for the reconciler.
+    pub queue: Arc<WorkQueue<SourceKey>>,
+    /// The jobs in flight.
+    pub jobs: Jobs,
+    /// The disk guard's last reading.
+    pub disk: Arc<DiskGuard>,
+    /// The alert queue.
+    pub notifier: Notifier,
 }
 
-impl Default for JobMetrics {
-    /// Instruments that record nothing (no meter).
-    fn default() -> Self {
-        Self::new(&opentelemetry::metrics::NoopMeterProvider::new().meter(METER))
-    }
-}
-
-impl JobMetrics {
-    /// The job instruments of `meter`.
-    pub fn new(meter: &Meter) -> Self {
-        Self {
-            jobs: meter
-                .u64_counter("h264_jobs")
-                .with_description(
-                    "Jobs ended, by outcome: converted, failed, retrying, cancelled, interrupted, \
-                     conflict",
-                )
-                .with_unit("{job}")
-                .build(),
-            duration: meter
-                .f64_histogram("h264_job_duration")
-                .with_description("Wall time of each job's attempt, from its start to its end")
-                .with_unit("s")
-                .with_boundaries(DURATION_BOUNDS.to_vec())
-                .build(),
-            input: meter
-                .u64_counter("h264_input")
-                .with_description("Bytes of the recordings converted")
-                .with_unit("By")
-                .build(),
-            output: meter
-                .u64_counter("h264_output")
-                .with_description("Bytes of the MP4 files published")
-                .with_unit("By")
-                .build(),
-        }
-    }
-
-    /// Records one job's end: its outcome, how long its attempt took, and for a converted
-    /// job the bytes it read and wrote.
-    pub fn job_ended(&self, outcome: &'static str, secs: f64, bytes_in: u64, bytes_out: u64) {
-        let labels = [KeyValue::new("outcome", outcome)];
-        self.jobs.add(1, &labels);
-        self.duration.record(secs, &labels);
-        if bytes_in > 0 {
-            self.input.add(bytes_in, &[]);
-        }
-        if bytes_out > 0 {
-            self.output.add(bytes_out, &[]);
-        }
-    }
-}
-
-/// Registers the gauges that read `agent`'s state when metrics are collected.
-pub fn observe(agent: &Arc<Agent>, meter: &Meter) {
-    let weak = Arc::downgrade(agent);
-    let read = move |f: &dyn Fn(&Agent)| {
+/// Registers the gauges that read `observed` when metrics are collected.
+pub fn observe(observed: &Arc<Observed>, meter: &Meter) {
+    let weak = Arc::downgrade(observed);
+    let read = move |f: &dyn Fn(&Observed)| {
         if let Some(agent) = Weak::upgrade(&weak) {
             f(&agent);
         }
@@ -164,18 +113,17 @@ pub fn observe(agent: &Arc<Agent>, meter: &Meter) {
         .u64_observable_gauge("h264_alert_queue_depth")
         .with_description("Alert e-mails waiting in the delivery queue (dead letters included)")
         .with_unit("{message}")
-        .with_callback(move |o| r(&|a| o.observe(crate::notify::queue_depth(a) as u64, &[])))
+        .with_callback(move |o| r(&|a| o.observe(a.notifier.queue_depth() as u64, &[])))
         .build();
 }
 
 /// Jobs past their wait for a worker (`running`), or still waiting.
-fn jobs_in_stage(agent: &Agent, running: bool) -> u64 {
-    let jobs = agent.jobs.lock().unwrap_or_else(|p| p.into_inner());
-    jobs.values()
-        .filter(|job| {
-            let live = job.live.lock().unwrap_or_else(|p| p.into_inner());
-            (live.stage != crate::job::WAITING) == running
-        })
+fn jobs_in_stage(observed: &Observed, running: bool) -> u64 {
+    observed
+        .jobs
+        .snapshot()
+        .iter()
+        .filter(|(_, job)| (job.live().stage != Phase::Waiting) == running)
         .count() as u64
 }
 
@@ -185,11 +133,10 @@ struct VolumeReading {
     total: u64,
 }
 
-fn volumes(agent: &Agent) -> Vec<VolumeReading> {
-    agent
-        .volumes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+fn volumes(observed: &Observed) -> Vec<VolumeReading> {
+    observed
+        .disk
+        .volumes()
         .iter()
         .map(|v| VolumeReading {
             path: v.path.display().to_string(),

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::child::{run_captured, tail_lines, RunError};
-use crate::ffarg::input_arg;
+use crate::plumbing::child::{run_captured, tail_lines, RunError};
+use crate::plumbing::ffarg::input_arg;
 
 /// The facts about a media file the pipeline needs.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,6 +13,10 @@ use crate::probe::{probe, MediaInfo};
 /// The suffix of every temporary output, so that start-up can find and remove them.
 pub const TEMP_SUFFIX: &str = ".h264create-tmp";
 
+/// The suffix of a job's progress dot-file beside its output (see
+/// [`crate::pipeline::progress`]), which start-up removes with the temporaries.
+pub const PROGRESS_SUFFIX: &str = ".progress";
+
 /// The hidden temporary name an output is written under.
 pub fn temp_path(output: &Path) -> PathBuf {
     sibling(output, "", TEMP_SUFFIX)
@@ -206,7 +210,7 @@ pub fn remove_leftovers(dir: &Path) -> Vec<PathBuf> {
             if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 stack.push(path);
             } else if name.starts_with('.')
-                && (name.ends_with(TEMP_SUFFIX) || name.ends_with(crate::progress::SUFFIX))
+                && (name.ends_with(TEMP_SUFFIX) || name.ends_with(PROGRESS_SUFFIX))
                 && std::fs::remove_file(&path).is_ok()
             {
                 removed.push(path);

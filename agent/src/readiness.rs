@@ -30,11 +30,42 @@ pub enum Settled {
     Ready,
     /// Not yet; look again after the given delay.
     Wait {
-        /// Why not yet, for the log.
-        reason: String,
+        /// Why not yet.
+        reason: WaitReason,
         /// When to look again.
         recheck_in: Duration,
     },
+}
+
+/// Why a file is not ready yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Its size or time changed since the last look.
+    Changing,
+    /// Unchanged, but not for `readiness.stable_for` yet.
+    NotStableLongEnough,
+    /// Modified within `readiness.mtime_grace`.
+    ModifiedRecently,
+    /// A process holds it open for writing (described).
+    OpenForWriting(String),
+}
+
+impl WaitReason {
+    /// Whether something is still writing it (`--once` skips such a file rather than wait).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, WaitReason::Changing | WaitReason::OpenForWriting(_))
+    }
+}
+
+impl std::fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitReason::Changing => f.write_str("still growing or changing"),
+            WaitReason::NotStableLongEnough => f.write_str("not stable long enough"),
+            WaitReason::ModifiedRecently => f.write_str("modified too recently"),
+            WaitReason::OpenForWriting(writer) => write!(f, "open for writing by {writer}"),
+        }
+    }
 }
 
 /// Tracks when each file's current fingerprint was first seen, and when the agent first noticed
@@ -90,8 +121,9 @@ impl Stability {
     }
 }
 
-/// The cheap checks, in order: stability, modification-time grace, open for writing.
-pub fn settle(
+/// The cheap checks, in order: stability and the modification-time grace here (quick, no
+/// I/O: the caller may hold the record's lock), then [`check_writers`].
+pub fn settle_stability(
     stability: &mut Stability,
     key: &SourceKey,
     meta: &std::fs::Metadata,
@@ -102,12 +134,12 @@ pub fn settle(
     let (left, changed) = stability.observe(key, fp, mtime, cfg.stable_for.get());
     if let Some(left) = left {
         let reason = if changed {
-            "still growing or changing"
+            WaitReason::Changing
         } else {
-            "not stable long enough"
+            WaitReason::NotStableLongEnough
         };
         return Settled::Wait {
-            reason: reason.into(),
+            reason,
             recheck_in: left,
         };
     }
@@ -117,14 +149,21 @@ pub fn settle(
     let grace = cfg.mtime_grace.get();
     if age < grace {
         return Settled::Wait {
-            reason: "modified too recently".into(),
+            reason: WaitReason::ModifiedRecently,
             recheck_in: grace - age,
         };
     }
+    Settled::Ready
+}
+
+/// The last check, when `readiness.open_file_check` is on: nobody holds the file open for
+/// writing. It may walk every process's open files (`/proc/*/fd`): call it without holding a
+/// lock other tasks wait on.
+pub fn check_writers(key: &SourceKey, cfg: &Readiness) -> Settled {
     if cfg.open_file_check {
         if let Some(writer) = open_for_writing(&key.path()) {
             return Settled::Wait {
-                reason: format!("open for writing by {writer}"),
+                reason: WaitReason::OpenForWriting(writer),
                 recheck_in: Duration::from_secs(1),
             };
         }
@@ -244,7 +283,7 @@ pub async fn validate(
     cfg: &Readiness,
     program: Option<&Program>,
     cancel: &CancellationToken,
-) -> Result<Result<Ready, Invalid>, crate::child::RunError> {
+) -> Result<Result<Ready, Invalid>, crate::plumbing::child::RunError> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size == 0 {
         return Ok(Err(Invalid("the file is empty (0 bytes)".into())));
@@ -334,8 +373,8 @@ pub async fn validate(
 }
 
 /// Reading the transport stream's packets failed.
-fn io_error(source: std::io::Error) -> crate::child::RunError {
-    crate::child::RunError::Io {
+fn io_error(source: std::io::Error) -> crate::plumbing::child::RunError {
+    crate::plumbing::child::RunError::Io {
         program: "the transport stream check".into(),
         source,
     }
@@ -347,7 +386,7 @@ async fn scrambled(
     path: &Path,
     layout: crate::ts::Layout,
     info: &MediaInfo,
-) -> Result<Option<String>, crate::child::RunError> {
+) -> Result<Option<String>, crate::plumbing::child::RunError> {
     let mut named: Vec<(String, u16)> = Vec::new();
     if let Some(pid) = info.video.as_ref().and_then(|v| v.pid) {
         named.push(("the video".into(), pid));
@@ -396,7 +435,7 @@ pub async fn validate_deep(
     info: &MediaInfo,
     cfg: &Readiness,
     cancel: &CancellationToken,
-) -> Result<bool, crate::child::RunError> {
+) -> Result<bool, crate::plumbing::child::RunError> {
     let timeout = cfg.probe_timeout.get();
     let stream = match (&info.program, &info.video) {
         (Some(_), Some(video)) => video.index.to_string(),
@@ -409,6 +448,30 @@ pub async fn validate_deep(
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn only_a_file_being_written_is_busy() {
+        let cases = [
+            (WaitReason::Changing, "still growing or changing", true),
+            (
+                WaitReason::NotStableLongEnough,
+                "not stable long enough",
+                false,
+            ),
+            (WaitReason::ModifiedRecently, "modified too recently", false),
+            (
+                WaitReason::OpenForWriting("pid 7 (recorder)".into()),
+                "open for writing by pid 7 (recorder)",
+                true,
+            ),
+        ];
+        for (reason, text, busy) in cases {
+            assert_eq!(
+                (reason.to_string().as_str(), reason.is_busy()),
+                (text, busy)
+            );
+        }
+    }
 
     #[test]
     fn fdinfo_flags() {

@@ -6,18 +6,43 @@
 //! # Theory of operation
 //! A few reconcile tasks take keys from the [`crate::queue::WorkQueue`], which never hands out
 //! one key twice at once. A reconcile is quick (a `stat`, a journal read, a `/proc` scan at
-//! most); everything slow (probing, transcoding) runs in a job on the bounded worker pool
-//! ([`crate::job`]). A reconcile ends with an [`Action`]: done, or look again after a delay.
+//! most, outside any lock); everything slow (probing, transcoding) runs in a job on the bounded
+//! worker pool ([`crate::pipeline`]). A reconcile ends with an [`Action`]: done, or look again
+//! after a delay.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::journal::JobState;
 use crate::key::{Fingerprint, SourceKey};
-use crate::readiness::{settle, Settled};
-use crate::state::{Agent, CancelReason};
+use crate::pipeline::{CancelReason, JobCtx};
+use crate::readiness::{check_writers, settle_stability, Settled};
 use crate::stats::Stats;
+
+/// What the reconciler works with: the jobs' context (it submits jobs, and reads the journal,
+/// the queue, the registry, the settings and the stability record through it) and the output
+/// claims, which only the reconciler keeps.
+#[derive(Debug)]
+pub struct ReconcileCtx {
+    /// The jobs' context.
+    pub jobs: Arc<JobCtx>,
+    /// Which source claimed each output path: how two sources that map to one output are
+    /// caught before either writes. A short-held lock, never across an `.await`.
+    pub claims: Mutex<HashMap<PathBuf, SourceKey>>,
+}
+
+impl ReconcileCtx {
+    /// A reconciler submitting jobs with `jobs`.
+    pub fn new(jobs: Arc<JobCtx>) -> Self {
+        Self {
+            jobs,
+            claims: Mutex::new(HashMap::new()),
+        }
+    }
+}
 
 /// What to do with a key after a reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +54,17 @@ pub enum Action {
 }
 
 /// Runs reconcile tasks until the queue closes.
-pub async fn run_workers(agent: Arc<Agent>, count: usize) {
+pub async fn run_workers(ctx: Arc<ReconcileCtx>, count: usize) {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..count {
-        let agent = agent.clone();
+        let ctx = ctx.clone();
         set.spawn(async move {
-            while let Some(key) = agent.queue.next().await {
-                let action = reconcile(&agent, &key).await;
-                agent.queue.done(&key);
+            let queue = ctx.jobs.queue.clone();
+            while let Some(key) = queue.next().await {
+                let action = reconcile(&ctx, &key).await;
+                queue.done(&key);
                 if let Action::RequeueAfter(delay) = action {
-                    agent.queue.add_after(key, delay);
+                    queue.add_after(key, delay);
                 }
             }
         });
@@ -47,15 +73,16 @@ pub async fn run_workers(agent: Arc<Agent>, count: usize) {
 }
 
 /// Reconciles one source.
-pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
-    let Some(root) = agent.root_of(key) else {
+pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
+    let cx = &ctx.jobs;
+    let Some(root) = cx.root_of(key) else {
         return Action::Done;
     };
     let path = key.path();
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            source_gone(agent, key);
+            source_gone(ctx, key);
             return Action::Done;
         }
         Err(e) => {
@@ -67,16 +94,16 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
         return Action::Done;
     }
     let fp = Fingerprint::of(&meta);
-    if let Some(job) = agent.job(key) {
+    if let Some(job) = cx.jobs.get(key) {
         if job.fingerprint != fp {
             tracing::warn!(source = %path.display(), "the source changed during its job; cancelling it");
             job.cancel_for(CancelReason::SourceChanged);
         }
         return Action::Done;
     }
-    Stats::bump(&agent.stats.seen);
+    Stats::bump(&cx.stats.seen);
     let output = root.output_for(key.rel());
-    let record = match agent.journal.get(key) {
+    let record = match cx.journal.get(key) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "journal read failed; will look again");
@@ -90,8 +117,8 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
     if let Some(rec) = record.as_ref().filter(|_| same_version) {
         match rec.state {
             // New-files-only policy: a spec change does not redo finished files.
-            JobState::Succeeded if output.exists() => return forget(agent, key),
-            JobState::Failed => return forget(agent, key),
+            JobState::Succeeded if output.exists() => return forget(cx, key),
+            JobState::Failed => return forget(cx, key),
             JobState::Retrying => {
                 let due = rec.next_attempt_at.unwrap_or(SystemTime::UNIX_EPOCH);
                 if let Ok(left) = due.duration_since(SystemTime::now()) {
@@ -101,49 +128,47 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
             _ => {}
         }
     }
-    if let Some(conflict) = conflict(agent, key, &output, ours) {
+    if let Some(conflict) = conflict(ctx, key, &output, ours) {
         let known = record
             .as_ref()
             .is_some_and(|r| same_version && r.state == JobState::Conflict);
         if !known {
             tracing::error!(source = %path.display(), output = %output.display(), "{conflict}");
-            Stats::bump(&agent.stats.conflicts);
-            if let Err(e) = agent.journal.record_conflict(
+            Stats::bump(&cx.stats.conflicts);
+            if let Err(e) = cx.journal.record_conflict(
                 key,
                 &fp,
-                &agent.pipeline().spec_hash,
+                &cx.settings.current().spec_hash,
                 &output,
                 &conflict,
             ) {
                 tracing::error!(error = %e, "could not record the conflict in the journal");
             }
         }
-        return forget(agent, key);
+        return forget(cx, key);
     }
-    let (settled, waited) = {
-        let mut stability = agent.stability.lock().unwrap_or_else(|p| p.into_inner());
-        let settled = settle(
-            &mut stability,
-            key,
-            &meta,
-            &agent.pipeline().config.readiness,
-        );
-        let waited = match settled {
-            Settled::Ready => stability.take_wait(key),
-            Settled::Wait { .. } => None,
-        };
-        (settled, waited)
+    let settings = cx.settings.current();
+    let readiness = &settings.config.readiness;
+    let lock = || cx.stability.lock().unwrap_or_else(|p| p.into_inner());
+    // The stability record's lock is held for the quick checks only; the open-for-writing
+    // check (a walk over /proc) runs outside it, so reconcile tasks do not queue behind it.
+    let settled = match settle_stability(&mut lock(), key, &meta, readiness) {
+        Settled::Ready => check_writers(key, readiness),
+        wait => wait,
+    };
+    let waited = match settled {
+        Settled::Ready => lock().take_wait(key),
+        Settled::Wait { .. } => None,
     };
     match settled {
         Settled::Ready => {
-            crate::job::submit(agent, key.clone(), fp, output, ours, waited);
+            crate::pipeline::submit(cx, key.clone(), fp, output, ours, waited);
             Action::Done
         }
         Settled::Wait { reason, recheck_in } => {
-            let busy = reason.starts_with("open for writing") || reason.starts_with("still");
-            if agent.once && busy {
+            if cx.once && reason.is_busy() {
                 tracing::warn!(source = %path.display(), "not ready ({reason}); skipped in --once mode");
-                Stats::bump(&agent.stats.not_ready);
+                Stats::bump(&cx.stats.not_ready);
                 return Action::Done;
             }
             tracing::debug!(source = %path.display(), %reason, ?recheck_in, "not ready yet");
@@ -152,34 +177,33 @@ pub async fn reconcile(agent: &Arc<Agent>, key: &SourceKey) -> Action {
     }
 }
 
-fn forget(agent: &Agent, key: &SourceKey) -> Action {
-    agent
-        .stability
+fn forget(cx: &JobCtx, key: &SourceKey) -> Action {
+    cx.stability
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .forget(key);
     Action::Done
 }
 
-fn source_gone(agent: &Agent, key: &SourceKey) {
-    forget(agent, key);
-    if let Some(job) = agent.job(key) {
+fn source_gone(ctx: &ReconcileCtx, key: &SourceKey) {
+    forget(&ctx.jobs, key);
+    if let Some(job) = ctx.jobs.jobs.get(key) {
         tracing::warn!(source = %key, "the source was deleted during its job; cancelling it");
         job.cancel_for(CancelReason::SourceDeleted);
     }
-    let mut claims = agent.claims.lock().unwrap_or_else(|p| p.into_inner());
+    let mut claims = ctx.claims.lock().unwrap_or_else(|p| p.into_inner());
     claims.retain(|_, owner| owner != key);
 }
 
 /// Why `key` may not write `output`, if another source holds it.
 fn conflict(
-    agent: &Agent,
+    ctx: &ReconcileCtx,
     key: &SourceKey,
     output: &std::path::Path,
     ours: bool,
 ) -> Option<String> {
     {
-        let mut claims = agent.claims.lock().unwrap_or_else(|p| p.into_inner());
+        let mut claims = ctx.claims.lock().unwrap_or_else(|p| p.into_inner());
         match claims.get(output) {
             Some(other) if other != key && other.path().exists() => {
                 return Some(format!(
@@ -195,7 +219,7 @@ fn conflict(
             }
         }
     }
-    match agent.journal.owner_of(output) {
+    match ctx.jobs.journal.owner_of(output) {
         Ok(Some((root, rel))) if root != key.root_str() || rel != key.rel_str() => {
             return Some(format!(
                 "the output {} was already published from {}/{}; {} is not converted so that \

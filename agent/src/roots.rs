@@ -77,6 +77,11 @@ impl Root {
     }
 }
 
+/// The root a key belongs to, among `roots`.
+pub fn root_of<'a>(roots: &'a [Root], key: &SourceKey) -> Option<&'a Root> {
+    roots.iter().find(|r| *r.source == *key.root())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

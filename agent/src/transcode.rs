@@ -2,7 +2,7 @@
 //! progress, stall detection and cancellation.
 //!
 //! # Theory of operation
-//! FFmpeg runs as a [`crate::child`] process (own process group, stdin closed) with
+//! FFmpeg runs as a [`crate::plumbing::child`] process (own process group, stdin closed) with
 //! `-progress pipe:1`. One task reads its stdout, parses the `key=value` progress blocks and
 //! reports each to the caller; every block resets the stall deadline. The stall deadline, the
 //! cancel token and FFmpeg's exit race in one `select!`; whichever wins, the process group is
@@ -29,9 +29,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::child::{spawn, tail_lines};
 use crate::damage::Tally;
-use crate::ffarg::{input_arg, input_arg_until};
+use crate::plumbing::child::{spawn, tail_lines};
+use crate::plumbing::ffarg::{input_arg, input_arg_until};
 use crate::probe::MediaInfo;
 
 /// A rung of the retry ladder: how tolerantly FFmpeg reads the source.

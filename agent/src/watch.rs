@@ -17,20 +17,38 @@ use std::time::Duration;
 use h264_config::agent::WatchMode;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use crate::key::SourceKey;
+use crate::pipeline::Jobs;
+use crate::plumbing::tasks::Tasks;
+use crate::queue::WorkQueue;
 use crate::roots::Root;
-use crate::state::Agent;
+
+/// What the watchers work with: the roots they watch, the queue they feed, the jobs in flight
+/// (a folder removed requeues its jobs' keys) and the shutdown that stops them.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The resolved watch roots.
+    pub roots: Arc<[Root]>,
+    /// The keys waiting for a reconcile.
+    pub queue: Arc<WorkQueue<SourceKey>>,
+    /// The jobs in flight.
+    pub jobs: Jobs,
+    /// Stops the watchers' tasks.
+    pub shutdown: CancellationToken,
+}
 
 /// Queues every source under every root (sorted, so that the first of two sources that map to
 /// one output is the same each time). Unreadable folders are logged and skipped.
-pub fn scan_all(agent: &Agent) {
-    for root in &agent.roots {
-        scan(agent, root, &root.source);
+pub fn scan_all(sources: &Sources) {
+    for root in sources.roots.iter() {
+        scan(sources, root, &root.source);
     }
 }
 
 /// Queues every source under `dir` of `root`.
-pub fn scan(agent: &Agent, root: &Root, dir: &Path) {
+pub fn scan(sources: &Sources, root: &Root, dir: &Path) {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let mut entries: Vec<_> = match std::fs::read_dir(&d) {
@@ -51,7 +69,7 @@ pub fn scan(agent: &Agent, root: &Root, dir: &Path) {
                     subdirs.push(path);
                 }
             } else if let Some(key) = root.key_for(&path) {
-                agent.queue.add(key);
+                sources.queue.add(key);
             }
         }
         // Depth-first in name order.
@@ -59,12 +77,17 @@ pub fn scan(agent: &Agent, root: &Root, dir: &Path) {
     }
 }
 
-/// Starts watching every root; returns the watchers, which stop when dropped.
-pub fn start(agent: &Arc<Agent>) -> Vec<notify::RecommendedWatcher> {
+/// Starts watching every root, and a full rescan every `resync`; returns the watchers, which
+/// stop when dropped.
+pub fn start(
+    sources: &Sources,
+    resync: Duration,
+    tasks: &Tasks,
+) -> Vec<notify::RecommendedWatcher> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>(4096);
     let overflow = Arc::new(AtomicBool::new(false));
     let mut watchers = Vec::new();
-    for (index, root) in agent.roots.iter().enumerate() {
+    for (index, root) in sources.roots.iter().enumerate() {
         let events = match root.cfg.mode {
             WatchMode::Poll => false,
             WatchMode::Events => true,
@@ -90,11 +113,11 @@ pub fn start(agent: &Arc<Agent>) -> Vec<notify::RecommendedWatcher> {
         if polled {
             let interval = root.cfg.poll_interval.get().max(Duration::from_millis(100));
             tracing::info!(root = %root.source.display(), ?interval, "watching by polling");
-            spawn_periodic(agent, interval, Some(index));
+            spawn_periodic(sources, interval, Some(index), tasks);
         }
     }
-    spawn_periodic(agent, agent.config.agent.resync_interval.get(), None);
-    tokio::spawn(forward(agent.clone(), rx, overflow));
+    spawn_periodic(sources, resync, None, tasks);
+    tasks.spawn("watch events", forward(sources.clone(), rx, overflow));
     watchers
 }
 
@@ -118,18 +141,23 @@ fn make_watcher(
 }
 
 /// Rescans one root (`Some(index)`) or all roots every `interval` until shutdown.
-fn spawn_periodic(agent: &Arc<Agent>, interval: Duration, root: Option<usize>) {
-    let agent = agent.clone();
-    tokio::spawn(async move {
+fn spawn_periodic(sources: &Sources, interval: Duration, root: Option<usize>, tasks: &Tasks) {
+    let sources = sources.clone();
+    let name = if root.is_some() {
+        "watch polling"
+    } else {
+        "watch resync"
+    };
+    tasks.spawn(name, async move {
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tokio::select! {
-                _ = agent.shutdown.cancelled() => return,
+                _ = sources.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let a = agent.clone();
+            let a = sources.clone();
             let _ = tokio::task::spawn_blocking(move || match root {
                 Some(i) => scan(&a, &a.roots[i], &a.roots[i].source),
                 None => scan_all(&a),
@@ -140,32 +168,32 @@ fn spawn_periodic(agent: &Arc<Agent>, interval: Duration, root: Option<usize>) {
 }
 
 async fn forward(
-    agent: Arc<Agent>,
+    sources: Sources,
     mut rx: mpsc::Receiver<notify::Result<notify::Event>>,
     overflow: Arc<AtomicBool>,
 ) {
     loop {
         let event = tokio::select! {
-            _ = agent.shutdown.cancelled() => return,
+            _ = sources.shutdown.cancelled() => return,
             e = rx.recv() => match e { Some(e) => e, None => return },
         };
         if overflow.swap(false, Ordering::Relaxed) {
             tracing::warn!("file-system events overflowed; rescanning every root");
-            let a = agent.clone();
+            let a = sources.clone();
             let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
         }
         match event {
-            Ok(event) => handle(&agent, &event),
+            Ok(event) => handle(&sources, &event),
             Err(e) => {
                 tracing::warn!(error = %e, "file-system watch error; rescanning every root");
-                let a = agent.clone();
+                let a = sources.clone();
                 let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
             }
         }
     }
 }
 
-fn handle(agent: &Agent, event: &notify::Event) {
+fn handle(sources: &Sources, event: &notify::Event) {
     if matches!(
         event.kind,
         EventKind::Access(notify::event::AccessKind::Open(_))
@@ -173,30 +201,29 @@ fn handle(agent: &Agent, event: &notify::Event) {
         return;
     }
     for path in &event.paths {
-        let Some(root) = agent.roots.iter().find(|r| path.starts_with(&r.source)) else {
+        let Some(root) = sources.roots.iter().find(|r| path.starts_with(&r.source)) else {
             continue;
         };
         if matches!(event.kind, EventKind::Create(_)) && path.is_dir() {
-            scan(agent, root, path);
+            scan(sources, root, path);
         } else if let Some(key) = root.key_for(path) {
-            agent.queue.add(key);
+            sources.queue.add(key);
         } else if !path.exists() && path.extension().is_none() {
             // A folder was removed or renamed away: its files' keys need a look.
-            requeue_under(agent, path);
+            requeue_under(sources, path);
         }
     }
 }
 
-fn requeue_under(agent: &Agent, dir: &Path) {
-    let keys: Vec<_> = agent
+fn requeue_under(sources: &Sources, dir: &Path) {
+    let keys: Vec<_> = sources
         .jobs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
+        .snapshot()
+        .into_iter()
+        .map(|(k, _)| k)
         .filter(|k| k.path().starts_with(dir))
-        .cloned()
         .collect();
     for key in keys {
-        agent.queue.add(key);
+        sources.queue.add(key);
     }
 }

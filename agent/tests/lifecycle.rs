@@ -241,3 +241,50 @@ fn poll_mode_finds_new_recordings_in_new_folders() {
     agent.signal(Signal::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn log_files_roll_by_day_and_only_the_newest_are_kept() {
+    let s = Setup::basic();
+    let logs = s.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // Files an earlier run left, oldest first, and one that is not a log of the agent's.
+    for day in 1..=3 {
+        let old = logs.join(format!("h264-agent.2026-11-0{day}.log"));
+        std::fs::write(old, "an old line\n").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(logs.join("notes.txt"), "not a log\n").unwrap();
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config.push_str(&format!(
+        "\n[logging]\ndir = '{}'\nrotation = \"daily\"\nkeep = 2\n",
+        logs.display()
+    ));
+    std::fs::write(&s.config, config).unwrap();
+    Fixture::H264Ts.copy_to(&s.input, "logged.ts");
+    assert!(s.run_once().status.success());
+
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(
+        names[0], "h264-agent.2026-11-03.log",
+        "the newest old file is kept"
+    );
+    assert_eq!(names[2], "notes.txt", "only the agent's logs are pruned");
+    let today = &names[1];
+    let date = today
+        .strip_prefix("h264-agent.")
+        .and_then(|n| n.strip_suffix(".log"))
+        .unwrap();
+    assert_eq!(date.len(), "YYYY-MM-DD".len(), "{today}");
+    let text = std::fs::read_to_string(logs.join(today)).unwrap();
+    assert!(text.contains("h264-agent started"), "{text}");
+    assert!(text.contains("converted"), "{text}");
+    assert!(
+        text.contains("h264-agent stopped"),
+        "the last lines are flushed at exit: {text}"
+    );
+}

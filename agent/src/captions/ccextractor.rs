@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::child::{run_watched, WatchedError};
-use crate::ffarg::input_arg;
+use crate::plumbing::child::{run_watched, WatchedError};
+use crate::plumbing::ffarg::input_arg;
 use crate::publish::{sibling, TEMP_SUFFIX};
 use crate::transcode::TranscodeError;
 

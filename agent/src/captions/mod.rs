@@ -61,7 +61,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::cc608::{CcFrame, Cue, Field};
 use self::read::{Carrier, Tracks};
-use crate::ffarg::input_arg;
+use crate::plumbing::ffarg::{input_arg, lavfi_escape};
 use crate::publish::temp_path;
 use crate::transcode::TranscodeError;
 
@@ -212,7 +212,7 @@ pub async fn plan(
     source: &Path,
     timeout: Duration,
     cancel: &CancellationToken,
-) -> Result<Plan, crate::child::RunError> {
+) -> Result<Plan, crate::plumbing::child::RunError> {
     let (tracks, start) = read::tracks(ffprobe, source, timeout, cancel).await?;
     Ok(Plan { tracks, start })
 }
@@ -319,7 +319,7 @@ pub enum ReadFailure {
     Read(#[from] read::ReadError),
     /// The quick probe failed.
     #[error(transparent)]
-    Run(#[from] crate::child::RunError),
+    Run(#[from] crate::plumbing::child::RunError),
 }
 
 /// Reads and decodes the source's captions: from its `c608` track when it has one, else from
@@ -441,7 +441,7 @@ pub enum VerifyFailure {
     Read(#[from] read::ReadError),
     /// ffprobe could not run.
     #[error("cannot read the output's captions: {0}")]
-    Run(#[from] crate::child::RunError),
+    Run(#[from] crate::plumbing::child::RunError),
 }
 
 /// What the caption stage works on.
@@ -777,21 +777,6 @@ async fn with_ccextractor(
     }
 }
 
-/// A file name as a value inside a lavfi filter graph: escaped for the filter's option parser
-/// (`\ ' :`), then for the graph parser (`\ ' [ ] , ;`).
-pub fn lavfi_escape(path: &Path) -> String {
-    let escape = |s: &str, special: &[char]| -> String {
-        s.chars()
-            .flat_map(|c| {
-                let prefix = special.contains(&c).then_some('\\');
-                prefix.into_iter().chain(std::iter::once(c))
-            })
-            .collect()
-    };
-    let level1 = escape(&path.to_string_lossy(), &['\\', '\'', ':']);
-    escape(&level1, &['\\', '\'', '[', ']', ',', ';'])
-}
-
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let raw = base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
     Duration::from_secs_f64(raw.min(300.0) * rand::thread_rng().gen_range(0.8..=1.2))
@@ -800,15 +785,6 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_for_both_parsers() {
-        assert_eq!(lavfi_escape(Path::new("/a b/c.mp4")), "/a b/c.mp4");
-        assert_eq!(
-            lavfi_escape(Path::new("/x/it's:[1],2;3")),
-            r"/x/it\\\'s\\:\[1\]\,2\;3"
-        );
-    }
 
     #[test]
     fn output_arguments_keep_every_frame_and_the_caption_track() {

@@ -18,8 +18,8 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::cc608::CcFrame;
-use crate::child::{run_captured, spawn, tail_lines, RunError};
-use crate::ffarg::input_arg;
+use crate::plumbing::child::{run_captured, spawn, tail_lines, RunError};
+use crate::plumbing::ffarg::input_arg;
 
 /// Where a file's captions are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub async fn frames(
             cmd.args(["-f", "lavfi", "-i"]);
             cmd.arg(format!(
                 "movie={}[out0+subcc]",
-                super::lavfi_escape(&input_path(path))
+                crate::plumbing::ffarg::lavfi_escape(&input_path(path))
             ));
             cmd.args(["-select_streams", "1"]);
         }
@@ -510,7 +510,7 @@ fn start_read(
     cmd: &mut Command,
 ) -> Result<
     (
-        crate::child::Supervised,
+        crate::plumbing::child::Supervised,
         tokio::process::ChildStdout,
         tokio::task::JoinHandle<String>,
         String,
@@ -537,7 +537,7 @@ fn start_read(
 /// Ends a read started by [`start_read`]: on a failed `outcome` the child's group is stopped;
 /// otherwise its exit is awaited and a failure is reported with the end of its stderr.
 async fn finish(
-    mut child: crate::child::Supervised,
+    mut child: crate::plumbing::child::Supervised,
     outcome: Result<(), RunError>,
     stderr_task: tokio::task::JoinHandle<String>,
     program: &str,

@@ -9,7 +9,7 @@
 //!
 //! The revision in force is applied as a diff: only the keys that changed are logged, and the
 //! new pipeline is swapped in for jobs that start from now on; running jobs finish under the
-//! revision they started with ([`crate::state::Agent::swap_pipeline`]).
+//! revision they started with ([`crate::settings::SettingsTx::swap`]).
 //!
 //! Each step is a span, a child of the session's `assignment.apply`: `assignment.verify` (the
 //! SHA256 and the signature), `assignment.validate` (parse, validation, capability and generation checks),
@@ -23,8 +23,9 @@ use h264_proto::v1::Assignment;
 use tracing::field::Empty;
 
 use super::caps::Capabilities;
+use super::ctx::SessionCtx;
 use super::lkg::{self, Record};
-use crate::state::{Agent, Pipeline};
+use crate::settings::Settings;
 
 /// Which revision the agent runs and the highest generation it accepted: the state the hello
 /// reports and the generation check reads. Owned by the session task.
@@ -108,7 +109,7 @@ pub enum Accepted {
 
 /// Accepts `a` (saving and applying it) or says why not; on a NACK nothing has changed.
 pub fn accept(
-    agent: &Agent,
+    agent: &SessionCtx,
     revisions: &mut Revisions,
     caps: &Capabilities,
     a: &Assignment,
@@ -121,14 +122,14 @@ pub fn accept(
     );
     let (sha256, signer) = step(&span, || {
         let sha256 = verify(a)?;
-        let trusted = &agent.config.controller.trusted_keys;
+        let trusted = &agent.local.controller.trusted_keys;
         let signer =
             super::signature::check(trusted, a.generation, &sha256, &a.signature, &a.signer_key)
                 .map_err(|e| Nack::new(Stage::Signature, "", e.0))?;
         Ok((sha256, signer.map(|k| k.to_string())))
     })?;
     if revisions.running.as_ref() == Some(&(a.generation, sha256.clone()))
-        && agent.pipeline().generation == a.generation
+        && agent.settings.current().generation == a.generation
     {
         return Ok(Accepted::AlreadyRunning);
     }
@@ -150,7 +151,7 @@ pub fn accept(
         if let Some(signer) = &signer {
             record = record.signed(signer, &a.signature);
         }
-        lkg::store(&agent.config.agent.state_dir, &record)
+        lkg::store(&agent.local.agent.state_dir, &record)
             .map_err(|e| Nack::new(Stage::Apply, "", e.to_string()))
     })?;
     let span = tracing::info_span!(
@@ -159,9 +160,9 @@ pub fn accept(
         changed = Empty,
     );
     let _swap = span.enter();
-    let changed = diff(&agent.pipeline().config, &merged);
+    let changed = diff(&agent.settings.current().config, &merged);
     span.record("changed", changed.join(",").as_str());
-    agent.swap_pipeline(Pipeline::new(merged, a.generation));
+    agent.settings.swap(Settings::new(merged, a.generation));
     revisions.running = Some((a.generation, sha256));
     revisions.highest_accepted = highest;
     Ok(Accepted::Applied {
@@ -173,13 +174,13 @@ pub fn accept(
 /// The checks of [`accept`] without applying anything: `a`'s hash, signature, parse,
 /// validation and capabilities; the configuration it would make (for shadow work).
 pub fn check(
-    agent: &Agent,
+    agent: &SessionCtx,
     revisions: &Revisions,
     caps: &Capabilities,
     a: &Assignment,
 ) -> Result<AgentConfig, Nack> {
     let sha256 = verify(a)?;
-    let trusted = &agent.config.controller.trusted_keys;
+    let trusted = &agent.local.controller.trusted_keys;
     super::signature::check(trusted, a.generation, &sha256, &a.signature, &a.signer_key)
         .map_err(|e| Nack::new(Stage::Signature, "", e.0))?;
     validate(agent, revisions, caps, a).map(|(_, merged)| merged)
@@ -217,14 +218,14 @@ fn verify(a: &Assignment) -> Result<String, Nack> {
 /// The `parse`, `validation`, `capability` and `generation` stages: the spec laid over the
 /// local file, and its text.
 fn validate<'a>(
-    agent: &Agent,
+    agent: &SessionCtx,
     revisions: &Revisions,
     caps: &Capabilities,
     a: &'a Assignment,
 ) -> Result<(&'a str, AgentConfig), Nack> {
     let text = parse(&a.canonical)?;
     let spec = FleetSpec::from_canonical_json(text).map_err(|e| invalid(&e))?;
-    let merged = merge(&spec, &agent.config);
+    let merged = merge(&spec, &agent.local);
     let errors: Vec<Problem> = validate_with(&merged, None, Checks::Portable)
         .into_iter()
         .filter(Problem::is_error)

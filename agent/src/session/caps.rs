@@ -51,7 +51,7 @@ impl Capabilities {
         let mut tried = earlier.tried.clone();
         let mut cmd = tokio::process::Command::new(&config.transcode.ffmpeg);
         cmd.args(["-hide_banner", "-encoders"]);
-        let listed = crate::child::run_captured(
+        let listed = crate::plumbing::child::run_captured(
             &mut cmd,
             Duration::from_secs(20),
             &CancellationToken::new(),
@@ -169,7 +169,7 @@ async fn encodes(config: &AgentConfig, encoder: &str) -> bool {
     .arg("color=size=256x144:rate=25")
     .args(["-frames:v", "1", "-c:v", encoder, "-f", "null", "-"]);
     let cancel = CancellationToken::new();
-    let run = crate::child::run_captured(&mut cmd, Duration::from_secs(10), &cancel);
+    let run = crate::plumbing::child::run_captured(&mut cmd, Duration::from_secs(10), &cancel);
     matches!(run.await, Ok(out) if out.status.success())
 }
 

@@ -23,7 +23,7 @@ const FORMAT: u32 = 1;
 /// One accepted revision, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The layout version ([`FORMAT`]).
+    /// The layout version (`FORMAT`).
     pub format: u32,
     /// The revision's generation.
     pub generation: u64,
@@ -61,7 +61,7 @@ impl Record {
             sha256: sha256.to_ascii_lowercase(),
             rollback,
             highest_accepted,
-            accepted_at_ms: super::now_ms(),
+            accepted_at_ms: now_ms(),
             canonical: canonical.to_owned(),
             signer_key: None,
             signature: None,
@@ -185,6 +185,14 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

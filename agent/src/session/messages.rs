@@ -9,7 +9,8 @@ use h264_proto::v1::{
 
 use super::assign::{Nack, Revisions};
 use super::caps::Capabilities;
-use crate::state::{Agent, JobEvent};
+use super::ctx::SessionCtx;
+use crate::pipeline::JobEvent;
 
 fn message(body: Body) -> AgentMessage {
     AgentMessage { body: Some(body) }
@@ -23,8 +24,8 @@ fn ms(at: SystemTime) -> i64 {
 
 /// The generation and SHA256 the agent runs: the fleet revision's, or 0 and the local
 /// effective configuration's hash.
-pub fn running(agent: &Agent, revisions: &Revisions) -> (u64, String) {
-    let pipeline = agent.pipeline();
+pub fn running(agent: &SessionCtx, revisions: &Revisions) -> (u64, String) {
+    let pipeline = agent.settings.current();
     match &revisions.running {
         Some((generation, sha256)) if *generation == pipeline.generation => {
             (*generation, sha256.clone())
@@ -34,12 +35,12 @@ pub fn running(agent: &Agent, revisions: &Revisions) -> (u64, String) {
 }
 
 /// The first message of a session.
-pub fn hello(agent: &Agent, revisions: &Revisions, caps: &Capabilities) -> AgentMessage {
+pub fn hello(agent: &SessionCtx, revisions: &Revisions, caps: &Capabilities) -> AgentMessage {
     let (running_generation, running_sha256) = running(agent, revisions);
     message(Body::Hello(Hello {
-        agent_id: agent.id.clone(),
+        agent_id: agent.view.id.clone(),
         labels: agent
-            .config
+            .local
             .controller
             .labels
             .iter()
@@ -54,12 +55,12 @@ pub fn hello(agent: &Agent, revisions: &Revisions, caps: &Capabilities) -> Agent
 }
 
 /// The agent's stats now; `None` when the journal cannot be read (logged).
-pub fn stats(agent: &Agent) -> Option<AgentMessage> {
-    match crate::control::stats_reply(agent) {
+pub fn stats(agent: &SessionCtx) -> Option<AgentMessage> {
+    match agent.view.stats_reply() {
         Ok(stats) => Some(message(Body::Stats(AgentStats {
             at_ms: ms(SystemTime::now()),
             stats: Some(stats),
-            running_generation: agent.pipeline().generation,
+            running_generation: agent.settings.current().generation,
         }))),
         Err(e) => {
             tracing::warn!(error = %e, "stats for the controller could not be read");
@@ -74,7 +75,7 @@ pub fn event(e: &JobEvent) -> AgentMessage {
         at_ms: ms(e.at),
         kind: e.kind.to_string(),
         file: e.file.display().to_string(),
-        stage: e.stage.clone(),
+        stage: e.stage.as_str().to_string(),
         message: e.message.clone(),
         generation: e.generation,
     }))

@@ -6,13 +6,13 @@
 //! One task owns the stream, as linkerd's tonic-watch does: it connects, says hello (id,
 //! labels, version, capabilities, the revision it runs and the highest it accepted), then
 //! serves until the stream breaks, and reconnects with exponential backoff and jitter
-//! ([`backoff`]) until the agent shuts down. Losing the controller changes nothing the agent
+//! (`backoff`) until the agent shuts down. Losing the controller changes nothing the agent
 //! does: jobs go on under the pipeline in force.
 //!
 //! The task reacts to three things: messages from the controller (an assignment goes through
 //! [`assign::accept`] on a blocking thread, then ACK or NACK; pause and resume act like the
 //! local control API), a stats tick (`stats_interval`), and the agent's job events
-//! ([`crate::state::Agent::emit`]), each sent as it happens and followed by fresh stats. The
+//! ([`crate::pipeline::Events`]), each sent as it happens and followed by fresh stats. The
 //! events receiver lives as long as the task, so events of an outage (up to the channel's
 //! capacity) are delivered after the reconnect. Stats are offered without waiting: when the
 //! stream is backed up, a tick is skipped rather than queued.
@@ -21,21 +21,23 @@
 //! [`startup::startup`], which also picks the start-up pipeline from the last-known-good file
 //! ([`lkg`]).
 //!
-//! Transport ([`transport`]): plain HTTP/2 for `http://`, TLS (rustls) for `https://`, the
+//! Transport (`transport`): plain HTTP/2 for `http://`, TLS (rustls) for `https://`, the
 //! controller's certificate checked against `[controller] ca` and this agent's own presented
 //! from `cert` and `key`. A TLS failure is logged with what to fix and retried like any other
 //! lost connection. With `[controller] trusted_keys`, assignments must also carry a signature
-//! by one of those keys ([`signature`]), checked right after their SHA256.
+//! by one of those keys (`signature`), checked right after their SHA256.
 //!
 //! Tracing: an assignment is handled in an `assignment.apply` span (generation, revision,
 //! sha256, rollback, outcome ACK or NACK, the NACK's stage and field) whose parent is the
 //! controller's span named by the assignment's `traceparent` (a rollout's push or rollback, an
 //! operator's apply or assign), so the agent's work joins the rollout's trace; its stages are
-//! child spans ([`assign`]). The span goes along to the blocking thread that applies it.
+//! child spans (`assign`). The span goes along to the blocking thread that applies it.
 
 mod assign;
 mod backoff;
 mod caps;
+mod ctx;
+mod error;
 pub mod lkg;
 mod messages;
 mod shadow;
@@ -57,56 +59,32 @@ use tracing::Instrument as _;
 pub use assign::{accept, diff, Accepted, Nack, Revisions, Stage};
 pub use backoff::Backoff;
 pub use caps::{Capabilities, Missing};
+pub use ctx::SessionCtx;
+pub use error::SessionError;
 pub use startup::{startup, Startup};
 
-use crate::state::{Agent, JobEvent};
+use crate::pipeline::JobEvent;
+use error::chain;
 
 /// Messages waiting to be sent on the stream.
 const OUTBOX: usize = 64;
 
-/// Why a session ended.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// TLS to the controller cannot be set up (a PEM file that cannot be read, no CA).
-    #[error("cannot set up TLS to the controller at {endpoint}: {why}")]
-    Tls {
-        /// The endpoint.
-        endpoint: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// No connection could be made.
-    #[error("cannot connect to the controller at {endpoint}: {why}")]
-    Connect {
-        /// The endpoint.
-        endpoint: String,
-        /// The transport error and its causes.
-        why: String,
-    },
-    /// The controller did not accept the session.
-    #[error("the controller refused the session: {0}")]
-    Refused(tonic::Status),
-    /// The stream broke.
-    #[error("the session broke: {0}")]
-    Broken(tonic::Status),
-    /// The outgoing half of the stream closed.
-    #[error("the session's outgoing stream closed")]
-    Closed,
-}
-
-/// Starts the session task when `[controller]` names an endpoint; it runs until the agent shuts
-/// down. `revisions` is the state [`startup`] found.
-pub fn spawn(agent: Arc<Agent>, revisions: Revisions) -> Option<tokio::task::JoinHandle<()>> {
-    let endpoint = agent.config.controller.endpoint.clone()?;
+/// The session task when `[controller]` names an endpoint (the caller spawns it); it runs until
+/// the agent shuts down. `revisions` is the state [`startup`] found.
+pub fn task(
+    agent: SessionCtx,
+    revisions: Revisions,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    let endpoint = agent.local.controller.endpoint.clone()?;
     if let Err(e) = Endpoint::from_shared(endpoint.clone()) {
         tracing::error!(%endpoint, error = %e, "controller.endpoint is not usable; no fleet session");
         return None;
     }
-    Some(tokio::spawn(run(agent, revisions)))
+    Some(run(agent, revisions))
 }
 
-async fn run(agent: Arc<Agent>, revisions: Revisions) {
-    let cfg = &agent.config.controller;
+async fn run(agent: SessionCtx, revisions: Revisions) {
+    let cfg = &agent.local.controller;
     let uri = cfg.endpoint.clone().unwrap_or_default();
     let revisions = Arc::new(Mutex::new(revisions));
     let mut events = agent.events.subscribe();
@@ -158,14 +136,14 @@ async fn run(agent: Arc<Agent>, revisions: Revisions) {
 
 /// One session: connect, hello, then serve until the stream ends.
 async fn serve(
-    agent: &Arc<Agent>,
+    agent: &SessionCtx,
     revisions: &Arc<Mutex<Revisions>>,
     events: &mut broadcast::Receiver<JobEvent>,
     comparisons: &mut broadcast::Receiver<h264_proto::v1::ShadowComparison>,
     backoff: &mut Backoff,
     caps: &mut Capabilities,
 ) -> Result<(), SessionError> {
-    let endpoint = transport::endpoint(&agent.config.controller)?;
+    let endpoint = transport::endpoint(&agent.local.controller)?;
     let channel = endpoint
         .connect()
         .await
@@ -173,7 +151,7 @@ async fn serve(
             endpoint: endpoint.uri().to_string(),
             why: chain(&e),
         })?;
-    *caps = Capabilities::detect(&agent.config, caps).await;
+    *caps = Capabilities::detect(&agent.local, caps).await;
     let caps = &*caps;
     let (tx, rx) = mpsc::channel(OUTBOX);
     let hello = messages::hello(agent, &lock(revisions), caps);
@@ -191,7 +169,7 @@ async fn serve(
         controller = %endpoint.uri(), tls, generation, %sha256, capabilities = ?caps.names(),
         "connected to the controller"
     );
-    let mut stats = tokio::time::interval(agent.config.controller.stats_interval.get());
+    let mut stats = tokio::time::interval(agent.local.controller.stats_interval.get());
     stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -225,7 +203,7 @@ async fn serve(
 
 /// Acts on one message from the controller.
 async fn handle(
-    agent: &Arc<Agent>,
+    agent: &SessionCtx,
     revisions: &Arc<Mutex<Revisions>>,
     caps: &Capabilities,
     tx: &mpsc::Sender<AgentMessage>,
@@ -245,10 +223,10 @@ async fn handle(
         Some(Body::Command(command)) => {
             match command.body {
                 Some(Command::Pause(p)) => {
-                    crate::control::pause(agent, p.cancel_running, "the controller");
+                    agent.view.pause(p.cancel_running, "the controller");
                 }
                 Some(Command::Resume(_)) => {
-                    crate::control::resume(agent, "the controller");
+                    agent.view.resume("the controller");
                 }
                 None => tracing::debug!("an empty command from the controller"),
             }
@@ -262,7 +240,7 @@ async fn handle(
 /// Accepts or refuses one assignment (on a blocking thread: hashing, validation, fsync) and
 /// returns the ACK or NACK, in the `assignment.apply` span (module docs).
 async fn assignment(
-    agent: &Arc<Agent>,
+    agent: &SessionCtx,
     revisions: &Arc<Mutex<Revisions>>,
     caps: &Capabilities,
     a: Assignment,
@@ -300,7 +278,7 @@ async fn assignment(
 }
 
 async fn apply(
-    agent: &Arc<Agent>,
+    agent: &SessionCtx,
     revisions: &Arc<Mutex<Revisions>>,
     caps: &Capabilities,
     a: Assignment,
@@ -347,7 +325,7 @@ async fn apply(
             messages::ack(&a)
         }
         Err(nack) => {
-            let running = agent.pipeline().generation;
+            let running = agent.settings.current().generation;
             tracing::warn!(
                 generation = a.generation, stage = nack.stage.as_str(), field = %nack.field,
                 running, "configuration revision refused: {}", nack.message
@@ -368,7 +346,7 @@ async fn apply(
             } else {
                 format!("the agent keeps running generation {running}")
             };
-            crate::notify::config_rejected(agent, &what, &action);
+            agent.view.notifier.config_rejected(&what, &action);
             messages::nack(&a, &nack)
         }
     }
@@ -389,27 +367,4 @@ async fn send(tx: &mpsc::Sender<AgentMessage>, message: AgentMessage) -> Result<
 
 fn lock(revisions: &Mutex<Revisions>) -> std::sync::MutexGuard<'_, Revisions> {
     revisions.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// An error and its causes on one line (transport errors say little on their own).
-pub(super) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
-/// Now, in Unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

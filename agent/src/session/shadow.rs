@@ -7,13 +7,13 @@ use h264_proto::v1::{AgentMessage, ShadowAssignment};
 
 use super::assign::{self, Nack, Revisions, Stage};
 use super::caps::Capabilities;
+use super::ctx::SessionCtx;
 use super::messages;
-use crate::state::Agent;
 
 /// Starts or stops shadow work as `s` says (on a blocking thread: hashing and validation);
 /// a NACK to send when the candidate is refused.
 pub(super) async fn shadow(
-    agent: &std::sync::Arc<Agent>,
+    agent: &SessionCtx,
     revisions: &std::sync::Arc<std::sync::Mutex<Revisions>>,
     caps: &Capabilities,
     s: ShadowAssignment,

@@ -9,13 +9,13 @@ use h264_config::{AgentConfig, Problem};
 
 use super::assign::Revisions;
 use super::lkg::{self, LkgError};
-use crate::state::Pipeline;
+use crate::settings::Settings;
 
 /// What the agent starts with.
 #[derive(Debug)]
 pub struct Startup {
     /// The pipeline jobs run under until the controller says otherwise.
-    pub pipeline: Pipeline,
+    pub pipeline: Settings,
     /// The revision in force and the highest accepted, for the session's hello.
     pub revisions: Revisions,
     /// Problems with the stored revision, for the operator (logged here, alerted by the caller).
@@ -27,7 +27,7 @@ pub struct Startup {
 pub fn startup(local: &AgentConfig) -> Startup {
     let state_dir = &local.agent.state_dir;
     let mut out = Startup {
-        pipeline: Pipeline::new(local.clone(), 0),
+        pipeline: Settings::new(local.clone(), 0),
         revisions: Revisions::default(),
         problems: Vec::new(),
     };
@@ -101,7 +101,7 @@ pub fn startup(local: &AgentConfig) -> Startup {
                 signed_by = record.signer_key.as_deref().unwrap_or("unchecked"),
                 "running the last-known-good fleet revision until the controller answers"
             );
-            out.pipeline = Pipeline::new(merged, record.generation);
+            out.pipeline = Settings::new(merged, record.generation);
             out.revisions.running = Some((record.generation, record.sha256));
         }
         Err(why) => {

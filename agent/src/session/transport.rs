@@ -12,7 +12,7 @@ use std::time::Duration;
 use h264_config::agent::Controller;
 use tonic::transport::Endpoint;
 
-use super::SessionError;
+use super::error::{chain, SessionError};
 
 /// The endpoint to dial, TLS set up when it is `https://`.
 pub(super) fn endpoint(cfg: &Controller) -> Result<Endpoint, SessionError> {
@@ -37,9 +37,7 @@ pub(super) fn endpoint(cfg: &Controller) -> Result<Endpoint, SessionError> {
         let identity = cfg.cert.as_deref().zip(cfg.key.as_deref());
         let tls = h264_trust::tls::client_config(ca, identity, &host)
             .map_err(|e| tls_error(e.to_string()))?;
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| tls_error(super::chain(&e)))?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| tls_error(chain(&e)))?;
     }
     Ok(endpoint)
 }

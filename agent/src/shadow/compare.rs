@@ -55,11 +55,12 @@ impl Tools {
     ) -> Result<String, CompareError> {
         let mut cmd = self.command(&self.ffmpeg);
         cmd.args(args);
-        let out = crate::child::run_captured(&mut cmd, quality::RUN_LIMIT, cancel).await?;
+        let out =
+            crate::plumbing::child::run_captured(&mut cmd, quality::RUN_LIMIT, cancel).await?;
         if !out.status.success() {
             return Err(CompareError::Failed {
                 status: out.status.to_string(),
-                tail: crate::child::tail_lines(&out.stderr, 8),
+                tail: crate::plumbing::child::tail_lines(&out.stderr, 8),
             });
         }
         Ok(out.stderr)
@@ -71,7 +72,7 @@ impl Tools {
 pub enum CompareError {
     /// A child could not run, timed out or was cancelled.
     #[error(transparent)]
-    Run(#[from] crate::child::RunError),
+    Run(#[from] crate::plumbing::child::RunError),
     /// FFmpeg failed.
     #[error("FFmpeg failed ({status}): {tail}")]
     Failed {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::compare::{CompareError, Tools};
-use crate::ffarg::input_arg;
+use crate::plumbing::ffarg::input_arg;
 
 /// The PSNR given to identical pictures (FFmpeg says `inf`), in dB.
 pub const MAX_PSNR: f64 = 100.0;
@@ -127,7 +127,7 @@ async fn segment(
         output: output.to_path_buf(),
         why: format!(
             "FFmpeg's ssim/psnr filters printed no summary: {}",
-            crate::child::tail_lines(&stderr, 5)
+            crate::plumbing::child::tail_lines(&stderr, 5)
         ),
     })
 }

@@ -66,7 +66,7 @@ impl Comparison {
             candidate_generation: candidate,
             production_generation: production,
             file: self.file.clone(),
-            at_ms: crate::session::now_ms(),
+            at_ms: now_ms(),
             candidate_ok: self.candidate_ok,
             candidate_error: self.candidate_error.clone(),
             production_secs: self.production_secs,
@@ -88,4 +88,12 @@ impl Comparison {
             media_secs: self.media_secs,
         }
     }
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -1,4 +1,4 @@
-//! Safe spelling of file names on FFmpeg command lines.
+//! Safe spelling of file names on FFmpeg command lines (as inputs, and inside lavfi graphs).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -20,6 +20,21 @@ pub fn input_arg_until(path: &Path, end: u64) -> OsString {
     arg
 }
 
+/// A file name as a value inside a lavfi filter graph: escaped for the filter's option parser
+/// (`\ ' :`), then for the graph parser (`\ ' [ ] , ;`).
+pub fn lavfi_escape(path: &Path) -> String {
+    let escape = |s: &str, special: &[char]| -> String {
+        s.chars()
+            .flat_map(|c| {
+                let prefix = special.contains(&c).then_some('\\');
+                prefix.into_iter().chain(std::iter::once(c))
+            })
+            .collect()
+    };
+    let level1 = escape(&path.to_string_lossy(), &['\\', '\'', ':']);
+    escape(&level1, &['\\', '\'', '[', ']', ',', ';'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,6 +52,15 @@ mod tests {
         assert_eq!(
             input_arg(Path::new("-show.ts")),
             OsString::from("file:-show.ts")
+        );
+    }
+
+    #[test]
+    fn escapes_for_both_parsers() {
+        assert_eq!(lavfi_escape(Path::new("/a b/c.mp4")), "/a b/c.mp4");
+        assert_eq!(
+            lavfi_escape(Path::new("/x/it's:[1],2;3")),
+            r"/x/it\\\'s\\:\[1\]\,2\;3"
         );
     }
 }

@@ -8,10 +8,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::state::Live;
+use super::stage::{Phase, Stage};
+use crate::publish::{sibling, PROGRESS_SUFFIX, TEMP_SUFFIX};
 
-/// The suffix of progress files.
-pub const SUFFIX: &str = ".progress";
+/// A running job's phase and progress, for the control API and the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Waiting for a worker, or the stage it runs.
+    pub stage: Phase,
+    /// Percent done of the current stage.
+    pub percent: f64,
+    /// Speed relative to real time.
+    pub speed: f64,
+    /// The attempt number.
+    pub attempt: u32,
+}
 
 /// Writes one job's progress file.
 #[derive(Debug)]
@@ -37,7 +48,7 @@ impl ProgressFile {
     /// The progress file for `output`.
     pub fn new(output: &Path, source: &Path, live: Arc<Mutex<Live>>) -> Self {
         Self {
-            path: crate::publish::sibling(output, "", SUFFIX),
+            path: sibling(output, "", PROGRESS_SUFFIX),
             source: source.display().to_string(),
             last_write: None,
             live,
@@ -52,7 +63,7 @@ impl ProgressFile {
     /// Records progress; writes at most once a second unless `force`.
     pub fn update(
         &mut self,
-        stage: &str,
+        stage: Stage,
         done: f64,
         total: f64,
         fps: f64,
@@ -61,7 +72,7 @@ impl ProgressFile {
     ) {
         {
             let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            live.stage = stage.to_string();
+            live.stage = Phase::In(stage);
             live.percent = if total > 0.0 {
                 (done / total * 100.0).clamp(0.0, 100.0)
             } else {
@@ -85,7 +96,7 @@ impl ProgressFile {
         let eta_seconds = (speed > 0.0 && total > done).then(|| (total - done) / speed);
         let snapshot = Snapshot {
             source: &self.source,
-            stage,
+            stage: stage.as_str(),
             percent: (percent * 10.0).round() / 10.0,
             fps,
             speed,
@@ -98,7 +109,7 @@ impl ProgressFile {
         let Ok(json) = serde_json::to_vec_pretty(&snapshot) else {
             return;
         };
-        let tmp = crate::publish::sibling(&self.path, "", crate::publish::TEMP_SUFFIX);
+        let tmp = sibling(&self.path, "", TEMP_SUFFIX);
         // Best effort: a monitor file must never fail a conversion.
         if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
             let _ = std::fs::remove_file(&tmp);

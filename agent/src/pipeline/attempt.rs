@@ -1,0 +1,144 @@
+//! One attempt of a job: the stages in order, each a call into its own module. Readiness, then
+//! the caption probe and the deep check (beside the transcode), the transcode, verification,
+//! the caption sidecars and publication. Whatever way the attempt ends, its progress file goes.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::failure::Failure;
+use super::progress::ProgressFile;
+use super::registry::JobHandle;
+use super::stage::Stage;
+use super::trace::Report;
+use super::{captions, probe, publish, readiness, transcode, verify};
+use crate::journal::Completed;
+use crate::key::SourceKey;
+use crate::readiness::Ready;
+use crate::settings::Settings;
+use crate::transcode::{arguments_for, plan_on, Input, Plan, Rung};
+
+/// What one attempt works on.
+#[derive(Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The settings in force when the job started.
+    pub settings: &'a Settings,
+    /// The source's key.
+    pub key: &'a SourceKey,
+    /// The source.
+    pub source: &'a Path,
+    /// The output's final name.
+    pub output: &'a Path,
+    /// Whether an existing output may be replaced.
+    pub replace: bool,
+    /// The rung of the retry ladder it runs on.
+    pub rung: Rung,
+    /// The programme of a multiplex its watch root asks for.
+    pub program: Option<&'a h264_config::agent::Program>,
+    /// Cancels the attempt.
+    pub cancel: &'a CancellationToken,
+}
+
+/// A published conversion, and the warnings about how it went (for the log and the alert).
+pub type Done = (Completed, Vec<String>);
+
+/// Runs the stages of one attempt; `report` gathers the job trace's facts.
+pub async fn run(a: Attempt<'_>, handle: &JobHandle, report: &mut Report) -> Result<Done, Failure> {
+    let mut progress = ProgressFile::new(a.output, a.source, handle.live.clone());
+    let result = stages(&a, &mut progress, report).await;
+    progress.remove();
+    result
+}
+
+async fn stages(
+    a: &Attempt<'_>,
+    progress: &mut ProgressFile,
+    report: &mut Report,
+) -> Result<Done, Failure> {
+    let cfg = &a.settings.config.transcode;
+    let mut warnings: Vec<String> = Vec::new();
+    progress.update(Stage::Readiness, 0.0, 0.0, 0.0, 0.0, true);
+    report.source_size = std::fs::metadata(a.source).ok().map(|m| m.len());
+    let Ready { mut info, trim } = readiness::run(a).await?;
+    if let Some(trim) = &trim {
+        warnings.push(trim.warning());
+        report.trimmed_bytes = Some(trim.dropped);
+    }
+    report.source_codec = info.video.as_ref().map(|v| v.codec.clone());
+    report.media_secs = Some(info.video_secs());
+
+    let caption_plan = probe::caption_plan(a).await?;
+    let plan = plan_on(&info, cfg, a.rung);
+    let encode = matches!(plan, Plan::Encode { .. });
+    let check_captions = crate::captions::checks_output(&caption_plan, encode);
+    let (mut source_captions, _reading) =
+        probe::read_beside(a, &caption_plan, &info, check_captions);
+    let deep = probe::spawn_deep(a, &info);
+    report.mode = Some(plan.mode());
+
+    let temp = transcode::prepare_output(a.output)?;
+    let early = captions::spawn_early(a, &caption_plan, &info, &source_captions);
+    let input = Input {
+        path: a.source,
+        end: trim.as_ref().map(|t| t.keep),
+        program: info.program.as_ref().map(|p| p.number),
+    };
+    let args = crate::captions::output_arguments(
+        arguments_for(&input, &temp, plan, cfg, a.rung),
+        &caption_plan,
+        encode,
+    );
+    let total = info.video_secs();
+    let transcode_started = Instant::now();
+    transcode::run(a, plan, &args, total, progress).await?;
+    probe::finish_deep(deep, &mut info).await?;
+
+    progress.update(Stage::Verify, total, total, 0.0, 0.0, true);
+    let against = verify::Against {
+        info: &info,
+        deinterlaced: matches!(plan, Plan::Encode { deinterlace: true }),
+        check_captions,
+        source_captions: &mut source_captions,
+    };
+    let (verified, caption_warnings) = verify::run(a, &temp, against).await?;
+    report.output_codec = verified.video.as_ref().map(|v| v.codec.clone());
+    let transcode_secs = transcode_started.elapsed().as_secs_f64();
+
+    progress.update(Stage::Captions, total, total, 0.0, 0.0, true);
+    let captions_started = Instant::now();
+    let captioned = captions::run(
+        a,
+        early,
+        &caption_plan,
+        &info,
+        &temp,
+        &mut source_captions,
+        caption_warnings,
+    )
+    .await?;
+    let captions_secs = captions_started.elapsed().as_secs_f64();
+
+    progress.update(Stage::Publish, total, total, 0.0, 0.0, true);
+    let bytes_out = publish::run(a, &captioned.outcome, &temp).await?;
+    if a.rung != Rung::Standard {
+        warnings.push(format!(
+            "converted on rung `{}` of the retry ladder (FFmpeg input options {})",
+            a.rung.as_str(),
+            a.rung.input_options().join(" ")
+        ));
+    }
+    let done = Completed {
+        transcode_secs,
+        captions_secs,
+        captions_work_secs: captioned.work_secs,
+        captions: captioned.outcome.summary(),
+        caption_warning: (!captioned.warnings.is_empty()).then(|| captioned.warnings.join("; ")),
+        mode: plan.mode(),
+        bytes_in: std::fs::metadata(a.source).map(|m| m.len()).unwrap_or(0),
+        bytes_out,
+        media_secs: total,
+        wall_secs: 0.0,
+    };
+    Ok((done, warnings))
+}

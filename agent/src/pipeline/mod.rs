@@ -1,0 +1,254 @@
+//! A conversion job, one stage per file: [`readiness`] -> [`probe`] (beside the transcode) ->
+//! [`transcode`] -> [`verify`] -> [`captions`] -> [`publish`] -> [`dispose`], on the bounded
+//! worker pool, with retries. [`attempt`] runs the stages in order; [`decide`](mod@decide)
+//! says what follows a failure and [`outcome`] carries it out; [`trace`] is the job's trace;
+//! [`registry`] holds the jobs in flight; [`stage`] names the stages for every output (logs,
+//! trace, journal, control API, events, progress files).
+//!
+//! # Theory of operation
+//! [`submit`] registers the job in the [`Jobs`] registry (so a key never has two) and spawns it
+//! on the agent's `TaskTracker`. The job waits for a worker permit ([`admission`]), takes the
+//! settings in force (it keeps them to the end), then runs one attempt while a monitor checks
+//! the source once a second: a deleted or rewritten source cancels the attempt. The outcome is
+//! written to the journal before the job leaves the registry (its [`JobGuard`] is dropped); a
+//! retry is a delayed requeue of the key, so the reconciler decides again with fresh facts.
+//!
+//! # Retries
+//! A transient failure is retried on the same rung of the retry ladder after a backoff, up to
+//! `transcode.max_attempts`. A decode or timestamp failure ([`failure::Class::Damaged`]: FFmpeg
+//! blamed the input, or verification found the output's video or audio not as long as the
+//! source's) is retried at once one rung up (`transcode::Rung`), whatever `max_attempts` says,
+//! and is final on the last rung. The journal keeps the rung of each attempt and the rung the
+//! next one starts on.
+//!
+//! # Changing a stage
+//! A stage is one `run` function in its own file, `async fn run(a: &Attempt, ...) ->
+//! Result<T, Failure>`, inside its span (`trace::stage_span!` named by its [`Stage`], run
+//! through `trace::stage`, which marks the span failed). It turns its errors into a
+//! [`failure::Failure`] of its own stage and class (permanent, transient, damaged) and leaves
+//! the consequences to [`decide`](mod@decide). A new stage gets a [`Stage`] variant (its
+//! `name()` is the span's name, its `as_str()` what the journal and the wire say) and a call in
+//! [`attempt`].
+
+pub mod admission;
+pub mod attempt;
+pub mod captions;
+pub mod ctx;
+pub mod decide;
+pub mod dispose;
+pub mod event;
+pub mod failure;
+pub mod metrics;
+pub mod outcome;
+pub mod probe;
+pub mod progress;
+pub mod publish;
+pub mod readiness;
+pub mod registry;
+pub mod stage;
+pub mod trace;
+pub mod transcode;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use crate::key::{Fingerprint, SourceKey};
+use crate::publish::temp_path;
+use crate::stats::Stats;
+use crate::transcode::Rung;
+
+pub use ctx::JobCtx;
+pub use event::{Events, JobEvent};
+pub use registry::{CancelReason, JobGuard, JobHandle, Jobs};
+pub use stage::{Phase, Stage};
+
+use decide::{decide, Standing};
+use outcome::Ended;
+use trace::Report;
+
+/// Starts a job for `key` unless one is in flight. `readiness_wait`: how long the agent had
+/// known the file when it became ready, for the job's trace.
+pub fn submit(
+    ctx: &Arc<JobCtx>,
+    key: SourceKey,
+    fp: Fingerprint,
+    output: PathBuf,
+    replace: bool,
+    readiness_wait: Option<Duration>,
+) {
+    let handle = JobHandle::new(ctx.shutdown.child_token(), fp);
+    let Some(guard) = ctx.jobs.register(&key, handle.clone()) else {
+        return;
+    };
+    let span = trace::job_span(guard.id, &key);
+    let job_span = span.clone();
+    let job_ctx = ctx.clone();
+    let job = async move {
+        let mut report = Report {
+            readiness_wait,
+            ..Report::default()
+        };
+        let requeue = run(&job_ctx, &key, fp, &output, replace, &handle, &mut report).await;
+        // Leave the registry first: a reconcile that sees the job still in flight does nothing.
+        drop(guard);
+        if let Some(delay) = requeue {
+            job_ctx.queue.add_after(key.clone(), delay);
+        }
+        report.record(&job_span, &key.path(), &output);
+    };
+    ctx.tracker.spawn(job.instrument(span));
+}
+
+/// The job's life: admission, the journal's start, the attempt under the source monitor, the
+/// outcome. Returns when to look at the key again.
+async fn run(
+    ctx: &JobCtx,
+    key: &SourceKey,
+    fp: Fingerprint,
+    output: &Path,
+    replace: bool,
+    handle: &JobHandle,
+    report: &mut Report,
+) -> Option<Duration> {
+    let queued = Instant::now();
+    let Some(_permit) = admission::wait_for_start(ctx, &handle.cancel).await else {
+        let reason = handle.reason();
+        report.outcome = Some(match reason {
+            Some(CancelReason::Paused) => "paused",
+            Some(_) => "cancelled",
+            None => "interrupted",
+        });
+        // Cancelled while waiting by a pause: queued again, it waits for the resume.
+        return (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO);
+    };
+    report.queue_wait = Some(queued.elapsed());
+    // The settings in force now: the job keeps them to the end, whatever revision comes next.
+    let settings = ctx.settings.current();
+    report.generation = Some(settings.generation);
+    let (attempt, rung) = match ctx.journal.start(key, &fp, &settings.spec_hash, output) {
+        Ok(started) => (started.attempt, Rung::at(started.rung)),
+        Err(e) => {
+            tracing::error!(source = %key, error = %e, "cannot record the job start; will retry");
+            return Some(Duration::from_secs(10));
+        }
+    };
+    Stats::bump(&ctx.stats.started);
+    report.attempt = Some(attempt);
+    report.rung = Some(rung);
+    handle
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .attempt = attempt;
+    let source = key.path();
+    tracing::info!(
+        source = %source.display(), output = %output.display(), attempt, rung = rung.as_str(),
+        "job started"
+    );
+    let program = ctx.root_of(key).and_then(|r| r.cfg.program.clone());
+    let started = Instant::now();
+    let a = attempt::Attempt {
+        settings: &settings,
+        key,
+        source: &source,
+        output,
+        replace,
+        rung,
+        program: program.as_ref(),
+        cancel: &handle.cancel,
+    };
+    let result = watched(attempt::run(a, handle, report), &source, fp, handle).await;
+    let wall_secs = started.elapsed().as_secs_f64();
+    report.wall_secs = Some(wall_secs);
+    let end = Ended {
+        ctx,
+        settings: &settings,
+        key,
+        source: &source,
+        output,
+        attempt,
+        rung,
+    };
+    match result {
+        Ok((mut done, warnings)) => {
+            done.wall_secs = wall_secs;
+            outcome::converted(&end, &done, &warnings);
+            let note = match rung {
+                Rung::Standard => String::new(),
+                r => format!("converted on rung {}", r.as_str()),
+            };
+            let event = JobEvent::now(
+                "converted",
+                &source,
+                Stage::Publish,
+                &note,
+                settings.generation,
+            );
+            ctx.events.emit(event);
+            report.outcome = Some("converted");
+            report.output_size = Some(done.bytes_out);
+            ctx.metrics
+                .job_ended("converted", wall_secs, done.bytes_in, done.bytes_out);
+            None
+        }
+        Err(failure) => {
+            let _ = std::fs::remove_file(temp_path(output));
+            let formats = &settings.config.captions.formats;
+            crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
+            let standing = Standing {
+                attempt,
+                max_attempts: settings.config.transcode.max_attempts,
+                rung,
+                cancelled: handle.reason(),
+            };
+            let requeue = outcome::failed(&end, decide(failure, standing), report);
+            let state = report.outcome.unwrap_or("failed");
+            ctx.metrics.job_ended(state, wall_secs, 0, 0);
+            requeue
+        }
+    }
+}
+
+/// Runs `work` while checking the source once a second: a source deleted or rewritten
+/// meanwhile cancels the job.
+async fn watched<T>(
+    work: impl std::future::Future<Output = T>,
+    source: &Path,
+    fp: Fingerprint,
+    handle: &JobHandle,
+) -> T {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => {
+                if let Some(reason) = source_moved(source, &fp) {
+                    handle.cancel_for(reason);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the source is gone or rewritten since the job started.
+fn source_moved(source: &Path, fp: &Fingerprint) -> Option<CancelReason> {
+    match std::fs::metadata(source) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(CancelReason::SourceDeleted),
+        Ok(meta) => {
+            let now = Fingerprint::of(&meta);
+            if now.inode != fp.inode {
+                Some(CancelReason::SourceDeleted)
+            } else if now != *fp {
+                Some(CancelReason::SourceChanged)
+            } else {
+                None
+            }
+        }
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,10 @@
+//! Plumbing the pipeline stands on, apart from the stages: supervised child processes
+//! ([`child`]), FFmpeg input arguments ([`ffarg`]), the state folder's lock ([`lock`]), the
+//! agent's own log files ([`logfile`]) and its named long-lived tasks ([`tasks`]). Nothing here
+//! knows about jobs, the journal or the fleet.
+
+pub mod child;
+pub mod ffarg;
+pub mod lock;
+pub mod logfile;
+pub mod tasks;
