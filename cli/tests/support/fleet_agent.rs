@@ -21,6 +21,7 @@ pub struct FleetAgent {
     child: Option<Child>,
 }
 
+#[allow(dead_code)] // each test binary uses a different part
 impl FleetAgent {
     /// Starts agent `id` against the controller at `endpoint`, labelled `canary=true` when
     /// `canary`, with the extra environment `env` (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
