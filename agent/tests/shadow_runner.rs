@@ -67,6 +67,7 @@ async fn a_shadow_job_converts_into_the_shadow_area_reports_and_cleans_up() {
     let mut candidate = AgentConfig::embedded_default();
     candidate.transcode.preset = "ultrafast".into();
     candidate.transcode.crf = 51;
+    candidate.transcode.remux = false;
     shadow.set_candidate(Some((7, 2, candidate, 1)));
     shadow.set_disk_ok(false);
     shadow.offer(&production);
