@@ -68,8 +68,8 @@ impl Rollouts {
                 file: c.file,
                 candidate_ok: c.candidate_ok,
                 candidate_error: c.candidate_error,
-                production_secs: c.production_secs,
-                candidate_secs: c.candidate_secs,
+                production_secs: finite(c.production_secs),
+                candidate_secs: finite(c.candidate_secs),
                 production_layout: c.production_layout,
                 candidate_layout: c.candidate_layout,
                 production_cues: c.production_cues,
@@ -78,13 +78,13 @@ impl Rollouts {
                 caption_difference: c.caption_difference,
                 production_bytes: c.production_bytes,
                 candidate_bytes: c.candidate_bytes,
-                production_encode_secs: c.production_encode_secs,
-                candidate_encode_secs: c.candidate_encode_secs,
-                production_ssim: c.production_ssim,
-                candidate_ssim: c.candidate_ssim,
-                production_psnr: c.production_psnr,
-                candidate_psnr: c.candidate_psnr,
-                media_secs: c.media_secs,
+                production_encode_secs: finite(c.production_encode_secs),
+                candidate_encode_secs: finite(c.candidate_encode_secs),
+                production_ssim: finite(c.production_ssim),
+                candidate_ssim: finite(c.candidate_ssim),
+                production_psnr: finite(c.production_psnr),
+                candidate_psnr: finite(c.candidate_psnr),
+                media_secs: finite(c.media_secs),
             });
             taken = true;
         }
@@ -199,5 +199,15 @@ impl Rollouts {
             workers: s.plan.gates.shadow_workers.clamp(1, 8),
         });
         self.registry.set_shadow_target(target);
+    }
+}
+
+/// An agent's number as the state keeps it: NaN and infinities (which JSON cannot hold, and
+/// no honest measure gives) become 0, negatives 0.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() && v > 0.0 {
+        v
+    } else {
+        0.0
     }
 }

@@ -228,10 +228,20 @@ fn a_restarted_engine_keeps_shadowing_and_keeps_the_comparisons() {
     f.registry
         .shadow_comparison(&s.shadow_cohort[0], good(s.id, "kept.ts"));
     engine.tick();
+    // A hostile agent's numbers JSON cannot hold never make the saved state unreadable.
+    let hostile = ShadowComparison {
+        production_psnr: f64::NAN,
+        candidate_psnr: f64::INFINITY,
+        ..good(s.id, "nan.ts")
+    };
+    f.registry.shadow_comparison(&s.shadow_cohort[0], hostile);
+    engine.tick();
     drop(engine);
     f.registry.set_shadow_target(None);
     let again = Rollouts::load(f.registry.clone(), store, f.clock.clone()).unwrap();
-    assert_eq!(again.current().unwrap().shadow.len(), 1);
+    let kept = again.current().unwrap().shadow;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!((kept[1].production_psnr, kept[1].candidate_psnr), (0.0, 0.0));
     assert_eq!(
         f.registry.shadow_target().map(|t| t.generation),
         Some(2),
