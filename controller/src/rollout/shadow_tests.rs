@@ -241,7 +241,10 @@ fn a_restarted_engine_keeps_shadowing_and_keeps_the_comparisons() {
     let again = Rollouts::load(f.registry.clone(), store, f.clock.clone()).unwrap();
     let kept = again.current().unwrap().shadow;
     assert_eq!(kept.len(), 2, "{kept:?}");
-    assert_eq!((kept[1].production_psnr, kept[1].candidate_psnr), (0.0, 0.0));
+    assert_eq!(
+        (kept[1].production_psnr, kept[1].candidate_psnr),
+        (0.0, 0.0)
+    );
     assert_eq!(
         f.registry.shadow_target().map(|t| t.generation),
         Some(2),
