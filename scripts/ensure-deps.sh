@@ -2,14 +2,15 @@
 # Makes sure what building and testing h264create needs is present: cargo with the rustfmt and
 # clippy components, FFmpeg's `ffmpeg` and `ffprobe` on PATH, Python 3 with `aiosmtpd` (the
 # real SMTP server the alert tests run on loopback), and what the packaging and deployment tests
-# use: cargo-deb (`cargo install`), dpkg-deb, `systemd-analyze` (Debian's systemd package) and
+# use: cargo-deb (`cargo install`), cargo-deny (the dependency policy, `cargo install`), dpkg-deb, `systemd-analyze` (Debian's systemd package) and
 # the Python package `kubernetes-validate` (with the Kubernetes schemas it ships).
 #
 # FFmpeg is installed with apt-get when it is missing on Debian/Ubuntu (as root, or through
 # `sudo -n` when that works without a password); rustfmt and clippy with `rustup component add`;
 # aiosmtpd with apt-get (python3-aiosmtpd) when `python3` is the system's, else with
 # `python3 -m pip install --user` (inside a virtualenv: without --user); kubernetes-validate with
-# pip the same way; systemd and dpkg-dev with apt-get; cargo-deb with `cargo install --locked`.
+# pip the same way; systemd and dpkg-dev with apt-get; cargo-deb and cargo-deny with
+# `cargo install --locked` (from crates.io).
 # Anything that cannot be installed is named, with the command to install it, and the script
 # exits 1.
 set -euo pipefail
@@ -23,7 +24,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 # --- Rust -------------------------------------------------------------------------------------
 if ! have cargo; then
-    fail "cargo not found on PATH. Install Rust (1.85 or later) with rustup, then run this again."
+    fail "cargo not found on PATH. Install Rust (1.91 or later) with rustup, then run this again."
 fi
 
 missing_components=()
@@ -170,6 +171,14 @@ if ! cargo deb --version >/dev/null 2>&1; then
         fail "cannot install cargo-deb: cargo install --locked cargo-deb --version '$CARGO_DEB_VERSION'"
 fi
 
+# cargo-deny checks the dependency policy in deny.toml (scripts/test.sh).
+CARGO_DENY_VERSION="${CARGO_DENY_VERSION:-^0.20}"
+if ! cargo deny --version >/dev/null 2>&1; then
+    say "cargo-deny not found; installing it with cargo install --locked cargo-deny"
+    cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION" ||
+        fail "cannot install cargo-deny: cargo install --locked cargo-deny --version '$CARGO_DENY_VERSION'"
+fi
+
 # kubernetes-validate checks the Kubernetes manifests offline (scripts/check-manifests.sh).
 have_kubernetes_validate() { python3 -c 'import kubernetes_validate' >/dev/null 2>&1; }
 if ! have_kubernetes_validate; then
@@ -181,5 +190,6 @@ fi
 
 say "found cargo, rustfmt, clippy, $(ffmpeg -hide_banner -version | head -n 1 | cut -d' ' -f1-3)," \
     "ffprobe, Python's aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')," \
-    "$(cargo deb --version 2>/dev/null | head -n 1), $(systemd-analyze --version | head -n 1)," \
+    "$(cargo deb --version 2>/dev/null | head -n 1), $(cargo deny --version 2>/dev/null)," \
+    "$(systemd-analyze --version | head -n 1)," \
     "kubernetes-validate $(python3 -c 'import kubernetes_validate.version as v; print(v.__version__)' 2>/dev/null)"

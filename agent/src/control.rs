@@ -192,7 +192,7 @@ impl AgentControl for Control {
                     .join(&e.rel)
                     .display()
                     .to_string(),
-                stage: e.stage.unwrap_or_default(),
+                stage: crate::session::messages::job_stage(e.stage.as_deref().unwrap_or_default()),
                 kind: e.kind,
                 message: e.message,
             })
@@ -276,7 +276,7 @@ impl View {
                 let live = job.live();
                 RunningJob {
                     source: key.to_string(),
-                    stage: live.stage.as_str().to_string(),
+                    stage: crate::session::messages::job_stage(live.stage.as_str()),
                     percent: live.percent,
                     speed: live.speed,
                     attempt: live.attempt,

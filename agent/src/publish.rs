@@ -188,12 +188,7 @@ pub fn commit(temp: &Path, output: &Path, replace: bool) -> io::Result<()> {
 
 /// Flushes a directory's entries (new names) to disk; best effort where unsupported.
 pub fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+    let _ = h264_support::sync_dir(dir);
 }
 
 /// Removes temporaries and progress files left by a crash under `dir` (recursively).

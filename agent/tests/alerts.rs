@@ -14,7 +14,7 @@ use h264_agent::alerts::{Alert, AlertKind, Alerter, Origin};
 use h264_config::agent::{Alerts, Email};
 use h264_config::HumanDuration;
 use h264_testkit::smtp::{Received, SmtpSink};
-use h264_testkit::wait::wait_for;
+use h264_testkit::wait::{wait_for, wait_for_async};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -71,19 +71,14 @@ fn queue_files(state: &Path) -> Vec<serde_json::Value> {
     paths.iter().filter_map(read).collect()
 }
 
-/// Polls `check` until it returns `Some`, failing after `timeout` with what was awaited.
+/// Polls `check` until it returns `Some` ([`wait_for_async`]), failing after `timeout` with
+/// what was awaited.
 async fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_async(what, timeout, Duration::from_millis(20), || {
+        std::future::ready(check())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Polls `check` for the whole of `period`, failing as soon as it returns an error.

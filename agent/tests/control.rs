@@ -85,7 +85,7 @@ fn ping_pause_resume_stats_and_errors_against_a_running_agent() {
     assert!(stats.paused);
     assert_eq!(stats.paused_by, "manual");
     assert_eq!(stats.running.len(), 2, "both wait: {:?}", stats.running);
-    assert!(stats.running.iter().all(|j| j.stage == "waiting"));
+    assert!(stats.running.iter().all(|j| j.stage().name() == "waiting"));
 
     let resumed = rt
         .block_on(client.resume(ResumeRequest {}))
@@ -124,7 +124,7 @@ fn ping_pause_resume_stats_and_errors_against_a_running_agent() {
     assert_eq!(errors.errors.len(), 1, "{:?}", errors.errors);
     let e = &errors.errors[0];
     assert!(e.file.ends_with("notes.ts"));
-    assert_eq!((e.stage.as_str(), e.kind.as_str()), ("validate", "failed"));
+    assert_eq!((e.stage().name(), e.kind.as_str()), ("validate", "failed"));
     assert_eq!(Some(e.message.clone()), s.record("notes.ts").unwrap().error);
 
     agent.signal(Signal::SIGTERM);

@@ -108,7 +108,7 @@ fn a_valid_revision_is_acked_saved_and_shapes_the_next_output() {
         let converted: Vec<_> = log
             .events()
             .into_iter()
-            .filter(|e| e.kind == "converted")
+            .filter(|e| e.kind().name() == "converted")
             .collect();
         (converted.len() == 2).then_some(converted)
     });
@@ -199,7 +199,7 @@ fn refused_revisions_change_nothing() {
             (
                 nack.generation,
                 nack.nonce.as_str(),
-                nack.stage.as_str(),
+                nack.stage().name(),
                 nack.field.as_str()
             ),
             (1, assignment.nonce.as_str(), stage, field),
@@ -236,7 +236,7 @@ fn older_generations_need_the_rollback_mark() {
 
     let three = revision(3, "  transcode: {crf: 27}\n");
     let nack = controller.assign(three.clone()).nack();
-    assert_eq!(nack.stage, "generation");
+    assert_eq!(nack.stage().name(), "generation");
     assert!(nack.message.contains("rollback"), "{}", nack.message);
     assert_eq!(ping(&s.control).config_generation, 5);
     assert_eq!(last_known_good(&s).unwrap()["generation"], 5);
@@ -296,14 +296,17 @@ fn commands_pause_and_resume_and_job_events_stream_as_they_happen() {
     controller.command(agent_command::Body::Resume(ResumeRequest {}));
     let events = controller.wait("a conversion and a failure", MINUTE, |log| {
         let events = log.events();
-        let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+        let kinds: Vec<_> = events.iter().map(|e| e.kind().name()).collect();
         (kinds.contains(&"converted") && kinds.contains(&"failed")).then_some(events)
     });
-    let failed = events.iter().find(|e| e.kind == "failed").unwrap();
+    let failed = events.iter().find(|e| e.kind().name() == "failed").unwrap();
     assert!(failed.file.ends_with("notes.ts"), "{failed:?}");
-    assert_eq!(failed.stage, "validate");
+    assert_eq!(failed.stage().name(), "validate");
     assert!(!failed.message.is_empty());
-    let converted = events.iter().find(|e| e.kind == "converted").unwrap();
+    let converted = events
+        .iter()
+        .find(|e| e.kind().name() == "converted")
+        .unwrap();
     assert!(converted.file.ends_with("a.ts"), "{converted:?}");
     assert!(converted.at_ms > 0);
     controller.wait("stats after both jobs", Duration::from_secs(10), |log| {

@@ -201,7 +201,7 @@ fn with_trusted_keys_only_revisions_they_signed_are_applied() {
                 ..assignment
             })
             .nack();
-        assert_eq!(nack.stage, "signature", "{nack:?}");
+        assert_eq!(nack.stage().name(), "signature", "{nack:?}");
         assert!(nack.message.contains(&text), "{text}: {}", nack.message);
         assert_eq!(ping(&s.control).config_generation, 0);
         assert!(!s.state.join("last-known-good.json").exists());

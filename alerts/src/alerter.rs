@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use h264_config::agent::Alerts;
+use h264_support::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::dedup::{Decision, Dedup};
-use crate::deliver::{Backoff, Delivery, Mode};
+use crate::deliver::{Delivery, Mode};
 use crate::queue::{self, Queue};
 use crate::render::{self, Context, HeldBack, Origin};
 use crate::smtp::{Endpoint, Security};
@@ -53,10 +54,7 @@ impl Alerter {
         let stop = shutdown.child_token();
         let delivery = cfg.email.clone().map(|email| {
             warn_about_plain_auth(&email);
-            let backoff = Backoff {
-                base: cfg.retry_backoff.get(),
-                max: cfg.retry_backoff_max.get(),
-            };
+            let backoff = Backoff::new(cfg.retry_backoff.get(), cfg.retry_backoff_max.get());
             let hello = hello_name(&host);
             let delivery = Arc::new(Delivery::new(email, backoff, Arc::clone(&queue), hello));
             runtime.spawn(Arc::clone(&delivery).run(stop.clone()));

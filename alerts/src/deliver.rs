@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use h264_config::agent::Email;
-use rand::Rng;
+use h264_support::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -33,22 +33,6 @@ pub(super) enum Mode {
     Due,
     /// All of them, now (the last pass at shutdown).
     All,
-}
-
-/// Retry delays: `base * 2^(n-1)`, capped at `max`, with ±20 % jitter inside `[base, max]`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Backoff {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Backoff {
-    pub fn delay(&self, failures: u32) -> Duration {
-        let exp = self.base.as_secs_f64() * 2f64.powi(failures.saturating_sub(1).min(30) as i32);
-        let jittered = exp.min(self.max.as_secs_f64()) * rand::thread_rng().gen_range(0.8..=1.2);
-        let lo = self.base.as_secs_f64().min(self.max.as_secs_f64());
-        Duration::from_secs_f64(jittered.clamp(lo, self.max.as_secs_f64()))
-    }
 }
 
 #[derive(Debug, Default)]
@@ -118,7 +102,7 @@ impl Delivery {
         if let Some(until) = self.gate().until {
             wait = wait.max(until.saturating_duration_since(Instant::now()));
         }
-        Some(wait.min(self.backoff.max))
+        Some(wait.min(self.backoff.max()))
     }
 
     /// One pass over the queue (see the module's doc).
@@ -196,27 +180,4 @@ async fn sleep(wait: Option<Duration>) {
 
 fn round(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_within_its_bounds() {
-        let b = Backoff {
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(60),
-        };
-        for _ in 0..100 {
-            let first = b.delay(1);
-            assert!(
-                first >= b.base && first <= Duration::from_secs(12),
-                "{first:?}"
-            );
-            let third = b.delay(3);
-            assert!(third >= Duration::from_secs(32) && third <= Duration::from_secs(48));
-            assert!(b.delay(40) <= b.max && b.delay(40) >= Duration::from_secs(48));
-        }
-    }
 }

@@ -6,7 +6,7 @@
 //! Unix time in milliseconds the message was queued and a sequence number, so the names sort
 //! oldest first), `<id>` is a sequence number never reused. A summary takes the order of the
 //! oldest message it replaces, so it sorts first and goes out first.
-//! Every write is atomic (`.<name>.tmp`, fsync, rename, fsync of the folder): a crash leaves
+//! Every write is atomic (`h264_support::write_atomic`: a `.<name>.<pid>.tmp`, fsync, rename, fsync of the folder): a crash leaves
 //! the old file or the new one, never half of one; leftover temporaries are removed at load.
 //! A file that does not parse is logged and renamed to `<name>.json.damaged`, never retried.
 //!
@@ -21,7 +21,7 @@
 //! between duplicates a subject but loses none.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -321,28 +321,14 @@ fn load(path: &Path, name: &str) -> Result<(u64, Message), String> {
 }
 
 fn write_atomic(dir: &Path, name: &str, message: &Message) -> io::Result<()> {
-    let temp = dir.join(format!(".{name}.json.tmp"));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(&serde_json::to_vec_pretty(message)?)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, dir.join(format!("{name}.json")))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    sync_dir(dir);
-    result
+    let bytes = serde_json::to_vec_pretty(message)?;
+    h264_support::write_atomic(&dir.join(format!("{name}.json")), &bytes)
 }
 
-/// Makes a rename or removal in `dir` durable (fsync of the folder; a no-op off Unix).
+/// Makes a rename or removal in `dir` durable (best effort: the caller has nothing better to do
+/// when it fails).
 fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+    let _ = h264_support::sync_dir(dir);
 }
 
 fn remove(dir: &Path, name: &str) {

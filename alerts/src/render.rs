@@ -166,7 +166,7 @@ fn message_id(ctx: &Context, at: SystemTime) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    let nonce: u64 = rand::thread_rng().gen();
+    let nonce: u64 = rand::rng().random();
     format!("<{}.{nonce:016x}.{program}@{domain}>", unix_ms(at))
 }
 

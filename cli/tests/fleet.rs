@@ -21,7 +21,7 @@ use serde_json::Value;
 
 /// The controller binary of this build.
 fn controller_bin() -> PathBuf {
-    bins::workspace_bin("h264-controller", "h264-controller")
+    bins::workspace_bin("h264-controller")
 }
 
 fn start() -> (tempfile::TempDir, ControllerProcess) {

@@ -69,7 +69,7 @@ impl Agent {
             .append(true)
             .open(self.dir.path().join("agent.log"))
             .unwrap();
-        let child = Command::new(bins::workspace_bin("h264-agent", "h264-agent"))
+        let child = Command::new(bins::workspace_bin("h264-agent"))
             .arg("--config")
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -166,7 +166,7 @@ const IDS: [&str; 3] = ["e2e-a", "e2e-b", "e2e-c"];
 fn fleet() -> (tempfile::TempDir, ControllerProcess, Vec<Agent>) {
     h264_testkit::ffmpeg::require_ffmpeg();
     let dir = tempfile::tempdir().unwrap();
-    let bin = bins::workspace_bin("h264-controller", "h264-controller");
+    let bin = bins::workspace_bin("h264-controller");
     let c = ControllerProcess::start(&bin, &dir.path().join("state"));
     let agents: Vec<Agent> = IDS.iter().map(|id| Agent::new(id, &c.url())).collect();
     wait_agents(&c.url(), &IDS, "three connected agents", |a| {

@@ -40,7 +40,7 @@ fn status(url: &str) -> Value {
 fn rollout_verbs_steer_a_rollout_and_exit_codes_say_how_it_ended() {
     let dir = tempfile::tempdir().unwrap();
     let c = ControllerProcess::start(
-        &bins::workspace_bin("h264-controller", "h264-controller"),
+        &bins::workspace_bin("h264-controller"),
         &dir.path().join("state"),
     );
     let url = c.url();

@@ -104,7 +104,7 @@ fn a_rollout_to_two_agents_is_one_trace_from_fleetctl_through_the_controller_to_
         format!("[telemetry]\notlp_endpoint = \"{otlp}\"\n"),
     )
     .unwrap();
-    let bin = bins::workspace_bin("h264-controller", "h264-controller");
+    let bin = bins::workspace_bin("h264-controller");
     let c = ControllerProcess::start_with_config(&bin, &dir.path().join("state"), Some(&config));
     let url = c.url();
     let agents: Vec<FleetAgent> = IDS
@@ -345,7 +345,7 @@ fn a_rollout_to_two_agents_is_one_trace_from_fleetctl_through_the_controller_to_
 #[test]
 fn a_collector_that_is_down_does_not_slow_fleetctl_down() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = bins::workspace_bin("h264-controller", "h264-controller");
+    let bin = bins::workspace_bin("h264-controller");
     let c = ControllerProcess::start(&bin, &dir.path().join("state"));
     let down = unreachable_endpoint();
     let quick = |otlp: Option<&str>| {

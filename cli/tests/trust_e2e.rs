@@ -86,7 +86,7 @@ fn a_secured_fleet_with_real_binaries() {
 
     let f = |n: &str| pki.join(n).display().to_string();
     let c = ControllerProcess::start_with_args(
-        &bins::workspace_bin("h264-controller", "h264-controller"),
+        &bins::workspace_bin("h264-controller"),
         &dir.path().join("state"),
         &[
             "--tls-cert".into(),

@@ -12,11 +12,12 @@
 //! - Fleet manifests ([`fleet`]): Kubernetes-style YAML setting the pipeline sections and the
 //!   rollout, merged over each agent's local config.
 //! - Guards against hostile input ([`limits`]): size, encoding, nesting, alias expansion.
-//! - Sections other programs' files share with `agent.toml`, read and checked the same way:
-//!   the controller's `[alerts]` ([`parse_alerts_section`]).
+//! - The controller's file ([`controller::parse_controller_file`]), read and checked with the
+//!   same machinery; its `[alerts]` are `agent.toml`'s.
 
 pub mod agent;
 pub mod canonical;
+pub mod controller;
 pub mod credentials;
 mod dual;
 mod fields;
@@ -29,10 +30,9 @@ pub mod load;
 pub mod migrate;
 pub mod mounts;
 pub mod problem;
-mod shared;
 mod strict;
 mod suggest;
-mod toml_lines;
+mod toml_spans;
 pub mod units;
 pub mod validate;
 
@@ -45,6 +45,5 @@ pub use load::{
     ConfigError, Fallback, Format, Loaded,
 };
 pub use problem::{Problem, Severity};
-pub use shared::parse_alerts_section;
 pub use units::{ByteSize, FreeSpace, HumanDuration};
 pub use validate::Checks;

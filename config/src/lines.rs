@@ -1,7 +1,7 @@
 //! Which line of a file each key path came from, so that problems found after parsing (type
 //! errors, validation) still point at a line.
 //!
-//! Each format fills a [`KeyLines`] its own way (the TOML and YAML scanners, the INI parser); a
+//! Each format fills a [`KeyLines`] its own way (TOML spans, the YAML scanner, the INI parser); a
 //! problem whose exact key has no line takes the line of the nearest enclosing key, so a missing
 //! `watch[0].done_dir` points at the `[[watch]]` header.
 

@@ -23,7 +23,7 @@ use crate::limits::{check_size, read_text, ReadFailure};
 use crate::lines::KeyLines;
 use crate::problem::Problem;
 use crate::strict;
-use crate::toml_lines::key_lines;
+use crate::toml_spans::key_lines;
 use crate::validate::{normalize, validate_with, Checks};
 
 /// The two formats of an agent config file.

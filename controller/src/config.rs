@@ -1,6 +1,7 @@
 //! The controller's own configuration: where it listens, where it keeps its state and where
 //! its alerts go. Given on the command line (`--listen`, `--state-dir`) or in a TOML file
-//! (`--config`), read strictly: an unknown key is an error, not a silently ignored typo.
+//! (`--config`), read strictly by the config crate ([`parse_controller_file`]): every unknown
+//! key, type error and bad value at once, each with its line and key, not one per run.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7443"
@@ -46,10 +47,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use h264_config::agent::Alerts;
+use h264_config::agent::{Alerts, OtlpProtocol};
+use h264_config::controller::{
+    parse_controller_file, parse_listen, ControllerFile, ControllerTelemetry,
+};
 use h264_config::{Checks, Problem};
 use h264_telemetry::Protocol;
-use serde::Deserialize;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
@@ -104,52 +107,9 @@ pub struct TelemetryConfig {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// `[telemetry]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TelemetryFile {
-    otlp_endpoint: Option<String>,
-    otlp_protocol: Option<String>,
-    metrics_listen: Option<String>,
-}
-
-impl TelemetryFile {
-    fn check(self) -> Result<TelemetryConfig, ConfigError> {
-        let mut t = TelemetryConfig::default();
-        if let Some(endpoint) = self.otlp_endpoint {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(ConfigError::Invalid {
-                    key: "telemetry.otlp_endpoint",
-                    message: format!(
-                        "`{endpoint}` is not a URL like http://127.0.0.1:4317 (http:// or https://)"
-                    ),
-                });
-            }
-            t.otlp_endpoint = Some(endpoint);
-        }
-        if let Some(p) = self.otlp_protocol {
-            t.otlp_protocol = Protocol::parse(&p).ok_or_else(|| ConfigError::Invalid {
-                key: "telemetry.otlp_protocol",
-                message: format!("`{p}` is not \"grpc\" or \"http/protobuf\""),
-            })?;
-        }
-        if let Some(addr) = self.metrics_listen {
-            t.metrics_listen =
-                Some(
-                    parse_metrics_listen(&addr).map_err(|message| ConfigError::Invalid {
-                        key: "telemetry.metrics_listen",
-                        message,
-                    })?,
-                );
-        }
-        Ok(t)
-    }
-}
-
 /// Reads a metrics address (`127.0.0.1:9464`; port 0 picks a free port).
 pub fn parse_metrics_listen(text: &str) -> Result<SocketAddr, String> {
-    text.parse()
-        .map_err(|_| format!("`{text}` is not an address like 127.0.0.1:9464"))
+    parse_listen(text, "127.0.0.1:9464")
 }
 
 impl ControllerConfig {
@@ -186,25 +146,6 @@ impl ControllerConfig {
     }
 }
 
-/// The TOML file's shape.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    state_dir: Option<PathBuf>,
-    hello_timeout: Option<String>,
-    events_kept: Option<u32>,
-    max_agents: Option<usize>,
-    revisions_kept: Option<usize>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    client_ca: Option<PathBuf>,
-    insecure_plaintext: Option<bool>,
-    /// Read on its own by [`h264_config::parse_alerts_section`], key by key.
-    alerts: Option<toml::Value>,
-    telemetry: Option<TelemetryFile>,
-}
-
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -217,15 +158,11 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid TOML for this config (unknown key, wrong type).
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The TOML parser's message (it names the key and line).
-        message: String,
-    },
-    /// A value is out of shape.
+    /// The file has problems (syntax, unknown keys, types, rules): all of them, errors first,
+    /// each naming its file, line and key, one per line.
+    #[error("{}", lines(.0))]
+    File(Vec<Problem>),
+    /// A value is out of shape, or the file and the command line together are.
     #[error("{key}: {message}")]
     Invalid {
         /// The key at fault.
@@ -233,10 +170,6 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// The `[alerts]` table has problems: each names its file, line and key
-    /// (`alerts.email.smtp`), one per line.
-    #[error("{}", lines(.0))]
-    Alerts(Vec<Problem>),
 }
 
 fn lines(problems: &[Problem]) -> String {
@@ -261,48 +194,24 @@ pub struct Overrides {
     pub insecure_plaintext: bool,
 }
 
-/// Builds the config from an optional TOML file and the command-line overrides; the state
-/// folder must come from one of them.
+/// Builds the config from an optional TOML file (read by [`parse_controller_file`]: every
+/// problem at once, with lines) and the command-line overrides; the state folder must come from
+/// one of them. The file's warnings are logged.
 pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfig, ConfigError> {
-    let mut alerts = Alerts::default();
     let parsed = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             })?;
-            let parsed = toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-            if parsed.alerts.is_some() {
-                alerts = h264_config::parse_alerts_section(&text, Some(path), Checks::Full)
-                    .map_err(|e| match e {
-                        h264_config::ConfigError::Invalid { problems } => {
-                            ConfigError::Alerts(problems)
-                        }
-                        other => ConfigError::Parse {
-                            path: path.to_path_buf(),
-                            message: other.to_string(),
-                        },
-                    })?;
+            let (parsed, warnings) = parse_controller_file(&text, Some(path), Checks::Full)
+                .map_err(|e| ConfigError::File(e.problems().to_vec()))?;
+            for warning in warnings {
+                tracing::warn!("{warning}");
             }
             parsed
         }
-        None => FileConfig {
-            listen: None,
-            state_dir: None,
-            hello_timeout: None,
-            events_kept: None,
-            max_agents: None,
-            revisions_kept: None,
-            tls_cert: None,
-            tls_key: None,
-            client_ca: None,
-            insecure_plaintext: None,
-            alerts: None,
-            telemetry: None,
-        },
+        None => ControllerFile::default(),
     };
     let listen = overrides
         .listen
@@ -319,47 +228,16 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
             key: "state_dir",
             message: "is missing: give --state-dir DIR or state_dir in the config file".into(),
         })?;
+    // The file's values were checked by the config crate.
     let mut config = ControllerConfig::new(listen, state_dir);
-    config.alerts = alerts;
-    if let Some(t) = parsed.telemetry {
-        config.telemetry = t.check()?;
+    config.alerts = parsed.alerts;
+    config.telemetry = telemetry(parsed.telemetry);
+    if let Some(d) = parsed.hello_timeout {
+        config.hello_timeout = d.get();
     }
-    if let Some(text) = parsed.hello_timeout {
-        config.hello_timeout = humantime::parse_duration(&text)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or(ConfigError::Invalid {
-                key: "hello_timeout",
-                message: format!("`{text}` is not a duration like 10s"),
-            })?;
-    }
-    if let Some(n) = parsed.events_kept {
-        if n == 0 {
-            return Err(ConfigError::Invalid {
-                key: "events_kept",
-                message: "must be at least 1".into(),
-            });
-        }
-        config.events_kept = n;
-    }
-    if let Some(n) = parsed.max_agents {
-        if n == 0 {
-            return Err(ConfigError::Invalid {
-                key: "max_agents",
-                message: "must be at least 1".into(),
-            });
-        }
-        config.max_agents = n;
-    }
-    if let Some(n) = parsed.revisions_kept {
-        if n < 2 {
-            return Err(ConfigError::Invalid {
-                key: "revisions_kept",
-                message: "must be at least 2 (a rollback needs the one before)".into(),
-            });
-        }
-        config.revisions_kept = n;
-    }
+    config.events_kept = parsed.events_kept.unwrap_or(config.events_kept);
+    config.max_agents = parsed.max_agents.unwrap_or(config.max_agents);
+    config.revisions_kept = parsed.revisions_kept.unwrap_or(config.revisions_kept);
     let cert = overrides.tls_cert.or(parsed.tls_cert);
     let key = overrides.tls_key.or(parsed.tls_key);
     let client_ca = overrides.client_ca.or(parsed.client_ca);
@@ -383,6 +261,18 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
         overrides.insecure_plaintext || parsed.insecure_plaintext.unwrap_or(false);
     config.check_transport()?;
     Ok(config)
+}
+
+/// `[telemetry]` as the telemetry crate takes it (its values checked already).
+fn telemetry(t: ControllerTelemetry) -> TelemetryConfig {
+    TelemetryConfig {
+        otlp_endpoint: t.otlp_endpoint,
+        otlp_protocol: match t.otlp_protocol {
+            OtlpProtocol::Grpc => Protocol::Grpc,
+            OtlpProtocol::HttpProtobuf => Protocol::HttpProtobuf,
+        },
+        metrics_listen: t.metrics_listen.and_then(|a| parse_metrics_listen(&a).ok()),
+    }
 }
 
 #[cfg(test)]
@@ -524,7 +414,7 @@ mod tests {
                 "metrics_listen = \"everywhere\"",
                 "telemetry.metrics_listen",
             ),
-            ("metrics = true", "unknown field `metrics`"),
+            ("metrics = true", "telemetry.metrics: unknown key `metrics`"),
         ] {
             let (_d, path) = write(&format!("state_dir = \"s\"\n[telemetry]\n{text}\n"));
             let e = load(Some(&path), Overrides::default())

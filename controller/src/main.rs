@@ -274,26 +274,10 @@ fn init_logging(json: bool, telemetry: &Telemetry) {
 }
 
 /// First SIGTERM or SIGINT: graceful shutdown. Second: exit at once.
-async fn watch_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    for n in 0.. {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if n == 0 {
-            tracing::info!("signal received: shutting down gracefully (send it again to force)");
-            shutdown.cancel();
-        } else {
-            tracing::warn!("second signal: exiting now");
-            std::process::exit(130);
-        }
+fn watch_signals(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
+    let second = h264_service::signals::watch(shutdown);
+    async move {
+        second.await;
+        std::process::exit(130);
     }
 }

@@ -21,8 +21,6 @@ use h264_testkit::exposition::{self, Exposition};
 use h264_testkit::otlp::{broken_parents, Collector};
 use support::*;
 
-use h264_testkit::net::free_port;
-
 /// `GET /metrics`, parsed (the test fails on invalid exposition text).
 fn scrape(addr: SocketAddr) -> Exposition {
     let mut s = TcpStream::connect(addr).expect("connect to the metrics endpoint");
@@ -39,19 +37,16 @@ fn scrape(addr: SocketAddr) -> Exposition {
 
 /// Scrapes until `check` holds (at most 10 s); returns that scrape.
 fn scrape_until(addr: SocketAddr, what: &str, check: impl Fn(&Exposition) -> bool) -> Exposition {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = scrape(addr);
-        if check(&e) {
-            return e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last scrape: {:#?}",
-            e.samples
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        what,
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let e = scrape(addr);
+            check(&e).then_some(e)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; last scrape: {:#?}", scrape(addr).samples))
 }
 
 fn value(e: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -63,17 +58,17 @@ fn value(e: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
 async fn metrics_show_sessions_assignments_rollouts_and_rollbacks() {
     let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
-    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = dir.path().join("controller.toml");
     std::fs::write(
         &config,
         format!(
-            "[telemetry]\nmetrics_listen = \"{metrics}\"\notlp_endpoint = \"{}\"\n",
+            "[telemetry]\nmetrics_listen = \"127.0.0.1:0\"\notlp_endpoint = \"{}\"\n",
             collector.endpoint()
         ),
     )
     .unwrap();
     let c = controller_with_config(&dir.path().join("state"), &config);
+    let metrics = c.metrics_addr();
     let mut admin = admin(&c).await;
     apply(&mut admin, &manifest(20)).await;
 
@@ -119,7 +114,7 @@ async fn metrics_show_sessions_assignments_rollouts_and_rollbacks() {
     }
     for id in ids {
         wait_for_agent(&mut admin, id, "runs generation 1", |s| {
-            s.running_generation == 1 && s.sync_state == "synced"
+            s.running_generation == 1 && s.sync_state().name() == "synced"
         })
         .await;
     }
@@ -170,7 +165,7 @@ async fn metrics_show_sessions_assignments_rollouts_and_rollbacks() {
             .await
             .unwrap()
             .into_inner();
-        if s.phase == "RolledBack" {
+        if s.phase().name() == "RolledBack" {
             break;
         }
         assert!(Instant::now() < deadline, "not rolled back: {s:#?}");

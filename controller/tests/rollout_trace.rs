@@ -38,17 +38,22 @@ async fn rollout(admin: &mut Admin, verb: Verb) -> RolloutStatus {
 }
 
 async fn wait_rollout(admin: &mut Admin, what: &str, check: impl Fn(&RolloutStatus) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = rollout(admin, Verb::Status(RolloutStatusRequest {})).await;
-        if check(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let waited = wait_for_async(
+        what,
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let (mut admin, check) = (admin.clone(), &check);
+            async move {
+                let s = rollout(&mut admin, Verb::Status(RolloutStatusRequest {})).await;
+                check(&s).then_some(())
+            }
+        },
+    )
+    .await;
+    if let Err(e) = waited {
+        let last = rollout(admin, Verb::Status(RolloutStatusRequest {})).await;
+        panic!("{e}: {last:#?}");
     }
 }
 
@@ -98,7 +103,7 @@ async fn a_restarted_controller_continues_the_rollouts_trace() {
         spawn_agent(c.url(), id);
     }
     rollout(&mut admin, Verb::Promote(RolloutPromote { full: false })).await;
-    wait_rollout(&mut admin, "Succeeded", |s| s.phase == "Succeeded").await;
+    wait_rollout(&mut admin, "Succeeded", |s| s.phase().name() == "Succeeded").await;
 
     // The steps of both processes hang from the one `rollout` span.
     let deadline = Instant::now() + Duration::from_secs(10);

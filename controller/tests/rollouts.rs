@@ -73,17 +73,20 @@ async fn wait_rollout(
     within: Duration,
     check: impl Fn(&RolloutStatus) -> bool,
 ) -> RolloutStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = rollout(admin, Verb::Status(RolloutStatusRequest {})).await;
-        if check(&s) {
-            return s;
+    let waited = wait_for_async(what, within, Duration::from_millis(20), || {
+        let (mut admin, check) = (admin.clone(), &check);
+        async move {
+            let s = rollout(&mut admin, Verb::Status(RolloutStatusRequest {})).await;
+            check(&s).then_some(s)
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last: {s:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    })
+    .await;
+    match waited {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "{e}; last: {:#?}",
+            rollout(admin, Verb::Status(RolloutStatusRequest {})).await
+        ),
     }
 }
 
@@ -159,7 +162,7 @@ async fn ten_agents_go_through_canary_25_50_75_100_and_succeed() {
     let r = apply(&mut admin, &rollout_manifest(21, steps, 1)).await;
     assert_eq!(r.generation, 2);
     let s = wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
-        s.phase == "Succeeded"
+        s.phase().name() == "Succeeded"
     })
     .await;
     let acks: Vec<&str> = s.gates.iter().map(|g| g.measured.as_str()).collect();
@@ -189,7 +192,7 @@ async fn a_revision_some_agents_nack_rolls_back_at_that_step() {
     let steps = "{canary: 1}, {percent: 50}, {percent: 100}";
     apply(&mut admin, &rollout_manifest(21, steps, 1)).await;
     let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
-        s.phase == "RolledBack"
+        s.phase().name() == "RolledBack"
     })
     .await;
     assert_eq!(s.step, 0, "the canary refused already");
@@ -207,17 +210,17 @@ async fn no_traffic_pauses_inconclusive_and_promote_moves_on() {
     let steps = "{canary: 1}, {pause: 1s}, {percent: 100}";
     apply(&mut admin, &rollout_manifest(21, steps, 1)).await;
     let s = wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
-        s.phase == "Paused"
+        s.phase().name() == "Paused"
     })
     .await;
     assert!(s.reason.starts_with("inconclusive"), "{}", s.reason);
     assert_eq!(s.step, 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = rollout(&mut admin, Verb::Status(RolloutStatusRequest {})).await;
-    assert_eq!(s.phase, "Paused", "it never advances on silence");
+    assert_eq!(s.phase().name(), "Paused", "it never advances on silence");
     rollout(&mut admin, Verb::Promote(RolloutPromote { full: false })).await;
     wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
-        s.phase == "Succeeded"
+        s.phase().name() == "Succeeded"
     })
     .await;
     assert_eq!(running(&mut admin, &ids).await, vec![2; 3]);
@@ -234,7 +237,7 @@ async fn failing_jobs_on_the_canary_roll_every_agent_back() {
     let steps = "{canary: 1}, {pause: 30s}, {percent: 100}";
     apply(&mut admin, &rollout_manifest(21, steps, 2)).await;
     let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
-        s.phase == "RolledBack"
+        s.phase().name() == "RolledBack"
     })
     .await;
     let g = s.gates.last().unwrap();
@@ -275,10 +278,10 @@ async fn a_canary_whose_every_attempt_fails_and_is_retried_rolls_back_within_its
     apply(&mut admin, &rollout_manifest(21, steps, 2)).await;
     let started = Instant::now();
     let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(30), |s| {
-        s.phase == "RolledBack" || s.phase == "Paused"
+        s.phase().name() == "RolledBack" || s.phase().name() == "Paused"
     })
     .await;
-    assert_eq!(s.phase, "RolledBack", "not inconclusive: {s:#?}");
+    assert_eq!(s.phase().name(), "RolledBack", "not inconclusive: {s:#?}");
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "within the soak"
@@ -300,12 +303,12 @@ async fn undo_after_success_puts_every_agent_back_within_two_seconds() {
     )
     .await;
     wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
-        s.phase == "Succeeded"
+        s.phase().name() == "Succeeded"
     })
     .await;
     let started = Instant::now();
     let s = rollout(&mut admin, Verb::Undo(RolloutUndo { to_generation: 0 })).await;
-    assert_eq!(s.phase, "RolledBack");
+    assert_eq!(s.phase().name(), "RolledBack");
     loop {
         if running(&mut admin, &ids).await == vec![1; 10] {
             break;
@@ -338,7 +341,7 @@ async fn a_restarted_controller_resumes_the_rollout_at_the_same_step() {
     }
     let after = rollout(&mut admin, Verb::Status(RolloutStatusRequest {})).await;
     assert_eq!(after.id, before.id);
-    assert_eq!((after.phase.as_str(), after.step), ("Progressing", 1));
+    assert_eq!((after.phase().name(), after.step), ("Progressing", 1));
     assert_eq!(
         after.step_started_at_ms, before.step_started_at_ms,
         "same soak timer"
@@ -346,7 +349,7 @@ async fn a_restarted_controller_resumes_the_rollout_at_the_same_step() {
     assert_eq!(after.cohort.unwrap().agents, 1);
     rollout(&mut admin, Verb::Promote(RolloutPromote { full: true })).await;
     wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
-        s.phase == "Succeeded"
+        s.phase().name() == "Succeeded"
     })
     .await;
     for id in &ids {
@@ -378,7 +381,7 @@ async fn an_offline_agent_gets_the_right_revision_when_it_returns() {
     )
     .await;
     let s = wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
-        s.phase == "Succeeded"
+        s.phase().name() == "Succeeded"
     })
     .await;
     assert_eq!(running(&mut admin, &ids[..3]).await, vec![2; 3]);
@@ -395,13 +398,13 @@ async fn an_offline_agent_gets_the_right_revision_when_it_returns() {
     )
     .await;
     wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
-        s.phase == "Paused" && s.generation == 3
+        s.phase().name() == "Paused" && s.generation == 3
     })
     .await;
     rollout(&mut admin, Verb::Promote(RolloutPromote { full: true })).await;
     wait_running(&mut admin, &ids[..3], 3).await;
     let s = rollout(&mut admin, Verb::Undo(RolloutUndo { to_generation: 0 })).await;
-    assert_eq!((s.phase.as_str(), s.stable_generation), ("RolledBack", 2));
+    assert_eq!((s.phase().name(), s.stable_generation), ("RolledBack", 2));
     wait_running(&mut admin, &ids[..3], 2).await;
     tasks.push(spawn_agent(c.url(), ids[3].clone(), GOOD));
     wait_running(&mut admin, &ids, 2).await;
@@ -436,7 +439,7 @@ async fn a_cohort_agent_lost_longer_than_max_lost_rolls_back() {
     let steps = "{percent: 50}, {pause: {}}, {percent: 100}";
     apply(&mut admin, &manifest_with(steps, ", max_lost: 1s", "")).await;
     wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
-        s.phase == "Paused"
+        s.phase().name() == "Paused"
     })
     .await;
     // Both go away, so the cohort's member surely does.
@@ -444,7 +447,7 @@ async fn a_cohort_agent_lost_longer_than_max_lost_rolls_back() {
         t.abort();
     }
     let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
-        s.phase == "RolledBack"
+        s.phase().name() == "RolledBack"
     })
     .await;
     let g = s.gates.last().unwrap();
@@ -473,7 +476,7 @@ async fn too_many_offline_cohort_agents_pause_until_they_return() {
     let m = manifest_with("{percent: 100}", "", "    max_unavailable: 1\n");
     apply(&mut admin, &m).await;
     let s = wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
-        s.phase == "Paused"
+        s.phase().name() == "Paused"
     })
     .await;
     assert!(
@@ -484,7 +487,7 @@ async fn too_many_offline_cohort_agents_pause_until_they_return() {
     );
     tasks.push(spawn_agent(c.url(), ids[2].clone(), GOOD));
     wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
-        s.phase == "Succeeded"
+        s.phase().name() == "Succeeded"
     })
     .await;
     assert_eq!(running(&mut admin, &ids[..3]).await, vec![2; 3]);
@@ -528,7 +531,7 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
     let steps = "{canary: 1}, {pause: 30s}, {percent: 100}";
     apply(&mut admin, &rollout_manifest(21, steps, 2)).await;
     let s = wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
-        s.phase == "RolledBack"
+        s.phase().name() == "RolledBack"
     })
     .await;
     let gate = s.gates.last().unwrap().clone();
@@ -580,11 +583,11 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
     let steps = "{canary: 1}, {pause: {}}, {percent: 100}";
     apply(&mut admin, &rollout_manifest(22, steps, 2)).await;
     wait_rollout(&mut admin, "Paused", Duration::from_secs(10), |s| {
-        s.phase == "Paused" && s.generation == 3
+        s.phase().name() == "Paused" && s.generation == 3
     })
     .await;
     let s = rollout(&mut admin, Verb::Abort(RolloutAbort {})).await;
-    assert_eq!(s.phase, "Aborted");
+    assert_eq!(s.phase().name(), "Aborted");
     let m = sink.mail_with_subject("aborted");
     assert!(
         m.subject
@@ -607,7 +610,7 @@ async fn a_rollback_an_abort_and_an_undo_are_each_mailed_with_their_facts() {
     )
     .await;
     wait_rollout(&mut admin, "Succeeded", Duration::from_secs(10), |s| {
-        s.phase == "Succeeded" && s.generation == 4
+        s.phase().name() == "Succeeded" && s.generation == 4
     })
     .await;
     rollout(&mut admin, Verb::Undo(RolloutUndo { to_generation: 0 })).await;
@@ -644,7 +647,7 @@ async fn an_alert_the_mail_server_missed_waits_in_the_state_dir_and_goes_out_at_
     )
     .await;
     wait_rollout(&mut admin, "RolledBack", Duration::from_secs(10), |s| {
-        s.phase == "RolledBack"
+        s.phase().name() == "RolledBack"
     })
     .await;
     let queue = c.state_dir.join("alerts-queue");

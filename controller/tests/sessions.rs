@@ -33,7 +33,7 @@ async fn assignment_carries_verified_bytes_and_ack_syncs_the_agent() {
     .unwrap();
     agent.expect_nothing(QUIET).await;
     assert_eq!(
-        describe(&mut admin, "studio-a").await.sync_state,
+        describe(&mut admin, "studio-a").await.sync_state().name(),
         "not_sent"
     );
 
@@ -47,11 +47,14 @@ async fn assignment_carries_verified_bytes_and_ack_syncs_the_agent() {
     assert!(!a.rollback && !a.nonce.is_empty());
     let spec = FleetSpec::from_canonical_json(std::str::from_utf8(&a.canonical).unwrap()).unwrap();
     assert_eq!(spec.canonical_sha256(), a.sha256);
-    assert_eq!(describe(&mut admin, "studio-a").await.sync_state, "pending");
+    assert_eq!(
+        describe(&mut admin, "studio-a").await.sync_state().name(),
+        "pending"
+    );
 
     agent.ack(&a).await;
     let s = wait_for_agent(&mut admin, "studio-a", "synced", |s| {
-        s.sync_state == "synced"
+        s.sync_state().name() == "synced"
     })
     .await;
     assert_eq!(
@@ -95,10 +98,13 @@ async fn nacked_revision_sets_error_and_is_not_pushed_again() {
             "SHA256 of the bytes is not the assignment's",
         )
         .await;
-    let s = wait_for_agent(&mut admin, "studio-b", "error", |s| s.sync_state == "error").await;
+    let s = wait_for_agent(&mut admin, "studio-b", "error", |s| {
+        s.sync_state().name() == "error"
+    })
+    .await;
     assert!(s.sync_error.starts_with("hash: "), "{}", s.sync_error);
     assert_eq!(s.running_generation, 0, "it keeps running what it had");
-    assert_eq!(s.recent_events[0].kind, "nack");
+    assert_eq!(s.recent_events[0].kind().name(), "nack");
 
     // Not again in this session, nor after a reconnect, nor when the same spec is applied.
     agent.expect_nothing(QUIET).await;
@@ -109,7 +115,10 @@ async fn nacked_revision_sets_error_and_is_not_pushed_again() {
     agent.expect_nothing(QUIET).await;
     assert!(!apply(&mut admin, &manifest(24)).await.created);
     agent.expect_nothing(QUIET).await;
-    assert_eq!(describe(&mut admin, "studio-b").await.sync_state, "error");
+    assert_eq!(
+        describe(&mut admin, "studio-b").await.sync_state().name(),
+        "error"
+    );
 
     // The errors through the controller include the NACK.
     let errors = admin
@@ -158,7 +167,7 @@ async fn reconnect_resyncs_from_the_hello() {
     assert_eq!(a.generation, r1.generation);
     agent.ack(&a).await;
     wait_for_agent(&mut admin, "studio-c", "synced", |s| {
-        s.sync_state == "synced"
+        s.sync_state().name() == "synced"
     })
     .await;
     drop(agent);
@@ -168,7 +177,7 @@ async fn reconnect_resyncs_from_the_hello() {
     // A revision applied while it is away is sent when it comes back saying it runs gen 1.
     let r2 = apply(&mut admin, &manifest(21)).await;
     assert_eq!(
-        describe(&mut admin, "studio-c").await.sync_state,
+        describe(&mut admin, "studio-c").await.sync_state().name(),
         "not_sent"
     );
     let mut agent = FakeAgent::connect(&c.url(), hello("studio-c", &[], 1, &r1.sha256))
@@ -178,7 +187,7 @@ async fn reconnect_resyncs_from_the_hello() {
     assert_eq!(b.generation, r2.generation);
     agent.ack(&b).await;
     wait_for_agent(&mut admin, "studio-c", "synced on 2", |s| {
-        s.sync_state == "synced" && s.running_generation == 2
+        s.sync_state().name() == "synced" && s.running_generation == 2
     })
     .await;
     drop(agent);
@@ -188,7 +197,10 @@ async fn reconnect_resyncs_from_the_hello() {
         .await
         .unwrap();
     agent.expect_nothing(QUIET).await;
-    assert_eq!(describe(&mut admin, "studio-c").await.sync_state, "synced");
+    assert_eq!(
+        describe(&mut admin, "studio-c").await.sync_state().name(),
+        "synced"
+    );
 
     // Back saying it runs generation 2 with other bytes (say, a restored old disk): resent.
     drop(agent);
@@ -251,7 +263,10 @@ async fn older_generation_needs_the_rollback_mark() {
             "generation 1 is older than 2 and not a rollback",
         )
         .await;
-    wait_for_agent(&mut admin, "studio-d", "error", |s| s.sync_state == "error").await;
+    wait_for_agent(&mut admin, "studio-d", "error", |s| {
+        s.sync_state().name() == "error"
+    })
+    .await;
 
     let reply = admin.assign(assign(true)).await.unwrap().into_inner();
     assert!(reply.warnings.is_empty());
@@ -259,7 +274,7 @@ async fn older_generation_needs_the_rollback_mark() {
     assert!(a.rollback);
     agent.ack(&a).await;
     wait_for_agent(&mut admin, "studio-d", "synced on 1", |s| {
-        s.sync_state == "synced" && s.running_generation == 1
+        s.sync_state().name() == "synced" && s.running_generation == 1
     })
     .await;
 }

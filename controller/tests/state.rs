@@ -32,7 +32,7 @@ async fn restart_keeps_revisions_agents_and_assignments() {
     };
     agent.stats(1, stats).await;
     wait_for_agent(&mut admin, "studio-a", "stats", |s| {
-        s.stats.as_ref().is_some_and(|s| s.queue_depth == 4) && s.sync_state == "synced"
+        s.stats.as_ref().is_some_and(|s| s.queue_depth == 4) && s.sync_state().name() == "synced"
     })
     .await;
     let r2 = apply(&mut admin, &manifest(23)).await;

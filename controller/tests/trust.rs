@@ -235,7 +235,10 @@ async fn operators_need_an_identity_and_a_role_and_everything_is_audited() {
         .unwrap();
     let a = a1.assignment(SOON).await;
     a1.ack(&a).await;
-    wait_for_agent(&mut admin, "a1", "synced", |s| s.sync_state == "synced").await;
+    wait_for_agent(&mut admin, "a1", "synced", |s| {
+        s.sync_state().name() == "synced"
+    })
+    .await;
     let rollout = "apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata:\n  name: studios\nspec:\n  transcode:\n    crf: 21\n  rollout:\n    steps: [{percent: 100}]\n";
     let r2 = apply(&mut admin, rollout).await;
     assert!(r2.created);
@@ -251,7 +254,7 @@ async fn operators_need_an_identity_and_a_role_and_everything_is_audited() {
             .await
             .unwrap()
             .into_inner();
-        if s.phase == "Succeeded" {
+        if s.phase().name() == "Succeeded" {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{s:?}");
@@ -548,7 +551,10 @@ async fn signed_applies_are_checked_and_their_signature_travels_with_the_assignm
         .unwrap();
     assert_eq!(a.signer_key, public);
     agent.ack(&a).await;
-    let s = wait_for_agent(&mut admin, "s-1", "synced", |s| s.sync_state == "synced").await;
+    let s = wait_for_agent(&mut admin, "s-1", "synced", |s| {
+        s.sync_state().name() == "synced"
+    })
+    .await;
     assert_eq!(s.running_signer_key, public);
     let revs = admin
         .list_revisions(ListRevisionsRequest {})
@@ -562,7 +568,10 @@ async fn signed_applies_are_checked_and_their_signature_travels_with_the_assignm
     apply(&mut admin, &manifest(23)).await;
     let b = agent.assignment(SOON).await;
     agent.ack_as(&b, &"f".repeat(64)).await;
-    let s = wait_for_agent(&mut admin, "s-1", "error", |s| s.sync_state == "error").await;
+    let s = wait_for_agent(&mut admin, "s-1", "error", |s| {
+        s.sync_state().name() == "error"
+    })
+    .await;
     assert!(
         s.sync_error.contains("changed in transit"),
         "{}",

@@ -1,5 +1,8 @@
 //! The gRPC protocol of h264create: the agent's local control API (`h264create.v1.AgentControl`),
-//! and later the agent sessions and the controller's admin API.
+//! the agent sessions and the controller's admin API (`FleetSession`, `FleetAdmin`).
+//!
+//! Stages, outcomes, sync states and rollout phases are protobuf enums; [`names`] gives each
+//! value the name logs, the journal and fleetctl show.
 //!
 //! The `.proto` files are in `proto/`; `build.rs` compiles them with `protox`, so building needs
 //! no system `protoc`.
@@ -10,3 +13,5 @@
 pub mod v1 {
     tonic::include_proto!("h264create.v1");
 }
+
+pub mod names;

@@ -7,8 +7,11 @@
 //!   programs behave the same from a terminal, a container or a unit.
 //! - Credentials (`LoadCredential=`, read from `$CREDENTIALS_DIRECTORY`) are configuration:
 //!   `h264_config::credentials` finds them, so that `--check` looks at them too.
+//! - [`signals`]: two-phase shutdown on SIGTERM/SIGINT (cancel, then force), shared by both
+//!   daemons.
 //! - [`cli`]: man pages (`clap_mangen`) and shell completions (`clap_complete`) made from the
 //!   programs' own argument definitions, so they never drift from `--help`.
 
 pub mod cli;
+pub mod signals;
 pub mod systemd;

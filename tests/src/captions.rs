@@ -324,7 +324,7 @@ pub fn expected_cues(cues: &[Cue], fps: f64) -> Vec<ExpectedCue> {
 /// `byte` with bit 7 set or cleared so that the byte has an odd number of 1 bits.
 pub fn odd_parity(byte: u8) -> u8 {
     let data = byte & 0x7F;
-    if data.count_ones() % 2 == 0 {
+    if data.count_ones().is_multiple_of(2) {
         data | 0x80
     } else {
         data

@@ -126,7 +126,7 @@ pub fn truncate_copy(src: &Path, dir: &Path, name: &str, fraction: f64) -> PathB
     );
     let bytes = read(src);
     let mut keep = (bytes.len() as f64 * fraction) as u64;
-    if keep % TS_PACKET == 0 {
+    if keep.is_multiple_of(TS_PACKET) {
         keep = keep.saturating_sub(TS_PACKET / 2);
     }
     let keep = usize::try_from(keep).expect("length fits in usize");

@@ -1,5 +1,8 @@
-//! Polling with a deadline, so tests wait for a condition instead of sleeping a guessed time.
+//! Polling with a deadline, so tests wait for a condition instead of sleeping a guessed time:
+//! [`wait_for`] from plain threads, [`wait_for_async`] from async tests (it sleeps on tokio's
+//! timer, never blocking a runtime thread).
 
+use std::future::Future;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -57,6 +60,40 @@ pub fn wait_for<T>(
     }
 }
 
+/// The async twin of [`wait_for`]: `check` gives a future (a gRPC call, a scrape) resolving to
+/// `Some` once the condition holds; it is awaited every `poll_interval` until then, and the
+/// timeout message says what was awaited, for how long and how often. Clone what the future
+/// needs into it (`let c = client.clone(); move || { let mut c = c.clone(); async move { … } }`).
+pub async fn wait_for_async<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    poll_interval: Duration,
+    mut check: F,
+) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut checks = 0u64;
+    loop {
+        checks += 1;
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(format!(
+                "timed out after {:?} waiting for {what} (checked {checks} times, every {:?})",
+                now - start,
+                poll_interval
+            ));
+        }
+        tokio::time::sleep(poll_interval.min(deadline - now)).await;
+    }
+}
+
 /// Calls `check` every `poll_interval` for the whole of `period` and fails as soon as it
 /// returns `Some`, with a message built from that value: for "this must not happen" checks,
 /// e.g. that no output appears while a recording is still open.
@@ -104,6 +141,34 @@ mod tests {
             (calls == 3).then_some("ready")
         });
         assert_eq!(value, Ok("ready"));
+    }
+
+    #[tokio::test]
+    async fn the_async_twin_waits_and_times_out() {
+        let mut calls = 0;
+        let value = wait_for_async(
+            "three calls",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || {
+                calls += 1;
+                std::future::ready((calls == 3).then_some(calls))
+            },
+        )
+        .await;
+        assert_eq!(value, Ok(3));
+        let err = wait_for_async(
+            "nothing",
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+            || std::future::ready(None::<()>),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.contains("timed out after") && err.contains("waiting for nothing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -55,7 +55,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use h264_config::agent::{CaptionTool, Captions};
-use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -777,9 +776,10 @@ async fn with_ccextractor(
     }
 }
 
+/// The delay before caption retry `attempt + 1`: the shared [`h264_support::Backoff`] from
+/// `retry_backoff`, capped at five minutes.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    let raw = base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
-    Duration::from_secs_f64(raw.min(300.0) * rand::thread_rng().gen_range(0.8..=1.2))
+    h264_support::Backoff::new(base, Duration::from_secs(300)).delay(attempt)
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@ use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
-
 use super::ctx::JobCtx;
 use super::decide::{Decision, Verdict};
 use super::dispose;
@@ -212,12 +210,8 @@ pub fn failed(end: &Ended<'_>, verdict: Verdict, report: &mut Report) -> Option<
     }
 }
 
-/// Exponential backoff with ±20 % jitter, capped.
+/// The delay before retry `attempt + 1` (the shared [`h264_support::Backoff`]).
 fn backoff(settings: &Settings, attempt: u32) -> Duration {
     let cfg = &settings.config.transcode;
-    let base = cfg.retry_backoff.get().as_secs_f64();
-    let raw = base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
-    let capped = raw.min(cfg.retry_backoff_max.get().as_secs_f64());
-    let jitter = rand::thread_rng().gen_range(0.8..=1.2);
-    Duration::from_secs_f64((capped * jitter).max(0.0))
+    h264_support::Backoff::new(cfg.retry_backoff.get(), cfg.retry_backoff_max.get()).delay(attempt)
 }

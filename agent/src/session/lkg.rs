@@ -8,7 +8,6 @@
 //! aside to `last-known-good.json.damaged` for a person to look at, and the agent carries on
 //! with its local file. It never stops the agent from starting.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use h264_config::sha256_hex;
@@ -144,29 +143,18 @@ pub fn load(state_dir: &Path) -> Result<Option<Record>, LkgError> {
     Ok(Some(record))
 }
 
-/// Replaces the stored record atomically: a temporary file beside it, fsynced, renamed over
-/// it, and the folder fsynced so that the rename survives a power cut.
+/// Replaces the stored record atomically ([`h264_support::write_atomic`]: a temporary file
+/// beside it, fsynced, renamed over it, and the folder fsynced so that the rename survives a
+/// power cut).
 pub fn store(state_dir: &Path, record: &Record) -> Result<(), LkgError> {
     let path = path(state_dir);
-    let temp = state_dir.join(format!(".{FILE_NAME}.tmp"));
     let fail = |source: std::io::Error| LkgError::Write {
         path: path.clone(),
         source,
     };
     let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| fail(e.into()))?;
     bytes.push(b'\n');
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, &path)?;
-        sync_dir(state_dir)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        fail(e)
-    })
+    h264_support::write_atomic(&path, &bytes).map_err(fail)
 }
 
 /// Moves a damaged file aside (`last-known-good.json.damaged`, replacing an older one) so that
@@ -175,16 +163,6 @@ pub fn set_aside(state_dir: &Path) -> Option<PathBuf> {
     let from = path(state_dir);
     let to = state_dir.join(format!("{FILE_NAME}.damaged"));
     std::fs::rename(&from, &to).ok().map(|()| to)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Now, in Unix milliseconds.

@@ -4,7 +4,8 @@ use std::time::SystemTime;
 
 use h264_proto::v1::agent_message::Body;
 use h264_proto::v1::{
-    AgentEvent, AgentMessage, AgentStats, Assignment, AssignmentAck, AssignmentNack, Hello,
+    AgentEvent, AgentMessage, AgentStats, Assignment, AssignmentAck, AssignmentNack, EventKind,
+    Hello, JobStage, NackStage,
 };
 
 use super::assign::{Nack, Revisions};
@@ -73,12 +74,24 @@ pub fn stats(agent: &SessionCtx) -> Option<AgentMessage> {
 pub fn event(e: &JobEvent) -> AgentMessage {
     message(Body::Event(AgentEvent {
         at_ms: ms(e.at),
-        kind: e.kind.to_string(),
+        kind: event_kind(e.kind),
         file: e.file.display().to_string(),
-        stage: e.stage.as_str().to_string(),
+        stage: job_stage(e.stage.as_str()),
+        nack_stage: NackStage::Unspecified.into(),
         message: e.message.clone(),
         generation: e.generation,
     }))
+}
+
+/// A stage as the protocol carries it: its wire name (`transcode`, `validate`, `waiting`) as a
+/// [`JobStage`] (unspecified when the name is none the protocol knows, or empty).
+pub fn job_stage(name: &str) -> i32 {
+    JobStage::from_name(name).into()
+}
+
+/// An event's kind (`converted`, `retrying`, …) as an [`EventKind`].
+pub fn event_kind(name: &str) -> i32 {
+    EventKind::from_name(name).into()
 }
 
 /// The assignment is accepted and in force.
@@ -95,7 +108,7 @@ pub fn nack(a: &Assignment, nack: &Nack) -> AgentMessage {
     message(Body::Nack(AssignmentNack {
         generation: a.generation,
         nonce: a.nonce.clone(),
-        stage: nack.stage.as_str().to_string(),
+        stage: NackStage::from_name(nack.stage.as_str()).into(),
         field: nack.field.clone(),
         message: nack.message.clone(),
     }))

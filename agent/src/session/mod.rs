@@ -39,7 +39,7 @@ mod caps;
 mod ctx;
 mod error;
 pub mod lkg;
-mod messages;
+pub mod messages;
 mod shadow;
 mod signature;
 mod startup;
@@ -108,18 +108,20 @@ async fn run(agent: SessionCtx, revisions: Revisions) {
             Ok(()) => {
                 tracing::warn!(controller = %uri, retry_in = ?delay, "the controller ended the session; reconnecting")
             }
-            Err(e @ SessionError::Tls { .. }) if attempt == 1 || attempt % 10 == 0 => {
+            Err(e @ SessionError::Tls { .. }) if attempt == 1 || attempt.is_multiple_of(10) => {
                 tracing::error!(
                     controller = %uri, attempt, retry_in = ?delay, error = %e,
                     "no controller session: fix the TLS files in [controller]; the agent keeps running its configuration and retries"
                 )
             }
-            Err(e) if advice.is_some() && (attempt == 1 || attempt % 10 == 0) => tracing::error!(
-                controller = %uri, attempt, retry_in = ?delay, error = %e,
-                fix = advice.as_deref().unwrap_or_default(),
-                "no controller session: TLS failed; the agent keeps running its configuration and retries"
-            ),
-            Err(e) if attempt == 1 || attempt % 10 == 0 => tracing::warn!(
+            Err(e) if advice.is_some() && (attempt == 1 || attempt.is_multiple_of(10)) => {
+                tracing::error!(
+                    controller = %uri, attempt, retry_in = ?delay, error = %e,
+                    fix = advice.as_deref().unwrap_or_default(),
+                    "no controller session: TLS failed; the agent keeps running its configuration and retries"
+                )
+            }
+            Err(e) if attempt == 1 || attempt.is_multiple_of(10) => tracing::warn!(
                 controller = %uri, attempt, retry_in = ?delay, error = %e,
                 "no controller session; the agent keeps running its configuration and reconnects"
             ),
@@ -265,11 +267,11 @@ async fn assignment(
     match &reply.body {
         Some(h264_proto::v1::agent_message::Body::Nack(n)) => {
             span.record("outcome", "NACK")
-                .record("nack.stage", n.stage.as_str())
+                .record("nack.stage", n.stage().name())
                 .record("nack.field", n.field.as_str())
                 .record(
                     "otel.status_description",
-                    format!("refused at the {} stage: {}", n.stage, n.message).as_str(),
+                    format!("refused at the {} stage: {}", n.stage().name(), n.message).as_str(),
                 );
         }
         _ => _ = span.record("outcome", "ACK"),

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{
-    RolloutAbort, RolloutPause, RolloutPromote, RolloutRequest, RolloutResume, RolloutRetry,
-    RolloutStart, RolloutStatus, RolloutStatusRequest, RolloutUndo,
+    RolloutAbort, RolloutPause, RolloutPhase, RolloutPromote, RolloutRequest, RolloutResume,
+    RolloutRetry, RolloutStart, RolloutStatus, RolloutStatusRequest, RolloutUndo,
 };
 use serde::Serialize;
 
@@ -133,7 +133,7 @@ fn view(s: &RolloutStatus) -> RolloutView {
         id: s.id,
         generation: s.generation,
         stable_generation: s.stable_generation,
-        phase: s.phase.clone(),
+        phase: s.phase().name().to_owned(),
         step: s.step,
         step_description: s.step_description.clone(),
         steps: s.steps.clone(),
@@ -237,8 +237,11 @@ pub fn run(controller: &client::Connect, args: RolloutArgs) -> u8 {
     client::run(command, rollout(controller, args))
 }
 
-fn ended_badly(phase: &str) -> bool {
-    matches!(phase, "RolledBack" | "Aborted" | "Superseded")
+fn ended_badly(phase: RolloutPhase) -> bool {
+    matches!(
+        phase,
+        RolloutPhase::RolledBack | RolloutPhase::Aborted | RolloutPhase::Superseded
+    )
 }
 
 async fn rollout(controller: &client::Connect, args: RolloutArgs) -> Result<(), Failure> {
@@ -291,13 +294,13 @@ async fn rollout(controller: &client::Connect, args: RolloutArgs) -> Result<(), 
     let Some(timeout) = watch else {
         let s = client::call(&what, admin.rollout(request)).await?;
         client::attribute("rollout.id", s.id as i64);
-        client::attribute("rollout.phase", s.phase.clone());
+        client::attribute("rollout.phase", s.phase().name().to_owned());
         emit(format, &view(&s), text);
         // `status` reports how the rollout ended; the other verbs succeeded if they answered.
-        return if is_status && ended_badly(&s.phase) {
+        return if is_status && ended_badly(s.phase()) {
             Err(Failure::new(
                 EXIT_FAILED,
-                format!("the rollout is {}", s.phase),
+                format!("the rollout is {}", s.phase().name()),
             ))
         } else {
             Ok(())
@@ -322,19 +325,22 @@ async fn rollout(controller: &client::Connect, args: RolloutArgs) -> Result<(), 
         if s.id == 0 {
             return Err(Failure::new(EXIT_FAILED, "there is no rollout"));
         }
-        if s.phase == "Succeeded" {
+        if s.phase() == RolloutPhase::Succeeded {
             return Ok(());
         }
-        if ended_badly(&s.phase) {
+        if ended_badly(s.phase()) {
             return Err(Failure::new(
                 EXIT_FAILED,
-                format!("the rollout is {}: {}", s.phase, s.reason),
+                format!("the rollout is {}: {}", s.phase().name(), s.reason),
             ));
         }
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return Err(Failure::new(
                 EXIT_FAILED,
-                format!("timed out watching: the rollout is still {}", s.phase),
+                format!(
+                    "timed out watching: the rollout is still {}",
+                    s.phase().name()
+                ),
             ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

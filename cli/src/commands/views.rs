@@ -54,7 +54,7 @@ impl From<&pb::AgentStatus> for AgentView {
             desired_generation: a.desired_generation,
             acknowledged_generation: a.acknowledged_generation,
             running_generation: a.running_generation,
-            sync: a.sync_state.clone(),
+            sync: a.sync_state().name().to_owned(),
             sync_error: a.sync_error.clone(),
             stats: a.stats.as_ref().map(StatsView::from),
             recent_events: a.recent_events.iter().map(EventView::from).collect(),
@@ -189,7 +189,7 @@ impl From<&pb::StatsReply> for StatsView {
                 .iter()
                 .map(|j| JobView {
                     source: j.source.clone(),
-                    stage: j.stage.clone(),
+                    stage: j.stage().name().to_owned(),
                     percent: j.percent,
                     speed: j.speed,
                     attempt: j.attempt,
@@ -262,9 +262,13 @@ impl From<&pb::AgentEvent> for EventView {
         Self {
             at: time(e.at_ms),
             at_ms: e.at_ms,
-            kind: e.kind.clone(),
+            kind: e.kind().name().to_owned(),
             file: e.file.clone(),
-            stage: e.stage.clone(),
+            // A NACK says where the revision was refused; a job's event, its stage.
+            stage: match e.kind() {
+                pb::EventKind::Nack => e.nack_stage().name().to_owned(),
+                _ => e.stage().name().to_owned(),
+            },
             message: e.message.clone(),
             generation: e.generation,
         }
@@ -289,7 +293,7 @@ impl From<&pb::ErrorEntry> for ErrorView {
             at_ms: e.at_ms,
             kind: e.kind.clone(),
             file: e.file.clone(),
-            stage: e.stage.clone(),
+            stage: e.stage().name().to_owned(),
             message: e.message.clone(),
         }
     }

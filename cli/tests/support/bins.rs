@@ -1,27 +1,37 @@
-//! The workspace's other binaries (`h264-controller`, `h264-agent`) for fleetctl's tests: cargo
-//! gives a test only its own package's binaries, so these are built once (a no-op under
-//! `cargo test --workspace`, which has built them already) in the same target folder and profile.
+//! The workspace's other binaries (`h264-controller`, `h264-agent`) for fleetctl's tests. Cargo
+//! gives a test only its own package's binaries (`CARGO_BIN_EXE_*`), so the others are taken
+//! from the same target folder and profile, after one `cargo test --workspace --no-run`.
+//!
+//! Why that command: it resolves features exactly as the workspace test run that started this
+//! test (`cargo test --workspace`, CI's), so under it the binaries are already built and the
+//! command is a no-op that rebuilds nothing. (A `cargo build -p h264-agent` would resolve the
+//! package's features on their own, without the workspace's dev-dependencies, and rebuild
+//! tokio and everything above it into a second copy.) Run alone (`cargo test -p fleetctl`) it
+//! builds what the workspace run would, once.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
-/// The path of `bin` from `package`, built if needed.
-pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    let built = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = built.get(bin) {
-        return path.clone();
-    }
+/// The path of `bin` (a binary of the workspace), built if needed.
+pub fn workspace_bin(bin: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let profile_dir = BUILT.get_or_init(build_workspace);
+    let path = profile_dir.join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// Runs `cargo test --workspace --no-run` in this target folder and profile; the profile's
+/// folder.
+fn build_workspace() -> PathBuf {
     let fleetctl = PathBuf::from(env!("CARGO_BIN_EXE_fleetctl"));
-    let profile_dir = fleetctl.parent().unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
+    let profile_dir = fleetctl.parent().expect("a folder").to_path_buf();
+    let target_dir = profile_dir.parent().expect("the target folder");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+    cmd.args(["test", "--quiet", "--workspace", "--no-run"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
@@ -31,8 +41,6 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
         Some(other) => _ = cmd.args(["--profile", other]),
     }
     let status = cmd.status().expect("cargo runs");
-    assert!(status.success(), "cannot build {bin}");
-    let path = profile_dir.join(bin);
-    built.insert(bin.to_string(), path.clone());
-    path
+    assert!(status.success(), "cannot build the workspace's binaries");
+    profile_dir
 }

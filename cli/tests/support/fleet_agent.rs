@@ -107,7 +107,7 @@ impl FleetAgent {
             .append(true)
             .open(self.dir.path().join("agent.log"))
             .unwrap();
-        let child = Command::new(bins::workspace_bin("h264-agent", "h264-agent"))
+        let child = Command::new(bins::workspace_bin("h264-agent"))
             .arg("--config")
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

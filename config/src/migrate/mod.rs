@@ -9,7 +9,6 @@
 
 mod writer;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -295,33 +294,12 @@ fn read_config(path: &Path) -> Result<String, MigrateError> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, synced, then renamed:
-/// `path` is never seen half-written.
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced, then renamed
+/// (`h264_support::write_atomic`): `path` is never seen half-written.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MigrateError> {
     let io = |source| MigrateError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "config".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map_err(io)
+    h264_support::write_atomic(path, bytes).map_err(io)
 }

@@ -50,8 +50,8 @@ pub fn validate(config: &AgentConfig, origin: Option<&Path>) -> Vec<Problem> {
     validate_with(config, origin, Checks::Full)
 }
 
-/// Every problem with an `[alerts]` section read on its own (another program's file, see
-/// [`crate::parse_alerts_section`]) under `checks`: the rules `agent.toml`'s section follows.
+/// Every problem with an `[alerts]` section read on its own (the controller's file, see
+/// [`crate::controller`]) under `checks`: the rules `agent.toml`'s section follows.
 pub(crate) fn validate_alerts(alerts: &Alerts, checks: Checks) -> Vec<Problem> {
     let mut out = Vec::new();
     operations::alerts(alerts, &mut out);

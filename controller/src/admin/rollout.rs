@@ -213,7 +213,7 @@ fn status(admin: &Admin, s: &RolloutState) -> RolloutStatus {
         id: s.id,
         generation: s.generation,
         stable_generation: s.stable_generation,
-        phase: s.phase.as_str().into(),
+        phase: h264_proto::v1::RolloutPhase::from_name(s.phase.as_str()).into(),
         step: s.step as u32,
         step_description: s
             .plan

@@ -40,9 +40,9 @@ use h264_proto::v1::controller_message;
 use h264_proto::v1::fleet_admin_client::FleetAdminClient;
 use h264_proto::v1::rollout_request::Verb;
 use h264_proto::v1::{
-    AgentEvent, AgentMessage, AgentStats, ApplyRequest, AssignmentAck, Counters, Hello,
-    ListAgentsRequest, ListRevisionsRequest, RolloutRequest, RolloutStart, RolloutStatusRequest,
-    RunningJob, StatsReply, Volume,
+    AgentEvent, AgentMessage, AgentStats, ApplyRequest, AssignmentAck, Counters, EventKind, Hello,
+    JobStage, ListAgentsRequest, ListRevisionsRequest, RolloutRequest, RolloutStart,
+    RolloutStatusRequest, RunningJob, StatsReply, Volume,
 };
 use h264_trust::pki::{self, Subject};
 use h264_trust::{PublicKey, SecretKey};
@@ -394,7 +394,10 @@ async fn bench(args: &Args, controller: &Controller, trust: Arc<Trust>) -> Resul
                         .context("a rollback without a failed gate")?;
                     println!(
                         "rollback round {round}: phase {}, gate `{}` failed: {} (threshold {})",
-                        s.phase, g.gate, g.measured, g.threshold
+                        s.phase().name(),
+                        g.gate,
+                        g.measured,
+                        g.threshold
                     );
                     gate_ms = Some(g.at_ms);
                     g.at_ms
@@ -589,7 +592,7 @@ fn stats(queue_depth: u64) -> StatsReply {
         queue_depth,
         running: vec![RunningJob {
             source: "/srv/incoming/news at 6.ts".into(),
-            stage: "transcode".into(),
+            stage: JobStage::Transcode.into(),
             percent: 41.5,
             speed: 3.1,
             attempt: 1,
@@ -685,8 +688,9 @@ impl SimAgent {
                         let _ = self.acks.send((generation, Instant::now(), wall_ms()));
                         if generation == self.bad.load(Ordering::SeqCst) {
                             tx.send(AgentMessage { body: Some(Body::Event(AgentEvent {
-                                at_ms: 0, kind: "failed".into(), file: "load.ts".into(),
-                                stage: "transcode".into(), message: "load test".into(), generation,
+                                at_ms: 0, kind: EventKind::Failed.into(), file: "load.ts".into(),
+                                stage: JobStage::Transcode.into(), nack_stage: 0,
+                                message: "load test".into(), generation,
                             }))}).await?;
                         }
                     }

@@ -283,7 +283,7 @@ impl Registry {
         Counters::bump(&self.counters.nacks);
         self.update(agent, |entry, _| {
             let n = Nack {
-                stage: bounded(nack.stage.clone(), MAX_LABEL_VALUE),
+                stage: nack.stage().name().to_owned(),
                 field: bounded(nack.field.clone(), MAX_LABEL_VALUE),
                 message: bounded(nack.message.clone(), MAX_EVENT_FIELD),
                 at_ms: now_ms(),
@@ -339,6 +339,7 @@ impl Registry {
                 };
                 // The agent's clock is its own: a time in the future is taken as now.
                 let now = now_ms();
+                let (kind, stage) = (event.kind().name(), event.stage().name());
                 Some(EventRecord {
                     agent_id: agent.to_owned(),
                     at_ms: if event.at_ms > 0 && event.at_ms <= now {
@@ -346,9 +347,9 @@ impl Registry {
                     } else {
                         now
                     },
-                    kind: bounded(event.kind, MAX_LABEL_VALUE),
+                    kind: kind.to_owned(),
                     file: bounded(event.file, MAX_EVENT_FIELD),
-                    stage: bounded(event.stage, MAX_LABEL_VALUE),
+                    stage: stage.to_owned(),
                     message: bounded(event.message, MAX_EVENT_FIELD),
                     generation,
                 })

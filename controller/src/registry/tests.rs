@@ -40,7 +40,7 @@ fn sent(push: Push) -> Assignment {
 }
 
 fn state(reg: &Registry, id: &str) -> String {
-    reg.describe(id).unwrap().sync_state
+    reg.describe(id).unwrap().sync_state().name().to_owned()
 }
 
 #[test]
@@ -72,7 +72,7 @@ fn apply_pushes_once_and_ack_syncs() {
     let s = reg.describe("a").unwrap();
     assert_eq!(
         (
-            s.sync_state.as_str(),
+            s.sync_state().name(),
             s.acknowledged_generation,
             s.running_generation
         ),
@@ -98,15 +98,15 @@ fn nacked_revision_is_not_pushed_again_until_retried_explicitly() {
         &AssignmentNack {
             generation: 1,
             nonce: a.nonce,
-            stage: "hash".into(),
+            stage: h264_proto::v1::NackStage::Hash.into(),
             field: String::new(),
             message: "SHA256 mismatch".into(),
         },
     );
     let s = reg.describe("a").unwrap();
-    assert_eq!(s.sync_state, "error");
+    assert_eq!(s.sync_state().name(), "error");
     assert_eq!(s.sync_error, "hash: SHA256 mismatch");
-    assert_eq!(s.recent_events[0].kind, "nack");
+    assert_eq!(s.recent_events[0].kind().name(), "nack");
     assert_eq!(reg.errors_of("a", 0).unwrap().len(), 1);
 
     // Not on a reconnect, not on a selector or fleet-wide assign.
@@ -177,7 +177,7 @@ fn selectors_unknown_targets_commands_and_disconnects() {
         reg.command("nobody", pause),
         Err(CommandError::UnknownAgent("nobody".into()))
     );
-    assert_eq!(SyncState::parse(&s.sync_state), SyncState::Pending);
+    assert_eq!(SyncState::parse(s.sync_state().name()), SyncState::Pending);
     let batch = reg.take_batch();
     assert_eq!(batch.agents.len(), 2);
     assert!(reg.take_batch().is_empty());

@@ -1,7 +1,10 @@
 //! Read-only views for the admin API: agent statuses, revisions with their counts, stats and
 //! errors of one agent.
 
-use h264_proto::v1::{self as pb, AgentEvent, AgentStatus, ErrorEntry, StatsReply};
+use h264_proto::v1::{
+    self as pb, AgentEvent, AgentStatus, ErrorEntry, EventKind, JobStage, NackStage, StatsReply,
+    SyncState as ProtoSyncState,
+};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,11 +17,24 @@ use crate::selector::Selector;
 const NOT_ERRORS: &[&str] = &["converted", "started", "progress", "accepted"];
 
 fn event(e: &EventRecord) -> AgentEvent {
+    let kind = EventKind::from_name(&e.kind);
     AgentEvent {
         at_ms: e.at_ms,
-        kind: e.kind.clone(),
+        kind: kind.into(),
         file: e.file.clone(),
-        stage: e.stage.clone(),
+        // A NACK's stage is where the agent refused the revision, not a job's stage.
+        stage: if kind == EventKind::Nack {
+            JobStage::Unspecified
+        } else {
+            JobStage::from_name(&e.stage)
+        }
+        .into(),
+        nack_stage: if kind == EventKind::Nack {
+            NackStage::from_name(&e.stage)
+        } else {
+            NackStage::Unspecified
+        }
+        .into(),
         message: e.message.clone(),
         generation: e.generation,
     }
@@ -56,7 +72,7 @@ fn status(
         desired_generation: r.desired.map_or(0, |d| d.generation),
         acknowledged_generation: r.acked_generation,
         running_generation: r.running_generation,
-        sync_state: r.sync_state().as_str().to_owned(),
+        sync_state: ProtoSyncState::from_name(r.sync_state().as_str()).into(),
         sync_error: r.sync_error(),
         stats: r.stats.clone(),
         recent_events: if with_events {
@@ -145,7 +161,7 @@ impl Registry {
             .map(|e| ErrorEntry {
                 at_ms: e.at_ms,
                 file: e.file.clone(),
-                stage: e.stage.clone(),
+                stage: JobStage::from_name(&e.stage).into(),
                 kind: e.kind.clone(),
                 message: e.message.clone(),
             })

@@ -96,7 +96,7 @@ impl Fleet {
                         &AssignmentNack {
                             generation: 2,
                             nonce: a.nonce,
-                            stage: "validation".into(),
+                            stage: h264_proto::v1::NackStage::Validation.into(),
                             field: "transcode.crf".into(),
                             message: "out of range".into(),
                         },
@@ -134,7 +134,7 @@ impl Fleet {
             self.registry.event(
                 id,
                 AgentEvent {
-                    kind: kind.into(),
+                    kind: h264_proto::v1::EventKind::from_name(kind).into(),
                     ..Default::default()
                 },
             );

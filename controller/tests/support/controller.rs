@@ -1,4 +1,5 @@
-//! Starts the real `h264-controller` binary for a test, on a free loopback port, and stops it
+//! Starts the real `h264-controller` binary for a test, on `127.0.0.1:0` (it prints the address
+//! it bound), and stops it
 //! (SIGTERM, or SIGKILL to simulate a crash). Reusable by other crates' tests with
 //! `#[path = "../../controller/tests/support/controller.rs"] mod controller;` (they need `nix`
 //! as a dev-dependency) and the path of the binary:
@@ -64,6 +65,8 @@ pub struct ControllerProcess {
     pub log: PathBuf,
     /// Further arguments (TLS files, say), kept across restarts.
     extra: Vec<String>,
+    /// Its stdout after the `listening on` line.
+    stdout: mpsc::Receiver<String>,
 }
 
 impl ControllerProcess {
@@ -100,7 +103,7 @@ impl ControllerProcess {
         extra: &[String],
     ) -> Self {
         let log = state_dir.with_extension("log");
-        let (child, addr) = spawn(bin, state_dir, listen, &log, config, extra);
+        let (child, addr, stdout) = spawn(bin, state_dir, listen, &log, config, extra);
         TOKEN_FILES
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -113,6 +116,24 @@ impl ControllerProcess {
             state_dir: state_dir.to_path_buf(),
             log,
             extra: extra.to_vec(),
+            stdout,
+        }
+    }
+
+    /// The address of its Prometheus endpoint (`[telemetry] metrics_listen`, port 0 included),
+    /// from the `metrics on http://ADDR/metrics` line it prints after `listening on`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        loop {
+            let line = self
+                .stdout
+                .recv_timeout(START_TIMEOUT)
+                .unwrap_or_else(|_| panic!("h264-controller printed no `metrics on` line"));
+            if let Some(addr) = line
+                .strip_prefix("metrics on http://")
+                .and_then(|a| a.strip_suffix("/metrics"))
+            {
+                return addr.parse().expect("an address");
+            }
         }
     }
 
@@ -182,7 +203,7 @@ impl ControllerProcess {
     /// Starts it again after [`stop`](Self::stop) or [`kill`](Self::kill), on the same address.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the controller is still running");
-        let (child, addr) = spawn(
+        let (child, addr, stdout) = spawn(
             &self.bin,
             &self.state_dir,
             &self.addr.to_string(),
@@ -192,6 +213,7 @@ impl ControllerProcess {
         );
         assert_eq!(addr, self.addr);
         self.child = Some(child);
+        self.stdout = stdout;
     }
 
     /// Everything it logged so far.
@@ -213,59 +235,47 @@ fn spawn(
     log: &Path,
     config: Option<&Path>,
     extra: &[String],
-) -> (Child, SocketAddr) {
+) -> (Child, SocketAddr, mpsc::Receiver<String>) {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("controller log file");
-    // The port of a controller that just stopped may take a moment to be free again.
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let mut cmd = Command::new(bin);
-        if let Some(config) = config {
-            cmd.arg("--config").arg(config);
+    // No retry: the controller binds 127.0.0.1:0 (or, restarted, the address it had, which its
+    // stopped predecessor released), so "address in use" is a real failure.
+    let mut cmd = Command::new(bin);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    let mut child = cmd
+        .args(["--listen", listen, "--state-dir"])
+        .arg(state_dir)
+        .args(extra)
+        .env("RUST_LOG", "info,h264_controller=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr.try_clone().expect("log handle"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
         }
-        let mut child = cmd
-            .args(["--listen", listen, "--state-dir"])
-            .arg(state_dir)
-            .args(extra)
-            .env("RUST_LOG", "info,h264_controller=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr.try_clone().expect("log handle"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let addr = line
-                    .strip_prefix("listening on ")
-                    .and_then(|a| a.trim().parse().ok())
-                    .unwrap_or_else(|| {
-                        panic!("unexpected first line from h264-controller: {line}")
-                    });
-                return (child, addr);
-            }
-            Err(_) => {
-                let status = child.wait().ok();
-                let log_text = std::fs::read_to_string(log).unwrap_or_default();
-                let retry =
-                    log_text.contains("Address already in use") && Instant::now() < deadline;
-                if !retry {
-                    panic!("h264-controller did not start ({status:?}); log:\n{log_text}");
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(line) => {
+            let addr = line
+                .strip_prefix("listening on ")
+                .and_then(|a| a.trim().parse().ok())
+                .unwrap_or_else(|| panic!("unexpected first line from h264-controller: {line}"));
+            (child, addr, rx)
+        }
+        Err(_) => {
+            let status = child.wait().ok();
+            let log_text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("h264-controller did not start ({status:?}); log:\n{log_text}");
         }
     }
 }

@@ -171,7 +171,7 @@ impl FakeAgent {
         self.send(Body::Nack(AssignmentNack {
             generation: a.generation,
             nonce: a.nonce.clone(),
-            stage: stage.into(),
+            stage: h264_proto::v1::NackStage::from_name(stage).into(),
             field: field.into(),
             message: message.into(),
         }))
@@ -192,9 +192,10 @@ impl FakeAgent {
     pub async fn event(&self, kind: &str, file: &str, message: &str) {
         self.send(Body::Event(AgentEvent {
             at_ms: 0,
-            kind: kind.into(),
+            kind: h264_proto::v1::EventKind::from_name(kind).into(),
             file: file.into(),
-            stage: "transcode".into(),
+            stage: h264_proto::v1::JobStage::Transcode.into(),
+            nack_stage: 0,
             message: message.into(),
             generation: 0,
         }))

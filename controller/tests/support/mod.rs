@@ -6,7 +6,9 @@ pub mod controller;
 pub mod fake_agent;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use h264_testkit::wait::{wait_for, wait_for_async};
 
 use h264_proto::v1::fleet_admin_client::FleetAdminClient;
 use h264_proto::v1::{AgentStatus, ApplyReply, ApplyRequest, DescribeAgentRequest};
@@ -114,15 +116,21 @@ pub async fn wait_for_agent(
     what: &str,
     check: impl Fn(&AgentStatus) -> bool,
 ) -> AgentStatus {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = describe(admin, id).await;
-        if check(&s) {
-            return s;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out waiting for agent {id}: {what}; last: {s:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let waited = wait_for_async(
+        what,
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let (mut admin, check) = (admin.clone(), &check);
+            async move {
+                let s = describe(&mut admin, id).await;
+                check(&s).then_some(s)
+            }
+        },
+    )
+    .await;
+    match waited {
+        Ok(s) => s,
+        Err(e) => panic!("agent {id}: {e}; last: {:?}", describe(admin, id).await),
     }
 }
