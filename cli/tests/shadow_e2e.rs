@@ -50,7 +50,7 @@ fn controller(dir: &Path, sink: &SmtpSink) -> ControllerProcess {
         ),
     )
     .unwrap();
-    let bin = bins::workspace_bin("h264-controller", "h264-controller");
+    let bin = bins::workspace_bin("h264-controller");
     ControllerProcess::start_with_config(&bin, &dir.join("state"), Some(&config))
 }
 
