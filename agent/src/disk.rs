@@ -113,6 +113,8 @@ pub struct DiskGuard {
     intake: Arc<Intake>,
     notifier: Notifier,
     volumes: Mutex<Vec<VolumeState>>,
+    /// Shadow work, which the guard stops first (at `warn`, long before intake is held).
+    shadow: std::sync::OnceLock<Arc<crate::shadow::Shadow>>,
 }
 
 impl DiskGuard {
@@ -130,7 +132,13 @@ impl DiskGuard {
             intake,
             notifier,
             volumes: Mutex::new(Vec::new()),
+            shadow: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets the guard stop `shadow` work as soon as a volume leaves the `ok` level.
+    pub fn guard_shadow(&self, shadow: Arc<crate::shadow::Shadow>) {
+        let _ = self.shadow.set(shadow);
     }
 
     /// The volumes as last measured.
@@ -183,6 +191,9 @@ impl DiskGuard {
             });
         }
         let critical = next.iter().any(|v| v.level == Level::Critical);
+        if let Some(shadow) = self.shadow.get() {
+            shadow.set_disk_ok(next.iter().all(|v| v.level == Level::Ok));
+        }
         *volumes = next;
         drop(volumes);
         if self.intake.set_disk(critical) {

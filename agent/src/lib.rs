@@ -9,7 +9,8 @@
 //! reading, [`captions`], [`publish`], [`disposition`]); each job is one trace (spans per stage)
 //! and ends in the [`metrics`]. [`plumbing`] holds what the stages stand on (child processes,
 //! FFmpeg arguments, the state lock, log files). [`session`] keeps the agent in touch with the
-//! fleet controller (assigned revisions, stats, events).
+//! fleet controller (assigned revisions, stats, events); [`shadow`] converts recordings again
+//! with a rollout's candidate, never published, and compares.
 //!
 //! There is no shared "agent" object: each subsystem owns its state and hands out a small
 //! handle: the [`settings`] in force (one `watch` channel), the job registry
@@ -48,6 +49,7 @@ pub mod roots;
 pub mod run;
 pub mod session;
 pub mod settings;
+pub mod shadow;
 pub mod stats;
 pub mod transcode;
 pub mod ts;

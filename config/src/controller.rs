@@ -200,7 +200,11 @@ fn validate(file: &ControllerFile, checks: Checks) -> Vec<Problem> {
             out.push(Problem::error("telemetry.metrics_listen", message));
         }
     }
-    if file.history.keep.is_some_and(|d| d.get() < MIN_HISTORY_KEEP) {
+    if file
+        .history
+        .keep
+        .is_some_and(|d| d.get() < MIN_HISTORY_KEEP)
+    {
         let hint = "history older than keep is deleted; 90d is the default";
         out.push(Problem::error("history.keep", "must be at least 1d").with_hint(hint));
     }

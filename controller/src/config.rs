@@ -268,13 +268,12 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ControllerConfi
         config.history_keep = keep.get();
     }
     if let Some(text) = parsed.web.listen {
-        config.web_listen =
-            Some(
-                parse_listen(&text, "127.0.0.1:8443").map_err(|message| ConfigError::Invalid {
-                    key: "web.listen",
-                    message,
-                })?,
-            );
+        config.web_listen = Some(parse_listen(&text, "127.0.0.1:8443").map_err(|message| {
+            ConfigError::Invalid {
+                key: "web.listen",
+                message,
+            }
+        })?);
     }
     let cert = overrides.tls_cert.or(parsed.tls_cert);
     let key = overrides.tls_key.or(parsed.tls_key);

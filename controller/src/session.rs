@@ -239,6 +239,16 @@ impl SessionTask {
                 }
                 Push::Nothing => {}
             }
+            if let Some(shadow) = self.registry.next_shadow_push(&self.agent, id) {
+                tracing::info!(agent = %self.agent, rollout = shadow.rollout, generation = shadow.candidate.as_ref().map(|c| c.generation), "shadow assignment sent");
+                let msg = ControllerMessage {
+                    body: Some(controller_message::Body::Shadow(shadow)),
+                };
+                if !self.send(&tx, msg).await {
+                    break "the agent stopped reading";
+                }
+                continue;
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break "controller shutdown",
                 _ = wake.notified() => {}
@@ -295,6 +305,7 @@ impl SessionTask {
                 }
                 None => tracing::debug!(agent = %self.agent, "no history store; batch ignored"),
             },
+            Some(Body::ShadowComparison(c)) => self.registry.shadow_comparison(&self.agent, c),
             Some(Body::Hello(_)) => {
                 tracing::warn!(agent = %self.agent, "a second Hello in one session is ignored")
             }

@@ -60,6 +60,9 @@ pub struct JobCtx {
     pub once: bool,
     /// Where ended attempts' history records wait for the controller; none without one.
     pub history: Option<Arc<crate::session::history::Outbox>>,
+    /// Shadow work: offered each recording production converts (idle unless a rollout's
+    /// shadow step names this agent).
+    pub shadow: Arc<crate::shadow::Shadow>,
 }
 
 impl JobCtx {

@@ -78,6 +78,14 @@ pub fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .forget(key);
+    // Before the disposition: shadow work links the source first (module `shadow`).
+    ctx.shadow.offer(&crate::shadow::Production {
+        file: &key.to_string(),
+        source,
+        output,
+        encode_secs: done.transcode_secs,
+        generation: end.settings.generation,
+    });
     if let Some(root) = ctx.root_of(key) {
         dispose::after_success(root, source, key);
     }

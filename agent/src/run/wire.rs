@@ -73,6 +73,13 @@ impl Wired {
             intake.clone(),
             notifier.clone(),
         ));
+        let tracker = TaskTracker::new();
+        let shadow = Arc::new(crate::shadow::Shadow::new(
+            local.agent.state_dir.join("shadow"),
+            tracker.clone(),
+            shutdown.child_token(),
+        ));
+        disk.guard_shadow(shadow.clone());
         let registry = Jobs::default();
         let queue: Arc<WorkQueue<SourceKey>> = Arc::new(WorkQueue::new());
         let stats = Arc::new(Stats::default());
@@ -95,10 +102,11 @@ impl Wired {
             disk: disk.clone(),
             intake: intake.clone(),
             workers: Arc::new(Semaphore::new(local.agent.workers.max(1))),
-            tracker: TaskTracker::new(),
+            tracker,
             shutdown: shutdown.clone(),
             once: options.once,
             history: crate::session::history::open_for(&local).map(Arc::new),
+            shadow,
         });
         let view = View {
             id: agent_id(&local),
@@ -144,6 +152,7 @@ impl Wired {
             events: self.jobs.events.clone(),
             shutdown: self.jobs.shutdown.clone(),
             history: self.jobs.history.clone(),
+            shadow: self.jobs.shadow.clone(),
         }
     }
 

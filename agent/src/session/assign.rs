@@ -171,6 +171,21 @@ pub fn accept(
     })
 }
 
+/// The checks of [`accept`] without applying anything: `a`'s hash, signature, parse,
+/// validation and capabilities; the configuration it would make (for shadow work).
+pub fn check(
+    agent: &SessionCtx,
+    revisions: &Revisions,
+    caps: &Capabilities,
+    a: &Assignment,
+) -> Result<AgentConfig, Nack> {
+    let sha256 = verify(a)?;
+    let trusted = &agent.local.controller.trusted_keys;
+    super::signature::check(trusted, a.generation, &sha256, &a.signature, &a.signer_key)
+        .map_err(|e| Nack::new(Stage::Signature, "", e.0))?;
+    validate(agent, revisions, caps, a).map(|(_, merged)| merged)
+}
+
 /// Runs one step of [`accept`] in `span`; a NACK marks the span failed.
 fn step<T>(span: &tracing::Span, f: impl FnOnce() -> Result<T, Nack>) -> Result<T, Nack> {
     let result = span.in_scope(f);

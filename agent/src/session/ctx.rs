@@ -27,4 +27,6 @@ pub struct SessionCtx {
     pub shutdown: CancellationToken,
     /// Job history records waiting for the controller; none when it cannot be opened.
     pub history: Option<Arc<super::history::Outbox>>,
+    /// Shadow work, which shadow assignments start and stop.
+    pub shadow: Arc<crate::shadow::Shadow>,
 }

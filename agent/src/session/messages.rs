@@ -113,3 +113,8 @@ pub fn nack(a: &Assignment, nack: &Nack) -> AgentMessage {
         message: nack.message.clone(),
     }))
 }
+
+/// A shadow comparison.
+pub fn shadow_comparison(c: h264_proto::v1::ShadowComparison) -> AgentMessage {
+    message(Body::ShadowComparison(c))
+}

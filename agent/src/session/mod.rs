@@ -44,6 +44,7 @@ mod error;
 pub mod history;
 pub mod lkg;
 pub mod messages;
+mod shadow;
 mod signature;
 mod startup;
 mod transport;
@@ -91,13 +92,16 @@ async fn run(agent: SessionCtx, revisions: Revisions) {
     let uri = cfg.endpoint.clone().unwrap_or_default();
     let revisions = Arc::new(Mutex::new(revisions));
     let mut events = agent.events.subscribe();
+    let mut comparisons = agent.shadow.subscribe();
     let mut backoff = Backoff::new(cfg.reconnect_backoff.get(), cfg.reconnect_backoff_max.get());
     let mut caps = Capabilities::default();
     loop {
         let ended = tokio::select! {
             _ = agent.shutdown.cancelled() => return,
-            ended = serve(&agent, &revisions, &mut events, &mut backoff, &mut caps) => ended,
+            ended = serve(&agent, &revisions, &mut events, &mut comparisons, &mut backoff, &mut caps) => ended,
         };
+        // Shadow work belongs to the session that asked for it; the next one says again.
+        agent.shadow.set_candidate(None);
         let delay = backoff.next_delay();
         let attempt = backoff.failures();
         let advice = match &ended {
@@ -141,6 +145,7 @@ async fn serve(
     agent: &SessionCtx,
     revisions: &Arc<Mutex<Revisions>>,
     events: &mut broadcast::Receiver<JobEvent>,
+    comparisons: &mut broadcast::Receiver<h264_proto::v1::ShadowComparison>,
     backoff: &mut Backoff,
     caps: &mut Capabilities,
 ) -> Result<(), SessionError> {
@@ -209,6 +214,13 @@ async fn serve(
                 // The agent holds the sender as long as this task holds the agent.
                 Err(broadcast::error::RecvError::Closed) => return Err(SessionError::Closed),
             },
+            comparison = comparisons.recv() => match comparison {
+                Ok(c) => send(&tx, messages::shadow_comparison(c)).await?,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "shadow comparisons were too many to send");
+                }
+                Err(broadcast::error::RecvError::Closed) => return Err(SessionError::Closed),
+            },
         }
     }
 }
@@ -226,6 +238,11 @@ async fn handle(
             let reply = assignment(agent, revisions, caps, a).await;
             send(tx, reply).await?;
             offer(tx, messages::stats(agent));
+        }
+        Some(Body::Shadow(s)) => {
+            if let Some(nack) = shadow::shadow(agent, revisions, caps, s).await {
+                send(tx, nack).await?;
+            }
         }
         Some(Body::Command(command)) => {
             match command.body {

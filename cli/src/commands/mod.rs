@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod output;
 pub mod report;
 pub mod rollout;
+pub mod shadow;
 pub mod status;
 pub mod trust;
 pub mod views;

@@ -14,9 +14,11 @@ pub enum Format {
     Json,
     /// YAML for scripts.
     Yaml,
+    /// Comma-separated rows (`rollout shadow-report`); other commands print their table.
+    Csv,
 }
 
-/// `-o table|json|yaml`, shared by the controller and agent verbs.
+/// `-o table|json|yaml|csv`, shared by the controller and agent verbs.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArg {
     /// Output format.
@@ -27,7 +29,7 @@ pub struct OutputArg {
 /// Prints `value` as JSON or YAML, or as the text `table` renders.
 pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce(&T) -> String) {
     match format {
-        Format::Table => print!("{}", table(value)),
+        Format::Table | Format::Csv => print!("{}", table(value)),
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()

@@ -79,6 +79,11 @@ pub enum RolloutVerb {
     },
     /// Start the last (rolled back or aborted) rollout again.
     Retry,
+    /// Every comparison of a rollout's shadow steps (`-o table|json|yaml|csv`).
+    ShadowReport {
+        /// The rollout (default: the current or last one).
+        rollout: Option<u64>,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +122,8 @@ struct RolloutView {
     updated: String,
     step_started: String,
     finished: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow: Option<super::shadow::StatusView>,
 }
 
 fn view(s: &RolloutStatus) -> RolloutView {
@@ -155,6 +162,7 @@ fn view(s: &RolloutStatus) -> RolloutView {
         updated: t(s.updated_at_ms),
         step_started: t(s.step_started_at_ms),
         finished: t(s.finished_at_ms),
+        shadow: s.shadow.as_ref().map(super::shadow::status_view),
     }
 }
 
@@ -207,6 +215,9 @@ fn text(v: &RolloutView) -> String {
         }
         out.push_str(&t.render());
     }
+    if let Some(shadow) = &v.shadow {
+        out.push_str(&super::shadow::status_text(shadow));
+    }
     out
 }
 
@@ -221,6 +232,7 @@ pub fn run(controller: &client::Connect, args: RolloutArgs) -> u8 {
         RolloutVerb::Abort => "rollout abort",
         RolloutVerb::Undo { .. } => "rollout undo",
         RolloutVerb::Retry => "rollout retry",
+        RolloutVerb::ShadowReport { .. } => "rollout shadow-report",
     };
     client::run(command, rollout(controller, args))
 }
@@ -273,6 +285,9 @@ async fn rollout(controller: &client::Connect, args: RolloutArgs) -> Result<(), 
             )
         }
         RolloutVerb::Retry => (Verb::Retry(RolloutRetry {}), None),
+        RolloutVerb::ShadowReport { rollout } => {
+            return super::shadow::report(controller, rollout, format).await;
+        }
     };
     let is_status = matches!(verb, Verb::Status(_));
     let request = RolloutRequest { verb: Some(verb) };

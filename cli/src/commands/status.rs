@@ -95,7 +95,7 @@ fn print_snapshot(s: &FleetSnapshot, format: Format, watching: bool, live: bool)
             "---\n{}",
             yaml_serde::to_string(&view).unwrap_or_default()
         ),
-        Format::Table => {
+        Format::Table | Format::Csv => {
             let connected = view.agents.iter().filter(|a| a.connected).count();
             let clear = if live { "\x1b[H\x1b[2J" } else { "" };
             write!(

@@ -21,6 +21,7 @@ pub struct FleetAgent {
     child: Option<Child>,
 }
 
+#[allow(dead_code)] // each test binary uses a different part
 impl FleetAgent {
     /// Starts agent `id` against the controller at `endpoint`, labelled `canary=true` when
     /// `canary`, with the extra environment `env` (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
@@ -37,8 +38,22 @@ impl FleetAgent {
         env: &[(&str, &str)],
         extra: &str,
     ) -> FleetAgent {
+        Self::start_watching(id, endpoint, canary, env, extra, "")
+    }
+
+    /// [`FleetAgent::start_with`] with `watch` appended to its `[[watch]]` table (e.g.
+    /// `on_success = "delete"`).
+    pub fn start_watching(
+        id: &str,
+        endpoint: &str,
+        canary: bool,
+        env: &[(&str, &str)],
+        extra: &str,
+        watch: &str,
+    ) -> FleetAgent {
         let dir = tempfile::tempdir().unwrap();
         let (input, output) = (dir.path().join("incoming"), dir.path().join("h264"));
+        let watch = watch.trim_end();
         std::fs::create_dir_all(&input).unwrap();
         let config = dir.path().join("agent.toml");
         let labels = if canary {
@@ -50,7 +65,7 @@ impl FleetAgent {
             &config,
             format!(
                 "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:{}\"\n\
-                 [[watch]]\nsource = '{}'\noutput = '{}'\n\
+                 [[watch]]\nsource = '{}'\noutput = '{}'\n{watch}\n\
                  [readiness]\nstable_for = \"0s\"\nmtime_grace = \"0s\"\n\
                  [transcode]\npreset = \"ultrafast\"\ncrf = 30\nremux = false\n\
                  [controller]\nendpoint = \"{endpoint}\"\nlabels = {labels}\n\

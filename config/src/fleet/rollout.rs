@@ -9,6 +9,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use toml::{Table, Value};
 
+use super::shadow::{self, ShadowGates, ShadowStep, ShadowWork};
 use crate::problem::Problem;
 use crate::suggest::did_you_mean;
 use crate::units::HumanDuration;
@@ -24,6 +25,10 @@ pub enum Step {
     /// `{pause: 30s}`: soak this long, gates checked at the end; `{pause: {}}`: wait for a human
     /// (`fleetctl rollout resume`).
     Pause(Option<HumanDuration>),
+    /// `{shadow: 2h}` (optionally `percent: 25`): a cohort converts real recordings with the
+    /// candidate beside production, never published, and the comparisons gate the rollout
+    /// (module [`super::shadow`]).
+    Shadow(ShadowStep),
 }
 
 impl Serialize for Step {
@@ -34,6 +39,12 @@ impl Serialize for Step {
             Step::Percent(p) => map.serialize_entry("percent", p)?,
             Step::Pause(Some(d)) => map.serialize_entry("pause", d)?,
             Step::Pause(None) => map.serialize_entry("pause", &Table::new())?,
+            Step::Shadow(s) => {
+                map.serialize_entry("shadow", &s.duration)?;
+                if let Some(p) = s.percent {
+                    map.serialize_entry("percent", &p)?;
+                }
+            }
         }
         map.end()
     }
@@ -55,6 +66,9 @@ pub struct Analysis {
     /// the default, so revisions written before the key existed keep their hash.
     #[serde(skip_serializing_if = "is_default_max_lost")]
     pub max_lost: HumanDuration,
+    /// The gates of shadow steps (left out of the canonical form at their defaults).
+    #[serde(skip_serializing_if = "ShadowGates::is_default")]
+    pub shadow: ShadowGates,
 }
 
 /// The default of `analysis.max_lost`: 5 minutes.
@@ -106,6 +120,7 @@ impl Default for Analysis {
             min_jobs: 3,
             ack_deadline: HumanDuration::from_secs(120),
             max_lost: DEFAULT_MAX_LOST,
+            shadow: ShadowGates::default(),
         }
     }
 }
@@ -122,6 +137,10 @@ pub struct Rollout {
     /// when it is the default (0: offline agents never block).
     #[serde(skip_serializing_if = "is_default_max_unavailable")]
     pub max_unavailable: MaxUnavailable,
+    /// The extra work shadow steps may cost an agent (left out of the canonical form at its
+    /// default).
+    #[serde(skip_serializing_if = "ShadowWork::is_default")]
+    pub shadow: ShadowWork,
 }
 
 fn is_default_max_unavailable(m: &MaxUnavailable) -> bool {
@@ -146,14 +165,22 @@ impl Default for Rollout {
             ],
             analysis: Analysis::default(),
             max_unavailable: MaxUnavailable::default(),
+            shadow: ShadowWork::default(),
         }
     }
 }
 
-const STEP_KEYS: [&str; 3] = ["canary", "percent", "pause"];
-const STEP_SHAPES: &str = "a step is one of {canary: 1}, {percent: 25}, {pause: 30s}, {pause: {}}";
-const ROLLOUT_KEYS: [&str; 3] = ["steps", "analysis", "max_unavailable"];
-const ANALYSIS_KEYS: [&str; 4] = ["max_failure_rate", "min_jobs", "ack_deadline", "max_lost"];
+const STEP_KEYS: [&str; 4] = ["canary", "percent", "pause", "shadow"];
+const STEP_SHAPES: &str =
+    "a step is one of {shadow: 2h}, {canary: 1}, {percent: 25}, {pause: 30s}, {pause: {}}";
+const ROLLOUT_KEYS: [&str; 4] = ["steps", "analysis", "max_unavailable", "shadow"];
+const ANALYSIS_KEYS: [&str; 5] = [
+    "max_failure_rate",
+    "min_jobs",
+    "ack_deadline",
+    "max_lost",
+    "shadow",
+];
 
 /// Reads and checks `spec.rollout`; problems are keyed under `at` (`spec.rollout`).
 pub(crate) fn parse(value: &Value, at: &str, out: &mut Vec<Problem>) -> Rollout {
@@ -183,6 +210,7 @@ pub(crate) fn parse(value: &Value, at: &str, out: &mut Vec<Problem>) -> Rollout 
                 None => out.push(Problem::error(key_at, "is not a list").with_hint(STEP_SHAPES)),
             },
             "analysis" => rollout.analysis = analysis(value, &key_at, out),
+            "shadow" => rollout.shadow = shadow::work(value, &key_at, out),
             "max_unavailable" => match max_unavailable(value) {
                 Some(m) => rollout.max_unavailable = m,
                 None => {
@@ -206,6 +234,9 @@ fn unknown(at: &str, key: &str, known: &[&str]) -> Problem {
 }
 
 fn step(item: &Value, at: &str, out: &mut Vec<Problem>) -> Option<Step> {
+    if let Some(t) = item.as_table().filter(|t| t.contains_key("shadow")) {
+        return shadow::step(t, at, out).map(Step::Shadow);
+    }
     let table = match item.as_table() {
         Some(t) if t.len() == 1 => t,
         _ => {
@@ -225,21 +256,14 @@ fn step(item: &Value, at: &str, out: &mut Vec<Problem>) -> Option<Step> {
                     return None;
                 }
             },
-            "percent" => {
-                let number = match value {
-                    Value::Integer(n) => Some(*n),
-                    Value::String(s) => s.trim().trim_end_matches('%').trim().parse().ok(),
-                    _ => None,
-                };
-                match number.and_then(|n| u8::try_from(n).ok()) {
-                    Some(p) if (1..=100).contains(&p) => Step::Percent(p),
-                    _ => {
-                        let message = format!("{value} is not a percentage from 1 to 100");
-                        out.push(Problem::error(key_at, message).with_hint("{percent: 25}"));
-                        return None;
-                    }
+            "percent" => match percent(value) {
+                Some(p) => Step::Percent(p),
+                _ => {
+                    let message = format!("{value} is not a percentage from 1 to 100");
+                    out.push(Problem::error(key_at, message).with_hint("{percent: 25}"));
+                    return None;
                 }
-            }
+            },
             "pause" => match value {
                 Value::Table(t) if t.is_empty() => Step::Pause(None),
                 other => match duration(other) {
@@ -291,7 +315,20 @@ impl MaxUnavailable {
     }
 }
 
-fn duration(value: &Value) -> Option<HumanDuration> {
+/// A percentage from 1 to 100 (`25` or `"25%"`).
+pub(super) fn percent(value: &Value) -> Option<u8> {
+    let number = match value {
+        Value::Integer(n) => Some(*n),
+        Value::String(s) => s.trim().trim_end_matches('%').trim().parse().ok(),
+        _ => None,
+    };
+    number
+        .and_then(|n| u8::try_from(n).ok())
+        .filter(|p| (1..=100).contains(p))
+}
+
+/// A duration (`"30s"` or a number of seconds).
+pub(super) fn duration(value: &Value) -> Option<HumanDuration> {
     match value {
         Value::String(s) => s.parse().ok(),
         Value::Integer(n) => u64::try_from(*n).ok().map(HumanDuration::from_secs),
@@ -317,8 +354,16 @@ fn sequence(steps: &[Step], at: &str, out: &mut Vec<Problem>) {
     }
     let mut last_percent: Option<u8> = None;
     let mut previous: Option<Step> = None;
+    let mut candidate_runs = false;
     for (i, step) in steps.iter().enumerate() {
         let step_at = format!("{at}[{i}]");
+        if matches!(step, Step::Shadow(_)) && candidate_runs {
+            out.push(
+                Problem::error(step_at.clone(), "a shadow step comes after agents run the revision")
+                    .with_hint("put shadow steps first: they judge the revision before any agent depends on it"),
+            );
+        }
+        candidate_runs |= matches!(step, Step::Canary(_) | Step::Percent(_));
         match step {
             Step::Canary(_) if last_percent.is_some() => out.push(
                 Problem::error(step_at, "a canary step comes after a percentage")
@@ -421,6 +466,7 @@ fn analysis(value: &Value, at: &str, out: &mut Vec<Problem>) -> Analysis {
                     out.push(Problem::error(key_at, message).with_hint("max_lost: 5m"));
                 }
             },
+            "shadow" => analysis.shadow = shadow::gates(value, &key_at, out),
             other => out.push(unknown(&key_at, other, &ANALYSIS_KEYS)),
         }
     }

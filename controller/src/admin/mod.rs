@@ -16,6 +16,7 @@ mod apply;
 mod control;
 mod history;
 mod rollout;
+mod shadow;
 mod trust;
 mod watch;
 
@@ -510,6 +511,17 @@ impl FleetAdmin for Admin {
         self.auth.authorize(&request, "report", Role::Viewer)?;
         let span = call_span("admin.report", &request);
         traced(span, history::report(self, request.into_inner()))
+            .await
+            .map(Response::new)
+    }
+
+    async fn shadow_report(
+        &self,
+        request: Request<h264_proto::v1::ShadowReportRequest>,
+    ) -> Result<Response<h264_proto::v1::ShadowReportReply>, Status> {
+        self.auth
+            .authorize(&request, "rollout shadow-report", Role::Viewer)?;
+        shadow::report(self, request.into_inner())
             .await
             .map(Response::new)
     }

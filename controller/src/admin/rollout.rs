@@ -116,7 +116,7 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepPlan>, String> {
             .split_once(':')
             .map(|(k, v)| (k.trim(), v.trim()))
             .ok_or_else(|| {
-                format!("step `{item}`: expected canary:N, percent:N, pause:DURATION or pause:{{}}")
+                format!("step `{item}`: expected shadow:DURATION[/PERCENT], canary:N, percent:N, pause:DURATION or pause:{{}}")
             })?;
         let bad = |why: &str| format!("step `{item}`: {why}");
         let step = match key {
@@ -128,13 +128,39 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepPlan>, String> {
                 }
                 StepPlan::Percent(p)
             }
+            "shadow" => {
+                // `shadow:2h` (the canary cohort) or `shadow:2h/25` (25 % of the fleet).
+                let (d, p) = match value.split_once('/') {
+                    Some((d, p)) => {
+                        let p: u8 = p
+                            .trim()
+                            .trim_end_matches('%')
+                            .parse()
+                            .map_err(|_| bad("shadow:DURATION/PERCENT, PERCENT 1 to 100"))?;
+                        if p == 0 || p > 100 {
+                            return Err(bad("shadow:DURATION/PERCENT, PERCENT 1 to 100"));
+                        }
+                        (d, Some(p))
+                    }
+                    None => (value, None),
+                };
+                let d: Duration = humantime::parse_duration(d.trim())
+                    .map_err(|e| bad(&format!("bad duration: {e}")))?;
+                if d.is_zero() {
+                    return Err(bad("a shadow step lasts 1s or more"));
+                }
+                StepPlan::Shadow {
+                    ms: d.as_millis() as u64,
+                    percent: p,
+                }
+            }
             "pause" if value == "{}" || value.is_empty() => StepPlan::Pause(None),
             "pause" => {
                 let d: Duration = humantime::parse_duration(value)
                     .map_err(|e| bad(&format!("bad duration: {e}")))?;
                 StepPlan::Pause(Some(d.as_millis() as u64))
             }
-            _ => return Err(bad("expected canary, percent or pause")),
+            _ => return Err(bad("expected shadow, canary, percent or pause")),
         };
         out.push(step);
     }
@@ -148,6 +174,10 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepPlan>, String> {
             StepPlan::Canary(n) => Step::Canary(*n),
             StepPlan::Percent(n) => Step::Percent(*n),
             StepPlan::Pause(ms) => Step::Pause(ms.map(HumanDuration::from_millis)),
+            StepPlan::Shadow { ms, percent } => Step::Shadow(h264_config::fleet::ShadowStep {
+                duration: HumanDuration::from_millis(*ms),
+                percent: *percent,
+            }),
         })
         .collect();
     let errors: Vec<String> = h264_config::fleet::rollout::check_steps(&as_manifest, "steps")
@@ -210,6 +240,7 @@ fn status(admin: &Admin, s: &RolloutState) -> RolloutStatus {
         updated_at_ms: s.updated_ms,
         step_started_at_ms: s.step_started_ms,
         finished_at_ms: s.finished_ms.unwrap_or_default(),
+        shadow: super::shadow::status(s),
     }
 }
 

@@ -24,6 +24,7 @@
 mod assign;
 mod rollout;
 mod session;
+mod shadow;
 mod trust;
 mod view;
 
@@ -40,6 +41,7 @@ pub use session::{
     bounded, CommandError, Push, RegisterError, SessionTicket, MAX_EVENT_FIELD, MAX_LABELS,
     MAX_LABEL_KEY, MAX_LABEL_VALUE,
 };
+pub use shadow::ShadowTarget;
 pub use trust::{apply_label_changes, LabelError};
 
 use crate::model::{AgentRecord, Desired, EventRecord, Revision, SyncState};
@@ -92,6 +94,10 @@ struct Inner {
     next_session: u64,
     /// Attempts reported per generation (for the rollout gates).
     jobs: HashMap<u64, JobCounts>,
+    /// The shadow work of the fleet (set by the rollout engine).
+    shadow: Option<ShadowTarget>,
+    /// Comparisons reported by shadowing agents, for the rollout engine.
+    shadow_inbox: VecDeque<(String, h264_proto::v1::ShadowComparison)>,
 }
 
 #[derive(Debug)]
@@ -112,6 +118,8 @@ struct Live {
     commands: mpsc::Sender<AgentCommand>,
     /// The generation sent in this session (not sent again in it).
     pushed: Option<u64>,
+    /// The shadow work this session told its agent about.
+    shadow_sent: shadow::Sent,
 }
 
 impl Entry {

@@ -162,6 +162,7 @@ impl Registry {
             wake: wake.clone(),
             commands: tx,
             pushed: None,
+            shadow_sent: None,
         }) {
             tracing::info!(agent = %hello.agent_id, old = old.id, new = id, "a new session replaces the agent's previous one");
             old.wake.notify_one();

@@ -186,6 +186,8 @@ mod tests {
                 baseline_margin: 0.05,
                 max_lost_ms: 300_000,
                 max_unavailable: Unavailable::Unlimited,
+                shadow: Default::default(),
+                shadow_workers: 1,
             },
         };
         serde_json::from_value(serde_json::json!({

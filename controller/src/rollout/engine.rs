@@ -59,7 +59,7 @@ impl Rollouts {
                 registry.adopt_trace(s.generation, &s.cohort, &s.trace.step);
             }
         }
-        Ok(Self {
+        let engine = Self {
             registry,
             store,
             clock,
@@ -67,7 +67,11 @@ impl Rollouts {
             changes: watch::Sender::new(0),
             alerts: None,
             rollbacks: Mutex::new(BTreeMap::new()),
-        })
+        };
+        if let Some(s) = engine.lock().as_ref() {
+            engine.sync_shadow_target(s);
+        }
+        Ok(engine)
     }
 
     /// Raises the rollout alerts through `alerter` from now on.
@@ -117,6 +121,7 @@ impl Rollouts {
     /// Saves the state and tells watchers (blocking: SQLite).
     pub(super) fn save(&self, s: &mut RolloutState) {
         s.updated_ms = self.clock.now_ms();
+        self.sync_shadow_target(s);
         match serde_json::to_string(s) {
             Ok(text) => {
                 if let Err(e) = self.store.save_rollout(s.id, s.generation, &text) {
@@ -139,6 +144,7 @@ impl Rollouts {
             self.enter_step(s, 0);
         }
         let mut changed = self.track(s);
+        changed |= self.take_shadow(s);
         // A wait (for a human, an inconclusive soak, offline agents) still watches for lost
         // agents; an operator's pause holds everything.
         if s.phase == Phase::Paused && !s.paused_by_operator && self.lost_gate(s) {
@@ -237,6 +243,7 @@ impl Rollouts {
                 s.reason = "waiting for a human (`fleetctl rollout resume` or `promote`)".into();
             }
             Some(StepPlan::Pause(Some(_))) => {}
+            Some(StepPlan::Shadow { percent, .. }) => self.pick_shadow_cohort(s, percent),
         }
         if s.phase == Phase::Progressing {
             s.reason.clear();
@@ -436,6 +443,7 @@ impl Rollouts {
                 Verdict::Wait
             }
             StepPlan::Pause(None) => Verdict::Wait,
+            StepPlan::Shadow { ms, .. } => self.evaluate_shadow(s, ms),
             StepPlan::Pause(Some(soak)) => {
                 let new = self.registry.job_counts(s.generation).since(s.baseline_new);
                 let stable = self
@@ -515,7 +523,7 @@ impl Rollouts {
         }
     }
 
-    fn gate(
+    pub(super) fn gate(
         &self,
         s: &mut RolloutState,
         gate: &str,
@@ -616,7 +624,7 @@ impl Rollouts {
     }
 }
 
-enum Verdict {
+pub(super) enum Verdict {
     /// Nothing to do yet.
     Wait,
     /// The step passed.

@@ -27,9 +27,17 @@
 //! `rollout.push`, `rollout.gate`, `rollout.rollback`), which continues the trace of the
 //! request that started it; the assignments carry the push's (or rollback's) trace context to
 //! the agents. Rollbacks are counted by cause for the metrics ([`Rollouts::rollbacks`]).
+//!
+//! A shadow step (module [`shadow`]) grows no cohort: it picks the agents that shadow (the
+//! canary cohort, or a percentage), which keep the stable revision and also convert each
+//! recording with the candidate, never published; the registry sends them the candidate as a
+//! shadow assignment while the step is current ([`Rollouts::save`] keeps that target in step
+//! with the state), and their comparisons gate the step.
 
 mod alert;
 mod engine;
+pub mod shadow;
+mod shadow_step;
 mod trace;
 mod verbs;
 
@@ -38,7 +46,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use h264_config::fleet::{MaxUnavailable, Rollout, Step};
+use h264_config::fleet::{MaxUnavailable, Rollout, ShadowGates, Step};
 use serde::{Deserialize, Serialize};
 
 pub use engine::{drive, Rollouts};
@@ -133,6 +141,13 @@ pub enum StepPlan {
     Percent(u8),
     /// A soak of this many milliseconds, or (None) a wait for a human.
     Pause(Option<u64>),
+    /// Shadow for this many milliseconds, with N% of the fleet (None: the canary cohort).
+    Shadow {
+        /// The step's length.
+        ms: u64,
+        /// The cohort as a share of the fleet.
+        percent: Option<u8>,
+    },
 }
 
 impl StepPlan {
@@ -146,6 +161,11 @@ impl StepPlan {
                 humantime::format_duration(Duration::from_millis(ms))
             ),
             Self::Pause(None) => "pause: {}".into(),
+            Self::Shadow { ms, percent } => format!(
+                "shadow: {}{}",
+                humantime::format_duration(Duration::from_millis(ms)),
+                percent.map_or_else(String::new, |p| format!(", percent: {p}"))
+            ),
         }
     }
 }
@@ -156,6 +176,10 @@ impl From<Step> for StepPlan {
             Step::Canary(n) => Self::Canary(n),
             Step::Percent(p) => Self::Percent(p),
             Step::Pause(d) => Self::Pause(d.map(|d| Duration::from(d).as_millis() as u64)),
+            Step::Shadow(s) => Self::Shadow {
+                ms: Duration::from(s.duration).as_millis() as u64,
+                percent: s.percent,
+            },
         }
     }
 }
@@ -178,6 +202,16 @@ pub struct GatePlan {
     /// How many offline cohort agents a step tolerates before it waits.
     #[serde(default)]
     pub max_unavailable: Unavailable,
+    /// The gates of shadow steps.
+    #[serde(default)]
+    pub shadow: ShadowGates,
+    /// Shadow conversions an agent runs at once.
+    #[serde(default = "default_shadow_workers")]
+    pub shadow_workers: u32,
+}
+
+fn default_shadow_workers() -> u32 {
+    1
 }
 
 fn default_max_lost_ms() -> u64 {
@@ -251,6 +285,8 @@ impl From<&Rollout> for Plan {
                 baseline_margin: BASELINE_MARGIN,
                 max_lost_ms: Duration::from(r.analysis.max_lost).as_millis() as u64,
                 max_unavailable: r.max_unavailable.into(),
+                shadow: r.analysis.shadow,
+                shadow_workers: r.shadow.workers,
             },
         }
     }
@@ -322,6 +358,22 @@ pub struct RolloutState {
     /// controller continues the same trace.
     #[serde(default)]
     pub trace: RolloutTrace,
+    /// The agents of the current (or last) shadow step.
+    #[serde(default)]
+    pub shadow_cohort: Vec<String>,
+    /// The comparisons reported during shadow steps (at most [`shadow::MAX_RECORDS`]).
+    #[serde(default)]
+    pub shadow: Vec<shadow::ShadowRecord>,
+}
+
+impl RolloutState {
+    /// Whether the current step is a shadow step.
+    pub fn in_shadow_step(&self) -> bool {
+        matches!(
+            self.plan.steps.get(self.step),
+            Some(StepPlan::Shadow { .. })
+        )
+    }
 }
 
 /// ceil(percent × total / 100).

@@ -156,6 +156,8 @@ fn plan(steps: Vec<StepPlan>) -> Plan {
             baseline_margin: BASELINE_MARGIN,
             max_lost_ms: 60_000,
             max_unavailable: Unavailable::Unlimited,
+            shadow: Default::default(),
+            shadow_workers: 1,
         },
     }
 }
@@ -791,3 +793,6 @@ fn a_wait_for_a_human_still_watches_for_lost_agents_but_an_operator_pause_holds(
     assert_eq!(f.state().phase, Phase::Succeeded);
     assert_eq!(f.running(2), 6);
 }
+
+#[path = "shadow_tests.rs"]
+mod shadow_tests;

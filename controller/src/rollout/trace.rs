@@ -65,6 +65,7 @@ pub(super) fn step(s: &RolloutState, i: usize) -> Span {
         Some(StepPlan::Canary(_)) => "canary",
         Some(StepPlan::Percent(_)) => "percent",
         Some(StepPlan::Pause(_)) => "pause",
+        Some(StepPlan::Shadow { .. }) => "shadow",
         None => "done",
     };
     let span = tracing::info_span!(
@@ -82,6 +83,12 @@ pub(super) fn step(s: &RolloutState, i: usize) -> Span {
         Some(StepPlan::Canary(n)) => _ = span.record("canary", n),
         Some(StepPlan::Percent(p)) => _ = span.record("percent", p),
         Some(StepPlan::Pause(Some(ms))) => _ = span.record("pause_ms", ms),
+        Some(StepPlan::Shadow { ms, percent }) => {
+            span.record("pause_ms", ms);
+            if let Some(p) = percent {
+                span.record("percent", p);
+            }
+        }
         _ => {}
     }
     continue_trace(&span, &s.trace.rollout);

@@ -78,6 +78,8 @@ impl Rollouts {
             updated_ms: now,
             finished_ms: None,
             trace: Default::default(),
+            shadow_cohort: Vec::new(),
+            shadow: Vec::new(),
         };
         // The rollout's span continues the caller's trace; every later span continues it.
         let span = trace::rollout(&s);

@@ -29,4 +29,16 @@ impl Store {
             .optional()
             .map_err(|e| self.err(e))
     }
+
+    /// Rollout `id`'s state, if the store has it.
+    pub fn rollout(&self, id: u64) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT state FROM rollouts WHERE id = ?1",
+                params![id as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
 }

@@ -1,0 +1,24 @@
+//! Shadow mode: while a rollout's shadow step names this agent, every recording production
+//! converts is also converted with the candidate revision into `state_dir/shadow` (never the
+//! output folder, never published, the source never deleted or moved by it), the two outputs
+//! are compared, and the comparison goes to the controller, whose gates judge the candidate
+//! before any agent runs it for real.
+//!
+//! - [`runner`]: the shadow jobs (bounded, niced, stopped first by the disk guard; see its
+//!   theory of operation);
+//! - [`compare`]: the comparison of two outputs (durations, layouts, captions cue by cue,
+//!   sizes, encode times);
+//! - [`quality`]: SSIM and PSNR against the decoded source with FFmpeg's filters;
+//! - [`report`]: the comparison as the agent reports it.
+//!
+//! The modules take explicit inputs (paths, settings, how to run FFmpeg); the production job
+//! calls [`Shadow::offer`] after publishing, the fleet session sets the candidate and sends
+//! the comparisons.
+
+pub mod compare;
+pub mod quality;
+pub mod report;
+pub mod runner;
+
+pub use report::Comparison;
+pub use runner::{Production, Shadow};

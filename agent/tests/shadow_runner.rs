@@ -1,0 +1,147 @@
+//! The shadow runner on real media with the real FFmpeg: a recording production converted is
+//! converted again with the candidate's settings into the shadow area only, compared and
+//! reported; its folder (and its link to the source) is removed afterwards, the source and
+//! the output folder are untouched; the disk guard's word holds shadow work back.
+
+use std::path::Path;
+use std::time::Duration;
+
+use h264_agent::shadow::runner::Shadow;
+use h264_agent::shadow::Production;
+use h264_config::AgentConfig;
+use h264_testkit::captions::captioned_h264_ts;
+use h264_testkit::ffmpeg::{file_arg, require_ffmpeg, run_ffmpeg};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_shadow_job_converts_into_the_shadow_area_reports_and_cleans_up() {
+    require_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let (incoming, output) = (dir.path().join("incoming"), dir.path().join("h264"));
+    std::fs::create_dir_all(&output).unwrap();
+    let source = captioned_h264_ts(&incoming, "news.ts").path;
+    let published = output.join("news.mp4");
+    run_ffmpeg([
+        "-v".into(),
+        "error".into(),
+        "-i".into(),
+        file_arg(&source),
+        "-c:v".into(),
+        "libx264".into(),
+        "-preset".into(),
+        "ultrafast".into(),
+        "-crf".into(),
+        "23".into(),
+        "-c:a".into(),
+        "aac".into(),
+        "-f".into(),
+        "mp4".into(),
+        file_arg(&published),
+    ]);
+    let area = dir.path().join("state").join("shadow");
+    let tracker = TaskTracker::new();
+    let shadow = Shadow::new(area.clone(), tracker.clone(), CancellationToken::new());
+    let mut reports = shadow.subscribe();
+    let production = Production {
+        file: "incoming/news.ts",
+        source: &source,
+        output: &published,
+        encode_secs: 1.0,
+        generation: 1,
+    };
+    // Nothing to shadow yet, then the disk guard holds it: nothing happens.
+    shadow.offer(&production);
+    let mut candidate = AgentConfig::embedded_default();
+    candidate.transcode.preset = "ultrafast".into();
+    candidate.transcode.crf = 51;
+    candidate.transcode.remux = false;
+    shadow.set_candidate(Some((7, 2, candidate, 1)));
+    shadow.set_disk_ok(false);
+    shadow.offer(&production);
+    assert!(names(&area.join("work")).is_empty());
+
+    shadow.set_disk_ok(true);
+    shadow.offer(&production);
+    let c = tokio::time::timeout(Duration::from_secs(120), reports.recv())
+        .await
+        .expect("a comparison within 2 minutes")
+        .unwrap();
+    assert_eq!(
+        (c.rollout, c.candidate_generation, c.production_generation),
+        (7, 2, 1)
+    );
+    assert_eq!(c.file, "incoming/news.ts");
+    assert!(c.candidate_ok, "{c:?}");
+    assert!(c.candidate_ssim < c.production_ssim, "{c:?}");
+    assert!(c.candidate_bytes < c.production_bytes, "{c:?}");
+    assert!(c.candidate_encode_secs > 0.0, "{c:?}");
+    assert_eq!(c.production_cues, 3, "{c:?}");
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(30), tracker.wait())
+        .await
+        .unwrap();
+    assert!(
+        names(&area.join("work")).is_empty(),
+        "{:?}",
+        names(&area.join("work"))
+    );
+    assert_eq!(
+        names(&output),
+        ["news.mp4"],
+        "nothing but production's output"
+    );
+    assert_eq!(names(&incoming), ["news.ts"], "the source is untouched");
+    assert!(
+        reports.try_recv().is_err(),
+        "one comparison: the held offers were dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_candidate_ffmpeg_that_fails_is_reported_as_the_candidates_failure() {
+    require_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let source = captioned_h264_ts(dir.path(), "bad.ts").path;
+    let published = dir.path().join("bad.mp4");
+    std::fs::copy(&source, &published).unwrap();
+    let tracker = TaskTracker::new();
+    let shadow = Shadow::new(
+        dir.path().join("shadow"),
+        tracker.clone(),
+        CancellationToken::new(),
+    );
+    let mut reports = shadow.subscribe();
+    let mut candidate = AgentConfig::embedded_default();
+    candidate.transcode.pix_fmt = "no_such_pix_fmt".into();
+    shadow.set_candidate(Some((1, 2, candidate, 1)));
+    shadow.offer(&Production {
+        file: "bad.ts",
+        source: &source,
+        output: &published,
+        encode_secs: 1.0,
+        generation: 1,
+    });
+    let c = tokio::time::timeout(Duration::from_secs(60), reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!c.candidate_ok, "{c:?}");
+    assert!(
+        c.candidate_error.contains("FFmpeg"),
+        "{}",
+        c.candidate_error
+    );
+}

@@ -1,0 +1,213 @@
+//! The engine's side of shadow steps (module docs of [`super::shadow`]): picking the agents
+//! that shadow, taking in their comparisons, judging the gates, and keeping the registry's
+//! shadow target in step with the state.
+
+use std::collections::BTreeSet;
+
+use super::engine::Verdict;
+use super::shadow::{self, ShadowRecord};
+use super::{percent_of, stable_hash, Phase, RolloutState, Rollouts, StepPlan};
+use crate::registry::ShadowTarget;
+
+impl Rollouts {
+    /// The agents of a shadow step of `percent` (None: the canary cohort, as many agents as
+    /// the plan's first canary step, else one), in the order cohorts grow: labelled canaries
+    /// first, then by the stable hash of their id.
+    pub(super) fn pick_shadow_cohort(&self, s: &mut RolloutState, percent: Option<u8>) {
+        let mut agents = self.registry.rollout_agents(s.generation);
+        let size = match percent {
+            Some(p) => percent_of(p, agents.len()),
+            None => s
+                .plan
+                .steps
+                .iter()
+                .find_map(|p| match p {
+                    StepPlan::Canary(n) => Some(*n as usize),
+                    _ => None,
+                })
+                .unwrap_or(1),
+        };
+        agents.sort_by_cached_key(|a| (!a.canary, stable_hash(&a.id), a.id.clone()));
+        s.shadow_cohort = agents.into_iter().take(size).map(|a| a.id).collect();
+        tracing::info!(
+            rollout = s.id,
+            step = s.step,
+            agents = ?s.shadow_cohort,
+            "shadow step: these agents convert with the candidate beside production"
+        );
+    }
+
+    /// Takes the comparisons agents reported into the state: only those of this rollout and
+    /// candidate, from agents of its shadow cohort. Returns whether any was taken.
+    pub(super) fn take_shadow(&self, s: &mut RolloutState) -> bool {
+        let reported = self.registry.take_shadow_comparisons();
+        if reported.is_empty() {
+            return false;
+        }
+        let now = self.clock.now_ms();
+        let mut taken = false;
+        for (agent, c) in reported {
+            let ours = s.phase.is_active()
+                && s.in_shadow_step()
+                && c.rollout == s.id
+                && c.candidate_generation == s.generation
+                && s.shadow_cohort.contains(&agent);
+            if !ours {
+                tracing::debug!(%agent, rollout = c.rollout, file = %c.file, "a shadow comparison outside the current shadow step is ignored");
+                continue;
+            }
+            tracing::info!(
+                rollout = s.id, %agent, file = %c.file, candidate_ok = c.candidate_ok,
+                ssim = c.candidate_ssim, production_ssim = c.production_ssim,
+                cues_identical = c.cues_identical, "shadow comparison"
+            );
+            s.shadow.push(ShadowRecord {
+                agent,
+                step: s.step,
+                at_ms: now,
+                file: c.file,
+                candidate_ok: c.candidate_ok,
+                candidate_error: c.candidate_error,
+                production_secs: finite(c.production_secs),
+                candidate_secs: finite(c.candidate_secs),
+                production_layout: c.production_layout,
+                candidate_layout: c.candidate_layout,
+                production_cues: c.production_cues,
+                candidate_cues: c.candidate_cues,
+                cues_identical: c.cues_identical,
+                caption_difference: c.caption_difference,
+                production_bytes: c.production_bytes,
+                candidate_bytes: c.candidate_bytes,
+                production_encode_secs: finite(c.production_encode_secs),
+                candidate_encode_secs: finite(c.candidate_encode_secs),
+                production_ssim: finite(c.production_ssim),
+                candidate_ssim: finite(c.candidate_ssim),
+                production_psnr: finite(c.production_psnr),
+                candidate_psnr: finite(c.candidate_psnr),
+                media_secs: finite(c.media_secs),
+            });
+            taken = true;
+        }
+        shadow::bound(&mut s.shadow);
+        taken
+    }
+
+    /// The gates of the shadow step that lasts `ms`: a worst-case gate that fails rolls back
+    /// at once; at the end, too few recordings pauses (inconclusive), else every gate decides.
+    pub(super) fn evaluate_shadow(&self, s: &mut RolloutState, ms: u64) -> Verdict {
+        let g = s.plan.gates.shadow;
+        let step = s.step;
+        let cohort: BTreeSet<&str> = s.shadow_cohort.iter().map(String::as_str).collect();
+        let refused: Vec<String> = self
+            .registry
+            .rollout_agents(s.generation)
+            .into_iter()
+            .filter(|a| a.refused && cohort.contains(a.id.as_str()))
+            .map(|a| format!("{} ({})", a.id, a.refusal))
+            .collect();
+        if !refused.is_empty() {
+            let measured = format!(
+                "{} NACK(s) of the shadow candidate: {}",
+                refused.len(),
+                refused.join(", ")
+            );
+            self.roll_back(
+                s,
+                Phase::RolledBack,
+                "nack",
+                measured,
+                "0 NACKs".into(),
+                false,
+            );
+            return Verdict::Changed;
+        }
+        let records: Vec<ShadowRecord> = s
+            .shadow
+            .iter()
+            .filter(|r| r.step == step)
+            .cloned()
+            .collect();
+        let refs: Vec<&ShadowRecord> = records.iter().collect();
+        let end = self.clock.now_ms() - s.step_started_ms >= ms as i64;
+        let verdicts = shadow::judge(&refs, &g, end);
+        if let Some(v) = verdicts.iter().find(|v| v.final_failure) {
+            self.roll_back(
+                s,
+                Phase::RolledBack,
+                v.gate,
+                v.measured.clone(),
+                v.threshold.clone(),
+                false,
+            );
+            return Verdict::Changed;
+        }
+        if !end {
+            return Verdict::Wait;
+        }
+        if records.len() < g.min_files as usize {
+            self.gate(
+                s,
+                "shadow.min_files",
+                false,
+                format!("{} recording(s) compared", records.len()),
+                format!("at least {}", g.min_files),
+            );
+            s.phase = Phase::Paused;
+            s.reason = format!(
+                "inconclusive: the shadow step compared {} recording(s), {} needed; `fleetctl rollout promote` to go on without them, `abort` to stop",
+                records.len(),
+                g.min_files
+            );
+            tracing::warn!(
+                rollout = s.id,
+                step,
+                "rollout paused: shadow step inconclusive"
+            );
+            return Verdict::Changed;
+        }
+        if let Some(v) = verdicts.iter().find(|v| !v.passed) {
+            self.roll_back(
+                s,
+                Phase::RolledBack,
+                v.gate,
+                v.measured.clone(),
+                v.threshold.clone(),
+                false,
+            );
+            return Verdict::Changed;
+        }
+        self.gate(
+            s,
+            "shadow.min_files",
+            true,
+            format!("{} recording(s) compared", records.len()),
+            format!("at least {}", g.min_files),
+        );
+        for v in verdicts {
+            self.gate(s, v.gate, true, v.measured, v.threshold);
+        }
+        Verdict::Next
+    }
+
+    /// Points the registry's shadow target at what the state says: the shadow cohort while a
+    /// shadow step is current and the rollout active, nobody otherwise.
+    pub(super) fn sync_shadow_target(&self, s: &RolloutState) {
+        let target = (s.phase.is_active() && s.in_shadow_step()).then(|| ShadowTarget {
+            rollout: s.id,
+            generation: s.generation,
+            agents: s.shadow_cohort.iter().cloned().collect::<BTreeSet<_>>(),
+            workers: s.plan.gates.shadow_workers.clamp(1, 8),
+        });
+        self.registry.set_shadow_target(target);
+    }
+}
+
+/// An agent's number as the state keeps it: NaN and infinities (which JSON cannot hold, and
+/// no honest measure gives) become 0, negatives 0.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() && v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
