@@ -66,12 +66,22 @@ fn record(i: u64, args: &Args, now: i64) -> (String, JobAttempt) {
             }
             .into(),
             attempt: 1,
-            mode: if h % 7 == 0 { "remux" } else { "encode" }.into(),
+            mode: if h.is_multiple_of(7) {
+                "remux"
+            } else {
+                "encode"
+            }
+            .into(),
             bytes_in: 2_000_000_000,
             bytes_out: if converted { 700_000_000 } else { 0 },
             media_secs: media,
             wall_secs: media / speed,
-            captions: if h % 5 == 0 { "none" } else { "srt (ffmpeg)" }.into(),
+            captions: if h.is_multiple_of(5) {
+                "none"
+            } else {
+                "srt (ffmpeg)"
+            }
+            .into(),
             ..JobAttempt::default()
         },
     )
