@@ -57,12 +57,14 @@ fn controller(dir: &Path, sink: &SmtpSink) -> ControllerProcess {
     ControllerProcess::start_with_config(&bin, &dir.join("state"), Some(&config))
 }
 
-/// Names in a folder, sorted (none when it does not exist).
+/// Names in a folder, sorted (none when it does not exist), without the agent's private work
+/// folder (`.h264create-work`, where temporaries are written before they are published).
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".h264create-work")
                 .collect()
         })
         .unwrap_or_default();
