@@ -185,7 +185,11 @@ fi
 
 # cargo-deny checks the dependency policy in deny.toml (scripts/test.sh).
 CARGO_DENY_VERSION="${CARGO_DENY_VERSION:-^0.20}"
-if ! cargo deny --version >/dev/null 2>&1; then
+# scripts/test.sh sets H264_CARGO_DENY_IN_BACKGROUND=1: it builds cargo-deny beside its own build
+# and tests (cargo-deny takes minutes to compile) and checks with it at the end.
+if [[ "${H264_CARGO_DENY_IN_BACKGROUND:-}" == 1 ]]; then
+    :
+elif ! cargo deny --version >/dev/null 2>&1; then
     say "cargo-deny not found; installing it with cargo install --locked cargo-deny"
     cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION" ||
         fail "cannot install cargo-deny: cargo install --locked cargo-deny --version '$CARGO_DENY_VERSION'"
