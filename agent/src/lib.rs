@@ -24,6 +24,7 @@ pub use h264_alerts as alerts;
 pub mod captions;
 pub mod containment;
 pub mod control;
+pub mod control_addr;
 pub mod control_token;
 pub mod damage;
 pub mod disk;

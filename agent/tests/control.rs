@@ -58,7 +58,7 @@ fn ping_pause_resume_stats_and_errors_against_a_running_agent() {
     let rt = runtime();
     let mut agent = s.spawn();
     let mut client = rt
-        .block_on(AgentControlClient::connect(format!("http://{}", s.control)))
+        .block_on(AgentControlClient::connect(format!("http://{}", s.control())))
         .unwrap();
 
     let ping = rt
@@ -150,7 +150,7 @@ fn pause_with_cancel_stops_the_running_job_and_resume_redoes_it() {
     let rt = runtime();
     let mut agent = s.spawn();
     let mut client = rt
-        .block_on(AgentControlClient::connect(format!("http://{}", s.control)))
+        .block_on(AgentControlClient::connect(format!("http://{}", s.control())))
         .unwrap();
     Fixture::H264Ts.copy_to(&s.input, "a.ts");
     let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
@@ -186,13 +186,13 @@ fn a_second_agent_on_the_same_port_is_refused_and_names_the_first() {
     let second = Setup::basic();
     let text = std::fs::read_to_string(&second.config)
         .unwrap()
-        .replace(&second.control, &first.control);
+        .replace(&second.control_listen, &first.control());
     std::fs::write(&second.config, text).unwrap();
     let out = second.run_daemon_to_exit(Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&first.control) && stderr.contains("already in use"),
+        stderr.contains(&first.control()) && stderr.contains("already in use"),
         "{stderr}"
     );
     assert!(
@@ -219,7 +219,7 @@ fn a_second_agent_on_the_same_state_folder_is_refused_and_names_the_first() {
         stderr.contains(&format!("pid {}", agent.pid())),
         "names the first agent: {stderr}"
     );
-    assert!(stderr.contains(&first.control), "{stderr}");
+    assert!(stderr.contains(&first.control()), "{stderr}");
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn a_broken_toml_beside_a_good_ini_runs_on_the_ini_and_says_so_in_ping() {
             "; the old file\n[agent]\nstate_dir = {}\ncontrol = {}\n\n[watch]\nsource = {}\noutput = {}\n\n\
              [readiness]\nstable_for = 0\nmtime_grace = 0\n",
             s.state.display(),
-            s.control,
+            s.control_listen,
             s.input.display(),
             s.output.display()
         ),
@@ -244,7 +244,7 @@ fn a_broken_toml_beside_a_good_ini_runs_on_the_ini_and_says_so_in_ping() {
     let mut agent = s.spawn_with_config(&dir);
     let rt = runtime();
     let ping = rt.block_on(async {
-        let mut c = AgentControlClient::connect(format!("http://{}", s.control))
+        let mut c = AgentControlClient::connect(format!("http://{}", s.control()))
             .await
             .unwrap();
         c.ping(PingRequest {}).await.unwrap().into_inner()
@@ -269,7 +269,7 @@ fn pause_and_resume_without_the_control_token_are_refused() {
     let rt = runtime();
     let _agent = s.spawn();
     let mut client = rt
-        .block_on(AgentControlClient::connect(format!("http://{}", s.control)))
+        .block_on(AgentControlClient::connect(format!("http://{}", s.control())))
         .unwrap();
     let ping = rt
         .block_on(client.ping(PingRequest {}))

@@ -100,7 +100,7 @@ fn critical_free_space_pauses_intake_and_recovery_resumes_it() {
         Duration::from_secs(15),
         Duration::from_millis(100),
         || {
-            let st = stats(&s.control);
+            let st = stats(&s.control());
             (st.paused_by == "disk").then_some(st)
         },
     )
@@ -120,7 +120,7 @@ fn critical_free_space_pauses_intake_and_recovery_resumes_it() {
         None => std::fs::write(&reading, format!("{SIZE} {SIZE}")).unwrap(),
     }
     s.wait_state("waits.mp4", JobState::Succeeded, Duration::from_secs(30));
-    let st = stats(&s.control);
+    let st = stats(&s.control());
     assert!(!st.paused, "{st:?}");
     assert!(st
         .volumes

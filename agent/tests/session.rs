@@ -40,7 +40,7 @@ fn the_hello_says_who_the_agent_is_what_it_can_do_and_what_it_runs() {
     let s = setup(&controller, "");
     let _agent = s.spawn();
     let hello = controller.wait_hello(1, MINUTE);
-    let ping = ping(&s.control);
+    let ping = ping(&s.control());
     assert_eq!(hello.agent_id, ping.agent_id);
     assert_eq!(hello.agent_version, env!("CARGO_PKG_VERSION"));
     let mut labels: Vec<_> = hello.labels.clone().into_iter().collect();
@@ -95,7 +95,7 @@ fn a_valid_revision_is_acked_saved_and_shapes_the_next_output() {
         saved["canonical"].as_str().unwrap().as_bytes(),
         rev.canonical.as_slice()
     );
-    assert_eq!(ping(&s.control).config_generation, 1);
+    assert_eq!(ping(&s.control()).config_generation, 1);
 
     Fixture::Mpeg2InterlacedTs.copy_to(&s.input, "after.ts");
     s.wait_state("after.ts", JobState::Succeeded, MINUTE);
@@ -142,7 +142,7 @@ fn refused_revisions_change_nothing() {
     let s = setup(&controller, "");
     let agent = s.spawn();
     controller.wait_hello(1, MINUTE);
-    let before = ping(&s.control);
+    let before = ping(&s.control());
 
     let mut tampered = revision(1, "  transcode: {crf: 23}\n");
     let text = String::from_utf8(tampered.canonical).unwrap();
@@ -227,7 +227,7 @@ fn refused_revisions_change_nothing() {
             "{nack:?}"
         );
         assert!(nack.message.contains(text), "{stage}: {}", nack.message);
-        let now = ping(&s.control);
+        let now = ping(&s.control());
         assert_eq!(
             (now.config_generation, &now.config_sha256),
             (0, &before.config_sha256)
@@ -259,7 +259,7 @@ fn older_generations_need_the_rollback_mark() {
     let nack = controller.assign(three.clone()).nack();
     assert_eq!(nack.stage().name(), "generation");
     assert!(nack.message.contains("rollback"), "{}", nack.message);
-    assert_eq!(ping(&s.control).config_generation, 5);
+    assert_eq!(ping(&s.control()).config_generation, 5);
     assert_eq!(last_known_good(&s).unwrap()["generation"], 5);
 
     let rollback = Assignment {
@@ -268,7 +268,7 @@ fn older_generations_need_the_rollback_mark() {
         ..three.clone()
     };
     controller.assign(rollback).ack();
-    assert_eq!(ping(&s.control).config_generation, 3);
+    assert_eq!(ping(&s.control()).config_generation, 3);
     let saved = last_known_good(&s).unwrap();
     assert_eq!(
         (
@@ -286,7 +286,7 @@ fn older_generations_need_the_rollback_mark() {
     };
     controller.assign(again).ack();
     assert!(agent.log().contains("assignment already in force"));
-    assert_eq!(ping(&s.control).config_generation, 3);
+    assert_eq!(ping(&s.control()).config_generation, 3);
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn the_agent_rides_out_a_controller_outage_on_its_last_known_good() {
     agent.signal(Signal::SIGTERM);
     agent.wait_exit(Duration::from_secs(30));
     let agent = s.spawn();
-    assert_eq!(ping(&s.control).config_generation, 2);
+    assert_eq!(ping(&s.control()).config_generation, 2);
     Fixture::Mpeg2InterlacedTs.copy_to(&s.input, "restarted.ts");
     s.wait_state("restarted.ts", JobState::Succeeded, MINUTE);
     assert_eq!(
@@ -80,7 +80,7 @@ fn a_damaged_last_known_good_is_reported_and_set_aside() {
     let file = s.state.join("last-known-good.json");
     std::fs::write(&file, "{\"format\": 1, \"generation\": 3, \"sha2").unwrap();
     let agent = s.spawn();
-    assert_eq!(ping(&s.control).config_generation, 0);
+    assert_eq!(ping(&s.control()).config_generation, 0);
     assert!(!file.exists());
     assert!(s.state.join("last-known-good.json.damaged").exists());
     assert!(agent.log().contains("is damaged"), "{}", agent.log());

@@ -105,7 +105,7 @@ fn over_https_the_agent_proves_its_identity_and_applies_a_revision() {
     controller
         .assign(revision(1, "  transcode: {crf: 23}\n"))
         .ack();
-    assert_eq!(ping(&s.control).config_generation, 1);
+    assert_eq!(ping(&s.control()).config_generation, 1);
     Fixture::Mpeg2InterlacedTs.copy_to(&s.input, "after.ts");
     s.wait_state("after.ts", JobState::Succeeded, MINUTE);
     assert_eq!(x264_crf(&s.output_of("after.ts")).as_deref(), Some("23.0"));
@@ -137,7 +137,7 @@ fn a_controller_the_fleet_ca_did_not_certify_is_refused() {
             "{endpoint}: a session was made"
         );
         // It keeps running its own configuration.
-        assert_eq!(ping(&s.control).config_generation, 0);
+        assert_eq!(ping(&s.control()).config_generation, 0);
     }
 }
 
@@ -203,7 +203,7 @@ fn with_trusted_keys_only_revisions_they_signed_are_applied() {
             .nack();
         assert_eq!(nack.stage().name(), "signature", "{nack:?}");
         assert!(nack.message.contains(&text), "{text}: {}", nack.message);
-        assert_eq!(ping(&s.control).config_generation, 0);
+        assert_eq!(ping(&s.control()).config_generation, 0);
         assert!(!s.state.join("last-known-good.json").exists());
     }
     Fixture::Mpeg2InterlacedTs.copy_to(&s.input, "refused.ts");
@@ -216,7 +216,7 @@ fn with_trusted_keys_only_revisions_they_signed_are_applied() {
     // Signed by the trusted key: applied, and the signer kept with the last-known-good.
     let one = signed(one, &release);
     controller.assign(one.clone()).ack();
-    assert_eq!(ping(&s.control).config_generation, 1);
+    assert_eq!(ping(&s.control()).config_generation, 1);
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.state.join("last-known-good.json")).unwrap())
             .unwrap();
@@ -229,7 +229,7 @@ fn with_trusted_keys_only_revisions_they_signed_are_applied() {
 
     let two = signed(revision(2, "  transcode: {crf: 25}\n"), &release);
     controller.assign(two).ack();
-    assert_eq!(ping(&s.control).config_generation, 2);
+    assert_eq!(ping(&s.control()).config_generation, 2);
     // A rollback reassigns generation 1 with its original signature.
     let rollback = Assignment {
         rollback: true,
@@ -237,7 +237,7 @@ fn with_trusted_keys_only_revisions_they_signed_are_applied() {
         ..one
     };
     controller.assign(rollback).ack();
-    assert_eq!(ping(&s.control).config_generation, 1);
+    assert_eq!(ping(&s.control()).config_generation, 1);
     Fixture::Mpeg2InterlacedTs.copy_to(&s.input, "signed.ts");
     s.wait_state("signed.ts", JobState::Succeeded, MINUTE);
     assert_eq!(x264_crf(&s.output_of("signed.ts")).as_deref(), Some("23.0"));

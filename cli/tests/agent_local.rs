@@ -1,7 +1,8 @@
 //! `fleetctl agent pause|resume --agent HOST:PORT` straight to a real agent (security review
 //! M3): as root, fleetctl reads the agent's control token from the file the agent names and
 //! the pause works; as another user (uid 65534 through `setpriv`), it cannot read the 0600 token
-//! in the 0700 state folder, and the agent refuses the pause.
+//! in the 0700 state folder, and the agent refuses the pause. The agent listens on port 0 and
+//! publishes the address it bound in its state folder, where `--agent-state-dir` finds it.
 
 #[path = "support/bins.rs"]
 mod bins;
@@ -9,7 +10,6 @@ mod bins;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use h264_testkit::net::free_port;
 use h264_testkit::wait::wait_for;
 
 fn fleetctl(args: &[&str]) -> Output {
@@ -30,14 +30,14 @@ fn paused(addr: &str) -> bool {
 #[test]
 fn pause_as_another_user_is_refused_and_as_root_works() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let state = dir.path().join("state");
     let config = dir.path().join("agent.toml");
     std::fs::create_dir_all(dir.path().join("in")).unwrap();
     std::fs::write(
         &config,
         format!(
-            "[agent]\nstate_dir = '{}'\ncontrol = \"{addr}\"\n[[watch]]\nsource = '{}'\noutput = '{}'\n",
-            dir.path().join("state").display(),
+            "[agent]\nstate_dir = '{}'\ncontrol = \"127.0.0.1:0\"\n[[watch]]\nsource = '{}'\noutput = '{}'\n",
+            state.display(),
             dir.path().join("in").display(),
             dir.path().join("out").display()
         ),
@@ -55,37 +55,59 @@ fn pause_as_another_user_is_refused_and_as_root_works() {
         Duration::from_secs(30),
         Duration::from_millis(20),
         || {
-            let out = fleetctl(&["agent", "ping", "--agent", &addr]);
+            let out = fleetctl(&["agent", "ping", "--agent-state-dir", state.to_str().unwrap()]);
             out.status.success().then_some(())
         },
     )
     .unwrap();
+    let addr = std::fs::read_to_string(state.join("control.addr")).unwrap();
+    let addr = addr.trim();
+    assert_ne!(addr, "127.0.0.1:0", "the address really bound");
     // Another user: a real uid through setpriv (the tests run as root).
     let other = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(["agent", "pause", "--cancel-running", "--agent", &addr])
+        .args(["agent", "pause", "--cancel-running", "--agent", addr])
         .output()
         .expect("setpriv (util-linux) runs fleetctl as uid 65534");
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert!(!other.status.success(), "{stderr}");
     assert!(stderr.contains("control.token"), "{stderr}");
-    assert!(!paused(&addr), "another user paused the agent");
+    assert!(!paused(addr), "another user paused the agent");
+    // Nor can that user find the agent through its private state folder.
+    let other = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_fleetctl"))
+        .args(["agent", "pause", "--agent-state-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "{stderr}");
+    assert!(stderr.contains("control.addr"), "{stderr}");
+    assert!(!paused(addr), "another user paused the agent");
     // The agent's own user (root here) pauses and resumes.
-    let out = fleetctl(&["agent", "pause", "--agent", &addr]);
+    let out = fleetctl(&["agent", "pause", "--agent", addr]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(paused(&addr));
-    let out = fleetctl(&["agent", "resume", "--agent", &addr]);
+    assert!(paused(addr));
+    let out = fleetctl(&["agent", "resume", "--agent", addr]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!paused(&addr));
+    assert!(!paused(addr));
+    // The same as root, through the state folder alone (address and token from there).
+    let by_state = |verb: &str| fleetctl(&["agent", verb, "--agent-state-dir", state.to_str().unwrap()]);
+    let out = by_state("pause");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(paused(addr));
+    let out = by_state("resume");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!paused(addr));
     let _ = agent.kill();
     let _ = agent.wait();
 }

@@ -23,7 +23,6 @@ use controller::ControllerProcess;
 use fantoccini::{Client, ClientBuilder, Locator};
 use fleet_agent::FleetAgent;
 use h264_testkit::fixtures::Fixture;
-use h264_testkit::net::free_port;
 use h264_testkit::wait::wait_for;
 use serde_json::{json, Value};
 
@@ -81,7 +80,7 @@ fn wait_agents(url: &str, what: &str, check: impl Fn(&Value) -> bool) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// chromedriver on a free port; killed on drop.
+/// chromedriver on the port it picked (`--port=0`); killed on drop.
 struct Driver(Child, u16);
 
 impl Drop for Driver {
@@ -103,13 +102,32 @@ fn start_driver() -> (Driver, PathBuf) {
         .unwrap_or_else(|| panic!("chromedriver is not on PATH: {INSTALL}"));
     let browser = find_program(&["chromium", "chromium-browser", "google-chrome"])
         .unwrap_or_else(|| panic!("Chromium is not on PATH: {INSTALL}"));
-    let port = free_port();
-    let child = Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
+    let mut child = Command::new(driver)
+        .arg("--port=0")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start chromedriver: {e}; {INSTALL}"));
+    // It says "ChromeDriver was started successfully on port N." once it listens.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let port = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("chromedriver did not say which port it bound; {INSTALL}"));
+        if let Some(port) = line
+            .split_once("started successfully on port ")
+            .and_then(|(_, rest)| rest.trim_end_matches('.').trim().parse::<u16>().ok())
+        {
+            break port;
+        }
+    };
     (Driver(child, port), browser)
 }
 
@@ -215,17 +233,12 @@ async fn viewer_watches_a_rollout_and_operator_undoes_it_in_a_real_browser() {
     h264_testkit::ffmpeg::require_ffmpeg();
     let (driver, chromium) = start_driver();
     let dir = tempfile::tempdir().unwrap();
-    let web_port = free_port();
     let config = dir.path().join("controller.toml");
-    std::fs::write(
-        &config,
-        format!("[web]\nlisten = \"127.0.0.1:{web_port}\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, "[web]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     let bin = bins::workspace_bin("h264-controller");
     let c = ControllerProcess::start_with_config(&bin, &dir.path().join("state"), Some(&config));
     let url = c.url();
-    let base = format!("http://127.0.0.1:{web_port}");
+    let base = format!("http://{}", c.web_addr());
     let agents: Vec<FleetAgent> = ["studio-a", "studio-b"]
         .iter()
         .map(|id| FleetAgent::start_with(id, &url, false, &[], DISK))

@@ -23,10 +23,7 @@ struct Agent {
     output: PathBuf,
     config: PathBuf,
     child: Option<Child>,
-    control: String,
 }
-
-use h264_testkit::net::free_port;
 
 impl Agent {
     fn new(id: &str, endpoint: &str) -> Agent {
@@ -34,11 +31,10 @@ impl Agent {
         let (input, output) = (dir.path().join("incoming"), dir.path().join("h264"));
         std::fs::create_dir_all(&input).unwrap();
         let config = dir.path().join("agent.toml");
-        let control = format!("127.0.0.1:{}", free_port());
         std::fs::write(
             &config,
             format!(
-                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"{control}\"\n\
+                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:0\"\n\
                  [[watch]]\nsource = '{}'\noutput = '{}'\n\
                  [readiness]\nstable_for = \"0s\"\nmtime_grace = \"0s\"\n\
                  [transcode]\npreset = \"ultrafast\"\ncrf = 30\nremux = false\n\
@@ -57,7 +53,6 @@ impl Agent {
             output,
             config,
             child: None,
-            control,
         };
         agent.start();
         agent
@@ -101,6 +96,13 @@ impl Agent {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// The address its control API bound (port 0), from `control.addr` in its state folder.
+    fn control(&self) -> String {
+        let file = self.dir.path().join("state").join("control.addr");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}\n{}", self.log()));
+        text.trim().to_owned()
     }
 }
 
@@ -293,10 +295,11 @@ fn agents_outlive_the_controller_and_come_back_to_it() {
 fn fleetctl_talks_to_one_agent_directly() {
     let (_dir, _c, agents) = fleet();
     let a = &agents[0];
+    let control = a.control();
     let direct = |args: &[&str]| {
         let mut all = vec!["agent"];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["--agent", &a.control, "-o", "json"]);
+        all.extend_from_slice(&["--agent", &control, "-o", "json"]);
         let out = fleetctl("http://127.0.0.1:1", &all);
         assert!(
             out.status.success(),

@@ -75,7 +75,8 @@ pub struct AgentSection {
     /// How often every root is rescanned in full, whatever the watch mode.
     pub resync_interval: HumanDuration,
     /// The local control API's address (loopback); binding it also guards against a second
-    /// agent.
+    /// agent. Port 0 lets the system pick one: the agent writes the address it bound to
+    /// `control.addr` in `state_dir`.
     pub control: String,
 }
 

@@ -25,7 +25,6 @@
 //! - [`slow_writer`]: copies a file slowly in a background thread, holding it open for writing
 //!   the whole time as a recorder does (or reopening it for each chunk).
 //! - [`wait`]: polling with a deadline and a clear message, instead of bare sleeps.
-//! - [`net`]: free loopback ports.
 //! - [`notify`]: a service manager's notification socket (`NOTIFY_SOCKET`), for the systemd
 //!   readiness, watchdog and stopping tests.
 //! - [`otlp`]: a collector stand-in speaking OTLP/gRPC on loopback that keeps the spans it
@@ -50,7 +49,6 @@ pub mod ccextractor;
 pub mod exposition;
 pub mod ffmpeg;
 pub mod fixtures;
-pub mod net;
 pub mod notify;
 pub mod otlp;
 pub mod probe;

@@ -78,7 +78,9 @@ pub async fn run(
     }
     let tasks = Tasks::default();
     if let Some((listener, token)) = control {
-        tracing::info!(addr = %w.local.agent.control, "control API listening");
+        let addr = listener.local_addr().map(|a| a.to_string());
+        let addr = addr.unwrap_or_else(|_| w.local.agent.control.clone());
+        tracing::info!(%addr, file = %token.path().with_file_name(crate::control_addr::FILE_NAME).display(), "control API listening");
         let serve = crate::control::serve(listener, w.view.clone(), token, shutdown.clone());
         tasks.spawn("control API", serve);
         tasks.spawn("disk guard", w.jobs.disk.clone().run(shutdown.clone()));

@@ -21,7 +21,7 @@ pub struct Ground {
     /// The state folder's lock, held as long as the agent runs.
     pub lock: StateLock,
     /// The control API's listener and the token its pause and resume need (none in `--once`
-    /// mode).
+    /// mode); its bound address is published in `state_dir` ([`crate::control_addr`]).
     pub control: Option<(tokio::net::TcpListener, ControlToken)>,
     /// The journal, with interrupted jobs recovered.
     pub journal: Journal,
@@ -36,16 +36,35 @@ pub async fn prepare(config: &AgentConfig, once: bool) -> Result<Ground, FatalEr
         path: state_dir.clone(),
         source,
     })?;
-    let lock = crate::plumbing::lock::acquire(state_dir, &config.agent.control)?;
-    let control = if once {
+    let state_err = |source| FatalError::StateDir {
+        path: state_dir.clone(),
+        source,
+    };
+    // The port first (port 0 picks one), so that the lock names the address really bound.
+    let listener = if once {
         None
     } else {
         let listener = crate::control::bind(&config.agent.control).await?;
-        let token = ControlToken::create(state_dir).map_err(|source| FatalError::StateDir {
-            path: state_dir.clone(),
-            source,
-        })?;
-        Some((listener, token))
+        let addr = listener
+            .local_addr()
+            .map_err(|source| crate::control::BindError::Io {
+                addr: config.agent.control.clone(),
+                source,
+            })?;
+        Some((listener, addr))
+    };
+    let holder = listener
+        .as_ref()
+        .map_or_else(|| config.agent.control.clone(), |(_, a)| a.to_string());
+    let lock = crate::plumbing::lock::acquire(state_dir, &holder)?;
+    let control = match listener {
+        Some((listener, addr)) => {
+            crate::control_addr::forget(state_dir).map_err(state_err)?;
+            let token = ControlToken::create(state_dir).map_err(state_err)?;
+            crate::control_addr::publish(state_dir, addr).map_err(state_err)?;
+            Some((listener, token))
+        }
+        None => None,
     };
     let journal = Journal::open(state_dir)?;
     check_tool(&config.transcode.ffmpeg, "ffmpeg").await?;

@@ -18,8 +18,9 @@ pub struct Setup {
     pub output: PathBuf,
     pub state: PathBuf,
     pub config: PathBuf,
-    /// The control API's address (a free loopback port, so tests can run in parallel).
-    pub control: String,
+    /// `[agent] control` as configured: loopback port 0, so that each agent gets a port of its
+    /// own and tests run in parallel; [`Setup::control`] is the address it bound.
+    pub control_listen: String,
     /// Extra environment variables for the agent process.
     pub env: Vec<(String, String)>,
 }
@@ -50,10 +51,10 @@ impl Setup {
         let state = dir.path().join("state");
         std::fs::create_dir_all(&input).unwrap();
         let config = dir.path().join("agent.toml");
-        let control = format!("127.0.0.1:{}", free_port());
+        let control_listen = "127.0.0.1:0".to_owned();
         let text = format!(
             "[agent]\nstate_dir = '{}'\nworkers = 2\nshutdown_grace = \"10s\"\n\
-             control = \"{control}\"\n\n\
+             control = \"{control_listen}\"\n\n\
              [[watch]]\nsource = '{}'\noutput = '{}'\n{watch_extra}\n{sections}",
             state.display(),
             input.display(),
@@ -66,7 +67,7 @@ impl Setup {
             output,
             state,
             config,
-            control,
+            control_listen,
             env: Vec::new(),
         }
     }
@@ -116,7 +117,17 @@ impl Setup {
         self.start_daemon(self.command())
     }
 
+    /// The address the running agent's control API bound (from `control.addr` in its state
+    /// folder).
+    pub fn control(&self) -> String {
+        h264_agent::control_addr::read(&self.state)
+            .unwrap_or_else(|e| panic!("the agent published no control address: {e}"))
+            .to_string()
+    }
+
     fn start_daemon(&self, mut cmd: Command) -> Daemon {
+        // An earlier daemon's address must not be taken for this one's.
+        h264_agent::control_addr::forget(&self.state).unwrap();
         let log = unique(
             self.dir
                 .path()
@@ -136,7 +147,10 @@ impl Setup {
             "the control API",
             Duration::from_secs(30),
             Duration::from_millis(20),
-            || std::net::TcpStream::connect(&self.control).ok(),
+            || {
+                let addr = h264_agent::control_addr::read(&self.state).ok()?;
+                std::net::TcpStream::connect(addr).ok()
+            },
         )
         .unwrap_or_else(|e| panic!("{e}\n--- agent log ---\n{}", daemon.log()));
         daemon
@@ -198,8 +212,6 @@ impl Setup {
         files
     }
 }
-
-pub use h264_testkit::net::free_port;
 
 fn unique(path: PathBuf) -> PathBuf {
     let mut p = path.clone();

@@ -1,5 +1,7 @@
 //! `fleetctl agent ping|pause|resume|stats|errors`: through the controller (`ID`), or straight
-//! to one agent's local control API (`--agent HOST:PORT`, as in `[agent] control`).
+//! to one agent's local control API (`--agent HOST:PORT`, as in `[agent] control`, or
+//! `--agent-state-dir DIR`: the address the agent bound, from `DIR/control.addr`, and its token,
+//! `DIR/control.token`; the way to reach an agent configured with port 0).
 //!
 //! Through the controller, pause and resume travel over the agent's session and are confirmed
 //! by its next stats; stats and errors are what the controller last heard. `ping` always talks
@@ -33,17 +35,49 @@ pub struct AgentArgs {
 
 /// Which agent: by id through the controller, or by address directly.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("which").required(true).args(["id", "agent"])))]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "agent", "agent_state_dir"])))]
 pub struct Which {
     /// The agent's id (through the controller).
     pub id: Option<String>,
     /// The agent's control address, HOST:PORT (straight to the agent, no controller).
     #[arg(long, value_name = "HOST:PORT")]
     pub agent: Option<String>,
-    /// With --agent: the agent's control token for pause and resume (default: the
-    /// `control.token` file in its state_dir, which the agent names, when this user may read it).
-    #[arg(long, value_name = "FILE", requires = "agent")]
-    pub agent_token_file: Option<std::path::PathBuf>,
+    /// The agent's state_dir (straight to the agent, no controller): the address it bound, from
+    /// `control.addr` there, and its `control.token` for pause and resume.
+    #[arg(long, value_name = "DIR")]
+    pub agent_state_dir: Option<PathBuf>,
+    /// With --agent or --agent-state-dir: the agent's control token for pause and resume
+    /// (default: the `control.token` file in its state_dir, which the agent names, when this
+    /// user may read it).
+    #[arg(long, value_name = "FILE")]
+    pub agent_token_file: Option<PathBuf>,
+}
+
+/// The address file the agent writes in its state_dir at each start (the agent's
+/// `control_addr` module): one line, the `HOST:PORT` its control API bound.
+const ADDR_FILE: &str = "control.addr";
+
+/// The token file the agent writes beside it.
+const TOKEN_FILE: &str = "control.token";
+
+/// The control address of the agent whose state_dir is `dir`.
+fn address_in(dir: &Path) -> Result<String, Failure> {
+    let path = dir.join(ADDR_FILE);
+    let cannot = |why: String| {
+        Failure::new(
+            EXIT_FAILED,
+            format!(
+                "cannot find the agent's control address in {}: {why}; is an agent running with \
+                 this state_dir, and may this user read it (the agent's service user or root)?",
+                path.display()
+            ),
+        )
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| cannot(e.to_string()))?;
+    let addr = text.trim();
+    addr.parse::<std::net::SocketAddr>()
+        .map_err(|e| cannot(format!("`{addr}` is not HOST:PORT ({e})")))?;
+    Ok(addr.to_owned())
 }
 
 /// The agent verbs.
@@ -52,8 +86,11 @@ pub enum AgentVerb {
     /// Who the agent is, its version, uptime and configuration generation (direct only).
     Ping {
         /// The agent's control address, HOST:PORT.
-        #[arg(long, value_name = "HOST:PORT")]
-        agent: String,
+        #[arg(long, value_name = "HOST:PORT", required_unless_present = "agent_state_dir")]
+        agent: Option<String>,
+        /// The agent's state_dir: the address it bound, from `control.addr` there.
+        #[arg(long, value_name = "DIR", conflicts_with = "agent")]
+        agent_state_dir: Option<PathBuf>,
     },
     /// Stop starting jobs (running jobs finish unless --cancel-running).
     Pause {
@@ -109,7 +146,17 @@ async fn agent(
     format: Format,
 ) -> Result<(), Failure> {
     let (which, ask) = match verb {
-        AgentVerb::Ping { agent } => return ping(&agent, format).await,
+        AgentVerb::Ping {
+            agent,
+            agent_state_dir,
+        } => {
+            let addr = match (agent, agent_state_dir) {
+                (Some(addr), _) => addr,
+                (None, Some(dir)) => address_in(&dir)?,
+                (None, None) => unreachable!("clap requires --agent or --agent-state-dir"),
+            };
+            return ping(&addr, format).await;
+        }
         AgentVerb::Pause {
             which,
             cancel_running,
@@ -118,10 +165,23 @@ async fn agent(
         AgentVerb::Stats { which } => (which, Ask::Stats(StatsRequest {})),
         AgentVerb::Errors { which, limit } => (which, Ask::Errors(ErrorsRequest { limit })),
     };
-    let reply = match (which.agent, which.id) {
-        (Some(addr), _) => direct(&addr, ask, which.agent_token_file.as_deref()).await?,
-        (None, Some(id)) => through(controller, id, ask).await?,
-        (None, None) => unreachable!("clap requires an id or --agent"),
+    if which.agent_token_file.is_some() && which.agent.is_none() && which.agent_state_dir.is_none()
+    {
+        return Err(Failure::new(
+            EXIT_FAILED,
+            "--agent-token-file goes with --agent or --agent-state-dir (straight to the agent); \
+             through the controller no token is needed",
+        ));
+    }
+    let reply = match (which.agent, which.agent_state_dir, which.id) {
+        (Some(addr), _, _) => direct(&addr, ask, which.agent_token_file.as_deref()).await?,
+        (None, Some(dir), _) => {
+            let addr = address_in(&dir)?;
+            let token = which.agent_token_file.unwrap_or_else(|| dir.join(TOKEN_FILE));
+            direct(&addr, ask, Some(&token)).await?
+        }
+        (None, None, Some(id)) => through(controller, id, ask).await?,
+        (None, None, None) => unreachable!("clap requires an id, --agent or --agent-state-dir"),
     };
     print(reply, format);
     Ok(())

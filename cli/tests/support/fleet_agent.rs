@@ -1,11 +1,9 @@
 //! A real `h264-agent` process joined to a controller, for the end-to-end tests of rollouts and
-//! traces: its own temporary folders (watch folder `incoming`, output `h264`, state), a free
-//! control port, fast reconnects and stats, and its log in `agent.log`. Killed on drop.
+//! traces: its own temporary folders (watch folder `incoming`, output `h264`, state), its
+//! control API on loopback port 0, fast reconnects and stats, and its log in `agent.log`. Killed on drop.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-
-use h264_testkit::net::free_port;
 
 use crate::bins;
 
@@ -64,14 +62,13 @@ impl FleetAgent {
         std::fs::write(
             &config,
             format!(
-                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:{}\"\n\
+                "[agent]\nid = \"{id}\"\nstate_dir = '{}'\ncontrol = \"127.0.0.1:0\"\n\
                  [[watch]]\nsource = '{}'\noutput = '{}'\n{watch}\n\
                  [readiness]\nstable_for = \"0s\"\nmtime_grace = \"0s\"\n\
                  [transcode]\npreset = \"ultrafast\"\ncrf = 30\nremux = false\n\
                  [controller]\nendpoint = \"{endpoint}\"\nlabels = {labels}\n\
                  reconnect_backoff = \"200ms\"\nreconnect_backoff_max = \"1s\"\nstats_interval = \"1s\"\n{extra}",
                 dir.path().join("state").display(),
-                free_port(),
                 input.display(),
                 output.display()
             ),

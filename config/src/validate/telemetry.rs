@@ -19,7 +19,9 @@ pub(super) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
     let t = &config.telemetry;
     out.extend(check_section(t));
     if let Some(listen) = &t.metrics_listen {
-        if listen.trim() == config.agent.control.trim() {
+        // Port 0 twice is no clash: the system gives each its own port.
+        let any_port = listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.port() == 0);
+        if listen.trim() == config.agent.control.trim() && !any_port {
             let message =
                 format!("`{listen}` is also agent.control, where the control API listens");
             let hint = "give the metrics endpoint a port of its own, e.g. \"127.0.0.1:9464\"";
@@ -231,5 +233,10 @@ mod tests {
         let mut out = Vec::new();
         check(&config, &mut out);
         assert!(out[0].message.contains("agent.control"), "{out:?}");
+        config.agent.control = "127.0.0.1:0".into();
+        config.telemetry.metrics_listen = Some("127.0.0.1:0".into());
+        let mut out = Vec::new();
+        check(&config, &mut out);
+        assert!(out.is_empty(), "port 0 twice is two ports: {out:?}");
     }
 }

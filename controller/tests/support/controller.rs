@@ -120,6 +120,21 @@ impl ControllerProcess {
         }
     }
 
+    /// The address of its web console (`[web] listen`, port 0 included), from the
+    /// `web console on ADDR` line it prints after `listening on` (ask before
+    /// [`metrics_addr`](Self::metrics_addr), which reads past it).
+    pub fn web_addr(&self) -> SocketAddr {
+        loop {
+            let line = self
+                .stdout
+                .recv_timeout(START_TIMEOUT)
+                .unwrap_or_else(|_| panic!("h264-controller printed no `web console on` line"));
+            if let Some(addr) = line.strip_prefix("web console on ") {
+                return addr.trim().parse().expect("an address");
+            }
+        }
+    }
+
     /// The address of its Prometheus endpoint (`[telemetry] metrics_listen`, port 0 included),
     /// from the `metrics on http://ADDR/metrics` line it prints after `listening on`.
     pub fn metrics_addr(&self) -> SocketAddr {
