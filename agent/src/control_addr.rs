@@ -58,7 +58,10 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:45678".parse().unwrap();
         publish(dir.path(), addr).unwrap();
         assert_eq!(read(dir.path()).unwrap(), addr);
-        let mode = std::fs::metadata(path(dir.path())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         forget(dir.path()).unwrap();
         assert!(read(dir.path()).is_err());

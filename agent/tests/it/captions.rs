@@ -9,7 +9,7 @@
 //! there and garbles the captions, which the agent avoids, and its cue-for-cue check turns any
 //! remaining difference into a failed verification.
 
-mod common;
+use crate::common;
 
 use common::Setup;
 use h264_agent::journal::JobState;

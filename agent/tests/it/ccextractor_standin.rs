@@ -12,7 +12,7 @@
 //!
 //! Everything else is real: the agent binary, FFmpeg, process groups and signals.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The local control API against a running agent binary, over real gRPC on loopback; and the
 //! single-instance guards.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -58,7 +58,10 @@ fn ping_pause_resume_stats_and_errors_against_a_running_agent() {
     let rt = runtime();
     let mut agent = s.spawn();
     let mut client = rt
-        .block_on(AgentControlClient::connect(format!("http://{}", s.control())))
+        .block_on(AgentControlClient::connect(format!(
+            "http://{}",
+            s.control()
+        )))
         .unwrap();
 
     let ping = rt
@@ -150,7 +153,10 @@ fn pause_with_cancel_stops_the_running_job_and_resume_redoes_it() {
     let rt = runtime();
     let mut agent = s.spawn();
     let mut client = rt
-        .block_on(AgentControlClient::connect(format!("http://{}", s.control())))
+        .block_on(AgentControlClient::connect(format!(
+            "http://{}",
+            s.control()
+        )))
         .unwrap();
     Fixture::H264Ts.copy_to(&s.input, "a.ts");
     let ffmpeg = agent.wait_for_ffmpeg(Duration::from_secs(30));
@@ -269,7 +275,10 @@ fn pause_and_resume_without_the_control_token_are_refused() {
     let rt = runtime();
     let _agent = s.spawn();
     let mut client = rt
-        .block_on(AgentControlClient::connect(format!("http://{}", s.control())))
+        .block_on(AgentControlClient::connect(format!(
+            "http://{}",
+            s.control()
+        )))
         .unwrap();
     let ping = rt
         .block_on(client.ping(PingRequest {}))

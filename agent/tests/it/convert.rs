@@ -1,7 +1,7 @@
 //! End to end with the real binary and the real FFmpeg: good recordings become verified H.264
 //! MP4; bad ones fail clearly, once, without stopping the others.
 
-mod common;
+use crate::common;
 
 use common::Setup;
 use h264_agent::journal::JobState;

@@ -2,7 +2,7 @@
 //! test (CI runs as root). Critical pauses intake, recovery resumes it, and a disk that fills
 //! during a transcode leaves no half-written output.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! refused by `--check` in every forbidden form, the fixed coverage floor that keeps a source
 //! whose output came out short, and FFmpeg and ffprobe kept to local files and pipes.
 
-mod common;
+use crate::common;
 
 use common::Setup;
 use h264_agent::journal::JobState;

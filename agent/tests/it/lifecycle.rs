@@ -1,7 +1,7 @@
 //! The agent as a daemon under stress: recorders still writing, `kill -9`, SIGTERM, sources
 //! deleted mid-job. Real binary, real FFmpeg, real signals.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

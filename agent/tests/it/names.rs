@@ -2,7 +2,7 @@
 //! log line, and two names that differ only in bytes that are not UTF-8 are two journal rows,
 //! both converted.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

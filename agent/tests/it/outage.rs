@@ -2,7 +2,7 @@
 //! root renamed away and back. No job fails for good, the root is not recreated on the local
 //! disk, no source is deleted, and everything converts once the root is back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Retries, and what becomes of sources after success and failure.
 
-mod common;
+use crate::common;
 
 use common::Setup;
 use h264_agent::journal::{JobState, Journal};

@@ -4,7 +4,7 @@
 //! higher rung of the retry ladder) and what is refused, with the words that say why
 //! (truncated when asked, audio-only, data-only, scrambled, a programme that is not there).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! `$CREDENTIALS_DIRECTORY` (LoadCredential=), and `--check`'s warning for a polled share whose
 //! `stable_for` is short.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

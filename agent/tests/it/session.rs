@@ -2,8 +2,8 @@
 //! loopback, in this process) and the real agent binary: the hello, assignments accepted or
 //! refused at each stage, generations and rollbacks, stats, job events and commands.
 
-mod common;
-mod session_controller;
+use crate::common;
+use crate::session_controller;
 
 use std::time::Duration;
 

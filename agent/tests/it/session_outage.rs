@@ -2,8 +2,8 @@
 //! last-known-good revision, comes back on it after a restart, and reconnects by itself with
 //! its state in the hello. A damaged last-known-good file is reported and set aside.
 
-mod common;
-mod session_controller;
+use crate::common;
+use crate::session_controller;
 
 use std::time::Duration;
 

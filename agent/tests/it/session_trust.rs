@@ -5,8 +5,8 @@
 //! are applied; everything else is NACKed at the `signature` stage and the outputs keep the
 //! settings they had).
 
-mod common;
-mod session_controller;
+use crate::common;
+use crate::session_controller;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! agent never converts, moves or deletes a file outside its watch root through a symlink, and
 //! never writes through a symlink planted where it writes its progress files and temporaries.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::symlink;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! valid exposition format, and an unreachable collector that neither stops a conversion nor
 //! holds up the shutdown.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -5,7 +5,7 @@
 //! the checkout's own folders need not be open to that user. Run as another user, it runs the
 //! agent directly.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

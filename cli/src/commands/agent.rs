@@ -86,7 +86,11 @@ pub enum AgentVerb {
     /// Who the agent is, its version, uptime and configuration generation (direct only).
     Ping {
         /// The agent's control address, HOST:PORT.
-        #[arg(long, value_name = "HOST:PORT", required_unless_present = "agent_state_dir")]
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            required_unless_present = "agent_state_dir"
+        )]
         agent: Option<String>,
         /// The agent's state_dir: the address it bound, from `control.addr` there.
         #[arg(long, value_name = "DIR", conflicts_with = "agent")]
@@ -177,7 +181,9 @@ async fn agent(
         (Some(addr), _, _) => direct(&addr, ask, which.agent_token_file.as_deref()).await?,
         (None, Some(dir), _) => {
             let addr = address_in(&dir)?;
-            let token = which.agent_token_file.unwrap_or_else(|| dir.join(TOKEN_FILE));
+            let token = which
+                .agent_token_file
+                .unwrap_or_else(|| dir.join(TOKEN_FILE));
             direct(&addr, ask, Some(&token)).await?
         }
         (None, None, Some(id)) => through(controller, id, ask).await?,

@@ -4,8 +4,7 @@
 //! in the 0700 state folder, and the agent refuses the pause. The agent listens on port 0 and
 //! publishes the address it bound in its state folder, where `--agent-state-dir` finds it.
 
-#[path = "support/bins.rs"]
-mod bins;
+use crate::bins;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -55,7 +54,12 @@ fn pause_as_another_user_is_refused_and_as_root_works() {
         Duration::from_secs(30),
         Duration::from_millis(20),
         || {
-            let out = fleetctl(&["agent", "ping", "--agent-state-dir", state.to_str().unwrap()]);
+            let out = fleetctl(&[
+                "agent",
+                "ping",
+                "--agent-state-dir",
+                state.to_str().unwrap(),
+            ]);
             out.status.success().then_some(())
         },
     )
@@ -78,7 +82,12 @@ fn pause_as_another_user_is_refused_and_as_root_works() {
     let other = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(["agent", "pause", "--agent-state-dir", state.to_str().unwrap()])
+        .args([
+            "agent",
+            "pause",
+            "--agent-state-dir",
+            state.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&other.stderr);
@@ -101,12 +110,21 @@ fn pause_as_another_user_is_refused_and_as_root_works() {
     );
     assert!(!paused(addr));
     // The same as root, through the state folder alone (address and token from there).
-    let by_state = |verb: &str| fleetctl(&["agent", verb, "--agent-state-dir", state.to_str().unwrap()]);
+    let by_state =
+        |verb: &str| fleetctl(&["agent", verb, "--agent-state-dir", state.to_str().unwrap()]);
     let out = by_state("pause");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(paused(addr));
     let out = by_state("resume");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!paused(addr));
     let _ = agent.kill();
     let _ = agent.wait();

@@ -7,13 +7,9 @@
 //!
 //! One test, one browser session (Chromium's start-up is the slow part).
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
-#[path = "support/fleet_agent.rs"]
-#[allow(dead_code)]
-mod fleet_agent;
+use crate::bins;
+use crate::controller;
+use crate::fleet_agent;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -113,7 +109,10 @@ fn start_driver() -> (Driver, PathBuf) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });

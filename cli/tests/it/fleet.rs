@@ -2,12 +2,9 @@
 //! loopback port, fleetctl run as a process, and a protocol-speaking test agent where an agent
 //! is needed. Output, JSON shapes and exit codes (0 ok, 1 refused, 2 invalid, 3 unreachable).
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
-#[path = "../../controller/tests/support/fake_agent.rs"]
-mod fake_agent;
+use crate::bins;
+use crate::controller;
+use crate::fake_agent;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,10 +1,8 @@
 //! The fleet end to end, all real: one `h264-controller`, three `h264-agent` processes converting
 //! with the real FFmpeg, and `fleetctl`, over gRPC on loopback.
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
+use crate::bins;
+use crate::controller;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -2,13 +2,9 @@
 //! controller is down keeps the records of its attempts (a conversion and a failure), delivers
 //! them when the controller is back, and `fleetctl jobs` and `fleetctl report` find them.
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
-#[path = "support/fleet_agent.rs"]
-#[allow(dead_code)] // each test binary uses a different part
-mod fleet_agent;
+use crate::bins;
+use crate::controller;
+use crate::fleet_agent;
 
 use std::path::Path;
 use std::process::{Command, Output};

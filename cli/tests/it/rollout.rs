@@ -2,10 +2,8 @@
 //! are empty, so steps pass on their ACK gate at once and stop at `pause: {}`): output, JSON
 //! and exit codes.
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
+use crate::bins;
+use crate::controller;
 
 use std::process::{Command, Output};
 

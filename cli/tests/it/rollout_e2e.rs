@@ -8,118 +8,23 @@
 //!   3, 5, 8 and 10), a short soak after each growth in which the canary converts a real file;
 //!   then `fleetctl rollout undo` puts every agent back on the previous revision within 2 s.
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
-#[path = "support/fleet_agent.rs"]
-mod fleet_agent;
+use crate::fleet_agent;
+use crate::rollouts;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use controller::ControllerProcess;
 use fleet_agent::FleetAgent;
 use h264_testkit::fixtures::Fixture;
 use h264_testkit::smtp::SmtpSink;
 use h264_testkit::wait::wait_for;
+use rollouts::{
+    apply, controller, fleetctl, json, label_canary, rollout_status, wait_agents, wait_rollout,
+};
 use serde_json::Value;
-
-fn fleetctl(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(args)
-        .env("FLEETCTL_CONTROLLER", url)
-        .env("FLEETCTL_TOKEN_FILE", controller::token_file_for(url))
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-/// Waits until every agent of `ids` satisfies `check` (a generous ceiling: ten agents start
-/// at once on a small machine).
-fn wait_agents(url: &str, ids: &[&str], what: &str, check: impl Fn(&Value) -> bool) {
-    let listed = || {
-        json(&fleetctl(url, &["get", "agents", "-o", "json"]))
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    wait_for(
-        what,
-        Duration::from_secs(60),
-        Duration::from_millis(200),
-        || {
-            let all = listed();
-            ids.iter()
-                .all(|id| all.iter().any(|a| a["id"] == *id && check(a)))
-                .then_some(())
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}: {:#?}", listed()));
-}
-
-fn apply(url: &str, dir: &Path, spec: &str) {
-    let manifest = dir.join("fleet.yaml");
-    std::fs::write(
-        &manifest,
-        format!("apiVersion: h264create.dev/v1\nkind: FleetConfig\nmetadata: {{name: e2e}}\nspec:\n{spec}"),
-    )
-    .unwrap();
-    let out = fleetctl(url, &["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The controller, with `[alerts.email]` to `sink`.
-fn controller(dir: &Path, sink: &SmtpSink) -> ControllerProcess {
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerts]\nretry_backoff = \"200ms\"\nretry_backoff_max = \"1s\"\n\
-             [alerts.email]\nsmtp = \"{}\"\nfrom = \"h264-controller@example.org\"\n\
-             to = [\"ops@example.org\"]\ntimeout = \"5s\"\n",
-            sink.url()
-        ),
-    )
-    .unwrap();
-    let bin = bins::workspace_bin("h264-controller");
-    ControllerProcess::start_with_config(&bin, &dir.join("state"), Some(&config))
-}
-
-/// The rollout's status (`fleetctl rollout status -o json`).
-fn rollout_status(url: &str) -> Value {
-    json(&fleetctl(url, &["rollout", "status", "-o", "json"]))
-}
-
-/// Waits (at most `within`) until the rollout's status satisfies `check`; returns it.
-fn wait_rollout(url: &str, what: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
-    wait_for(what, within, Duration::from_millis(50), || {
-        let s = rollout_status(url);
-        check(&s).then_some(s)
-    })
-    .unwrap_or_else(|e| panic!("{e}; last: {:#}", rollout_status(url)))
-}
 
 /// Starts one real agent per id (the first labelled canary, each with `extra` TOML of its
 /// index), waits until all are connected, and applies the stable revision (generation 1).
-/// Makes `id` a canary: the operator's label (an agent's own claim is not trusted).
-fn label_canary(url: &str, id: &str) {
-    let out = fleetctl(url, &["label", "agent", id, "canary=true"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn fleet_on_generation_1(
     url: &str,
     dir: &Path,

@@ -13,26 +13,19 @@
 //!
 //! (A manifest can no longer drop captions: its free-form FFmpeg arguments are refused since
 //! the hardening of issue 14. The `captions` gate is covered by the engine's tests, and the
-//! comparison that detects dropped captions by `agent/tests/shadow_compare.rs` on real media.)
+//! comparison that detects dropped captions by `agent/tests/it/shadow_compare.rs` on real media.)
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
-#[path = "support/fleet_agent.rs"]
-mod fleet_agent;
-#[path = "support/rollouts.rs"]
-mod rollouts;
+use crate::fleet_agent;
+use crate::rollouts;
 
 use std::path::Path;
 use std::time::Duration;
 
-use controller::ControllerProcess;
 use fleet_agent::FleetAgent;
 use h264_testkit::captions::captioned_h264_ts;
 use h264_testkit::smtp::SmtpSink;
 use h264_testkit::wait::wait_for;
-use rollouts::{apply, fleetctl, json, label_canary, wait_agents};
+use rollouts::{apply, controller, fleetctl, json, label_canary, wait_agents};
 use serde_json::Value;
 
 const IDS: [&str; 2] = ["shadow-a", "shadow-b"];
@@ -40,22 +33,6 @@ const IDS: [&str; 2] = ["shadow-a", "shadow-b"];
 /// Disk thresholds far below what any test machine has free: the disk guard stops shadow work
 /// at `warn`, which must not happen here.
 const SMALL_DISK: &str = "[disk]\nwarn = \"2MB\"\ncritical = \"1MB\"\nhysteresis = \"0\"\n";
-
-fn controller(dir: &Path, sink: &SmtpSink) -> ControllerProcess {
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerts]\nretry_backoff = \"200ms\"\nretry_backoff_max = \"1s\"\n\
-             [alerts.email]\nsmtp = \"{}\"\nfrom = \"h264-controller@example.org\"\n\
-             to = [\"ops@example.org\"]\ntimeout = \"5s\"\n",
-            sink.url()
-        ),
-    )
-    .unwrap();
-    let bin = bins::workspace_bin("h264-controller");
-    ControllerProcess::start_with_config(&bin, &dir.join("state"), Some(&config))
-}
 
 /// Names in a folder, sorted (none when it does not exist), without the agent's private work
 /// folder (`.h264create-work`, where temporaries are written before they are published).

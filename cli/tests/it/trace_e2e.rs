@@ -10,12 +10,9 @@
 //!
 //! A second test: with the collector down, fleetctl is not slowed down noticeably.
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
-#[path = "support/fleet_agent.rs"]
-mod fleet_agent;
+use crate::bins;
+use crate::controller;
+use crate::fleet_agent;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

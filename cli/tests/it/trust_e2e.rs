@@ -4,13 +4,9 @@
 //! and an operator certificate. Signed revisions are applied, unsigned ones NACKed; roles are
 //! enforced with exit code 4; every call is in `fleetctl audit`.
 
-#[path = "support/bins.rs"]
-mod bins;
-#[path = "../../controller/tests/support/controller.rs"]
-mod controller;
-#[path = "support/fleet_agent.rs"]
-#[allow(dead_code)]
-mod fleet_agent;
+use crate::bins;
+use crate::controller;
+use crate::fleet_agent;
 
 use std::path::Path;
 use std::process::{Command, Output};

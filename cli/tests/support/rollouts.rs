@@ -1,5 +1,6 @@
-//! Helpers of the rollout end-to-end tests: `fleetctl` against a controller, manifests
-//! applied, polls of agents and of the rollout with a deadline.
+//! Helpers of the rollout end-to-end tests (`rollout_e2e`, `shadow_e2e`): a controller that
+//! e-mails its alerts to a test SMTP server, `fleetctl` against it, manifests applied, polls of
+//! agents and of the rollout with a deadline.
 
 #![allow(dead_code)]
 
@@ -7,10 +8,29 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use h264_testkit::smtp::SmtpSink;
 use h264_testkit::wait::wait_for;
 use serde_json::Value;
 
-use crate::controller;
+use crate::bins;
+use crate::controller::{self, ControllerProcess};
+
+/// The controller, with `[alerts.email]` to `sink` (alerts retried quickly).
+pub fn controller(dir: &Path, sink: &SmtpSink) -> ControllerProcess {
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nretry_backoff = \"200ms\"\nretry_backoff_max = \"1s\"\n\
+             [alerts.email]\nsmtp = \"{}\"\nfrom = \"h264-controller@example.org\"\n\
+             to = [\"ops@example.org\"]\ntimeout = \"5s\"\n",
+            sink.url()
+        ),
+    )
+    .unwrap();
+    let bin = bins::workspace_bin("h264-controller");
+    ControllerProcess::start_with_config(&bin, &dir.join("state"), Some(&config))
+}
 
 /// Runs `fleetctl` with `args` against the controller at `url`, with its admin token.
 pub fn fleetctl(url: &str, args: &[&str]) -> Output {
@@ -27,7 +47,8 @@ pub fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-/// Waits until every agent of `ids` satisfies `check`.
+/// Waits until every agent of `ids` satisfies `check` (a generous ceiling: ten agents start
+/// at once on a small machine).
 pub fn wait_agents(url: &str, ids: &[&str], what: &str, check: impl Fn(&Value) -> bool) {
     let listed = || {
         json(&fleetctl(url, &["get", "agents", "-o", "json"]))
@@ -87,7 +108,7 @@ pub fn wait_rollout(
     within: Duration,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    wait_for(what, within, Duration::from_millis(100), || {
+    wait_for(what, within, Duration::from_millis(50), || {
         let s = rollout_status(url);
         check(&s).then_some(s)
     })

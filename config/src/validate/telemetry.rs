@@ -20,7 +20,9 @@ pub(super) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
     out.extend(check_section(t));
     if let Some(listen) = &t.metrics_listen {
         // Port 0 twice is no clash: the system gives each its own port.
-        let any_port = listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.port() == 0);
+        let any_port = listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.port() == 0);
         if listen.trim() == config.agent.control.trim() && !any_port {
             let message =
                 format!("`{listen}` is also agent.control, where the control API listens");

@@ -17,8 +17,8 @@ fn ini(text: &str) -> AgentConfig {
         .config
 }
 
-const STUDIO_INI: &str = include_str!("fixtures/agent-v1-studio.ini");
-const STUDIO_TOML: &str = include_str!("fixtures/agent-v1-studio.toml");
+const STUDIO_INI: &str = include_str!("../fixtures/agent-v1-studio.ini");
+const STUDIO_TOML: &str = include_str!("../fixtures/agent-v1-studio.toml");
 
 #[test]
 fn same_meaning_same_bytes() {

@@ -7,7 +7,7 @@ use h264_config::agent::{Deinterlace, LogFormat};
 use h264_config::fleet::{merge, parse_fleet_manifest, FleetSpec, LoadedManifest, Step};
 use h264_config::{AgentConfig, ConfigError, HumanDuration, Problem, Severity};
 
-const FULL: &str = include_str!("fixtures/fleet-v2-full.yaml");
+const FULL: &str = include_str!("../fixtures/fleet-v2-full.yaml");
 
 fn parse(text: &str) -> Result<LoadedManifest, ConfigError> {
     parse_fleet_manifest(text, Some(Path::new("fleet.yaml")))

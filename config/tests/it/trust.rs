@@ -3,8 +3,7 @@
 //! helper in a temporary folder; the same keys in the legacy INI layout; and a fleet manifest
 //! that tries to set them.
 
-#[path = "support/cases.rs"]
-mod cases;
+use crate::cases;
 
 use std::path::{Path, PathBuf};
 

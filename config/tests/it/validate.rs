@@ -1,7 +1,6 @@
 //! Validation rules, one table row each: a change to a valid config and the problem it causes.
 
-#[path = "support/cases.rs"]
-mod cases;
+use crate::cases;
 
 use std::path::{Path, PathBuf};
 

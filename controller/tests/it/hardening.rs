@@ -3,7 +3,7 @@
 //! arguments in any spelling, x264 options that write files, and a tolerance that would let a
 //! 0.2 s output pass for a 2 s recording. Nothing is stored and nothing reaches an agent.
 
-mod support;
+use crate::support;
 
 use h264_proto::v1::{ApplyRequest, ListRevisionsRequest};
 use support::*;

@@ -3,7 +3,7 @@
 //! filters and the `Report` aggregates, grouped; a viewer may read them, retention keeps them
 //! past a restart.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

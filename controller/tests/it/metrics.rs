@@ -7,7 +7,7 @@
 //! rollout's trace with the failed gate's numbers, and the canary's assignment carried the
 //! trace context of the push that sent it.
 
-mod support;
+use crate::support;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};

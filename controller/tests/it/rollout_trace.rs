@@ -4,7 +4,7 @@
 //! steps and pushes made by the new process continue the trace the first one started, every
 //! parent present. The agents are in-process protocol-speaking test agents.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! an abort and an undo at a real SMTP server on loopback (`h264_testkit::smtp`, Python's
 //! aiosmtpd). Soaks and deadlines are seconds.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

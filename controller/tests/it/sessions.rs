@@ -2,7 +2,7 @@
 //! agent built on the generated client: assignment, SHA256, ACK; NACK and no re-push;
 //! reconnect resync; the Hello rule; rollback marks; commands through the controller.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

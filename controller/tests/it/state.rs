@@ -1,6 +1,6 @@
 //! The controller's state across restarts, its single-instance guard and its health service.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! mutating call lands in the audit trail, revisions can be signed, and the resource limits
 //! hold. The security review's probes (C1, H3, H4, M1) are regression tests here.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
