@@ -1,8 +1,8 @@
 //! Starts the real `h264-controller` binary for a test, on `127.0.0.1:0` (it prints the address
 //! it bound), and stops it
 //! (SIGTERM, or SIGKILL to simulate a crash). Reusable by other crates' tests with
-//! `#[path = "../../../controller/tests/support/controller.rs"] mod controller;` in a `tests/it/main.rs` (they need `nix`
-//! as a dev-dependency) and the path of the binary:
+//! `#[path = "../../../controller/tests/support/controller.rs"] mod controller;` in their
+//! `tests/it/main.rs` (they need `nix` as a dev-dependency) and the path of the binary:
 //!
 //! ```ignore
 //! let state = tempfile::tempdir().unwrap();

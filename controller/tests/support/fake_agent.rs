@@ -1,8 +1,8 @@
 //! A test agent speaking the session protocol with the generated client: Hello, then
 //! assignments in and ACK/NACK, stats and events out. No fake controller and no fake network:
 //! it talks real gRPC to the real controller. Reusable by other crates' tests with
-//! `#[path = "../../../controller/tests/support/fake_agent.rs"] mod fake_agent;` in a `tests/it/main.rs` (they need
-//! `sha2`, `tokio`, `tokio-stream`, `tonic` and `h264-proto`).
+//! `#[path = "../../../controller/tests/support/fake_agent.rs"] mod fake_agent;` in their
+//! `tests/it/main.rs` (they need `sha2`, `tokio`, `tokio-stream`, `tonic` and `h264-proto`).
 #![allow(dead_code)]
 
 use std::time::Duration;
