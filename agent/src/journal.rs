@@ -7,6 +7,13 @@
 //! connection sits behind a `std::sync::Mutex`; every call is one short statement or transaction
 //! and the lock is never held across an `.await`. `synchronous = FULL`: a row that says
 //! `succeeded` is on disk before the agent moves on.
+//!
+//! The calls are synchronous and block (a disk sync, a wait for the lock or for SQLite's busy
+//! timeout). Called from async code on a worker of the multi-thread runtime, each call first
+//! tells tokio (`block_in_place`), which hands the worker's other tasks (the control API, the
+//! session, other jobs' progress) to another thread for as long as the call blocks; the
+//! callers stay as they are. Off the runtime, on a current-thread runtime (unit tests) or in
+//! `spawn_blocking` the call simply runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -172,6 +179,17 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
+/// Runs `f`, which blocks, so that it holds up no other task (see the module doc): on a worker
+/// of a multi-thread runtime through `block_in_place`, anywhere else directly (a current-thread
+/// runtime cannot hand its tasks over, and `block_in_place` would panic there).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 fn now_ms() -> i64 {
     to_ms(SystemTime::now())
 }
@@ -212,10 +230,12 @@ impl Journal {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, JournalError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(|source| JournalError {
-            path: self.path.clone(),
-            source,
+        blocking(|| {
+            let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn).map_err(|source| JournalError {
+                path: self.path.clone(),
+                source,
+            })
         })
     }
 
@@ -693,6 +713,36 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal call that blocks (here: on the connection's lock, held by the test) on the
+    /// only worker of a multi-thread runtime leaves that runtime free to run other tasks.
+    #[test]
+    fn a_blocked_call_holds_up_no_other_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = std::sync::Arc::new(Journal::open(dir.path()).unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let held = journal.conn.lock().unwrap();
+        let blocked = rt.spawn({
+            let journal = journal.clone();
+            async move { journal.all().map(|all| all.len()) }
+        });
+        // Give the call time to start blocking on the one worker (not a measurement).
+        std::thread::sleep(Duration::from_millis(200));
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(async move { tx.send("ran").unwrap() });
+        let other = rx.recv_timeout(Duration::from_secs(20));
+        drop(held);
+        assert_eq!(
+            other,
+            Ok("ran"),
+            "another task ran while the journal call blocked"
+        );
+        assert_eq!(rt.block_on(blocked).unwrap().unwrap(), 0);
+    }
 
     fn fp(size: u64) -> Fingerprint {
         Fingerprint {
