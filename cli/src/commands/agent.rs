@@ -36,6 +36,7 @@ pub struct AgentArgs {
 /// Which agent: by id through the controller, or by address directly.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").required(true).args(["id", "agent", "agent_state_dir"])))]
+#[command(group(ArgGroup::new("direct").args(["agent", "agent_state_dir"])))]
 pub struct Which {
     /// The agent's id (through the controller).
     pub id: Option<String>,
@@ -49,7 +50,7 @@ pub struct Which {
     /// With --agent or --agent-state-dir: the agent's control token for pause and resume
     /// (default: the `control.token` file in its state_dir, which the agent names, when this
     /// user may read it).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "direct")]
     pub agent_token_file: Option<PathBuf>,
 }
 
@@ -169,14 +170,6 @@ async fn agent(
         AgentVerb::Stats { which } => (which, Ask::Stats(StatsRequest {})),
         AgentVerb::Errors { which, limit } => (which, Ask::Errors(ErrorsRequest { limit })),
     };
-    if which.agent_token_file.is_some() && which.agent.is_none() && which.agent_state_dir.is_none()
-    {
-        return Err(Failure::new(
-            EXIT_FAILED,
-            "--agent-token-file goes with --agent or --agent-state-dir (straight to the agent); \
-             through the controller no token is needed",
-        ));
-    }
     let reply = match (which.agent, which.agent_state_dir, which.id) {
         (Some(addr), _, _) => direct(&addr, ask, which.agent_token_file.as_deref()).await?,
         (None, Some(dir), _) => {
