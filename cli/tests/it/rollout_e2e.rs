@@ -21,7 +21,6 @@ use h264_testkit::wait::wait_for;
 use rollouts::{
     apply, controller, fleetctl, json, label_canary, rollout_status, wait_agents, wait_rollout,
 };
-use serde_json::Value;
 
 /// Starts one real agent per id (the first labelled canary, each with `extra` TOML of its
 /// index), waits until all are connected, and applies the stable revision (generation 1).
