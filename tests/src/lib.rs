@@ -25,6 +25,7 @@
 //! - [`slow_writer`]: copies a file slowly in a background thread, holding it open for writing
 //!   the whole time as a recorder does (or reopening it for each chunk).
 //! - [`wait`]: polling with a deadline and a clear message, instead of bare sleeps.
+//! - [`port`]: a loopback port held for a server that comes and goes (refused while it is down).
 //! - [`notify`]: a service manager's notification socket (`NOTIFY_SOCKET`), for the systemd
 //!   readiness, watchdog and stopping tests.
 //! - [`otlp`]: a collector stand-in speaking OTLP/gRPC on loopback that keeps the spans it
@@ -51,6 +52,7 @@ pub mod ffmpeg;
 pub mod fixtures;
 pub mod notify;
 pub mod otlp;
+pub mod port;
 pub mod probe;
 pub mod process;
 pub mod recordings;

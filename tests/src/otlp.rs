@@ -147,12 +147,13 @@ impl Drop for Collector {
     }
 }
 
-/// An address that refuses connections: a collector that is down.
+/// An address that refuses connections: a collector that is down (its port held, never
+/// listened on, for the rest of the test process: [`crate::port::HeldPort`]).
 pub fn unreachable_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
+    format!(
+        "http://127.0.0.1:{}",
+        crate::port::HeldPort::refusing_forever()
+    )
 }
 
 struct Traces(Arc<Mutex<Received>>);

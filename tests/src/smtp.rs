@@ -92,7 +92,7 @@ async def main():
             kwargs.update(tls_context=context, require_starttls=True)
         return SMTP(handler, **kwargs)
     wrapped = context if tls == "tls" else None
-    server = await loop.create_server(smtp, host, port, ssl=wrapped)
+    server = await loop.create_server(smtp, host, port, ssl=wrapped, reuse_port=True)
     open(ready, "w").close()
     await server.serve_forever()
 
@@ -169,6 +169,9 @@ pub struct SmtpSink {
     dir: tempfile::TempDir,
     /// The port it listens on (127.0.0.1), chosen before it first starts.
     pub port: u16,
+    /// The port, held between runs (the server binds it with `SO_REUSEPORT`): refused while
+    /// the server is stopped, and nobody else's.
+    _held: crate::port::HeldPort,
     auth: Option<(String, String)>,
     /// `starttls` or `tls`, the certificate (PEM) and its key (PEM).
     tls: Option<(&'static str, PathBuf, PathBuf)>,
@@ -176,22 +179,20 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
-    /// Picks a free port; the server is not running yet. With `auth` (user, password) it
+    /// Holds a free port; the server is not running yet. With `auth` (user, password) it
     /// requires SMTP AUTH with them.
     pub fn new(auth: Option<(&str, &str)>) -> SmtpSink {
         require_aiosmtpd();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sink.py"), SINK_PY).unwrap();
         std::fs::create_dir(dir.path().join("mail")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let held = crate::port::HeldPort::new();
+        let port = held.port();
         let auth = auth.map(|(u, p)| (u.to_owned(), p.to_owned()));
         SmtpSink {
             dir,
             port,
+            _held: held,
             auth,
             tls: None,
             child: None,
