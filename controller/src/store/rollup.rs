@@ -1,6 +1,7 @@
 //! The job history's per-day rollup (`history_rollup`): for every UTC day and every grouping
 //! `fleetctl report` offers (the whole fleet, per agent, per revision, per failed stage), the
-//! report's counters and sums and the speed histogram of its converted attempts, so that a
+//! report's counters and sums (`dim` = `all`, `agent`, `revision`, `stage`; `--by day` reads
+//! `all`) and the speed histogram of its converted attempts, so that a
 //! report over 30 days reads about a thousand rows per day instead of every attempt.
 //!
 //! Exact, not sampled: every counter and byte sum is the same as a scan of `history` would
@@ -45,9 +46,6 @@ CREATE TABLE IF NOT EXISTS history_rollup (
     PRIMARY KEY (dim, day, key)
 ) WITHOUT ROWID;
 ";
-
-/// The groupings kept per day (`dim`); `--by day` reads `all`.
-pub(super) const DIMS: [&str; 4] = ["all", "agent", "revision", "stage"];
 
 /// What one attempt adds to the report (the columns the report reads).
 #[derive(Debug, Clone)]

@@ -173,7 +173,7 @@ pub async fn serve(
     };
     tracing::info!(addr = ?addr, tls = secure, "web console serving");
     let app = router(console);
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<tls::PeerAddr>();
     let served = axum::serve(incoming, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;

@@ -1,7 +1,6 @@
 //! The console's pages (GET) and its login and logout (POST forms).
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
@@ -18,6 +17,7 @@ use serde::Deserialize;
 use super::diff::{diff, Line};
 use super::html::{esc, fleet_table, page, rollout as rollout_html, time};
 use super::session;
+use super::tls::PeerAddr;
 use super::{request, status_response, Console};
 
 /// The longest token a login form may carry.
@@ -64,7 +64,7 @@ pub struct LoginForm {
 /// unchecked (429) while the peer or the console is out of login attempts ([`super::throttle`]).
 pub async fn login(
     State(c): S,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let ip = peer.ip();

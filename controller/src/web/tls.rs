@@ -23,6 +23,18 @@ use crate::listen::Conn;
 /// Console connections open at most.
 pub const MAX_CONNECTIONS: usize = 512;
 
+/// The peer's address, as handlers see it (`ConnectInfo<PeerAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Incoming>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Incoming>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
 /// Ready connections, for `axum::serve`.
 pub struct Incoming {
     conns: ReceiverStream<std::io::Result<Conn>>,
