@@ -7,6 +7,9 @@
 //! Indexes: by end time (the window of every query), by agent and end time (`--agent`), and a
 //! partial index of the unsuccessful attempts by end time (`--failed`, which would otherwise
 //! walk every successful attempt to find a rare failure).
+//!
+//! Every insert and prune also updates the per-day rollup the reports read
+//! ([`super::rollup`]), in the same transaction.
 
 use std::collections::HashMap;
 
