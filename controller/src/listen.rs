@@ -1,4 +1,5 @@
-//! The controller's listener: TCP connections, TLS (rustls) when configured, and who the peer
+//! The controller's listeners (the gRPC services and the web console, [`crate::web::tls`]):
+//! TCP connections, TLS (rustls) when configured, and who the peer
 //! is, handed to tonic as the connection's `ConnectInfo` ([`Peer`]).
 //!
 //! # Theory of operation
@@ -60,6 +61,13 @@ pub struct Conn {
     io: Io,
     peer: Peer,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Conn {
+    /// Who is at the other end.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
 }
 
 impl tonic::transport::server::Connected for Conn {

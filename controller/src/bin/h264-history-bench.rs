@@ -3,7 +3,9 @@
 //! the controller uses) with `--records` job attempts from `--agents` agents spread over
 //! `--days` days (5 % unsuccessful, 30 revisions, a few file names repeated across agents),
 //! then times each query `fleetctl report` and `fleetctl jobs` (and the console's history page)
-//! make, `--repeat` times each, and prints the median and the slowest.
+//! make, `--repeat` times each, and prints the median and the slowest. Each report is timed
+//! twice side by side: read from the per-day rollup (what the controller does) and by a scan of
+//! the attempts (the reference, what it did before the rollup), and the two must agree.
 
 use std::time::{Duration, Instant};
 
@@ -141,7 +143,25 @@ fn main() -> Result<()> {
         ("report --since 30d --by day", GroupBy::Day),
         ("report --since 30d --by stage", GroupBy::Stage),
     ] {
-        let rep = time(label, r, || Ok(store.report(now - 30 * day, by)?))?;
+        let scan = time(&format!("{label} (scan of the attempts)"), r, || {
+            Ok(store.report_by_scan(now - 30 * day, by)?)
+        })?;
+        let rep = time(&format!("{label} (rollup)"), r, || {
+            Ok(store.report(now - 30 * day, by)?)
+        })?;
+        let (a, b) = (
+            scan.total.clone().unwrap_or_default(),
+            rep.total.clone().unwrap_or_default(),
+        );
+        anyhow::ensure!(
+            a.attempts == b.attempts
+                && a.converted == b.converted
+                && a.unsuccessful == b.unsuccessful
+                && a.bytes_out == b.bytes_out
+                && a.speed_p95 == b.speed_p95
+                && scan.rows.len() == rep.rows.len(),
+            "{label}: the rollup and the scan disagree"
+        );
         if by == GroupBy::All {
             let t = rep.total.unwrap_or_default();
             println!(

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use h264_proto::v1::{HistoryBatch, JobAttempt};
+use h264_proto::v1::{EventKind, HistoryBatch, JobAttempt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -38,15 +38,17 @@ const MAX_SHORT: usize = 128;
 const MAX_TEXT: usize = 4096;
 /// Stage timings a record may carry.
 const MAX_STAGES: usize = 16;
-/// The outcomes an attempt may have.
-const OUTCOMES: [&str; 6] = [
-    "converted",
-    "failed",
-    "retrying",
-    "cancelled",
-    "interrupted",
-    "conflict",
-];
+/// Whether `outcome` is one an attempt may have: an event kind of the protocol
+/// (`h264_proto::names`, the spelling the agent's journal and events use) other than `nack`.
+/// The record carries it as a string, not the enum: a string field cannot become an enum on
+/// the wire (length-delimited against varint) without making every record still waiting in an
+/// older agent's outbox undecodable.
+fn known_outcome(outcome: &str) -> bool {
+    !matches!(
+        EventKind::from_name(outcome),
+        EventKind::Unspecified | EventKind::Nack
+    )
+}
 
 /// ACKs for one session: the agent's ids of the records stored.
 pub type AckSender = mpsc::Sender<Vec<String>>;
@@ -78,7 +80,7 @@ pub fn check_record(mut r: JobAttempt, now: i64) -> Result<JobAttempt, String> {
             r.id.escape_debug()
         ));
     }
-    if !OUTCOMES.contains(&r.outcome.as_str()) {
+    if !known_outcome(&r.outcome) {
         return Err(format!(
             "record {}: unknown outcome `{}`",
             r.id,

@@ -7,12 +7,16 @@
 //! Indexes: by end time (the window of every query), by agent and end time (`--agent`), and a
 //! partial index of the unsuccessful attempts by end time (`--failed`, which would otherwise
 //! walk every successful attempt to find a rare failure).
+//!
+//! Every insert and prune also updates the per-day rollup the reports read
+//! ([`super::rollup`]), in the same transaction.
 
 use std::collections::HashMap;
 
 use h264_proto::v1::JobAttempt;
 use rusqlite::{params, params_from_iter, Row};
 
+use super::rollup::{self, Deltas, Fact};
 use super::{Store, StoreError};
 
 pub(super) const SCHEMA: &str = "
@@ -82,6 +86,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut added = 0;
+        let mut deltas = Deltas::default();
         {
             let mut insert = tx
                 .prepare_cached(
@@ -95,47 +100,72 @@ impl Store {
             for (agent, r) in batch {
                 let stages: HashMap<&String, f64> =
                     r.stage_secs.iter().map(|(k, v)| (k, finite(*v))).collect();
-                added += insert
+                let fact = Fact {
+                    ended_at_ms: r.ended_at_ms,
+                    agent_id: agent,
+                    generation: r.generation as i64,
+                    outcome: &r.outcome,
+                    failed_stage: &r.failed_stage,
+                    media_secs: finite(r.media_secs),
+                    wall_secs: finite(r.wall_secs),
+                    bytes_in: r.bytes_in.min(i64::MAX as u64) as i64,
+                    bytes_out: r.bytes_out.min(i64::MAX as u64) as i64,
+                    captions: &r.captions,
+                    captions_lost: r.captions_lost,
+                };
+                let new = insert
                     .execute(params![
                         agent,
                         r.id,
-                        r.ended_at_ms,
+                        fact.ended_at_ms,
                         r.file,
-                        r.generation as i64,
+                        fact.generation,
                         r.outcome,
                         r.failed_stage,
                         r.message,
                         r.attempt,
                         r.rung,
                         r.mode,
-                        r.bytes_in.min(i64::MAX as u64) as i64,
-                        r.bytes_out.min(i64::MAX as u64) as i64,
-                        finite(r.media_secs),
-                        finite(r.wall_secs),
+                        fact.bytes_in,
+                        fact.bytes_out,
+                        fact.media_secs,
+                        fact.wall_secs,
                         finite(r.queue_secs),
                         serde_json::to_string(&stages).unwrap_or_else(|_| "{}".into()),
                         r.captions,
                         r.captions_lost,
                     ])
                     .map_err(|e| self.err(e))?;
+                if new > 0 {
+                    deltas.add(&fact);
+                }
+                added += new;
             }
         }
+        deltas.apply(&tx).map_err(|e| self.err(e))?;
+        rollup::add_covered(&tx, added as i64).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(added)
     }
 
-    /// Deletes the attempts that ended before `before_ms`, a chunk at a time; returns how many.
+    /// Deletes the attempts that ended before `before_ms`, a chunk at a time (each chunk in
+    /// one transaction with its rollup change); returns how many.
     pub fn prune_history(&self, before_ms: i64) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let n = self
-                .conn()
+            let mut conn = self.conn();
+            let tx = conn.transaction().map_err(|e| self.err(e))?;
+            let n = tx
                 .execute(
                     "DELETE FROM history WHERE rowid IN
                         (SELECT rowid FROM history WHERE ended_at_ms < ?1 LIMIT ?2)",
                     params![before_ms, PRUNE_CHUNK as i64],
                 )
                 .map_err(|e| self.err(e))?;
+            if n > 0 {
+                rollup::pruned(&tx, before_ms, n as i64).map_err(|e| self.err(e))?;
+            }
+            tx.commit().map_err(|e| self.err(e))?;
             total += n;
             if n < PRUNE_CHUNK {
                 return Ok(total);

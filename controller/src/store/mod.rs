@@ -5,7 +5,7 @@
 //! Tables: `revisions` (immutable, one row per generation), `agents` (one row per agent, the
 //! latest of what the registry knows, stats included), `assignments` (a log of every apply and
 //! assign decision), `events` (agent events, the newest `events_kept`), `rollouts` (each rollout's state, JSON), `history` (job
-//! attempts, [`history`]), `meta` (schema version,
+//! attempts, [`history`]), `history_rollup` (their per-day sums, [`rollup`]), `meta` (schema version,
 //! the fleet-wide target new agents get).
 //!
 //! Every call is blocking: async callers go through `spawn_blocking` (see [`crate::persist`]).
@@ -15,6 +15,7 @@ mod history;
 mod report;
 mod revisions;
 mod rollouts;
+mod rollup;
 mod trust;
 
 use std::fs::File;
@@ -161,7 +162,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(sql)?;
+        let mut conn = Connection::open(&path).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -171,6 +172,7 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(sql)?;
         conn.execute_batch(trust::SCHEMA).map_err(sql)?;
         conn.execute_batch(history::SCHEMA).map_err(sql)?;
+        conn.execute_batch(rollup::SCHEMA).map_err(sql)?;
         let found: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -194,6 +196,13 @@ impl Store {
                 )
                 .map_err(sql)?;
             }
+        }
+        let started = std::time::Instant::now();
+        if rollup::check(&mut conn).map_err(sql)? {
+            tracing::info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "job history: the per-day rollup was rebuilt from the stored attempts"
+            );
         }
         Ok(Self {
             conn: Mutex::new(conn),

@@ -7,7 +7,8 @@
 //! controller has one.
 //!
 //! # Security
-//! Login is a POST of an admin-API token ([`session`]); the browser gets an `HttpOnly`,
+//! Login is a POST of an admin-API token ([`session`]), throttled per peer and overall
+//! ([`throttle`]: failures only; a failure is logged with the peer, never the token); the browser gets an `HttpOnly`,
 //! `SameSite=Strict` session cookie, never the token, and no token ever travels in a URL.
 //! Every read and action goes through the admin API ([`crate::admin::Admin`]) as that token:
 //! the same roles (viewer < operator < admin), the same audit trail. Mutating requests need the
@@ -30,6 +31,7 @@ pub mod diff;
 pub mod html;
 mod pages;
 pub mod session;
+pub mod throttle;
 pub mod tls;
 
 use std::sync::Arc;
@@ -53,6 +55,8 @@ pub struct Console {
     registry: Arc<Registry>,
     store: Arc<Store>,
     sessions: Sessions,
+    /// Failed logins per peer and overall ([`throttle`]).
+    throttle: throttle::Throttle,
     /// Served over TLS (cookies are then `Secure`).
     secure: bool,
     shutdown: CancellationToken,
@@ -72,6 +76,7 @@ impl Console {
             registry,
             store,
             sessions: Sessions::default(),
+            throttle: throttle::Throttle::default(),
             secure,
             shutdown,
         }
@@ -168,6 +173,7 @@ pub async fn serve(
     };
     tracing::info!(addr = ?addr, tls = secure, "web console serving");
     let app = router(console);
+    let app = app.into_make_service_with_connect_info::<tls::PeerAddr>();
     let served = axum::serve(incoming, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use h264_proto::v1::fleet_admin_server::FleetAdmin;
@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::diff::{diff, Line};
 use super::html::{esc, fleet_table, page, rollout as rollout_html, time};
 use super::session;
+use super::tls::PeerAddr;
 use super::{request, status_response, Console};
 
 /// The longest token a login form may carry.
@@ -59,10 +60,32 @@ pub struct LoginForm {
     token: String,
 }
 
-/// `POST /login`: checks the token with the admin API, then sets the session cookie.
-pub async fn login(State(c): S, Form(form): Form<LoginForm>) -> Response {
+/// `POST /login`: checks the token with the admin API, then sets the session cookie. Refused
+/// unchecked (429) while the peer or the console is out of login attempts ([`super::throttle`]).
+pub async fn login(
+    State(c): S,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let ip = peer.ip();
+    if let Err(wait) = c.throttle.begin(ip) {
+        let secs = wait.as_secs() + 1;
+        tracing::warn!(peer = %ip, retry_after_secs = secs, "console login refused: too many failed logins");
+        let mut res = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(login_page(&format!(
+                "Too many failed logins: try again in {secs} s."
+            ))),
+        )
+            .into_response();
+        if let Ok(v) = secs.to_string().parse() {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
     let token = form.token.trim().to_owned();
     if token.is_empty() || token.len() > MAX_TOKEN {
+        tracing::warn!(peer = %ip, length = token.len(), "console login refused: no token or a too long one");
         return (
             StatusCode::UNAUTHORIZED,
             Html(login_page("That token is not known to this controller.")),
@@ -74,13 +97,15 @@ pub async fn login(State(c): S, Form(form): Form<LoginForm>) -> Response {
         Ok(reply) => {
             let me = reply.into_inner();
             let Ok(role) = Role::parse(&me.role) else {
+                tracing::warn!(peer = %ip, who = %me.identity, "console login refused: the token has no role");
                 return (
                     StatusCode::FORBIDDEN,
                     Html(login_page("That token has no role.")),
                 )
                     .into_response();
             };
-            tracing::info!(who = %me.identity, role = %role, "console login");
+            c.throttle.succeeded(ip);
+            tracing::info!(peer = %ip, who = %me.identity, role = %role, "console login");
             let id = c.sessions.create(token, me.identity, role);
             let mut res = Redirect::to("/").into_response();
             if let Ok(v) = session::set_cookie(&id, c.secure).parse() {
@@ -89,7 +114,8 @@ pub async fn login(State(c): S, Form(form): Form<LoginForm>) -> Response {
             res
         }
         Err(s) => {
-            tracing::warn!(reason = %s.message(), "console login refused");
+            // The admin API's message names no token; the token itself is never logged.
+            tracing::warn!(peer = %ip, reason = %s.message(), "console login refused");
             (
                 StatusCode::UNAUTHORIZED,
                 Html(login_page("That token is not known to this controller.")),

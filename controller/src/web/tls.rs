@@ -1,83 +1,43 @@
-//! The console's listener: plain TCP, or TLS with the controller's certificate (HTTP/1.1 by
-//! ALPN; browsers are not asked for a client certificate).
+//! The console's listener: the controller's own accept loop ([`crate::listen::incoming`]: the
+//! connection cap, the handshake timeout, TLS with the controller's certificate when it has
+//! one) handed to axum. Browsers are not asked for a client certificate, and the TLS
+//! configuration offers HTTP/1.1 by ALPN.
 //!
 //! # Theory of operation
-//! One task accepts connections and gives each its own task for the TLS handshake, bounded by
-//! [`crate::listen::HANDSHAKE`], so a peer that connects and says nothing delays no one. Ready
-//! connections reach axum through a bounded channel ([`Incoming`], axum's `Listener`); at most
-//! [`MAX_CONNECTIONS`] are open at once (a semaphore permit travels with each). The accept task
-//! ends at shutdown.
+//! [`crate::listen::incoming`] accepts on its own task and sends each connection that finished
+//! its handshake through a bounded channel; [`Incoming`] is axum's `Listener` over that
+//! channel, and gives axum the peer's address (the login throttle keys on it). At most
+//! [`MAX_CONNECTIONS`] console connections are open at once. The accept task ends at shutdown;
+//! after it, [`Incoming`] waits forever (axum's graceful shutdown ends the server).
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::listen::HANDSHAKE;
+use crate::listen::Conn;
 
 /// Console connections open at most.
 pub const MAX_CONNECTIONS: usize = 512;
 
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
+/// The peer's address, as handlers see it (`ConnectInfo<PeerAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
-/// One connection of the console.
-pub struct Conn {
-    io: Io,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match &mut self.io {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match &mut self.io {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match &mut self.io {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match &mut self.io {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Incoming>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Incoming>) -> Self {
+        PeerAddr(*stream.remote_addr())
     }
 }
 
 /// Ready connections, for `axum::serve`.
 pub struct Incoming {
-    rx: mpsc::Receiver<(Conn, SocketAddr)>,
+    conns: ReceiverStream<std::io::Result<Conn>>,
     local: SocketAddr,
 }
 
@@ -86,10 +46,16 @@ impl axum::serve::Listener for Incoming {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task ended (shutdown): nothing more comes.
-            None => std::future::pending().await,
+        loop {
+            match self.conns.next().await {
+                Some(Ok(conn)) => {
+                    let peer = conn.peer().remote.unwrap_or(self.local);
+                    return (conn, peer);
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "console connection lost"),
+                // The accept task ended (shutdown): nothing more comes.
+                None => std::future::pending().await,
+            }
         }
     }
 
@@ -105,53 +71,11 @@ pub fn incoming(
     shutdown: CancellationToken,
 ) -> std::io::Result<Incoming> {
     let local = listener.local_addr()?;
-    let (tx, rx) = mpsc::channel(64);
-    let acceptor = tls.map(|config| {
+    let tls = tls.map(|config| {
         let mut config = (*config).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        TlsAcceptor::from(Arc::new(config))
+        Arc::new(config)
     });
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "console accept failed");
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "console connection refused: {MAX_CONNECTIONS} are open");
-                continue;
-            };
-            let (tx, acceptor) = (tx.clone(), acceptor.clone());
-            tokio::spawn(async move {
-                let io = match acceptor {
-                    None => Io::Plain(stream),
-                    Some(a) => match tokio::time::timeout(HANDSHAKE, a.accept(stream)).await {
-                        Ok(Ok(s)) => Io::Tls(Box::new(s)),
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "console TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    },
-                };
-                let _ = tx
-                    .send((
-                        Conn {
-                            io,
-                            _permit: permit,
-                        },
-                        peer,
-                    ))
-                    .await;
-            });
-        }
-    });
-    Ok(Incoming { rx, local })
+    let conns = crate::listen::incoming(listener, tls, MAX_CONNECTIONS, shutdown);
+    Ok(Incoming { conns, local })
 }

@@ -724,3 +724,135 @@ async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+/// One HTTP/1.1 exchange over TLS trusting `ca` (the connection closes after it): the whole
+/// answer, or why the handshake failed.
+async fn https_exchange(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    request: &str,
+) -> Result<String, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in h264_trust::tls::read_certs(ca).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(h264_trust::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio::time::timeout(SOON, connector.connect(name, tcp))
+        .await
+        .map_err(|_| "no handshake in time".to_owned())?
+        .map_err(|e| e.to_string())?;
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // The server may close without close_notify: what arrived before counts.
+    let _ = tokio::time::timeout(SOON, tls.read_to_end(&mut answer)).await;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+fn login_request(token: &str) -> String {
+    let body = format!("token={token}");
+    format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The console served with the controller's certificate answers over https to a client that
+/// trusts the fleet CA, completes no handshake with one that does not, and answers nothing to
+/// plain http. Failed logins from one peer are refused after a burst (429, `Retry-After`), a
+/// correct token still logs in before that, and no tried token reaches the log.
+#[tokio::test]
+async fn the_console_speaks_only_tls_and_throttles_failed_logins() {
+    let root = tempfile::tempdir().unwrap();
+    let pki = Pki::new(root.path());
+    let web_port = h264_testkit::net::free_port();
+    let config = root.path().join("controller.toml");
+    std::fs::write(
+        &config,
+        format!("[web]\nlisten = \"127.0.0.1:{web_port}\"\n"),
+    )
+    .unwrap();
+    let c = ControllerProcess::start_with_config_and_args(
+        Path::new(env!("CARGO_BIN_EXE_h264-controller")),
+        &root.path().join("state"),
+        &config,
+        &pki.controller_args(),
+    );
+    let web: std::net::SocketAddr = format!("127.0.0.1:{web_port}").parse().unwrap();
+    let ca = pki.dir.join("ca.crt");
+
+    let page = https_exchange(
+        web,
+        &ca,
+        "GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("id=\"token\""), "{page}");
+    assert!(page.contains("content-security-policy"), "{page}");
+
+    // A client that does not trust the fleet CA: no handshake.
+    let other = https_exchange(web, &pki.other.join("ca.crt"), "GET / HTTP/1.1\r\n\r\n").await;
+    assert!(other.is_err(), "{other:?}");
+
+    // Plain http on the TLS port: no HTTP answer, the connection is closed.
+    let mut plain = tokio::net::TcpStream::connect(web).await.unwrap();
+    plain
+        .write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(SOON, plain.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "plain http must be closed, not left hanging");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/"),
+        "plain http got an HTTP answer: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // Failed logins: a burst, then refused unchecked.
+    let secret_guess = "guess-0123456789abcdef";
+    let burst = h264_controller::web::throttle::PEER_BURST as usize;
+    for i in 0..burst - 1 {
+        let a = https_exchange(web, &ca, &login_request(&format!("{secret_guess}{i}")))
+            .await
+            .unwrap();
+        assert!(a.starts_with("HTTP/1.1 401"), "attempt {i}: {a}");
+    }
+    // The right token still logs in while the peer has attempts left (and gives its one back).
+    let ok = https_exchange(web, &ca, &login_request(&c.token()))
+        .await
+        .unwrap();
+    assert!(ok.starts_with("HTTP/1.1 303"), "{ok}");
+    assert!(ok.contains("HttpOnly") && ok.contains("Secure"), "{ok}");
+    let last = https_exchange(web, &ca, &login_request(&format!("{secret_guess}last")))
+        .await
+        .unwrap();
+    assert!(last.starts_with("HTTP/1.1 401"), "{last}");
+    let refused = https_exchange(web, &ca, &login_request(&format!("{secret_guess}more")))
+        .await
+        .unwrap();
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after:"),
+        "{refused}"
+    );
+    assert!(refused.contains("Too many failed logins"), "{refused}");
+
+    let log = c.log_text();
+    assert!(log.contains("console login refused"), "{log}");
+    assert!(
+        log.contains("127.0.0.1"),
+        "failed logins are logged with the peer"
+    );
+    assert!(!log.contains(secret_guess), "a tried token reached the log");
+    assert!(!log.contains(&c.token()), "the admin token reached the log");
+}

@@ -91,6 +91,16 @@ impl ControllerProcess {
         Self::spawn_with(bin, state_dir, "127.0.0.1:0", None, extra)
     }
 
+    /// Starts `bin` on `127.0.0.1:0` with `state_dir`, `--config config` and further arguments.
+    pub fn start_with_config_and_args(
+        bin: &Path,
+        state_dir: &Path,
+        config: &Path,
+        extra: &[String],
+    ) -> Self {
+        Self::spawn_with(bin, state_dir, "127.0.0.1:0", Some(config), extra)
+    }
+
     fn spawn_new(bin: &Path, state_dir: &Path, listen: &str, config: Option<&Path>) -> Self {
         Self::spawn_with(bin, state_dir, listen, config, &[])
     }
