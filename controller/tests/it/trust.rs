@@ -772,20 +772,15 @@ fn login_request(token: &str) -> String {
 async fn the_console_speaks_only_tls_and_throttles_failed_logins() {
     let root = tempfile::tempdir().unwrap();
     let pki = Pki::new(root.path());
-    let web_port = h264_testkit::net::free_port();
     let config = root.path().join("controller.toml");
-    std::fs::write(
-        &config,
-        format!("[web]\nlisten = \"127.0.0.1:{web_port}\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, "[web]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     let c = ControllerProcess::start_with_config_and_args(
         Path::new(env!("CARGO_BIN_EXE_h264-controller")),
         &root.path().join("state"),
         &config,
         &pki.controller_args(),
     );
-    let web: std::net::SocketAddr = format!("127.0.0.1:{web_port}").parse().unwrap();
+    let web = c.web_addr();
     let ca = pki.dir.join("ca.crt");
 
     let page = https_exchange(
