@@ -34,6 +34,7 @@ pub mod fs_safe;
 pub mod intake;
 pub mod journal;
 pub mod key;
+pub mod known_roots;
 pub mod metrics;
 pub mod notify;
 pub mod orphans;
