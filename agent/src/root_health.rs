@@ -33,7 +33,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{Alert, AlertKind};
-use crate::known_roots::{KnownRoots, RootKind};
+use crate::known_roots::RootKind;
 use crate::notify::{fact, Notifier};
 use crate::pipeline::failure::Failure;
 use crate::pipeline::CancelReason;
@@ -109,25 +109,20 @@ pub fn output_root(output: &Path, rel: &Path) -> PathBuf {
 }
 
 impl RootHealth {
-    /// The health of `roots` (their watch and output folders), with the mount points of
-    /// `known`, alerting through `notifier`.
-    pub fn new(roots: &[Root], known: &KnownRoots, notifier: Notifier) -> Self {
+    /// The health of `roots` (their watch and output folders), alerting through `notifier`.
+    pub fn new(roots: &[Root], notifier: Notifier) -> Self {
         let mut checked = Vec::new();
         for root in roots {
-            for (configured, path, kind) in [
-                (&root.cfg.source, root.source.to_path_buf(), RootKind::Watch),
-                (&root.cfg.output, root.output.clone(), RootKind::Output),
-            ] {
-                let mount_point = std::path::absolute(configured)
-                    .ok()
-                    .and_then(|p| known.get(&p, kind).map(|k| k.mount_point))
-                    .unwrap_or(false);
-                checked.push(Checked {
-                    path,
-                    kind,
-                    mount_point,
-                });
-            }
+            checked.push(Checked {
+                path: root.source.to_path_buf(),
+                kind: RootKind::Watch,
+                mount_point: root.source_mount_point,
+            });
+            checked.push(Checked {
+                path: root.output.clone(),
+                kind: RootKind::Output,
+                mount_point: root.output_mount_point,
+            });
         }
         Self {
             roots: checked,

@@ -21,6 +21,11 @@ pub struct Root {
     pub extensions: HashSet<String>,
     /// The configuration of this root.
     pub cfg: WatchRoot,
+    /// Whether the source folder was a mount point when the agent first saw it
+    /// ([`crate::known_roots`]).
+    pub source_mount_point: bool,
+    /// Whether the output folder was a mount point when the agent first saw it.
+    pub output_mount_point: bool,
 }
 
 impl Root {
@@ -29,9 +34,9 @@ impl Root {
     /// or unreachable now is neither an error nor recreated: it is used under the name it had
     /// when first seen, and [`crate::root_health`] holds it until it is back.
     pub fn resolve(cfg: &WatchRoot, known: &mut KnownRoots) -> std::io::Result<Root> {
-        let source = resolve_one(&cfg.source, RootKind::Watch, known, false)
+        let (source, source_mount_point) = resolve_one(&cfg.source, RootKind::Watch, known, false)
             .map_err(|e| with_context(e, "watch source", &cfg.source))?;
-        let output = resolve_one(&cfg.output, RootKind::Output, known, true)
+        let (output, output_mount_point) = resolve_one(&cfg.output, RootKind::Output, known, true)
             .map_err(|e| with_context(e, "output folder", &cfg.output))?;
         let extensions = cfg
             .extensions
@@ -43,6 +48,8 @@ impl Root {
             output,
             extensions,
             cfg: cfg.clone(),
+            source_mount_point,
+            output_mount_point,
         })
     }
 
@@ -80,13 +87,13 @@ fn with_context(e: std::io::Error, what: &str, path: &Path) -> std::io::Error {
 /// Resolves one root folder: an existing one is remembered in `known` (the first time) and
 /// returned canonical; a remembered one that is missing or unreachable is returned as first
 /// seen, with an error in the log; a new one that is missing is created when `create`, else an
-/// error.
+/// error. With whether it was a mount point when first seen.
 fn resolve_one(
     configured: &Path,
     kind: RootKind,
     known: &mut KnownRoots,
     create: bool,
-) -> std::io::Result<PathBuf> {
+) -> std::io::Result<(PathBuf, bool)> {
     let absolute = std::path::absolute(configured)?;
     let found = std::fs::metadata(configured).and_then(|m| {
         if m.is_dir() {
@@ -109,7 +116,7 @@ fn resolve_one(
                      back, the other roots go on",
                     kind.as_str()
                 );
-                return Ok(seen.resolved.clone());
+                return Ok((seen.resolved.clone(), seen.mount_point));
             }
             // Only a root never seen is created, the first time.
             None if create && e.kind() == std::io::ErrorKind::NotFound => {
@@ -121,7 +128,8 @@ fn resolve_one(
         },
     };
     known.remember(&absolute, &canonical, kind)?;
-    Ok(canonical)
+    let mount_point = known.get(&absolute, kind).is_some_and(|k| k.mount_point);
+    Ok((canonical, mount_point))
 }
 
 /// The root a key belongs to, among `roots`.

@@ -73,18 +73,7 @@ fn refusal(
     if !std::fs::symlink_metadata(output).is_ok_and(|m| m.is_file()) {
         return Some(format!("the output {} is not there", output.display()));
     }
-    match std::fs::metadata(source) {
-        Ok(meta) if Fingerprint::of(&meta) == *fingerprint => None,
-        Ok(meta) => {
-            let now = Fingerprint::of(&meta);
-            Some(format!(
-                "the source changed after its conversion (size {} -> {} bytes, modified {} -> \
-                 {} ns): the output is of the earlier version; it is converted again once stable",
-                fingerprint.size, now.size, fingerprint.mtime_ns, now.mtime_ns
-            ))
-        }
-        Err(e) => Some(format!("cannot read the source's metadata: {e}")),
-    }
+    crate::disposition::changed_since(source, fingerprint)
 }
 
 /// What happens to a source that failed for good, in the words of its alert.

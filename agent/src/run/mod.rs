@@ -44,7 +44,6 @@ pub async fn run(
         control,
         journal,
         roots,
-        known,
     } = prepare(&config, options.once).await?;
     let id = agent_id(&config);
     let notifier = start_alerts(&config, &id, &shutdown);
@@ -61,7 +60,6 @@ pub async fn run(
         pipeline,
         journal,
         roots,
-        &known,
         notifier.clone(),
         &options,
         &shutdown,

@@ -28,8 +28,6 @@ pub struct Ground {
     pub journal: Journal,
     /// The resolved watch roots.
     pub roots: Vec<Root>,
-    /// The roots the agent has seen, in this run or before.
-    pub known: KnownRoots,
 }
 
 /// Checks and secures what the agent needs, and cleans up after a crash.
@@ -66,7 +64,6 @@ pub async fn prepare(config: &AgentConfig, once: bool) -> Result<Ground, FatalEr
         control,
         journal,
         roots,
-        known,
     })
 }
 

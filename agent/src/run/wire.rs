@@ -54,7 +54,6 @@ impl Wired {
         initial: Settings,
         journal: Journal,
         roots: Vec<Root>,
-        known: &crate::known_roots::KnownRoots,
         notifier: Notifier,
         options: &RunOptions,
         shutdown: &CancellationToken,
@@ -63,7 +62,6 @@ impl Wired {
         let (settings_tx, settings) = crate::settings::channel(initial);
         let health = Arc::new(crate::root_health::RootHealth::new(
             &roots,
-            known,
             notifier.clone(),
         ));
         let roots: Arc<[Root]> = roots.into();
