@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use h264_proto::v1::agent_control_client::AgentControlClient;
 use h264_proto::v1::agent_control_server::{AgentControl, AgentControlServer};
 use h264_proto::v1::{
-    Counters, ErrorEntry, ErrorsReply, ErrorsRequest, PauseReply, PauseRequest, PingReply,
-    PingRequest, ResumeReply, ResumeRequest, RunningJob, StatsReply, StatsRequest, Volume,
+    Counters, ErrorEntry, ErrorsReply, ErrorsRequest, HeldRoot, PauseReply, PauseRequest,
+    PingReply, PingRequest, ResumeReply, ResumeRequest, RunningJob, StatsReply, StatsRequest,
+    Volume,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -56,6 +57,8 @@ pub struct View {
     pub queue: Arc<WorkQueue<SourceKey>>,
     /// The disk guard's last reading.
     pub disk: Arc<DiskGuard>,
+    /// The roots held because they are missing or unreachable.
+    pub health: Arc<crate::root_health::RootHealth>,
     /// Whether jobs may start.
     pub intake: Arc<Intake>,
     /// The alert queue.
@@ -243,8 +246,8 @@ impl View {
         }
     }
 
-    /// The agent's counters, running jobs, queue, volumes and hold: what `Stats` answers, and what
-    /// the fleet session sends the controller.
+    /// The agent's counters, running jobs, queue, volumes, hold and held roots: what `Stats`
+    /// answers, and what the fleet session sends the controller.
     pub fn stats_reply(&self) -> Result<StatsReply, crate::journal::JournalError> {
         let a = self;
         let s = a.stats.snapshot();
@@ -309,6 +312,21 @@ impl View {
                 level: v.level.as_str().to_string(),
             })
             .collect();
+        let held_roots = a
+            .health
+            .held()
+            .into_iter()
+            .map(|h| HeldRoot {
+                path: h.path.display().to_string(),
+                kind: h.kind.as_str().to_string(),
+                reason: h.why,
+                since_ms: h
+                    .since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+            })
+            .collect();
         let hold = a.intake.hold();
         Ok(StatsReply {
             since_start: Some(since_start),
@@ -320,6 +338,7 @@ impl View {
             volumes,
             alert_queue_depth: a.notifier.queue_depth() as u64,
             workers: a.settings.current().config.agent.workers as u64,
+            held_roots,
         })
     }
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use h264_config::agent::{OnFailure, OnSuccess, WatchRoot};
 
+use crate::key::Fingerprint;
+
 /// Applies `on_success` to a converted source; returns where it went, if it moved.
 pub fn after_success(root: &WatchRoot, source: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
     if root.on_success != OnSuccess::Keep && !root.follow_symlinks {
@@ -23,6 +25,30 @@ pub fn after_success(root: &WatchRoot, source: &Path, rel: &Path) -> io::Result<
         (OnSuccess::Delete, _) => std::fs::remove_file(source).map(|()| None),
         (OnSuccess::Move, Some(dir)) => move_into(source, dir, rel).map(Some),
         (OnSuccess::Move, None) => Ok(None),
+    }
+}
+
+/// Why `source` may not be deleted or moved as the version of `fingerprint` (the one that was
+/// converted), if it is not that version any more: its size, modification time or inode
+/// changed (a recorder wrote to it again, or another file took its name), or it cannot be read.
+pub fn changed_since(source: &Path, fingerprint: &Fingerprint) -> Option<String> {
+    match std::fs::metadata(source) {
+        Ok(meta) if Fingerprint::of(&meta) == *fingerprint => None,
+        Ok(meta) => {
+            let now = Fingerprint::of(&meta);
+            Some(format!(
+                "the source changed after its conversion (size {} -> {} bytes, modified {} -> \
+                 {} ns, inode {} -> {}): the output is of the earlier version; it is converted \
+                 again once stable",
+                fingerprint.size,
+                now.size,
+                fingerprint.mtime_ns,
+                now.mtime_ns,
+                fingerprint.inode,
+                now.inode
+            ))
+        }
+        Err(e) => Some(format!("cannot read the source's metadata: {e}")),
     }
 }
 
@@ -96,6 +122,26 @@ mod tests {
         assert_eq!(dest, dir.path().join("q/bad.ts"));
         let note = std::fs::read_to_string(dir.path().join("q/bad.ts.error.txt")).unwrap();
         assert_eq!(note, "corrupt");
+    }
+
+    #[test]
+    fn a_source_written_again_after_its_conversion_is_not_disposed_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("rec.ts");
+        std::fs::write(&src, b"first version").unwrap();
+        let converted = Fingerprint::of(&std::fs::metadata(&src).unwrap());
+        assert_eq!(changed_since(&src, &converted), None);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&src)
+            .unwrap()
+            .write_all(b" and more")
+            .unwrap();
+        let why = changed_since(&src, &converted).unwrap();
+        assert!(why.contains("changed after its conversion"), "{why}");
+        std::fs::remove_file(&src).unwrap();
+        let gone = changed_since(&src, &converted).unwrap();
+        assert!(gone.contains("cannot read"), "{gone}");
     }
 
     #[test]

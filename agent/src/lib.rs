@@ -35,6 +35,7 @@ pub mod fs_safe;
 pub mod intake;
 pub mod journal;
 pub mod key;
+pub mod known_roots;
 pub mod metrics;
 pub mod notify;
 pub mod orphans;

@@ -20,6 +20,7 @@ use crate::journal::JobState;
 use crate::key::{Fingerprint, SourceKey};
 use crate::pipeline::{CancelReason, JobCtx};
 use crate::readiness::{check_writers, settle_stability, Settled};
+use crate::root_health::RECHECK;
 use crate::stats::Stats;
 
 /// What the reconciler works with: the jobs' context (it submits jobs, and reads the journal,
@@ -79,6 +80,10 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
         return Action::Done;
     };
     let path = key.path();
+    // A missing or unreachable root holds its sources: not taken for deleted, nothing started.
+    if let Some(action) = held(cx, key, false) {
+        return action;
+    }
     if let Some(why) = crate::containment::leaves_root(root, key.rel()) {
         let spec_hash = cx.settings.current().spec_hash.clone();
         crate::containment::report(&cx.journal, &spec_hash, key, root, &why);
@@ -86,6 +91,7 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
     }
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
+        Err(_) if held(cx, key, true).is_some() => return Action::RequeueAfter(RECHECK),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             source_gone(ctx, key);
             return Action::Done;
@@ -180,6 +186,24 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
             Action::RequeueAfter(recheck_in)
         }
     }
+}
+
+/// Looks again in [`RECHECK`] when the watch or output root of `key` is held: as last checked,
+/// or (`fresh`) checked now, when the source could not be read.
+fn held(cx: &JobCtx, key: &SourceKey, fresh: bool) -> Option<Action> {
+    let root = cx.root_of(key)?;
+    let roots = [key.root(), root.output.as_path()];
+    let gone = roots.iter().find_map(|r| {
+        if fresh {
+            cx.health.check(r)
+        } else {
+            cx.health.held_now(r)
+        }
+    });
+    gone.map(|why| {
+        tracing::debug!(source = %key, %why, "its root is missing or unreachable; waiting");
+        Action::RequeueAfter(RECHECK)
+    })
 }
 
 fn forget(cx: &JobCtx, key: &SourceKey) -> Action {

@@ -1,31 +1,102 @@
-//! Output roots that vanish or stop answering (a share not mounted, a server down; security
-//! review M2) are environment faults, not job failures.
+//! Watch and output roots that vanish or stop answering (a share not mounted, a server down;
+//! security review M2) are environment faults, not job failures, and not sources deleted.
 //!
-//! - A job whose output root is missing or unreachable (ENOENT on the root itself, EIO, ESTALE,
-//!   ENOTCONN, EHOSTDOWN, not a folder) does not start: it is looked at again in
-//!   [`RECHECK`], without an attempt being counted or the journal touched.
-//! - A job that fails while its root is gone is recorded as interrupted (like an operator's
-//!   pause) and redone when the root is back, never failed for good.
-//! - The root itself is never recreated at run time ([`crate::fs_safe::prepare_output`] creates
-//!   folders below it only), so nothing is written to the empty mount point, and no source is
-//!   deleted or moved for an output that is not on the share.
+//! - A root is unavailable when it is missing (ENOENT on the root itself), unreachable (EIO,
+//!   ESTALE, ENOTCONN, EHOSTDOWN, any error reading it), not a folder, or a mount point (when
+//!   first seen, [`crate::known_roots`]) now found on its parent's device: a share not mounted.
+//! - An unavailable root is *held*: no job of it starts (looked at again in [`RECHECK`], no
+//!   attempt counted, the journal untouched), its sources are not taken for deleted (no job
+//!   cancelled as "source deleted", no journal entry dropped), nothing is written, deleted or
+//!   moved for it. The other roots go on. A job that fails or loses its source while its root
+//!   is gone is recorded as interrupted and redone when the root is back, never failed for good.
+//! - A root is never recreated at run time ([`crate::fs_safe::prepare_output`] creates folders
+//!   below it only), nor at start-up once it has been seen ([`crate::roots::Root::resolve`]).
+//! - A root going away and coming back is logged once each way, raises one alert each way
+//!   through the [`Notifier`] (queued on disk, never lost), and shows in the stats (`fleetctl
+//!   agent stats`, `fleetctl status`) while it lasts, like the disk guard's hold.
 //!
-//! The held roots are kept in one process-wide set, only so that a root going away and coming
-//! back is logged once each way, not once per file.
+//! # Concurrency
+//! One [`RootHealth`] per agent, shared as an `Arc`. Its held set sits behind a short-held
+//! `std::sync::Mutex`, never held across an `.await` or a file-system call. [`RootHealth::run`]
+//! checks every root each [`RECHECK`] on a blocking thread (a dead hard-mounted share blocks
+//! that thread, not the runtime); jobs and reconciles check the root they need just before they
+//! act. A root that comes back is announced on a broadcast channel, which the watchers use to
+//! rescan it and watch it again.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{Alert, AlertKind};
+use crate::known_roots::RootKind;
+use crate::notify::{fact, Notifier};
 use crate::pipeline::failure::Failure;
 use crate::pipeline::CancelReason;
+use crate::roots::Root;
 
-/// How soon a job held by a missing root is looked at again.
+/// How soon a held root (and the jobs it holds) is looked at again.
 pub const RECHECK: Duration = Duration::from_secs(2);
 
-/// Roots found missing and not yet seen back (for the log only).
-static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+/// A root the agent checks.
+#[derive(Debug, Clone)]
+struct Checked {
+    path: PathBuf,
+    kind: RootKind,
+    /// It was a mount point when first seen: found on its parent's device, it is not mounted.
+    mount_point: bool,
+}
+
+/// A root held because it is missing or unreachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRoot {
+    /// The root.
+    pub path: PathBuf,
+    /// Watch or output.
+    pub kind: RootKind,
+    /// Why it is held.
+    pub why: String,
+    /// When it was found gone.
+    pub since: SystemTime,
+}
+
+/// The roots' health: which are held, and the alerts when that changes.
+#[derive(Debug)]
+pub struct RootHealth {
+    roots: Vec<Checked>,
+    held: Mutex<BTreeMap<PathBuf, HeldRoot>>,
+    notifier: Notifier,
+    restored: broadcast::Sender<PathBuf>,
+}
+
+/// Why `root` cannot be used now, if it cannot. `mount_point`: it was a mount point when first
+/// seen.
+pub fn unavailable(root: &Path, mount_point: bool) -> Option<String> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => {
+            if mount_point {
+                let parent = root.parent().unwrap_or(Path::new("/"));
+                if std::fs::metadata(parent).is_ok_and(|p| p.dev() == m.dev()) {
+                    return Some(
+                        "the share is not mounted: it was a mount point when the agent first saw \
+                         it, and the folder is now on its parent's file system"
+                            .into(),
+                    );
+                }
+            }
+            match std::fs::read_dir(root) {
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            }
+        }
+        Ok(_) => Some("it is not a folder".into()),
+        Err(e) => Some(e.to_string()),
+    }
+}
 
 /// The output root of `output`, the output of the source `rel` (the root is `rel`'s depth
 /// above it).
@@ -37,50 +108,157 @@ pub fn output_root(output: &Path, rel: &Path) -> PathBuf {
         .to_path_buf()
 }
 
-/// Why `root` cannot take outputs now, if it cannot.
-pub fn unavailable(root: &Path) -> Option<String> {
-    match std::fs::metadata(root) {
-        Ok(m) if m.is_dir() => match std::fs::read_dir(root) {
-            Ok(_) => None,
-            Err(e) => Some(e.to_string()),
-        },
-        Ok(_) => Some("it is not a folder".into()),
-        Err(e) => Some(e.to_string()),
-    }
-}
-
-/// Checks the output root of a job about to start; logs a root going away or coming back once.
-/// `Some(why)` holds the job.
-pub fn check(output: &Path, rel: &Path) -> Option<String> {
-    let root = output_root(output, rel);
-    let why = unavailable(&root);
-    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-    match &why {
-        Some(why) if held.insert(root.clone()) => tracing::warn!(
-            output_root = ?root,
-            "the output root is missing or unreachable ({why}): its jobs wait, nothing is written or deleted until it is back; it is never recreated"
-        ),
-        None if held.remove(&root) => {
-            tracing::info!(output_root = ?root, "the output root is back: its jobs start again")
+impl RootHealth {
+    /// The health of `roots` (their watch and output folders), alerting through `notifier`.
+    pub fn new(roots: &[Root], notifier: Notifier) -> Self {
+        let mut checked = Vec::new();
+        for root in roots {
+            checked.push(Checked {
+                path: root.source.to_path_buf(),
+                kind: RootKind::Watch,
+                mount_point: root.source_mount_point,
+            });
+            checked.push(Checked {
+                path: root.output.clone(),
+                kind: RootKind::Output,
+                mount_point: root.output_mount_point,
+            });
         }
-        _ => {}
+        Self {
+            roots: checked,
+            held: Mutex::new(BTreeMap::new()),
+            notifier,
+            restored: broadcast::channel(16).0,
+        }
     }
-    why
-}
 
-/// A failure while the output root is gone becomes an interruption (redone when it is back).
-pub fn reclassify(
-    failure: Failure,
-    reason: Option<CancelReason>,
-    output: &Path,
-    rel: &Path,
-) -> (Failure, Option<CancelReason>) {
-    let gone = matches!(failure, Failure::Failed { .. })
-        && unavailable(&output_root(output, rel)).is_some();
-    if gone {
-        (Failure::Cancelled, Some(CancelReason::OutputRootGone))
-    } else {
-        (failure, reason)
+    /// Checks every root now (file-system calls: from a blocking thread, or at start-up).
+    pub fn check_all(&self) {
+        for root in &self.roots {
+            self.update(root, unavailable(&root.path, root.mount_point));
+        }
+    }
+
+    /// Checks `root` now (a watch or output root of this agent); `Some(why)` while it is held.
+    pub fn check(&self, root: &Path) -> Option<String> {
+        let checked = self.roots.iter().find(|r| r.path == root)?;
+        let why = unavailable(&checked.path, checked.mount_point);
+        self.update(checked, why.clone());
+        why
+    }
+
+    /// Why `root` is held, as last checked (no file-system call).
+    pub fn held_now(&self, root: &Path) -> Option<String> {
+        self.lock().get(root).map(|h| h.why.clone())
+    }
+
+    /// The roots held now.
+    pub fn held(&self) -> Vec<HeldRoot> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Tells of each root that comes back (its path).
+    pub fn restored(&self) -> broadcast::Receiver<PathBuf> {
+        self.restored.subscribe()
+    }
+
+    /// Checks every root each [`RECHECK`] until `shutdown`.
+    pub async fn run(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(RECHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let health = self.clone();
+            let _ = tokio::task::spawn_blocking(move || health.check_all()).await;
+        }
+    }
+
+    /// A failure of a job (source under `source_root`, output `output` of the source `rel`)
+    /// while one of its roots is gone becomes an interruption, redone when the root is back.
+    pub fn reclassify(
+        &self,
+        failure: Failure,
+        reason: Option<CancelReason>,
+        source_root: &Path,
+        output: &Path,
+        rel: &Path,
+    ) -> (Failure, Option<CancelReason>) {
+        let lost_source = reason == Some(CancelReason::SourceDeleted);
+        if !matches!(failure, Failure::Failed { .. }) && !lost_source {
+            return (failure, reason);
+        }
+        if self.check(&output_root(output, rel)).is_some() {
+            (Failure::Cancelled, Some(CancelReason::OutputRootGone))
+        } else if self.check(source_root).is_some() {
+            (Failure::Cancelled, Some(CancelReason::WatchRootGone))
+        } else {
+            (failure, reason)
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, HeldRoot>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the state of `root`; logs and alerts a change.
+    fn update(&self, root: &Checked, why: Option<String>) {
+        let changed = {
+            let mut held = self.lock();
+            match &why {
+                Some(why) if !held.contains_key(&root.path) => {
+                    held.insert(
+                        root.path.clone(),
+                        HeldRoot {
+                            path: root.path.clone(),
+                            kind: root.kind,
+                            why: why.clone(),
+                            since: SystemTime::now(),
+                        },
+                    );
+                    true
+                }
+                None => held.remove(&root.path).is_some(),
+                _ => false,
+            }
+        };
+        if !changed {
+            return;
+        }
+        let kind = root.kind.as_str();
+        let path = root.path.display();
+        match why {
+            Some(why) => {
+                tracing::warn!(
+                    root = %path, kind,
+                    "the {kind} root is missing or unreachable ({why}): its jobs wait, nothing \
+                     is written, deleted or moved for it until it is back; it is never recreated"
+                );
+                self.notifier.send(Alert {
+                    kind: AlertKind::RootUnavailable,
+                    subject: format!("{kind} root missing or unreachable: {path}"),
+                    facts: vec![fact("root", &path), fact("kind", kind), fact("error", &why)],
+                    action: "its recordings wait (the other roots go on); nothing is written, \
+                             deleted or moved for it, and it is not recreated; mount the share or \
+                             bring its server back, and the agent resumes by itself"
+                        .into(),
+                    dedup_key: format!("root_unavailable:{path}"),
+                });
+            }
+            None => {
+                tracing::info!(root = %path, kind, "the {kind} root is back: its jobs start again");
+                self.notifier.send(Alert {
+                    kind: AlertKind::RootRestored,
+                    subject: format!("{kind} root back: {path}"),
+                    facts: vec![fact("root", &path), fact("kind", kind)],
+                    action: "its recordings are converted again".into(),
+                    dedup_key: format!("root_restored:{path}"),
+                });
+                let _ = self.restored.send(root.path.clone());
+            }
+        }
     }
 }
 
@@ -98,5 +276,15 @@ mod tests {
             output_root(Path::new("/out/a.mp4"), Path::new("a.ts")),
             Path::new("/out")
         );
+    }
+
+    #[test]
+    fn a_mount_point_found_on_its_parents_device_is_not_mounted() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(unavailable(dir.path(), false).is_none());
+        let why = unavailable(dir.path(), true).unwrap();
+        assert!(why.contains("not mounted"), "{why}");
+        let gone = unavailable(&dir.path().join("gone"), false).unwrap();
+        assert!(gone.contains("No such file"), "{gone}");
     }
 }

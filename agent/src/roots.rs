@@ -8,6 +8,7 @@ use std::sync::Arc;
 use h264_config::agent::WatchRoot;
 
 use crate::key::SourceKey;
+use crate::known_roots::{KnownRoots, RootKind};
 
 /// One watch root, resolved.
 #[derive(Debug, Clone)]
@@ -20,24 +21,23 @@ pub struct Root {
     pub extensions: HashSet<String>,
     /// The configuration of this root.
     pub cfg: WatchRoot,
+    /// Whether the source folder was a mount point when the agent first saw it
+    /// ([`crate::known_roots`]).
+    pub source_mount_point: bool,
+    /// Whether the output folder was a mount point when the agent first saw it.
+    pub output_mount_point: bool,
 }
 
 impl Root {
-    /// Resolves a configured root: the source must exist; the output folder is created.
-    pub fn resolve(cfg: &WatchRoot) -> std::io::Result<Root> {
-        let source = std::fs::canonicalize(&cfg.source).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("watch source {}: {e}", cfg.source.display()),
-            )
-        })?;
-        std::fs::create_dir_all(&cfg.output).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot create output folder {}: {e}", cfg.output.display()),
-            )
-        })?;
-        let output = std::fs::canonicalize(&cfg.output)?;
+    /// Resolves a configured root. A root seen for the first time must exist (the source) or
+    /// is created (the output), and is remembered in `known`; a remembered root that is missing
+    /// or unreachable now is neither an error nor recreated: it is used under the name it had
+    /// when first seen, and [`crate::root_health`] holds it until it is back.
+    pub fn resolve(cfg: &WatchRoot, known: &mut KnownRoots) -> std::io::Result<Root> {
+        let (source, source_mount_point) = resolve_one(&cfg.source, RootKind::Watch, known, false)
+            .map_err(|e| with_context(e, "watch source", &cfg.source))?;
+        let (output, output_mount_point) = resolve_one(&cfg.output, RootKind::Output, known, true)
+            .map_err(|e| with_context(e, "output folder", &cfg.output))?;
         let extensions = cfg
             .extensions
             .iter()
@@ -48,6 +48,8 @@ impl Root {
             output,
             extensions,
             cfg: cfg.clone(),
+            source_mount_point,
+            output_mount_point,
         })
     }
 
@@ -77,6 +79,59 @@ impl Root {
     }
 }
 
+/// `e` with what failed and where.
+fn with_context(e: std::io::Error, what: &str, path: &Path) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// Resolves one root folder: an existing one is remembered in `known` (the first time) and
+/// returned canonical; a remembered one that is missing or unreachable is returned as first
+/// seen, with an error in the log; a new one that is missing is created when `create`, else an
+/// error. With whether it was a mount point when first seen.
+fn resolve_one(
+    configured: &Path,
+    kind: RootKind,
+    known: &mut KnownRoots,
+    create: bool,
+) -> std::io::Result<(PathBuf, bool)> {
+    let absolute = std::path::absolute(configured)?;
+    let found = std::fs::metadata(configured).and_then(|m| {
+        if m.is_dir() {
+            std::fs::canonicalize(configured)
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "it is not a folder",
+            ))
+        }
+    });
+    let canonical = match found {
+        Ok(canonical) => canonical,
+        Err(e) => match known.get(&absolute, kind) {
+            Some(seen) => {
+                tracing::error!(
+                    root = %absolute.display(), kind = kind.as_str(), error = %e,
+                    "the {} root is missing or unreachable; it existed before, so it is not \
+                     recreated (a share that is not mounted?): its recordings wait until it is \
+                     back, the other roots go on",
+                    kind.as_str()
+                );
+                return Ok((seen.resolved.clone(), seen.mount_point));
+            }
+            // Only a root never seen is created, the first time.
+            None if create && e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(configured)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create it: {e}")))?;
+                std::fs::canonicalize(configured)?
+            }
+            None => return Err(e),
+        },
+    };
+    known.remember(&absolute, &canonical, kind)?;
+    let mount_point = known.get(&absolute, kind).is_some_and(|k| k.mount_point);
+    Ok((canonical, mount_point))
+}
+
 /// The root a key belongs to, among `roots`.
 pub fn root_of<'a>(roots: &'a [Root], key: &SourceKey) -> Option<&'a Root> {
     roots.iter().find(|r| *r.source == *key.root())
@@ -95,7 +150,8 @@ mod tests {
             ..WatchRoot::default()
         };
         std::fs::create_dir(&cfg.source).unwrap();
-        let root = Root::resolve(&cfg).unwrap();
+        let mut known = KnownRoots::load(dir.path()).unwrap();
+        let root = Root::resolve(&cfg, &mut known).unwrap();
         let key = root
             .key_for(&root.source.join("day 1/-Show 'x' ü.TS"))
             .unwrap();

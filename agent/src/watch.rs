@@ -11,7 +11,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use h264_config::agent::WatchMode;
@@ -37,6 +37,8 @@ pub struct Sources {
     pub jobs: Jobs,
     /// Stops the watchers' tasks.
     pub shutdown: CancellationToken,
+    /// Which roots are missing or unreachable: a held watch root is not scanned.
+    pub health: Arc<crate::root_health::RootHealth>,
 }
 
 /// Queues every source under every root (sorted, so that the first of two sources that map to
@@ -47,12 +49,17 @@ pub fn scan_all(sources: &Sources) {
     }
 }
 
-/// Queues every source under `dir` of `root`.
+/// Queues every source under `dir` of `root`. A held root (missing or unreachable) is not
+/// scanned: its sources are neither queued nor taken for deleted until it is back.
 pub fn scan(sources: &Sources, root: &Root, dir: &Path) {
+    if sources.health.held_now(&root.source).is_some() {
+        return;
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let mut entries: Vec<_> = match std::fs::read_dir(&d) {
             Ok(rd) => rd.flatten().collect(),
+            Err(_) if sources.health.check(&root.source).is_some() => return,
             Err(e) => {
                 tracing::error!(folder = %d.display(), error = %e, "cannot read a watched folder; its recordings are not converted until it is readable");
                 continue;
@@ -77,22 +84,19 @@ pub fn scan(sources: &Sources, root: &Root, dir: &Path) {
     }
 }
 
+/// The file-system watchers, which stop when dropped (shared with the task that watches a root
+/// again when it comes back).
+pub type Watchers = Arc<Mutex<Vec<notify::RecommendedWatcher>>>;
+
 /// Starts watching every root, and a full rescan every `resync`; returns the watchers, which
-/// stop when dropped.
-pub fn start(
-    sources: &Sources,
-    resync: Duration,
-    tasks: &Tasks,
-) -> Vec<notify::RecommendedWatcher> {
+/// stop when dropped. A watch root that comes back after an outage is scanned at once and, when
+/// it is watched with events, watched again (its old watch died with it).
+pub fn start(sources: &Sources, resync: Duration, tasks: &Tasks) -> Watchers {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>(4096);
     let overflow = Arc::new(AtomicBool::new(false));
     let mut watchers = Vec::new();
     for (index, root) in sources.roots.iter().enumerate() {
-        let events = match root.cfg.mode {
-            WatchMode::Poll => false,
-            WatchMode::Events => true,
-            WatchMode::Auto => !h264_config::mounts::on_network_fs(&root.source),
-        };
+        let events = uses_events(root);
         let polled = !events
             || match make_watcher(root, tx.clone(), overflow.clone()) {
                 Ok(w) => {
@@ -117,8 +121,67 @@ pub fn start(
         }
     }
     spawn_periodic(sources, resync, None, tasks);
+    let watchers: Watchers = Arc::new(Mutex::new(watchers));
+    let restored = sources.health.restored();
+    let back = rewatch(
+        sources.clone(),
+        restored,
+        tx,
+        overflow.clone(),
+        watchers.clone(),
+    );
+    tasks.spawn("watch roots back", back);
     tasks.spawn("watch events", forward(sources.clone(), rx, overflow));
     watchers
+}
+
+/// Scans each watch root that comes back, and watches it again when it is watched by events.
+async fn rewatch(
+    sources: Sources,
+    mut restored: tokio::sync::broadcast::Receiver<std::path::PathBuf>,
+    tx: mpsc::Sender<notify::Result<notify::Event>>,
+    overflow: Arc<AtomicBool>,
+    watchers: Watchers,
+) {
+    loop {
+        let path = tokio::select! {
+            _ = sources.shutdown.cancelled() => return,
+            r = restored.recv() => match r {
+                Ok(path) => path,
+                // Missed some: look at every root.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let a = sources.clone();
+                    let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
+                    continue;
+                }
+                Err(_) => return,
+            },
+        };
+        let Some(index) = sources.roots.iter().position(|r| *r.source == *path) else {
+            continue;
+        };
+        let root = &sources.roots[index];
+        if uses_events(root) {
+            match make_watcher(root, tx.clone(), overflow.clone()) {
+                Ok(w) => watchers.lock().unwrap_or_else(|p| p.into_inner()).push(w),
+                Err(e) => tracing::warn!(root = %root.source.display(), error = %e,
+                    "cannot watch the root again with file-system events; the periodic resync finds its new files"),
+            }
+        }
+        let a = sources.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || scan(&a, &a.roots[index], &a.roots[index].source))
+                .await;
+    }
+}
+
+/// Whether `root` is watched with file-system events (as configured).
+fn uses_events(root: &Root) -> bool {
+    match root.cfg.mode {
+        WatchMode::Poll => false,
+        WatchMode::Events => true,
+        WatchMode::Auto => !h264_config::mounts::on_network_fs(&root.source),
+    }
 }
 
 fn make_watcher(

@@ -81,6 +81,11 @@ pub enum AlertKind {
     PausedByDiskGuard,
     /// The disk guard resumed intake: space came back.
     ResumedByDiskGuard,
+    /// A watch or output root went missing or unreachable (a share not mounted, a server
+    /// down): its jobs wait.
+    RootUnavailable,
+    /// A root that was missing or unreachable is back: its jobs start again.
+    RootRestored,
     /// The agent started.
     AgentStarted,
     /// The agent stopped.
@@ -107,6 +112,8 @@ impl AlertKind {
             AlertKind::DiskCritical => "disk_critical",
             AlertKind::PausedByDiskGuard => "paused_by_disk_guard",
             AlertKind::ResumedByDiskGuard => "resumed_by_disk_guard",
+            AlertKind::RootUnavailable => "root_unavailable",
+            AlertKind::RootRestored => "root_restored",
             AlertKind::AgentStarted => "agent_started",
             AlertKind::AgentStopped => "agent_stopped",
             AlertKind::ConfigRejected => "config_rejected",
@@ -125,6 +132,8 @@ impl AlertKind {
             AlertKind::DiskCritical => "disk space critical",
             AlertKind::PausedByDiskGuard => "intake paused by the disk guard",
             AlertKind::ResumedByDiskGuard => "intake resumed by the disk guard",
+            AlertKind::RootUnavailable => "watch or output root missing or unreachable",
+            AlertKind::RootRestored => "watch or output root back",
             AlertKind::AgentStarted => "agent started",
             AlertKind::AgentStopped => "agent stopped",
             AlertKind::ConfigRejected => "configuration rejected",
@@ -139,6 +148,7 @@ impl AlertKind {
         match self {
             AlertKind::FileFailed
             | AlertKind::DiskCritical
+            | AlertKind::RootUnavailable
             | AlertKind::ConfigRejected
             | AlertKind::RolloutRolledBack => Severity::Error,
             AlertKind::DiskWarn
@@ -146,9 +156,10 @@ impl AlertKind {
             | AlertKind::PausedByDiskGuard
             | AlertKind::RolloutAborted
             | AlertKind::RolloutUndone => Severity::Warning,
-            AlertKind::ResumedByDiskGuard | AlertKind::AgentStarted | AlertKind::AgentStopped => {
-                Severity::Info
-            }
+            AlertKind::ResumedByDiskGuard
+            | AlertKind::RootRestored
+            | AlertKind::AgentStarted
+            | AlertKind::AgentStopped => Severity::Info,
         }
     }
 }
@@ -183,13 +194,15 @@ pub struct Alert {
 mod tests {
     use super::*;
 
-    const ALL: [AlertKind; 12] = [
+    const ALL: [AlertKind; 14] = [
         AlertKind::FileFailed,
         AlertKind::FileWarning,
         AlertKind::DiskWarn,
         AlertKind::DiskCritical,
         AlertKind::PausedByDiskGuard,
         AlertKind::ResumedByDiskGuard,
+        AlertKind::RootUnavailable,
+        AlertKind::RootRestored,
         AlertKind::AgentStarted,
         AlertKind::AgentStopped,
         AlertKind::ConfigRejected,

@@ -48,6 +48,9 @@ pub struct JobCtx {
     pub notifier: Notifier,
     /// The disk guard, checked before each job starts.
     pub disk: Arc<DiskGuard>,
+    /// Which watch and output roots are missing or unreachable, checked before each job starts
+    /// and before a source is deleted or moved.
+    pub health: Arc<crate::root_health::RootHealth>,
     /// Whether jobs may start.
     pub intake: Arc<Intake>,
     /// Bounds how many jobs convert at once.

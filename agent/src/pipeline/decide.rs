@@ -177,6 +177,11 @@ fn cancel(reason: Option<CancelReason>) -> Verdict {
             JobState::Interrupted,
             "the output root went missing or unreachable during the job; it will be redone when it is back",
         ),
+        Some(CancelReason::WatchRootGone) => (
+            Decision::EnvironmentHold { requeue: true },
+            JobState::Interrupted,
+            "the watch root went missing or unreachable during the job; it will be redone when it is back",
+        ),
         None => (
             Decision::EnvironmentHold { requeue: false },
             JobState::Interrupted,

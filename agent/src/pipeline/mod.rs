@@ -128,7 +128,9 @@ async fn run(
         // Cancelled while waiting by a pause: queued again, it waits for the resume.
         return (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO);
     };
-    if crate::root_health::check(output, key.rel()).is_some() {
+    // A missing or unreachable watch or output root holds the job (no attempt counted).
+    let output_root = crate::root_health::output_root(output, key.rel());
+    if ctx.health.check(&output_root).is_some() || ctx.health.check(key.root()).is_some() {
         report.outcome = Some("held");
         return Some(crate::root_health::RECHECK);
     }
@@ -179,6 +181,7 @@ async fn run(
         output,
         attempt,
         rung,
+        fingerprint: fp,
     };
     match result {
         Ok((mut done, warnings)) => {
@@ -212,7 +215,8 @@ async fn run(
             let formats = &settings.config.captions.formats;
             crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
             let (failure, cancelled) =
-                crate::root_health::reclassify(failure, handle.reason(), output, key.rel());
+                ctx.health
+                    .reclassify(failure, handle.reason(), key.root(), output, key.rel());
             let standing = Standing {
                 attempt,
                 max_attempts: settings.config.transcode.max_attempts,

@@ -34,6 +34,8 @@ pub struct Ended<'a> {
     pub attempt: u32,
     /// The rung it ran on.
     pub rung: Rung,
+    /// The source's fingerprint when the job started (checked again before a disposition).
+    pub fingerprint: crate::key::Fingerprint,
 }
 
 /// Records a published conversion and disposes of its source.
@@ -87,7 +89,7 @@ pub fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
         generation: end.settings.generation,
     });
     if let Some(root) = ctx.root_of(key) {
-        dispose::after_success(root, source, key);
+        dispose::after_success(ctx, root, source, key, output, &end.fingerprint);
     }
 }
 

@@ -27,6 +27,9 @@ pub enum CancelReason {
     Paused,
     /// The job's output root went missing or unreachable ([`crate::root_health`]).
     OutputRootGone,
+    /// The job's watch root went missing or unreachable ([`crate::root_health`]): its source
+    /// is out of reach, not deleted.
+    WatchRootGone,
 }
 
 /// A job in flight.

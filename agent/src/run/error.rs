@@ -32,6 +32,17 @@ pub enum FatalError {
     /// A watch root cannot be used.
     #[error("{0}; check the [[watch]] section")]
     Root(std::io::Error),
+    /// A watch or output root the agent has seen before is missing or unreachable, in
+    /// `--once` mode (a daemon holds it and waits instead).
+    #[error("the {kind} root {} is missing or unreachable ({why}); it existed before, so it is not recreated: mount the share (or bring its server back) and run again", path.display())]
+    RootUnavailable {
+        /// The root.
+        path: PathBuf,
+        /// `watch` or `output`.
+        kind: &'static str,
+        /// Why.
+        why: String,
+    },
     /// Another agent uses the state folder.
     #[error(transparent)]
     Lock(#[from] crate::plumbing::lock::LockError),

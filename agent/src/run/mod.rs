@@ -68,6 +68,17 @@ pub async fn run(
         crate::metrics::observe(&w.observed, meter);
     }
     w.jobs.disk.check_now();
+    w.jobs.health.check_all();
+    if options.once {
+        // Nothing to wait for in `--once` mode: a remembered root that is gone stops the run.
+        if let Some(held) = w.jobs.health.held().first() {
+            return Err(FatalError::RootUnavailable {
+                path: held.path.clone(),
+                kind: held.kind.as_str(),
+                why: held.why.clone(),
+            });
+        }
+    }
     let (root_names, workers) = (w.root_names(), w.local.agent.workers);
     notifier.lifecycle(&id, &root_names, workers, true);
     for rejected in &options.config_rejected {
@@ -84,6 +95,7 @@ pub async fn run(
         let serve = crate::control::serve(listener, w.view.clone(), token, shutdown.clone());
         tasks.spawn("control API", serve);
         tasks.spawn("disk guard", w.jobs.disk.clone().run(shutdown.clone()));
+        tasks.spawn("root health", w.jobs.health.clone().run(shutdown.clone()));
     }
     if !options.once {
         if let Some(session) = crate::session::task(w.session(), revisions) {
@@ -94,7 +106,7 @@ pub async fn run(
         agent = %id, workers, roots = root_names.len(), once = options.once, "h264-agent started"
     );
     let _watchers = if options.once {
-        Vec::new()
+        crate::watch::Watchers::default()
     } else {
         crate::watch::start(&w.sources, w.local.agent.resync_interval.get(), &tasks)
     };

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::FatalError;
 use crate::control_token::ControlToken;
 use crate::journal::Journal;
+use crate::known_roots::KnownRoots;
 use crate::plumbing::lock::StateLock;
 use crate::roots::Root;
 
@@ -69,10 +70,11 @@ pub async fn prepare(config: &AgentConfig, once: bool) -> Result<Ground, FatalEr
     let journal = Journal::open(state_dir)?;
     check_tool(&config.transcode.ffmpeg, "ffmpeg").await?;
     check_tool(&config.transcode.ffprobe, "ffprobe").await?;
+    let mut known = KnownRoots::load(state_dir).map_err(FatalError::Root)?;
     let roots = config
         .watch
         .iter()
-        .map(Root::resolve)
+        .map(|cfg| Root::resolve(cfg, &mut known))
         .collect::<Result<Vec<_>, _>>()
         .map_err(FatalError::Root)?;
     recover(&roots, &journal)?;

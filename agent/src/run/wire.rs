@@ -60,6 +60,10 @@ impl Wired {
     ) -> Self {
         let local = Arc::new(local);
         let (settings_tx, settings) = crate::settings::channel(initial);
+        let health = Arc::new(crate::root_health::RootHealth::new(
+            &roots,
+            notifier.clone(),
+        ));
         let roots: Arc<[Root]> = roots.into();
         let intake = Arc::new(Intake::default());
         let folders = roots
@@ -100,6 +104,7 @@ impl Wired {
             events: Events::default(),
             notifier: notifier.clone(),
             disk: disk.clone(),
+            health: health.clone(),
             intake: intake.clone(),
             workers: Arc::new(Semaphore::new(local.agent.workers.max(1))),
             tracker,
@@ -118,6 +123,7 @@ impl Wired {
             jobs: registry.clone(),
             queue: queue.clone(),
             disk: disk.clone(),
+            health: health.clone(),
             intake,
             notifier: notifier.clone(),
         };
@@ -126,6 +132,7 @@ impl Wired {
             queue: queue.clone(),
             jobs: registry.clone(),
             shutdown: shutdown.clone(),
+            health,
         };
         let observed = Arc::new(Observed {
             queue,

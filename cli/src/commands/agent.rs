@@ -381,6 +381,19 @@ fn print_stats(s: &StatsReply, format: Format) {
             ("alert queue", v.alert_queue_depth.to_string()),
             ("disk", v.disk_text()),
         ]);
+        if !v.held_roots.is_empty() {
+            let mut t = Table::new(&["HELD ROOT", "KIND", "SINCE", "WHY"]);
+            for h in &v.held_roots {
+                t.row(vec![
+                    h.path.clone(),
+                    h.kind.clone(),
+                    h.since.clone(),
+                    h.reason.clone(),
+                ]);
+            }
+            out.push_str("\nheld roots (missing or unreachable; their recordings wait):\n");
+            out.push_str(&t.render());
+        }
         if !v.running.is_empty() {
             let mut t = Table::new(&["SOURCE", "STAGE", "PERCENT", "SPEED", "ATTEMPT"]);
             for r in &v.running {

@@ -159,6 +159,15 @@ pub struct VolumeView {
     pub level: String,
 }
 
+/// A watch or output root the agent holds because it is missing or unreachable.
+#[derive(Debug, Serialize)]
+pub struct HeldRootView {
+    pub path: String,
+    pub kind: String,
+    pub reason: String,
+    pub since: String,
+}
+
 /// An agent's stats.
 #[derive(Debug, Serialize)]
 pub struct StatsView {
@@ -172,6 +181,8 @@ pub struct StatsView {
     pub journal: CountersView,
     pub running: Vec<JobView>,
     pub volumes: Vec<VolumeView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_roots: Vec<HeldRootView>,
 }
 
 impl From<&pb::StatsReply> for StatsView {
@@ -205,13 +216,34 @@ impl From<&pb::StatsReply> for StatsView {
                     level: v.level.clone(),
                 })
                 .collect(),
+            held_roots: s
+                .held_roots
+                .iter()
+                .map(|h| HeldRootView {
+                    path: h.path.clone(),
+                    kind: h.kind.clone(),
+                    reason: h.reason.clone(),
+                    since: time(h.since_ms),
+                })
+                .collect(),
         }
     }
 }
 
 impl StatsView {
-    /// The fullest volume as `level free%`, e.g. `ok 62%`; `-` without volumes.
+    /// The fullest volume as `level free%`, e.g. `ok 62%`; `-` without volumes. Roots held
+    /// because they are missing come first: `1 root missing, ok 62%`.
     pub fn disk_text(&self) -> String {
+        let volumes = self.volumes_text();
+        match self.held_roots.len() {
+            0 => volumes,
+            1 => format!("1 root missing, {volumes}"),
+            n => format!("{n} roots missing, {volumes}"),
+        }
+    }
+
+    /// The fullest volume as `level free%`.
+    fn volumes_text(&self) -> String {
         let fullest = self
             .volumes
             .iter()

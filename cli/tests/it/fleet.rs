@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use controller::ControllerProcess;
 use fake_agent::{hello, FakeAgent};
-use h264_proto::v1::StatsReply;
+use h264_proto::v1::{HeldRoot, StatsReply};
 use serde_json::Value;
 
 /// The controller binary of this build.
@@ -232,6 +232,13 @@ fn agents_describe_assign_and_agent_verbs_through_the_controller() {
     rt.block_on(paris.ack(&a));
     let stats = StatsReply {
         queue_depth: 3,
+        // An output share that is not mounted (agent/tests/outage.rs has the real one).
+        held_roots: vec![HeldRoot {
+            path: "/srv/h264".into(),
+            kind: "output".into(),
+            reason: "No such file or directory (os error 2)".into(),
+            since_ms: 1_700_000_000_000,
+        }],
         ..Default::default()
     };
     rt.block_on(paris.stats(2, stats));
@@ -295,6 +302,17 @@ fn agents_describe_assign_and_agent_verbs_through_the_controller() {
 
     let (out, _) = expect(&url, 0, &["agent", "stats", "paris-1", "-o", "json"]);
     assert_eq!(json(&out)["queue_depth"], 3);
+    assert_eq!(json(&out)["held_roots"][0]["path"], "/srv/h264");
+    let (out, _) = expect(&url, 0, &["agent", "stats", "paris-1"]);
+    assert!(
+        out.contains("held roots") && out.contains("/srv/h264"),
+        "{out}"
+    );
+    assert!(out.contains("1 root missing"), "{out}");
+    let (out, _) = expect(&url, 0, &["describe", "agent", "paris-1"]);
+    assert!(out.contains("1 root missing"), "{out}");
+    let (out, _) = expect(&url, 0, &["status"]);
+    assert!(out.contains("1 root missing"), "{out}");
     let (out, _) = expect(&url, 0, &["agent", "errors", "paris-1"]);
     assert!(out.contains("news.ts") && out.contains("failed"), "{out}");
     let (_, err) = expect(&url, 1, &["agent", "stats", "lyon-1"]);

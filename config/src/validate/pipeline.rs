@@ -39,6 +39,16 @@ pub(crate) fn check(config: &AgentConfig, out: &mut Vec<Problem>) {
     logging(&config.logging, out);
 }
 
+/// The longest `readiness.min_duration`: above it every recording would be rejected.
+pub const MAX_MIN_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest `readiness.probe_timeout`: a hung ffprobe holds a worker this long.
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The largest `readiness.max_decode_errors`: above it no recording would ever count as
+/// corrupt.
+pub const MAX_DECODE_ERRORS: u32 = 10_000;
+
 fn readiness(r: &Readiness, out: &mut Vec<Problem>) {
     let hour = Duration::from_secs(3600);
     if r.stable_for.get() > hour {
@@ -65,7 +75,15 @@ fn readiness(r: &Readiness, out: &mut Vec<Problem>) {
         hour,
         "the modification time must be this old before a file is converted; a few seconds is usual",
     );
-    if r.min_duration.get() > hour {
+    if r.min_duration.get() > MAX_MIN_DURATION {
+        let message = format!(
+            "{} is longer than {}: every recording would be rejected as invalid",
+            r.min_duration,
+            crate::HumanDuration(MAX_MIN_DURATION)
+        );
+        let hint = "recordings shorter than this are refused; 1s-1m is usual";
+        out.push(Problem::error("readiness.min_duration", message).with_hint(hint));
+    } else if r.min_duration.get() > hour {
         let message = format!(
             "{}: every shorter recording is rejected as invalid",
             r.min_duration
@@ -78,6 +96,21 @@ fn readiness(r: &Readiness, out: &mut Vec<Problem>) {
         r.probe_timeout,
         Duration::from_secs(1),
     );
+    at_most(
+        out,
+        "readiness.probe_timeout",
+        r.probe_timeout,
+        MAX_PROBE_TIMEOUT,
+        "a hung ffprobe holds a worker this long; 2m is the default",
+    );
+    if r.max_decode_errors > MAX_DECODE_ERRORS {
+        let message = format!(
+            "{} is out of range 0-{MAX_DECODE_ERRORS}: no recording would ever count as corrupt",
+            r.max_decode_errors
+        );
+        let hint = "damage reports a recording may have before it is refused; 10 is the default";
+        out.push(Problem::error("readiness.max_decode_errors", message).with_hint(hint));
+    }
 }
 
 fn transcode(t: &Transcode, out: &mut Vec<Problem>) {

@@ -207,6 +207,21 @@ fn every_spec_rule_fails_and_passes() {
             )),
         ),
         (
+            "readiness out of range: the probe timeout",
+            "readiness:\n  probe_timeout: 5h\n",
+            Some((Error, "spec.readiness.probe_timeout", 7, "longer than 1h")),
+        ),
+        (
+            "readiness out of range: decode errors",
+            "readiness:\n  max_decode_errors: 99999999\n",
+            Some((
+                Error,
+                "spec.readiness.max_decode_errors",
+                7,
+                "out of range 0-10000",
+            )),
+        ),
+        (
             "free-form FFmpeg arguments from a fleet (security review C2)",
             "transcode:\n  extra_args: [-vf, yadif]\n",
             Some((

@@ -401,6 +401,21 @@ fn readiness_rules() {
             |c, _| c.readiness.probe_timeout = secs(0),
             Some((Error, "readiness.probe_timeout", "at least 1s")),
         ),
+        (
+            "probe timeout 2h",
+            |c, _| c.readiness.probe_timeout = secs(7200),
+            Some((Error, "readiness.probe_timeout", "longer than 1h")),
+        ),
+        (
+            "min duration 2 days",
+            |c, _| c.readiness.min_duration = secs(2 * 86400),
+            Some((Error, "readiness.min_duration", "longer than 1day")),
+        ),
+        (
+            "decode errors 1000000",
+            |c, _| c.readiness.max_decode_errors = 1_000_000,
+            Some((Error, "readiness.max_decode_errors", "out of range 0-10000")),
+        ),
     ]);
 }
 

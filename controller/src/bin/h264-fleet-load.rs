@@ -651,6 +651,7 @@ fn stats(queue_depth: u64) -> StatsReply {
         }],
         alert_queue_depth: 0,
         workers: 2,
+        held_roots: Vec::new(),
     }
 }
 

@@ -87,6 +87,16 @@ fn disk(a: &AgentStatus) -> String {
     let Some(stats) = &a.stats else {
         return "-".into();
     };
+    let volumes = volumes(stats);
+    match stats.held_roots.len() {
+        0 => volumes,
+        1 => format!("1 root missing, {volumes}"),
+        n => format!("{n} roots missing, {volumes}"),
+    }
+}
+
+/// The fullest volume as `level N% free`.
+fn volumes(stats: &h264_proto::v1::StatsReply) -> String {
     stats
         .volumes
         .iter()
