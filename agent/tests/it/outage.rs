@@ -68,7 +68,7 @@ fn wait_held(s: &Setup, root: &Path, kind: &str) -> StatsReply {
         Duration::from_secs(15),
         Duration::from_millis(100),
         || {
-            let st = stats(&s.control);
+            let st = stats(&s.control());
             st.held_roots
                 .iter()
                 .any(|h| Path::new(&h.path) == root && h.kind == kind && !h.reason.is_empty())
@@ -152,7 +152,7 @@ fn a_vanished_output_root_holds_its_jobs_until_it_is_back() {
     )
     .unwrap();
     assert!(daemon.log().contains("the output root is back"));
-    assert!(stats(&s.control).held_roots.is_empty(), "no longer held");
+    assert!(stats(&s.control()).held_roots.is_empty(), "no longer held");
     sink.mail_with_subject("output root back");
     assert_eq!(mails(&sink, "root missing or unreachable"), 1, "one alert");
     assert_eq!(mails(&sink, "root back"), 1, "one all-clear");
