@@ -9,8 +9,10 @@
 //! in place and skips it if it is gone), opens the `shadow` span (a new trace, linked to the
 //! production job's span) and spawns the shadow job on the tracker. A job waits for one of
 //! the candidate's `workers` permits, then runs FFmpeg with the candidate's settings under
-//! `nice` (production keeps the CPU), compares ([`super::compare`]), removes its folder and
-//! sends the comparison to the fleet session. Production never waits for any of it.
+//! `nice` (production keeps the CPU), runs the candidate's caption stage when it writes
+//! sidecars ([`super::sidecars`]), compares ([`super::compare`]; the sidecars with
+//! production's published ones), removes its folder and sends the comparison to the fleet
+//! session. Production never waits for any of it.
 //!
 //! Limits: at most [`MAX_WAITING`] shadow jobs wait (more recordings are not shadowed); the
 //! disk guard ([`Shadow::set_disk_ok`]) stops shadow work as soon as any volume leaves the
