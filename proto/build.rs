@@ -10,6 +10,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={f}");
     }
     let fds = protox::compile(files, ["proto"])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // A shadow comparison is also kept in the controller's saved rollout state (JSON); older
+    // states lack the newer fields, hence `default`.
+    tonic_prost_build::configure()
+        .type_attribute(
+            "h264create.v1.ShadowComparison",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        )
+        .compile_fds(fds)?;
     Ok(())
 }

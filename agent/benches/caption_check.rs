@@ -84,6 +84,7 @@ async fn measure(source: &Path, output: &Path) {
         arguments(source, output, mode, &cfg),
         &captions,
         matches!(mode, Plan::Encode { .. }),
+        true,
     );
     let started = Instant::now();
     run(Path::new("ffmpeg"), &args, timeout, &cancel, |_| {})

@@ -443,6 +443,12 @@ pub struct Captions {
     pub write_empty: bool,
     /// Whether an output that lost the source's captions fails verification.
     pub require_passthrough: bool,
+    /// Whether the MP4 keeps the source's closed captions (CEA-608 in the video, or its `c608`
+    /// track). False drops them from the MP4 (for delivery chains that take captions from the
+    /// sidecars only, where captions in the video would be shown twice): libx264 leaves them
+    /// out, a stream copy drops the video's SEI units, a `c608` track is not copied, and the
+    /// MP4's captions are not checked. Sidecars are still extracted from the source.
+    pub embed: bool,
 }
 
 impl Default for Captions {
@@ -456,6 +462,7 @@ impl Default for Captions {
             retry_backoff: HumanDuration::from_secs(2),
             write_empty: false,
             require_passthrough: true,
+            embed: true,
         }
     }
 }

@@ -15,3 +15,4 @@ pub mod v1 {
 }
 
 pub mod names;
+pub mod shadow;

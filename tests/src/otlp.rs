@@ -59,6 +59,8 @@ pub struct CollectedSpan {
     pub start_ns: u64,
     /// End, Unix nanoseconds.
     pub end_ns: u64,
+    /// Its links to other spans (`follows_from`): trace id and span id, lower-case hex.
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -191,6 +193,11 @@ impl TraceService for Traces {
                             .collect(),
                         start_ns: s.start_time_unix_nano,
                         end_ns: s.end_time_unix_nano,
+                        links: s
+                            .links
+                            .iter()
+                            .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                            .collect(),
                     });
                 }
             }

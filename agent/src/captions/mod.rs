@@ -219,13 +219,33 @@ pub async fn plan(
 /// FFmpeg's output arguments, `args` (as [`crate::transcode::arguments`] makes them), with what
 /// keeps the captions: every frame passed with its own timestamp when encoding, and a `c608`
 /// track copied, written by the QuickTime muxer (see the module documentation).
-pub fn output_arguments(mut args: Vec<OsString>, plan: &Plan, encode: bool) -> Vec<OsString> {
+///
+/// With `embed` false (`captions.embed`) the MP4 carries no captions: libx264 leaves the A/53
+/// data out (`-a53cc 0`), a stream copy drops the video's SEI units (`filter_units`, SEI being
+/// NAL unit type 6, where A/53 captions travel; the MP4 needs none of them), and a `c608` track
+/// is not mapped.
+pub fn output_arguments(
+    mut args: Vec<OsString>,
+    plan: &Plan,
+    encode: bool,
+    embed: bool,
+) -> Vec<OsString> {
     let Some(format_at) = args.iter().rposition(|a| a == "-f") else {
         return args;
     };
     let mut extra: Vec<OsString> = Vec::new();
     if encode {
         extra.extend(["-fps_mode:v", "vfr", "-enc_time_base:v", "-1"].map(OsString::from));
+    }
+    if !embed {
+        let drop = if encode {
+            ["-a53cc", "0"]
+        } else {
+            ["-bsf:v", "filter_units=remove_types=6"]
+        };
+        extra.extend(drop.map(OsString::from));
+        args.splice(format_at..format_at, extra);
+        return args;
     }
     if let Some(index) = plan.tracks.c608 {
         extra.extend([
@@ -375,9 +395,10 @@ pub fn warnings(cfg: &Captions, plan: &Plan, source: Option<&SourceCaptions>) ->
 /// Whether the output's captions are compared with the source's: always for a caption track
 /// (its packets are read without decoding), and for captions in the video when the video is
 /// re-encoded. A stream copy (`remux`) carries the video's caption bytes unchanged, frame for
-/// frame, so decoding both files would cost time and find nothing.
-pub fn checks_output(plan: &Plan, encode: bool) -> bool {
-    encode || plan.tracks.c608.is_some()
+/// frame, so decoding both files would cost time and find nothing. Never when the MP4 is not
+/// to carry captions (`embed` false, [`output_arguments`]).
+pub fn checks_output(plan: &Plan, encode: bool, embed: bool) -> bool {
+    embed && (encode || plan.tracks.c608.is_some())
 }
 
 /// How long a caption reading of a recording of `media_secs` may take: four times its duration
@@ -735,11 +756,13 @@ async fn with_ccextractor(
         ));
     };
     let stall = cfg.stall_timeout.get();
+    // An MP4 without captions (`embed` false) has none to extract: the copy is the source's.
+    let video = if cfg.embed { mp4 } else { job.source };
     let input = ccextractor::input(
         job.ffmpeg,
         job.source,
         job.format_name,
-        mp4,
+        video,
         job.output,
         stall,
         cancel,
@@ -792,13 +815,13 @@ mod tests {
         let args: Vec<OsString> = ["-i", "in", "-c:v", "libx264", "-f", "mp4", "out"]
             .map(OsString::from)
             .to_vec();
-        let plain = output_arguments(args.clone(), &Plan::default(), true);
+        let plain = output_arguments(args.clone(), &Plan::default(), true, true);
         let text: Vec<String> = plain.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(
             text[4..10],
             ["-fps_mode:v", "vfr", "-enc_time_base:v", "-1", "-f", "mp4"]
         );
-        let remux = output_arguments(args.clone(), &Plan::default(), false);
+        let remux = output_arguments(args.clone(), &Plan::default(), false, true);
         assert_eq!(remux, args, "a stream copy keeps its frames anyway");
         let plan = Plan {
             tracks: Tracks {
@@ -807,11 +830,49 @@ mod tests {
             },
             start: 0.0,
         };
-        let c608 = output_arguments(args, &plan, false);
+        let c608 = output_arguments(args.clone(), &plan, false, true);
         let text: Vec<String> = c608.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(
             text[4..],
             ["-map", "0:2", "-c:s", "copy", "-brand", "mp42", "-f", "mov", "out"]
+        );
+    }
+
+    #[test]
+    fn output_arguments_drop_the_captions_when_not_embedded() {
+        let args: Vec<OsString> = ["-i", "in", "-c:v", "libx264", "-f", "mp4", "out"]
+            .map(OsString::from)
+            .to_vec();
+        let plan = Plan {
+            tracks: Tracks {
+                c608: Some(2),
+                unreadable: vec![],
+            },
+            start: 0.0,
+        };
+        let text = |a: Vec<OsString>| -> Vec<String> {
+            a.iter().map(|a| a.to_string_lossy().into()).collect()
+        };
+        let encoded = text(output_arguments(args.clone(), &plan, true, false));
+        assert_eq!(
+            encoded[4..],
+            [
+                "-fps_mode:v",
+                "vfr",
+                "-enc_time_base:v",
+                "-1",
+                "-a53cc",
+                "0",
+                "-f",
+                "mp4",
+                "out"
+            ]
+        );
+        let copied = text(output_arguments(args, &plan, false, false));
+        assert_eq!(
+            copied[4..],
+            ["-bsf:v", "filter_units=remove_types=6", "-f", "mp4", "out"],
+            "no c608 track, no SEI"
         );
     }
 

@@ -71,7 +71,8 @@ async fn stages(
     let caption_plan = probe::caption_plan(a).await?;
     let plan = plan_on(&info, cfg, a.rung);
     let encode = matches!(plan, Plan::Encode { .. });
-    let check_captions = crate::captions::checks_output(&caption_plan, encode);
+    let embed = a.settings.config.captions.embed;
+    let check_captions = crate::captions::checks_output(&caption_plan, encode, embed);
     let (mut source_captions, _reading) =
         probe::read_beside(a, &caption_plan, &info, check_captions);
     let deep = probe::spawn_deep(a, &info);
@@ -88,6 +89,7 @@ async fn stages(
         arguments_for(&input, &temp, plan, cfg, a.rung),
         &caption_plan,
         encode,
+        embed,
     );
     let total = info.video_secs();
     let transcode_started = Instant::now();

@@ -87,6 +87,7 @@ pub fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
         output,
         encode_secs: done.transcode_secs,
         generation: end.settings.generation,
+        sidecars: &end.settings.config.captions.formats,
     });
     if let Some(root) = ctx.root_of(key) {
         dispose::after_success(ctx, root, source, key, output, &end.fingerprint);

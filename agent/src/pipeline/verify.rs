@@ -76,7 +76,7 @@ async fn probe_back(
         temp,
         against.info,
         against.deinterlaced,
-        cfg.captions.require_passthrough,
+        cfg.captions.require_passthrough && cfg.captions.embed,
         &cfg.transcode,
         cfg.readiness.probe_timeout.get(),
         a.cancel,

@@ -211,7 +211,7 @@ pub struct Pair<'a> {
 }
 
 /// Compares the two outputs of one recording (fills every measured field of a
-/// [`Comparison`]; the caller fills in who and what).
+/// [`Comparison`] but the sidecars' ([`super::sidecars`]); the caller fills in who and what).
 pub async fn compare(
     tools: &Tools,
     pair: &Pair<'_>,
@@ -231,6 +231,7 @@ pub async fn compare(
     let count = |c: &(Vec<Cue>, Vec<Cue>)| (c.0.len() + c.1.len()) as u32;
     Ok(Comparison {
         candidate_ok: true,
+        // `file` and the sidecars' fields are the caller's.
         production_secs: production.duration,
         candidate_secs: candidate.duration,
         production_layout: production.text,

@@ -6,9 +6,10 @@
 //!
 //! - [`runner`]: the shadow jobs (bounded, niced, stopped first by the disk guard; see its
 //!   theory of operation);
-//! - [`compare`]: the comparison of two outputs (durations, layouts, captions cue by cue,
-//!   sizes, encode times);
+//! - [`compare`]: the comparison of two outputs (durations, layouts, the MP4s' captions cue
+//!   by cue, sizes, encode times);
 //! - [`quality`]: SSIM and PSNR against the decoded source with FFmpeg's filters;
+//! - [`sidecars`]: the candidate's caption stage, and its sidecar files against production's;
 //! - [`report`]: the comparison as the agent reports it.
 //!
 //! The modules take explicit inputs (paths, settings, how to run FFmpeg); the production job
@@ -19,6 +20,7 @@ pub mod compare;
 pub mod quality;
 pub mod report;
 pub mod runner;
+pub mod sidecars;
 
 pub use report::Comparison;
 pub use runner::{Production, Shadow};

@@ -9,8 +9,10 @@
 //! in place and skips it if it is gone), opens the `shadow` span (a new trace, linked to the
 //! production job's span) and spawns the shadow job on the tracker. A job waits for one of
 //! the candidate's `workers` permits, then runs FFmpeg with the candidate's settings under
-//! `nice` (production keeps the CPU), compares ([`super::compare`]), removes its folder and
-//! sends the comparison to the fleet session. Production never waits for any of it.
+//! `nice` (production keeps the CPU), runs the candidate's caption stage when it writes
+//! sidecars ([`super::sidecars`]), compares ([`super::compare`]; the sidecars with
+//! production's published ones), removes its folder and sends the comparison to the fleet
+//! session. Production never waits for any of it.
 //!
 //! Limits: at most [`MAX_WAITING`] shadow jobs wait (more recordings are not shadowed); the
 //! disk guard ([`Shadow::set_disk_ok`]) stops shadow work as soon as any volume leaves the
@@ -33,6 +35,7 @@ use tracing::Instrument as _;
 use super::compare::{self, CompareError, Pair, Tools};
 use super::quality::Sampling;
 use super::report::Comparison;
+use super::sidecars;
 
 /// Shadow jobs waiting for a worker at most.
 pub const MAX_WAITING: usize = 32;
@@ -67,6 +70,8 @@ pub struct Production<'a> {
     pub encode_secs: f64,
     /// The generation production ran.
     pub generation: u64,
+    /// Production's sidecar formats (`captions.formats`): its sidecars are beside `output`.
+    pub sidecars: &'a [String],
 }
 
 /// The agent's shadow work (see the module docs).
@@ -219,6 +224,7 @@ impl Shadow {
             file: p.file.to_owned(),
             source,
             production: p.output.to_path_buf(),
+            production_sidecars: p.sidecars.to_vec(),
             production_secs: p.encode_secs,
             production_generation: p.generation,
             dir,
@@ -244,7 +250,8 @@ impl Shadow {
                         production_ssim = c.production_ssim, cues_identical = c.cues_identical,
                         "shadow comparison"
                     );
-                    let message = c.to_proto(
+                    let message = super::report::addressed(
+                        c,
                         candidate.rollout,
                         candidate.generation,
                         job.production_generation,
@@ -266,6 +273,7 @@ struct Job {
     file: String,
     source: PathBuf,
     production: PathBuf,
+    production_sidecars: Vec<String>,
     production_secs: f64,
     production_generation: u64,
     /// Its folder in the shadow area (removed when it ends).
@@ -290,12 +298,23 @@ impl Job {
         }
         let output = self.dir.join("candidate.mp4");
         let started = Instant::now();
-        match self.convert(&tools, c, &output).await {
-            Ok(()) => {}
+        let (format_name, captions) = match self.convert(&tools, c, &output).await {
+            Ok(converted) => converted,
             Err(_) if cancel.is_cancelled() => return None,
             Err(e) => return Some(Comparison::failed(&self.file, e)),
-        }
+        };
         let secs = started.elapsed().as_secs_f64();
+        let inputs = sidecars::Inputs {
+            source: &self.source,
+            format_name: &format_name,
+            plan: &captions,
+            mp4: &output,
+        };
+        let written = match sidecars::extract(&c.config, inputs, cancel).await {
+            Ok(written) => written,
+            Err(_) if cancel.is_cancelled() => return None,
+            Err(e) => return Some(Comparison::failed(&self.file, e)),
+        };
         let pair = Pair {
             source: &self.source,
             production: &self.production,
@@ -305,6 +324,11 @@ impl Job {
         match compare::compare(&tools, &pair, sampling, cancel).await {
             Ok(mut comparison) => {
                 comparison.file.clone_from(&self.file);
+                let s = sidecars::compare(&self.production, &self.production_sidecars, &written);
+                comparison.production_sidecar_cues = s.production_cues;
+                comparison.candidate_sidecar_cues = s.candidate_cues;
+                comparison.sidecar_formats = s.formats;
+                comparison.sidecar_difference = s.difference;
                 Some(comparison)
             }
             Err(_) if cancel.is_cancelled() => None,
@@ -320,8 +344,14 @@ impl Job {
     }
 
     /// FFmpeg with the candidate's settings (as production would plan them), niced, into
-    /// `output` in the shadow area.
-    async fn convert(&self, tools: &Tools, c: &Candidate, output: &Path) -> Result<(), String> {
+    /// `output` in the shadow area; the source's container and caption tracks (for the caption
+    /// stage).
+    async fn convert(
+        &self,
+        tools: &Tools,
+        c: &Candidate,
+        output: &Path,
+    ) -> Result<(String, crate::captions::Plan), String> {
         let cfg = &c.config.transcode;
         let cancel = &c.cancel;
         let info = crate::probe::probe(&tools.ffprobe, &self.source, tools.probe_timeout, cancel)
@@ -334,7 +364,8 @@ impl Job {
                 .unwrap_or_default();
         let args = crate::transcode::arguments(&self.source, output, plan, cfg);
         let encode = matches!(plan, crate::transcode::Plan::Encode { .. });
-        let args = crate::captions::output_arguments(args, &captions, encode);
+        let embed = c.config.captions.embed;
+        let args = crate::captions::output_arguments(args, &captions, encode, embed);
         let mut niced: Vec<std::ffi::OsString> =
             vec!["-n".into(), nice_arg(tools.nice), cfg.ffmpeg.clone().into()];
         niced.extend(args);
@@ -346,7 +377,8 @@ impl Job {
             |_| {},
         )
         .await
-        .map_err(|e| format!("the candidate's FFmpeg failed: {e}"))
+        .map_err(|e| format!("the candidate's FFmpeg failed: {e}"))?;
+        Ok((info.format_name, captions))
     }
 }
 

@@ -1,15 +1,18 @@
 //! The shadow runner on real media with the real FFmpeg: a recording production converted is
 //! converted again with the candidate's settings into the shadow area only, compared and
 //! reported; its folder (and its link to the source) is removed afterwards, the source and
-//! the output folder are untouched; the disk guard's word holds shadow work back.
+//! the output folder are untouched; the disk guard's word holds shadow work back. A candidate
+//! with sidecars runs its caption stage in the shadow area, and its sidecars are compared with
+//! production's cue by cue.
 
 use std::path::Path;
 use std::time::Duration;
 
 use h264_agent::shadow::runner::Shadow;
 use h264_agent::shadow::Production;
+use h264_config::agent::CaptionTool;
 use h264_config::AgentConfig;
-use h264_testkit::captions::captioned_h264_ts;
+use h264_testkit::captions::{captioned_h264_ts, extract_with_ffmpeg};
 use h264_testkit::ffmpeg::{file_arg, require_ffmpeg, run_ffmpeg};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,6 +64,7 @@ async fn a_shadow_job_converts_into_the_shadow_area_reports_and_cleans_up() {
         output: &published,
         encode_secs: 1.0,
         generation: 1,
+        sidecars: &[],
     };
     // Nothing to shadow yet, then the disk guard holds it: nothing happens.
     shadow.offer(&production);
@@ -133,6 +137,7 @@ async fn a_candidate_ffmpeg_that_fails_is_reported_as_the_candidates_failure() {
         output: &published,
         encode_secs: 1.0,
         generation: 1,
+        sidecars: &[],
     });
     let c = tokio::time::timeout(Duration::from_secs(60), reports.recv())
         .await
@@ -144,4 +149,83 @@ async fn a_candidate_ffmpeg_that_fails_is_reported_as_the_candidates_failure() {
         "{}",
         c.candidate_error
     );
+}
+
+#[tokio::test]
+async fn a_candidate_that_drops_the_mp4s_captions_keeps_its_sidecars_both_compared() {
+    require_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let (incoming, output) = (dir.path().join("incoming"), dir.path().join("h264"));
+    std::fs::create_dir_all(&output).unwrap();
+    let source = captioned_h264_ts(&incoming, "news.ts").path;
+    let published = output.join("news.mp4");
+    run_ffmpeg(
+        [
+            "-v",
+            "error",
+            "-i",
+            "SOURCE",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "30",
+            "-c:a",
+            "aac",
+            "-f",
+            "mp4",
+            "OUT",
+        ]
+        .map(|a| match a {
+            "SOURCE" => file_arg(&source),
+            "OUT" => file_arg(&published),
+            a => a.into(),
+        }),
+    );
+    // Production's sidecar, as FFmpeg writes it from the source.
+    extract_with_ffmpeg(&source, &output.join("news.srt"));
+    let area = dir.path().join("shadow");
+    let tracker = TaskTracker::new();
+    let shadow = Shadow::new(area.clone(), tracker.clone(), CancellationToken::new());
+    let mut reports = shadow.subscribe();
+    let mut candidate = AgentConfig::embedded_default();
+    candidate.transcode.preset = "ultrafast".into();
+    candidate.transcode.crf = 30;
+    candidate.transcode.remux = false;
+    candidate.captions.formats = vec!["srt".into()];
+    candidate.captions.tool = CaptionTool::Ffmpeg;
+    candidate.captions.embed = false;
+    shadow.set_candidate(Some((3, 2, candidate, 1)));
+    let formats = ["srt".to_string()];
+    shadow.offer(&Production {
+        file: "incoming/news.ts",
+        source: &source,
+        output: &published,
+        encode_secs: 1.0,
+        generation: 1,
+        sidecars: &formats,
+    });
+    let c = tokio::time::timeout(Duration::from_secs(120), reports.recv())
+        .await
+        .expect("a comparison within 2 minutes")
+        .unwrap();
+    assert!(c.candidate_ok, "{c:?}");
+    assert_eq!((c.production_cues, c.candidate_cues), (3, 0), "{c:?}");
+    assert!(!c.cues_identical && !c.captions_identical(), "{c:?}");
+    assert_eq!(c.sidecar_formats, "srt", "{c:?}");
+    assert_eq!(
+        (c.production_sidecar_cues, c.candidate_sidecar_cues),
+        (3, 3),
+        "{c:?}"
+    );
+    assert_eq!(c.sidecar_difference, "", "the sidecars are the same: {c:?}");
+    assert!(!c.captions_present(), "none in the MP4: {c:?}");
+    assert_eq!(c.production_layout, c.candidate_layout, "{c:?}");
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(30), tracker.wait())
+        .await
+        .unwrap();
+    assert_eq!(names(&output), ["news.mp4", "news.srt"]);
+    assert!(names(&area.join("work")).is_empty());
 }

@@ -25,6 +25,10 @@ pub struct RecordView {
     candidate_cues: u32,
     cues_identical: bool,
     caption_difference: String,
+    production_sidecar_cues: u32,
+    candidate_sidecar_cues: u32,
+    sidecar_formats: String,
+    sidecar_difference: String,
     production_bytes: u64,
     candidate_bytes: u64,
     size_ratio: f64,
@@ -37,22 +41,14 @@ pub struct RecordView {
     candidate_psnr: f64,
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        a / b
-    } else {
-        0.0
-    }
-}
-
 fn record(r: &ShadowRecord) -> RecordView {
     let c = r.comparison.clone().unwrap_or_default();
     RecordView {
         agent: r.agent_id.clone(),
         step: r.step,
         at: time(c.at_ms),
-        size_ratio: ratio(c.candidate_bytes as f64, c.production_bytes as f64),
-        speed_ratio: ratio(c.candidate_encode_secs, c.production_encode_secs),
+        size_ratio: c.size_ratio(),
+        speed_ratio: c.speed_ratio(),
         file: c.file,
         candidate_ok: c.candidate_ok,
         candidate_error: c.candidate_error,
@@ -64,6 +60,10 @@ fn record(r: &ShadowRecord) -> RecordView {
         candidate_cues: c.candidate_cues,
         cues_identical: c.cues_identical,
         caption_difference: c.caption_difference,
+        production_sidecar_cues: c.production_sidecar_cues,
+        candidate_sidecar_cues: c.candidate_sidecar_cues,
+        sidecar_formats: c.sidecar_formats,
+        sidecar_difference: c.sidecar_difference,
         production_bytes: c.production_bytes,
         candidate_bytes: c.candidate_bytes,
         production_encode_secs: c.production_encode_secs,
@@ -171,10 +171,16 @@ fn records_table(records: &[RecordView]) -> Table {
                 "{} ({}){}",
                 r.candidate_cues,
                 r.production_cues,
-                if r.cues_identical { "" } else { " differ" }
+                if r.cues_identical && r.sidecar_difference.is_empty() {
+                    ""
+                } else {
+                    " differ"
+                }
             ),
-            if r.candidate_ok {
-                r.caption_difference.clone()
+            if !r.candidate_ok {
+                r.candidate_error.clone()
+            } else if r.caption_difference.is_empty() {
+                r.sidecar_difference.clone()
             } else {
                 r.candidate_error.clone()
             },
@@ -206,7 +212,7 @@ fn csv_field(text: &str) -> String {
 }
 
 fn csv(v: &ReportView) -> String {
-    let header = "rollout,generation,agent,step,at,file,candidate_ok,candidate_error,production_secs,candidate_secs,production_layout,candidate_layout,production_cues,candidate_cues,cues_identical,caption_difference,production_bytes,candidate_bytes,size_ratio,production_encode_secs,candidate_encode_secs,speed_ratio,production_ssim,candidate_ssim,production_psnr,candidate_psnr\n";
+    let header = "rollout,generation,agent,step,at,file,candidate_ok,candidate_error,production_secs,candidate_secs,production_layout,candidate_layout,production_cues,candidate_cues,cues_identical,caption_difference,production_sidecar_cues,candidate_sidecar_cues,sidecar_formats,sidecar_difference,production_bytes,candidate_bytes,size_ratio,production_encode_secs,candidate_encode_secs,speed_ratio,production_ssim,candidate_ssim,production_psnr,candidate_psnr\n";
     let mut out = header.to_owned();
     for r in &v.records {
         let cells = [
@@ -226,6 +232,10 @@ fn csv(v: &ReportView) -> String {
             r.candidate_cues.to_string(),
             r.cues_identical.to_string(),
             csv_field(&r.caption_difference),
+            r.production_sidecar_cues.to_string(),
+            r.candidate_sidecar_cues.to_string(),
+            csv_field(&r.sidecar_formats),
+            csv_field(&r.sidecar_difference),
             r.production_bytes.to_string(),
             r.candidate_bytes.to_string(),
             format!("{:.4}", r.size_ratio),

@@ -9,11 +9,12 @@
 //!    the source of the agent with `on_success = "delete"` was deleted by production only
 //!    (shadow work read its own link), the other agent's source is still there, and the
 //!    shadow areas are empty again;
-//! 2. a candidate with a slightly different CRF passes and the rollout goes on to its canary.
+//! 2. a candidate with a slightly different CRF passes and the rollout goes on to its canary;
+//! 3. that rollout aborted, a candidate that drops the MP4's captions (`captions: {embed:
+//!    false}`, a typed setting) fails `captions: identical` before any agent ran it.
 //!
-//! (A manifest can no longer drop captions: its free-form FFmpeg arguments are refused since
-//! the hardening of issue 14. The `captions` gate is covered by the engine's tests, and the
-//! comparison that detects dropped captions by `agent/tests/it/shadow_compare.rs` on real media.)
+//! The agents export their traces to an OTLP collector stand-in: each `shadow` span is the root
+//! of a trace of its own, linked to the production job whose recording it converted.
 
 use crate::fleet_agent;
 use crate::rollouts;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use fleet_agent::FleetAgent;
 use h264_testkit::captions::captioned_h264_ts;
+use h264_testkit::otlp::Collector;
 use h264_testkit::smtp::SmtpSink;
 use h264_testkit::wait::wait_for;
 use rollouts::{apply, controller, fleetctl, json, label_canary, wait_agents};
@@ -114,16 +116,19 @@ fn shadow_steps_judge_candidates_on_real_recordings_before_any_agent_runs_them()
     let dir = tempfile::tempdir().unwrap();
     let c = controller(dir.path(), &sink);
     let url = c.url();
+    let collector = Collector::start();
+    let otlp = collector.endpoint();
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str())];
     let agents = vec![
         FleetAgent::start_watching(
             IDS[0],
             &url,
             true,
-            &[],
+            &env,
             SMALL_DISK,
             "on_success = \"delete\"",
         ),
-        FleetAgent::start_with(IDS[1], &url, false, &[], SMALL_DISK),
+        FleetAgent::start_with(IDS[1], &url, false, &env, SMALL_DISK),
     ];
     wait_agents(&url, &IDS, "connected agents", |a| a["connected"] == true);
     label_canary(&url, IDS[0]);
@@ -275,4 +280,80 @@ fn shadow_steps_judge_candidates_on_real_recordings_before_any_agent_runs_them()
     wait_agents(&url, &IDS[..1], "the canary on generation 3", |a| {
         a["running_generation"] == 3
     });
+
+    // The shadow span of the first recording: a trace of its own, linked to the production
+    // job that converted the recording.
+    shadow_span_follows_the_job(&collector, "news-0.ts");
+
+    // 3. A candidate that drops the MP4's captions fails `captions: identical`.
+    let out = fleetctl(&url, &["rollout", "abort"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_agents(&url, &IDS, "the fleet back on generation 1", |a| {
+        a["running_generation"] == 1
+    });
+    apply(
+        &url,
+        dir.path(),
+        "  transcode: {crf: 23}\n  captions: {embed: false}\n  rollout:\n    steps: [{shadow: 10m}, {canary: 1}, {percent: 100}]\n    \
+         analysis: {ack_deadline: 20s, shadow: {min_files: 1, min_ssim: 0.9}}\n",
+    );
+    wait_shadowing(&agents[0], 3);
+    captioned_h264_ts(&agents[0].input, "late-news.ts");
+    let s = wait_for_rollout(
+        &url,
+        &agents,
+        "the candidate without captions to be judged",
+        Duration::from_secs(120),
+        |s| s["generation"] == 4 && ended(s),
+    );
+    assert_eq!(s["phase"], "RolledBack", "{s:#}");
+    let gate = last_gate(&s);
+    assert_eq!(
+        (gate["gate"].as_str(), gate["passed"].as_bool()),
+        (Some("shadow.captions"), Some(false)),
+        "{s:#}"
+    );
+    let measured = gate["measured"].as_str().unwrap_or_default();
+    assert!(measured.contains("late-news.ts"), "{s:#}");
+    assert!(
+        measured.contains("3 cue(s) in production's MP4, 0 in the candidate's"),
+        "{s:#}"
+    );
+    never_ran(&agents, 4);
+    assert_eq!(
+        names(&outputs[0]),
+        ["evening-news.mp4", "late-news.mp4", "news-0.mp4"],
+        "production published as before, and only production"
+    );
+}
+
+/// The `shadow` span of the recording `name`: the root of its own trace, linked to a span of
+/// the production job's trace (the `job` span of `name`).
+fn shadow_span_follows_the_job(collector: &Collector, name: &str) {
+    let (job, shadow) = wait_for(
+        "the job and shadow spans",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let spans = collector.spans();
+            let named = |span: &str, key: &str| {
+                spans
+                    .iter()
+                    .find(|s| {
+                        s.name == span && s.attributes.get(key).is_some_and(|f| f.ends_with(name))
+                    })
+                    .cloned()
+            };
+            Some((named("job", "source.name")?, named("shadow", "file")?))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {:#?}", collector.spans()));
+    assert_eq!(shadow.parent_span_id, "", "a root: {shadow:#?}");
+    assert_ne!(shadow.trace_id, job.trace_id, "{shadow:#?}");
+    assert!(
+        shadow.links.iter().any(|(trace, _)| *trace == job.trace_id),
+        "linked to the job's trace {}: {shadow:#?}",
+        job.trace_id
+    );
+    assert_eq!(shadow.attributes["candidate_ok"], "true", "{shadow:#?}");
 }

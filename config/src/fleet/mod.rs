@@ -42,7 +42,7 @@ use crate::suggest::did_you_mean;
 use crate::validate::pipeline;
 
 pub use rollout::{Analysis, MaxUnavailable, Rollout, Step};
-pub use shadow::{CaptionsGate, ShadowGates, ShadowStep, ShadowWork};
+pub use shadow::{CaptionsGate, LayoutGate, ShadowGates, ShadowStep, ShadowWork};
 pub use spec::{
     merge, CaptionsSpec, FleetSpec, LoggingSpec, ReadinessSpec, TranscodeSpec, LOCAL_ONLY,
 };

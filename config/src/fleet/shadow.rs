@@ -46,6 +46,42 @@ impl CaptionsGate {
     }
 }
 
+/// What `analysis.shadow: {layout: ...}` asks of the candidate's stream layout (the video's
+/// codec, size and pixel format, the audio streams' codecs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutGate {
+    /// The candidate's outputs have production's layout (a revision meant to change it, a new
+    /// `max_height` say, sets `ignore` for its rollout).
+    #[default]
+    Identical,
+    /// Layouts are reported, not judged.
+    Ignore,
+}
+
+impl LayoutGate {
+    /// Its name in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identical => "identical",
+            Self::Ignore => "ignore",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The default of [`ShadowGates::max_duration_difference`]: one second.
+fn one_second() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+
+fn is_one_second(d: &HumanDuration) -> bool {
+    *d == one_second()
+}
+
 /// `analysis.shadow`: the gates of a shadow step.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -61,8 +97,15 @@ pub struct ShadowGates {
     pub max_size_ratio: f64,
     /// The largest candidate encode time / production encode time, over all recordings.
     pub max_speed_ratio: f64,
-    /// What the candidate's captions must be.
+    /// What the candidate's captions must be (in the MP4 and in the sidecars).
     pub captions: CaptionsGate,
+    /// What the candidate's stream layout must be. (Left out of the canonical form at its
+    /// default, as is the next key, so revisions written before it keep their hash.)
+    #[serde(skip_serializing_if = "LayoutGate::is_default")]
+    pub layout: LayoutGate,
+    /// The largest difference between the candidate's output duration and production's.
+    #[serde(skip_serializing_if = "is_one_second")]
+    pub max_duration_difference: HumanDuration,
 }
 
 impl Default for ShadowGates {
@@ -74,6 +117,8 @@ impl Default for ShadowGates {
             max_size_ratio: 1.5,
             max_speed_ratio: 2.0,
             captions: CaptionsGate::Identical,
+            layout: LayoutGate::Identical,
+            max_duration_difference: one_second(),
         }
     }
 }
@@ -107,13 +152,15 @@ impl ShadowWork {
 }
 
 const STEP_HINT: &str = "{shadow: 2h} (the canary cohort) or {shadow: 2h, percent: 25}";
-const GATE_KEYS: [&str; 6] = [
+const GATE_KEYS: [&str; 8] = [
     "min_files",
     "max_failures",
     "min_ssim",
     "max_size_ratio",
     "max_speed_ratio",
     "captions",
+    "layout",
+    "max_duration_difference",
 ];
 const WORK_KEYS: [&str; 1] = ["workers"];
 
@@ -220,6 +267,21 @@ pub(crate) fn gates(value: &Value, at: &str, out: &mut Vec<Problem>) -> ShadowGa
                     "captions: identical (cue for cue), present, or ignore",
                 )),
             },
+            "layout" => match value.as_str() {
+                Some("identical") => gates.layout = LayoutGate::Identical,
+                Some("ignore") => gates.layout = LayoutGate::Ignore,
+                _ => out.push(bad(
+                    format!("{value} is not identical or ignore"),
+                    "layout: identical (same streams, codecs and picture size as production), or ignore",
+                )),
+            },
+            "max_duration_difference" => match super::rollout::duration(value) {
+                Some(d) => gates.max_duration_difference = d,
+                None => out.push(bad(
+                    format!("{value} is not a duration"),
+                    "max_duration_difference: 1s (a candidate's output as long as production's)",
+                )),
+            },
             other => out.push(unknown(&key_at, other, &GATE_KEYS)),
         }
     }
@@ -266,7 +328,8 @@ mod tests {
         let text = "steps = [{shadow = \"2h\"}, {shadow = \"10m\", percent = 25}, {canary = 1}, {percent = 100}]\n\
                     shadow = {workers = 2}\n\
                     [analysis.shadow]\nmin_files = 5\nmax_failures = 1\nmin_ssim = 0.9\n\
-                    max_size_ratio = 1.2\nmax_speed_ratio = 3\ncaptions = \"present\"\n";
+                    max_size_ratio = 1.2\nmax_speed_ratio = 3\ncaptions = \"present\"\n\
+                    layout = \"ignore\"\nmax_duration_difference = \"2s\"\n";
         let (r, out) = read(text);
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(
@@ -290,6 +353,8 @@ mod tests {
             (0.9, 1.2, 3.0)
         );
         assert_eq!(g.captions, CaptionsGate::Present);
+        assert_eq!(g.layout, LayoutGate::Ignore);
+        assert_eq!(g.max_duration_difference, HumanDuration::from_secs(2));
         assert_eq!(r.shadow.workers, 2);
         // The canonical form parses back to the same rollout.
         let json = serde_json::to_string(&r).unwrap();
@@ -342,6 +407,14 @@ mod tests {
             (
                 "[analysis.shadow]\nmax_size_ratio = 0\n",
                 "spec.rollout.analysis.shadow.max_size_ratio",
+            ),
+            (
+                "[analysis.shadow]\nlayout = \"same\"\n",
+                "spec.rollout.analysis.shadow.layout",
+            ),
+            (
+                "[analysis.shadow]\nmax_duration_difference = \"long\"\n",
+                "spec.rollout.analysis.shadow.max_duration_difference",
             ),
             (
                 "[analysis.shadow]\nmin_ssm = 0.9\n",

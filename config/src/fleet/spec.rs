@@ -178,6 +178,8 @@ overrides! {
         write_empty: bool,
         /// See [`Captions::require_passthrough`].
         require_passthrough: bool,
+        /// See [`Captions::embed`].
+        embed: bool,
     }
 }
 

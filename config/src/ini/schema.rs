@@ -114,6 +114,7 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("retry_backoff", Duration),
             ("write_empty", Bool),
             ("require_passthrough", Bool),
+            ("embed", Bool),
         ],
     ),
     (

@@ -2,8 +2,8 @@
 //! comparison of a rollout (`fleetctl rollout shadow-report`).
 
 use h264_proto::v1::{
-    ShadowAgentTotals, ShadowComparison, ShadowRecord as WireRecord, ShadowReportReply,
-    ShadowReportRequest, ShadowStatus,
+    ShadowAgentTotals, ShadowRecord as WireRecord, ShadowReportReply, ShadowReportRequest,
+    ShadowStatus,
 };
 use tonic::Status;
 
@@ -54,32 +54,7 @@ pub(super) fn wire(r: &ShadowRecord) -> WireRecord {
     WireRecord {
         agent_id: r.agent.clone(),
         step: r.step as u32,
-        comparison: Some(ShadowComparison {
-            rollout: 0,
-            candidate_generation: 0,
-            production_generation: 0,
-            file: r.file.clone(),
-            at_ms: r.at_ms,
-            candidate_ok: r.candidate_ok,
-            candidate_error: r.candidate_error.clone(),
-            production_secs: r.production_secs,
-            candidate_secs: r.candidate_secs,
-            production_layout: r.production_layout.clone(),
-            candidate_layout: r.candidate_layout.clone(),
-            production_cues: r.production_cues,
-            candidate_cues: r.candidate_cues,
-            cues_identical: r.cues_identical,
-            caption_difference: r.caption_difference.clone(),
-            production_bytes: r.production_bytes,
-            candidate_bytes: r.candidate_bytes,
-            production_encode_secs: r.production_encode_secs,
-            candidate_encode_secs: r.candidate_encode_secs,
-            production_ssim: r.production_ssim,
-            candidate_ssim: r.candidate_ssim,
-            production_psnr: r.production_psnr,
-            candidate_psnr: r.candidate_psnr,
-            media_secs: r.media_secs,
-        }),
+        comparison: Some(r.comparison.clone()),
     }
 }
 

@@ -126,6 +126,8 @@ impl Registry {
         c.file = bounded(c.file, MAX_EVENT_FIELD);
         c.candidate_error = bounded(c.candidate_error, MAX_EVENT_FIELD);
         c.caption_difference = bounded(c.caption_difference, MAX_EVENT_FIELD);
+        c.sidecar_difference = bounded(c.sidecar_difference, MAX_EVENT_FIELD);
+        c.sidecar_formats = bounded(c.sidecar_formats, 64);
         c.production_layout = bounded(c.production_layout, 256);
         c.candidate_layout = bounded(c.candidate_layout, 256);
         let mut inner = self.lock();

@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use h264_config::fleet::{CaptionsGate, ShadowGates};
+use h264_config::fleet::{CaptionsGate, LayoutGate, ShadowGates};
+use h264_proto::shadow::ratio;
+use h264_proto::v1::ShadowComparison;
 use serde::{Deserialize, Serialize};
 
 /// Comparisons kept per rollout at most (the oldest passing ones go first).
@@ -22,7 +24,9 @@ pub const MAX_RECORDS: usize = 2000;
 /// The worst recordings shown by `fleetctl rollout status`.
 pub const WORST_SHOWN: usize = 5;
 
-/// One recording converted by production and by the candidate, as an agent reported it.
+/// One recording converted by production and by the candidate, as an agent reported it: the
+/// agent's [`ShadowComparison`] (its `at_ms` the controller's clock, its measures made finite)
+/// with who reported it and in which step. Saved with the rollout's state, flat.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ShadowRecord {
@@ -30,80 +34,26 @@ pub struct ShadowRecord {
     pub agent: String,
     /// The rollout step it was reported in.
     pub step: usize,
-    /// When it was reported (controller's clock, ms).
-    pub at_ms: i64,
-    /// The source file (as the agent names it).
-    pub file: String,
-    /// The candidate converted it.
-    pub candidate_ok: bool,
-    /// Why the candidate failed (or the comparison could not be made).
-    pub candidate_error: String,
-    /// Output durations, seconds.
-    pub production_secs: f64,
-    /// See `production_secs`.
-    pub candidate_secs: f64,
-    /// Stream layouts (`h264 640x360 yuv420p; aac 2ch`).
-    pub production_layout: String,
-    /// See `production_layout`.
-    pub candidate_layout: String,
-    /// Caption cues in each output.
-    pub production_cues: u32,
-    /// See `production_cues`.
-    pub candidate_cues: u32,
-    /// The cues are the same, cue by cue.
-    pub cues_identical: bool,
-    /// The first difference, when they are not.
-    pub caption_difference: String,
-    /// Output sizes, bytes.
-    pub production_bytes: u64,
-    /// See `production_bytes`.
-    pub candidate_bytes: u64,
-    /// Encode wall times, seconds.
-    pub production_encode_secs: f64,
-    /// See `production_encode_secs`.
-    pub candidate_encode_secs: f64,
-    /// SSIM and PSNR (dB) of each output against the decoded source, on sampled segments.
-    pub production_ssim: f64,
-    /// See `production_ssim`.
-    pub candidate_ssim: f64,
-    /// See `production_ssim`.
-    pub production_psnr: f64,
-    /// See `production_ssim`.
-    pub candidate_psnr: f64,
-    /// The recording's duration, seconds.
-    pub media_secs: f64,
+    /// What the agent measured.
+    #[serde(flatten)]
+    pub comparison: ShadowComparison,
+}
+
+impl std::ops::Deref for ShadowRecord {
+    type Target = ShadowComparison;
+
+    fn deref(&self) -> &ShadowComparison {
+        &self.comparison
+    }
 }
 
 impl ShadowRecord {
-    /// Candidate size over production size (0 when unknown).
-    pub fn size_ratio(&self) -> f64 {
-        ratio(self.candidate_bytes as f64, self.production_bytes as f64)
-    }
-
-    /// Candidate encode time over production's (0 when unknown).
-    pub fn speed_ratio(&self) -> f64 {
-        ratio(self.candidate_encode_secs, self.production_encode_secs)
-    }
-
-    /// Production had captions.
-    pub fn production_captioned(&self) -> bool {
-        self.production_cues > 0
-    }
-
-    /// How bad it is, for sorting (higher is worse): a failure first, then lost captions,
-    /// then the lowest SSIM.
+    /// How bad it is, for sorting (higher is worse): a failure first, then lost or changed
+    /// captions, then a changed layout or duration, then the lowest SSIM.
     fn badness(&self) -> (u8, u8, i64) {
         let failed = u8::from(!self.candidate_ok);
-        let captions = u8::from(self.production_captioned() && !self.cues_identical);
+        let captions = u8::from(self.production_captioned() && !self.captions_identical());
         (failed, captions, -((self.candidate_ssim * 1e6) as i64))
-    }
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 && a.is_finite() {
-        a / b
-    } else {
-        0.0
     }
 }
 
@@ -155,7 +105,7 @@ pub fn totals<'a>(records: impl IntoIterator<Item = &'a ShadowRecord>) -> Totals
         s.candidate_secs += r.candidate_encode_secs;
         s.production_secs += r.production_encode_secs;
         s.t.speed_ratio = ratio(s.candidate_secs, s.production_secs);
-        if r.production_captioned() && !r.cues_identical {
+        if r.production_captioned() && !r.captions_identical() {
             s.t.caption_mismatches += 1;
         }
     }
@@ -275,14 +225,14 @@ pub fn judge(records: &[&ShadowRecord], g: &ShadowGates, end: bool) -> Vec<Verdi
             .iter()
             .copied()
             .filter(|r| match g.captions {
-                CaptionsGate::Identical => !r.cues_identical,
-                _ => r.candidate_cues == 0,
+                CaptionsGate::Identical => !r.captions_identical(),
+                _ => !r.captions_present(),
             })
             .collect();
         let measured = match bad.first() {
             None => format!("{} captioned recording(s), all {}", captioned.len(), g.captions.as_str()),
             Some(r) => format!(
-                "{} of {} captioned recording(s) not {}: {} on {} ({} cue(s) in production, {} in the candidate{})",
+                "{} of {} captioned recording(s) not {}: {} on {} ({} cue(s) in production's MP4, {} in the candidate's; {} in production's sidecars, {} in the candidate's{})",
                 bad.len(),
                 captioned.len(),
                 g.captions.as_str(),
@@ -290,10 +240,11 @@ pub fn judge(records: &[&ShadowRecord], g: &ShadowGates, end: bool) -> Vec<Verdi
                 r.agent,
                 r.production_cues,
                 r.candidate_cues,
-                if r.caption_difference.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", r.caption_difference)
+                r.production_sidecar_cues,
+                r.candidate_sidecar_cues,
+                match r.caption_difference_text() {
+                    "" => String::new(),
+                    d => format!("; {d}"),
                 }
             ),
         };
@@ -303,6 +254,55 @@ pub fn judge(records: &[&ShadowRecord], g: &ShadowGates, end: bool) -> Vec<Verdi
             true,
             measured,
             format!("captions {}", g.captions.as_str()),
+        );
+    }
+    if g.layout == LayoutGate::Identical && !converted.is_empty() {
+        let other: Vec<&&&ShadowRecord> = converted
+            .iter()
+            .filter(|r| r.candidate_layout != r.production_layout)
+            .collect();
+        let measured = match other.first() {
+            None => format!(
+                "{} recording(s), every stream layout production's",
+                converted.len()
+            ),
+            Some(r) => format!(
+                "{} of {} recording(s) with another stream layout: {} on {} (production `{}`, the candidate `{}`)",
+                other.len(),
+                converted.len(),
+                r.file,
+                r.agent,
+                r.production_layout,
+                r.candidate_layout
+            ),
+        };
+        push(
+            "shadow.layout",
+            other.is_empty(),
+            true,
+            measured,
+            "layout identical".into(),
+        );
+    }
+    let difference = |r: &ShadowRecord| (r.candidate_secs - r.production_secs).abs();
+    if let Some(far) = converted
+        .iter()
+        .max_by(|a, b| difference(a).total_cmp(&difference(b)))
+    {
+        let limit = g.max_duration_difference.get().as_secs_f64();
+        push(
+            "shadow.max_duration_difference",
+            difference(far) <= limit,
+            true,
+            format!(
+                "largest duration difference {:.3}s ({} on {}: production {:.3}s, the candidate {:.3}s)",
+                difference(far),
+                far.file,
+                far.agent,
+                far.production_secs,
+                far.candidate_secs
+            ),
+            format!("<= {limit:.3}s"),
         );
     }
     if end && !converted.is_empty() {
@@ -342,7 +342,7 @@ pub fn bound(records: &mut Vec<ShadowRecord>) {
     while records.len() > MAX_RECORDS {
         let at = records
             .iter()
-            .position(|r| r.candidate_ok && (!r.production_captioned() || r.cues_identical))
+            .position(|r| r.candidate_ok && (!r.production_captioned() || r.captions_identical()))
             .unwrap_or(0);
         records.remove(at);
     }
@@ -355,19 +355,28 @@ mod tests {
     fn rec(agent: &str, ssim: f64, bytes: u64, secs: f64) -> ShadowRecord {
         ShadowRecord {
             agent: agent.into(),
-            file: format!("{agent}-{ssim}.ts"),
-            candidate_ok: true,
-            production_bytes: 1000,
-            candidate_bytes: bytes,
-            production_encode_secs: 1.0,
-            candidate_encode_secs: secs,
-            production_ssim: 0.98,
-            candidate_ssim: ssim,
-            production_cues: 2,
-            candidate_cues: 2,
-            cues_identical: true,
-            ..ShadowRecord::default()
+            step: 0,
+            comparison: ShadowComparison {
+                file: format!("{agent}-{ssim}.ts"),
+                candidate_ok: true,
+                production_bytes: 1000,
+                candidate_bytes: bytes,
+                production_encode_secs: 1.0,
+                candidate_encode_secs: secs,
+                production_ssim: 0.98,
+                candidate_ssim: ssim,
+                production_cues: 2,
+                candidate_cues: 2,
+                cues_identical: true,
+                ..ShadowComparison::default()
+            },
         }
+    }
+
+    /// `r` changed by `change`.
+    fn with(mut r: ShadowRecord, change: impl FnOnce(&mut ShadowComparison)) -> ShadowRecord {
+        change(&mut r.comparison);
+        r
     }
 
     fn failing(verdicts: &[Verdict]) -> Vec<&'static str> {
@@ -386,7 +395,7 @@ mod tests {
         assert!(failing(&judge(&refs, &g, true)).is_empty());
         assert_eq!(
             judge(&refs, &g, false).len(),
-            4,
+            6,
             "no speed verdict before the end"
         );
 
@@ -395,21 +404,38 @@ mod tests {
             (rec("c", 0.99, 2000, 1.0), "shadow.max_size_ratio", true),
             (rec("c", 0.99, 1000, 9.0), "shadow.max_speed_ratio", false),
             (
-                ShadowRecord {
-                    candidate_ok: false,
-                    candidate_error: "FFmpeg failed".into(),
-                    ..rec("c", 0.0, 0, 0.0)
-                },
+                with(rec("c", 0.0, 0, 0.0), |c| {
+                    c.candidate_ok = false;
+                    c.candidate_error = "FFmpeg failed".into();
+                }),
                 "shadow.max_failures",
                 true,
             ),
             (
-                ShadowRecord {
-                    candidate_cues: 0,
-                    cues_identical: false,
-                    ..rec("c", 0.99, 1000, 1.0)
-                },
+                with(rec("c", 0.99, 1000, 1.0), |c| {
+                    c.candidate_cues = 0;
+                    c.cues_identical = false;
+                }),
                 "shadow.captions",
+                true,
+            ),
+            (
+                with(rec("c", 0.99, 1000, 1.0), |c| {
+                    c.sidecar_difference = ".srt: cue 2 differs".into();
+                }),
+                "shadow.captions",
+                true,
+            ),
+            (
+                with(rec("c", 0.99, 1000, 1.0), |c| {
+                    c.candidate_layout = "h264 320x180 yuv420p; aac".into();
+                }),
+                "shadow.layout",
+                true,
+            ),
+            (
+                with(rec("c", 0.99, 1000, 1.0), |c| c.candidate_secs = 2.5),
+                "shadow.max_duration_difference",
                 true,
             ),
         ];
@@ -429,24 +455,38 @@ mod tests {
 
     #[test]
     fn captions_present_accepts_different_cues_and_ignore_accepts_none() {
-        let changed = ShadowRecord {
-            candidate_cues: 1,
-            cues_identical: false,
-            caption_difference: "cue 2 differs".into(),
-            ..rec("a", 0.99, 1000, 1.0)
-        };
+        let changed = with(rec("a", 0.99, 1000, 1.0), |c| {
+            c.candidate_cues = 1;
+            c.cues_identical = false;
+            c.caption_difference = "cue 2 differs".into();
+        });
         let refs = [&changed];
         let mut g = ShadowGates::default();
         assert_eq!(failing(&judge(&refs, &g, true)), ["shadow.captions"]);
         g.captions = CaptionsGate::Present;
         assert!(failing(&judge(&refs, &g, true)).is_empty());
-        let none = ShadowRecord {
-            candidate_cues: 0,
-            ..changed.clone()
-        };
+        let none = with(changed.clone(), |c| c.candidate_cues = 0);
         assert_eq!(failing(&judge(&[&none], &g, true)), ["shadow.captions"]);
         g.captions = CaptionsGate::Ignore;
         assert!(failing(&judge(&[&none], &g, true)).is_empty());
+    }
+
+    #[test]
+    fn layout_ignore_and_a_wider_duration_tolerance_let_an_intended_change_pass() {
+        let r = with(rec("a", 0.99, 1000, 1.0), |c| {
+            c.production_layout = "h264 640x360 yuv420p; aac".into();
+            c.candidate_layout = "h264 1280x720 yuv420p; aac".into();
+            c.production_secs = 10.0;
+            c.candidate_secs = 11.5;
+        });
+        let mut g = ShadowGates::default();
+        assert_eq!(
+            failing(&judge(&[&r], &g, true)),
+            ["shadow.layout", "shadow.max_duration_difference"]
+        );
+        g.layout = LayoutGate::Ignore;
+        g.max_duration_difference = h264_config::units::HumanDuration::from_secs(2);
+        assert!(failing(&judge(&[&r], &g, true)).is_empty());
     }
 
     #[test]
@@ -471,13 +511,7 @@ mod tests {
         let mut records: Vec<ShadowRecord> = (0..MAX_RECORDS)
             .map(|_| rec("a", 0.99, 1000, 1.0))
             .collect();
-        records.insert(
-            0,
-            ShadowRecord {
-                candidate_ok: false,
-                ..rec("bad", 0.0, 0, 0.0)
-            },
-        );
+        records.insert(0, with(rec("bad", 0.0, 0, 0.0), |c| c.candidate_ok = false));
         bound(&mut records);
         assert_eq!(records.len(), MAX_RECORDS);
         assert_eq!(records[0].agent, "bad");

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use h264_proto::v1::ShadowComparison;
+
 use super::engine::Verdict;
 use super::shadow::{self, ShadowRecord};
 use super::{percent_of, stable_hash, Phase, RolloutState, Rollouts, StepPlan};
@@ -64,27 +66,10 @@ impl Rollouts {
             s.shadow.push(ShadowRecord {
                 agent,
                 step: s.step,
-                at_ms: now,
-                file: c.file,
-                candidate_ok: c.candidate_ok,
-                candidate_error: c.candidate_error,
-                production_secs: finite(c.production_secs),
-                candidate_secs: finite(c.candidate_secs),
-                production_layout: c.production_layout,
-                candidate_layout: c.candidate_layout,
-                production_cues: c.production_cues,
-                candidate_cues: c.candidate_cues,
-                cues_identical: c.cues_identical,
-                caption_difference: c.caption_difference,
-                production_bytes: c.production_bytes,
-                candidate_bytes: c.candidate_bytes,
-                production_encode_secs: finite(c.production_encode_secs),
-                candidate_encode_secs: finite(c.candidate_encode_secs),
-                production_ssim: finite(c.production_ssim),
-                candidate_ssim: finite(c.candidate_ssim),
-                production_psnr: finite(c.production_psnr),
-                candidate_psnr: finite(c.candidate_psnr),
-                media_secs: finite(c.media_secs),
+                comparison: ShadowComparison {
+                    at_ms: now,
+                    ..c.with_finite_measures()
+                },
             });
             taken = true;
         }
@@ -199,15 +184,5 @@ impl Rollouts {
             workers: s.plan.gates.shadow_workers.clamp(1, 8),
         });
         self.registry.set_shadow_target(target);
-    }
-}
-
-/// An agent's number as the state keeps it: NaN and infinities (which JSON cannot hold, and
-/// no honest measure gives) become 0, negatives 0.
-fn finite(v: f64) -> f64 {
-    if v.is_finite() && v > 0.0 {
-        v
-    } else {
-        0.0
     }
 }

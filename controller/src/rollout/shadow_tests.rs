@@ -232,6 +232,7 @@ fn a_restarted_engine_keeps_shadowing_and_keeps_the_comparisons() {
     let hostile = ShadowComparison {
         production_psnr: f64::NAN,
         candidate_psnr: f64::INFINITY,
+        sidecar_formats: "x".repeat(1 << 20),
         ..good(s.id, "nan.ts")
     };
     f.registry.shadow_comparison(&s.shadow_cohort[0], hostile);
@@ -244,6 +245,10 @@ fn a_restarted_engine_keeps_shadowing_and_keeps_the_comparisons() {
     assert_eq!(
         (kept[1].production_psnr, kept[1].candidate_psnr),
         (0.0, 0.0)
+    );
+    assert!(
+        kept[1].sidecar_formats.len() <= 64,
+        "a text field is bounded"
     );
     assert_eq!(
         f.registry.shadow_target().map(|t| t.generation),
