@@ -173,7 +173,14 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
     };
     match settled {
         Settled::Ready => {
+            let claims = ctx.claims.lock().unwrap_or_else(|p| p.into_inner());
+            if claims.get(&output) != Some(key) {
+                // A source earlier in name order took the claim over while this one settled:
+                // the next look records the conflict.
+                return Action::RequeueAfter(Duration::from_millis(50));
+            }
             crate::pipeline::submit(cx, key.clone(), fp, output, ours, waited);
+            drop(claims);
             Action::Done
         }
         Settled::Wait { reason, recheck_in } => {
@@ -234,6 +241,21 @@ fn conflict(
     {
         let mut claims = ctx.claims.lock().unwrap_or_else(|p| p.into_inner());
         match claims.get(output) {
+            // Reconcile tasks run side by side, so the claims' order is the tasks' order, not
+            // the sources'. The first source in name order takes the claim over from a later
+            // one as long as that one has no job and nothing was published: which of two
+            // sources converts never depends on timing. (`submit_if_claimed` registers a job
+            // only while its claim holds, under the same lock, so nothing is taken over from
+            // a job about to start.)
+            Some(other)
+                if other != key
+                    && key < other
+                    && ctx.jobs.jobs.get(other).is_none()
+                    && matches!(ctx.jobs.journal.owner_of(output), Ok(None)) =>
+            {
+                tracing::debug!(source = %key, later = %other, output = %output.display(), "the first source in name order takes over the output's claim");
+                claims.insert(output.to_path_buf(), key.clone());
+            }
             Some(other) if other != key && other.path().exists() => {
                 return Some(format!(
                     "two sources map to the output {}: {} claimed it first, so {} is not \
