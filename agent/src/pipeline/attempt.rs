@@ -58,9 +58,15 @@ async fn stages(
 ) -> Result<Done, Failure> {
     let cfg = &a.settings.config.transcode;
     let mut warnings: Vec<String> = Vec::new();
+    let mut laps = Laps::start();
     progress.update(Stage::Readiness, 0.0, 0.0, 0.0, 0.0, true);
     report.source_size = std::fs::metadata(a.source).ok().map(|m| m.len());
-    let Ready { mut info, trim } = readiness::run(a).await?;
+    let Ready {
+        mut info,
+        trim,
+        captions: caption_plan,
+    } = readiness::run(a).await?;
+    laps.lap("readiness", &mut report.laps);
     if let Some(trim) = &trim {
         warnings.push(trim.warning());
         report.trimmed_bytes = Some(trim.dropped);
@@ -68,13 +74,17 @@ async fn stages(
     report.source_codec = info.video.as_ref().map(|v| v.codec.clone());
     report.media_secs = Some(info.video_secs());
 
-    let caption_plan = probe::caption_plan(a).await?;
     let plan = plan_on(&info, cfg, a.rung);
     let encode = matches!(plan, Plan::Encode { .. });
     let check_captions = crate::captions::checks_output(&caption_plan, encode);
-    let (mut source_captions, _reading) =
-        probe::read_beside(a, &caption_plan, &info, check_captions);
     let deep = probe::spawn_deep(a, &info);
+    let (mut source_captions, _reading) = probe::read_beside(
+        a,
+        &caption_plan,
+        &info,
+        check_captions,
+        deep.presence(&info),
+    );
     report.mode = Some(plan.mode());
 
     let temp = transcode::prepare_output(a.output, a.key.rel())?;
@@ -91,8 +101,13 @@ async fn stages(
     );
     let total = info.video_secs();
     let transcode_started = Instant::now();
+    laps.lap("prepare", &mut report.laps);
     transcode::run(a, plan, &args, total, progress).await?;
+    laps.lap("ffmpeg", &mut report.laps);
+    // The MP4's data goes to disk while it is verified; publication waits for it.
+    let synced = publish::sync_beside(&temp);
     probe::finish_deep(deep, &mut info).await?;
+    laps.lap("probe_wait", &mut report.laps);
 
     progress.update(Stage::Verify, total, total, 0.0, 0.0, true);
     let against = verify::Against {
@@ -104,6 +119,7 @@ async fn stages(
     let (verified, caption_warnings) = verify::run(a, &temp, against).await?;
     report.output_codec = verified.video.as_ref().map(|v| v.codec.clone());
     let transcode_secs = transcode_started.elapsed().as_secs_f64();
+    laps.lap("verify", &mut report.laps);
 
     progress.update(Stage::Captions, total, total, 0.0, 0.0, true);
     let captions_started = Instant::now();
@@ -118,9 +134,11 @@ async fn stages(
     )
     .await?;
     let captions_secs = captions_started.elapsed().as_secs_f64();
+    laps.lap("captions", &mut report.laps);
 
     progress.update(Stage::Publish, total, total, 0.0, 0.0, true);
-    let bytes_out = publish::run(a, &captioned.outcome, &temp).await?;
+    let bytes_out = publish::run(a, &captioned.outcome, &temp, synced).await?;
+    laps.lap("publish", &mut report.laps);
     if a.rung != Rung::Standard {
         warnings.push(format!(
             "converted on rung `{}` of the retry ladder (FFmpeg input options {})",
@@ -141,4 +159,21 @@ async fn stages(
         wall_secs: 0.0,
     };
     Ok((done, warnings))
+}
+
+/// Wall time between the points of an attempt, for the job's `stage times` log line and the
+/// benchmarks' per-stage breakdown.
+struct Laps(Instant);
+
+impl Laps {
+    fn start() -> Laps {
+        Laps(Instant::now())
+    }
+
+    /// Records the time since the last lap under `name`.
+    fn lap(&mut self, name: &'static str, laps: &mut Vec<(&'static str, f64)>) {
+        let now = Instant::now();
+        laps.push((name, now.duration_since(self.0).as_secs_f64()));
+        self.0 = now;
+    }
 }
