@@ -13,6 +13,8 @@
 //!   ["srt", "vtt"]`, `tool = "ffmpeg"`), every output checked (the captions cue for cue);
 //! - **baseline**: with `BASELINE=PATH`, another agent binary (an earlier build) the same way.
 //!
+//! `AGENT=PATH` measures that agent binary instead of the one built with the bench.
+//!
 //! It prints each wall time and CPU time (user + system of every process it waited for), the
 //! totals and the ratios agent/ffmpeg. Goal: 1.03 or less in wall time.
 
@@ -54,7 +56,11 @@ fn main() {
         load_average()
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let agent = PathBuf::from(env!("CARGO_BIN_EXE_h264-agent"));
+    // AGENT=PATH measures another build of the agent (a release build, with a bench binary
+    // built in the test profile).
+    let agent = std::env::var_os("AGENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_h264-agent")));
     let mut kinds: Vec<(&str, Option<PathBuf>)> = vec![("ffmpeg", None), ("agent", Some(agent))];
     if let Some(b) = baseline {
         kinds.push(("baseline", Some(b)));

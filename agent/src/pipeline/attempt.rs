@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::failure::Failure;
@@ -44,9 +45,17 @@ pub struct Attempt<'a> {
 pub type Done = (Completed, Vec<String>);
 
 /// Runs the stages of one attempt; `report` gathers the job trace's facts.
-pub async fn run(a: Attempt<'_>, handle: &JobHandle, report: &mut Report) -> Result<Done, Failure> {
+/// `worker`: the job's worker slot, given back once the transcode (and any caption extraction
+/// that runs after it) is done, so that the next job's FFmpeg starts while this one's output is
+/// verified and published: `workers` bounds the FFmpeg runs, not the light work after them.
+pub async fn run(
+    a: Attempt<'_>,
+    handle: &JobHandle,
+    report: &mut Report,
+    worker: &mut Option<OwnedSemaphorePermit>,
+) -> Result<Done, Failure> {
     let mut progress = ProgressFile::new(a.output, a.source, handle.live.clone());
-    let result = stages(&a, &mut progress, report).await;
+    let result = stages(&a, &mut progress, report, worker).await;
     progress.remove();
     result
 }
@@ -55,6 +64,7 @@ async fn stages(
     a: &Attempt<'_>,
     progress: &mut ProgressFile,
     report: &mut Report,
+    worker: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<Done, Failure> {
     let cfg = &a.settings.config.transcode;
     let mut warnings: Vec<String> = Vec::new();
@@ -104,6 +114,10 @@ async fn stages(
     laps.lap("prepare", &mut report.laps);
     transcode::run(a, plan, &args, total, progress).await?;
     laps.lap("ffmpeg", &mut report.laps);
+    // Nothing heavy is left unless CCExtractor runs after verification: free the worker.
+    if early.is_some() || a.settings.config.captions.formats.is_empty() {
+        drop(worker.take());
+    }
     // The MP4's data goes to disk while it is verified; publication waits for it.
     let synced = publish::sync_beside(&temp);
     probe::finish_deep(deep, &mut info).await?;

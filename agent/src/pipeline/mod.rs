@@ -118,7 +118,7 @@ async fn run(
     report: &mut Report,
 ) -> Option<Duration> {
     let queued = Instant::now();
-    let Some(_permit) = admission::wait_for_start(ctx, &handle.cancel).await else {
+    let Some(permit) = admission::wait_for_start(ctx, &handle.cancel).await else {
         let reason = handle.reason();
         report.outcome = Some(match reason {
             Some(CancelReason::Paused) => "paused",
@@ -186,7 +186,16 @@ async fn run(
         program: program.as_ref(),
         cancel: &handle.cancel,
     };
-    let result = watched(attempt::run(a, handle, report), &source, fp, handle).await;
+    // The worker is given back as soon as FFmpeg is done (see `attempt`), or when the job ends.
+    let mut worker = Some(permit);
+    let result = watched(
+        attempt::run(a, handle, report, &mut worker),
+        &source,
+        fp,
+        handle,
+    )
+    .await;
+    drop(worker);
     let wall_secs = started.elapsed().as_secs_f64();
     report.wall_secs = Some(wall_secs);
     let end = Ended {
