@@ -1,6 +1,9 @@
-//! One attempt of a job: the stages in order, each a call into its own module. Readiness, then
-//! the caption probe and the deep check (beside the transcode), the transcode, verification,
-//! the caption sidecars and publication. Whatever way the attempt ends, its progress file goes.
+//! One attempt of a job: the stages in order, each a call into its own module. Readiness (one
+//! ffprobe, which also gives the caption plan), then the deep caption check (beside the
+//! transcode, its verdict shared with the source's caption reading), the transcode, the MP4's
+//! flush to disk (beside verification), verification, the caption sidecars and publication.
+//! The job's worker is given back when FFmpeg is done. Each step's wall time is a lap of the
+//! job's `stage times` log line. Whatever way the attempt ends, its progress file goes.
 
 use std::path::Path;
 use std::time::Instant;
