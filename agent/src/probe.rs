@@ -243,6 +243,21 @@ pub async fn probe_programme(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, ProbeError> {
+    probe_programme_json(ffprobe, path, choice, timeout, cancel)
+        .await
+        .map(|(info, _)| info)
+}
+
+/// [`probe_programme`], and ffprobe's JSON as it printed it (every stream of the file, and the
+/// format), so that other facts (the caption tracks, see [`crate::captions::plan_from_probe`])
+/// come from the same run rather than from another ffprobe.
+pub async fn probe_programme_json(
+    ffprobe: &Path,
+    path: &Path,
+    choice: &Choice,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<(MediaInfo, Vec<u8>), ProbeError> {
     let mut cmd = Command::new(ffprobe);
     cmd.args([
         "-v",
@@ -264,7 +279,8 @@ pub async fn probe_programme(
             why
         }));
     }
-    parse(&out.stdout, choice)
+    let info = parse(&out.stdout, choice)?;
+    Ok((info, out.stdout))
 }
 
 fn parse(json: &[u8], choice: &Choice) -> Result<MediaInfo, ProbeError> {

@@ -1,5 +1,6 @@
 //! Atomic, verified publish: outputs are written under a hidden temporary name in the output
-//! folder, verified, fsynced, then given their final name in one step. A crash leaves only
+//! folder, verified, fsynced, then given their final name in one step (a job flushes its
+//! temporaries first, renames each, then flushes the output folder once: [`rename_synced`]). A crash leaves only
 //! temporaries, which [`remove_leftovers`] deletes at start-up.
 
 use std::io::{self, Read};
@@ -68,7 +69,9 @@ pub async fn verify(
         .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
     let source_captions = source.video.as_ref().is_some_and(|v| v.closed_captions);
     if let Some(video) = out.video.as_mut() {
-        if source_captions {
+        // Probed only when it decides something: the output must keep the source's captions.
+        // (A re-encode's captions are also compared cue for cue, see `crate::captions`.)
+        if keep_captions && source_captions {
             video.closed_captions =
                 crate::probe::has_closed_captions(&cfg.ffprobe, output, probe_timeout, cancel)
                     .await
@@ -173,6 +176,15 @@ pub fn moov_before_mdat(path: &Path) -> io::Result<bool> {
 /// an existing file at `output` is never overwritten (`AlreadyExists`).
 pub fn commit(temp: &Path, output: &Path, replace: bool) -> io::Result<()> {
     std::fs::File::open(temp)?.sync_all()?;
+    rename_synced(temp, output, replace)?;
+    sync_dir(output.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// [`commit`] without its two flushes, for a caller that flushed `temp` already and flushes the
+/// output folder once after several renames (a job's sidecars and MP4: one folder flush per
+/// publication).
+pub fn rename_synced(temp: &Path, output: &Path, replace: bool) -> io::Result<()> {
     if replace {
         std::fs::rename(temp, output)?;
     } else {
@@ -184,7 +196,6 @@ pub fn commit(temp: &Path, output: &Path, replace: bool) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    sync_dir(output.parent().unwrap_or(Path::new(".")));
     Ok(())
 }
 

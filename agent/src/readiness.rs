@@ -21,7 +21,7 @@ use h264_config::agent::{PartialPacket, Program, Readiness};
 use tokio_util::sync::CancellationToken;
 
 use crate::key::{Fingerprint, SourceKey};
-use crate::probe::{probe_programme, Choice, MediaInfo, ProbeError};
+use crate::probe::{probe_programme_json, Choice, MediaInfo, ProbeError};
 
 /// What the cheap checks say about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +249,8 @@ pub struct Ready {
     pub info: MediaInfo,
     /// A transport stream that ended mid-packet, trimmed to its whole packets.
     pub trim: Option<Trim>,
+    /// Its caption tracks and start time, from the same ffprobe run.
+    pub captions: crate::captions::Plan,
 }
 
 /// A cut tail dropped: FFmpeg reads the source up to its last whole packet.
@@ -294,8 +296,9 @@ pub async fn validate(
         Some(Program::Number(n)) => Choice::Number(*n),
         Some(Program::Name(name)) => Choice::Name(name.clone()),
     };
-    let mut info = match probe_programme(ffprobe, path, &choice, timeout, cancel).await {
-        Ok(info) => info,
+    let (mut info, json) = match probe_programme_json(ffprobe, path, &choice, timeout, cancel).await
+    {
+        Ok(probed) => probed,
         Err(ProbeError::Unreadable(why)) => {
             return Ok(Err(Invalid(format!(
                 "not a readable video recording: {why}"
@@ -369,7 +372,11 @@ pub async fn validate(
             "duration {secs:.2}s is below the minimum of {min:.2}s (readiness.min_duration)"
         ))));
     }
-    Ok(Ok(Ready { info, trim }))
+    Ok(Ok(Ready {
+        info,
+        trim,
+        captions: crate::captions::plan_from_probe(&json),
+    }))
 }
 
 /// Reading the transport stream's packets failed.

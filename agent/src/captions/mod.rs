@@ -197,7 +197,7 @@ impl SourceCaptions {
 
 /// The caption facts a job needs before its transcode starts: the source's caption tracks and
 /// its start time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     /// The source's caption tracks.
     pub tracks: Tracks,
@@ -214,6 +214,13 @@ pub async fn plan(
 ) -> Result<Plan, crate::plumbing::child::RunError> {
     let (tracks, start) = read::tracks(ffprobe, source, timeout, cancel).await?;
     Ok(Plan { tracks, start })
+}
+
+/// The caption plan from the JSON of an ffprobe run that showed every stream and the format
+/// (the readiness probe's, [`crate::probe::probe_programme_json`]): no ffprobe of its own.
+pub fn plan_from_probe(json: &[u8]) -> Plan {
+    let (tracks, start) = read::parse_tracks(json);
+    Plan { tracks, start }
 }
 
 /// FFmpeg's output arguments, `args` (as [`crate::transcode::arguments`] makes them), with what
@@ -301,9 +308,16 @@ impl SourceReading {
     }
 }
 
+/// The verdict of a caption probe run elsewhere (the job's deep check): whether the video's
+/// first frames carry captions; `None` until it is known. A sender dropped without a verdict
+/// (the probe failed) makes the reading probe for itself.
+pub type Presence = watch::Receiver<Option<bool>>;
+
 /// Starts [`read_source`] in a task: at once when `eager`, else at the first
-/// [`SourceReading::get`]. The reading ends (and its ffprobe is killed) when the returned handle
-/// is dropped.
+/// [`SourceReading::get`]. With `presence`, the caption probe's verdict comes from there rather
+/// than from another probe of the source. The reading ends (and its ffprobe is killed) when the
+/// returned handle is dropped.
+#[allow(clippy::too_many_arguments)]
 pub fn read_source_beside(
     ffprobe: PathBuf,
     source: PathBuf,
@@ -311,6 +325,7 @@ pub fn read_source_beside(
     timeout: Duration,
     limit: Duration,
     eager: bool,
+    presence: Option<Presence>,
     cancel: CancellationToken,
 ) -> (SourceReading, tokio_util::task::AbortOnDropHandle<()>) {
     let (tx, rx) = watch::channel(None);
@@ -320,7 +335,16 @@ pub fn read_source_beside(
         if !eager {
             demand.notified().await;
         }
-        let result = read_source(&ffprobe, &source, &plan, timeout, limit, &cancel).await;
+        let known = match presence {
+            Some(mut verdict) => verdict
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|v| *v),
+            None => None,
+        };
+        let result =
+            read_source_known(&ffprobe, &source, &plan, known, timeout, limit, &cancel).await;
         let _ = tx.send(Some(result.map(Arc::new).map_err(|e| e.to_string())));
     };
     let handle = tokio::spawn(tracing::Instrument::in_current_span(task));
@@ -351,12 +375,30 @@ pub async fn read_source(
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<SourceCaptions, ReadFailure> {
+    read_source_known(ffprobe, source, plan, None, timeout, limit, cancel).await
+}
+
+/// [`read_source`], with the caption probe's verdict already known (`video_captions`), or
+/// probed here when `None`.
+pub async fn read_source_known(
+    ffprobe: &Path,
+    source: &Path,
+    plan: &Plan,
+    video_captions: Option<bool>,
+    timeout: Duration,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<SourceCaptions, ReadFailure> {
     let mut captions = SourceCaptions::default();
+    let in_video = |known: Option<bool>| async move {
+        match known {
+            Some(verdict) => Ok::<bool, ReadFailure>(verdict),
+            None => Ok(crate::probe::has_closed_captions(ffprobe, source, timeout, cancel).await?),
+        }
+    };
     let carrier = match plan.tracks.c608 {
         Some(index) => Carrier::Track(index),
-        None if crate::probe::has_closed_captions(ffprobe, source, timeout, cancel).await? => {
-            Carrier::Video
-        }
+        None if in_video(video_captions).await? => Carrier::Video,
         None => return Ok(captions),
     };
     captions.frames = read::frames(ffprobe, source, &carrier, plan.start, limit, cancel).await?;

@@ -85,7 +85,9 @@ pub async fn tracks(
     Ok(parse_tracks(&out.stdout))
 }
 
-fn parse_tracks(json: &[u8]) -> (Tracks, f64) {
+/// The caption tracks and the start time in ffprobe's JSON of a file's streams and format
+/// (`-show_streams -show_format`, or the narrower entries [`tracks`] asks for).
+pub fn parse_tracks(json: &[u8]) -> (Tracks, f64) {
     let Ok(parsed) = serde_json::from_slice::<StreamsJson>(json) else {
         return (Tracks::default(), 0.0);
     };

@@ -1,10 +1,14 @@
-//! One attempt of a job: the stages in order, each a call into its own module. Readiness, then
-//! the caption probe and the deep check (beside the transcode), the transcode, verification,
-//! the caption sidecars and publication. Whatever way the attempt ends, its progress file goes.
+//! One attempt of a job: the stages in order, each a call into its own module. Readiness (one
+//! ffprobe, which also gives the caption plan), then the deep caption check (beside the
+//! transcode, its verdict shared with the source's caption reading), the transcode, the MP4's
+//! flush to disk (beside verification), verification, the caption sidecars and publication.
+//! The job's worker is given back when FFmpeg is done. Each step's wall time is a lap of the
+//! job's `stage times` log line. Whatever way the attempt ends, its progress file goes.
 
 use std::path::Path;
 use std::time::Instant;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::failure::Failure;
@@ -44,9 +48,17 @@ pub struct Attempt<'a> {
 pub type Done = (Completed, Vec<String>);
 
 /// Runs the stages of one attempt; `report` gathers the job trace's facts.
-pub async fn run(a: Attempt<'_>, handle: &JobHandle, report: &mut Report) -> Result<Done, Failure> {
+/// `worker`: the job's worker slot, given back once the transcode (and any caption extraction
+/// that runs after it) is done, so that the next job's FFmpeg starts while this one's output is
+/// verified and published: `workers` bounds the FFmpeg runs, not the light work after them.
+pub async fn run(
+    a: Attempt<'_>,
+    handle: &JobHandle,
+    report: &mut Report,
+    worker: &mut Option<OwnedSemaphorePermit>,
+) -> Result<Done, Failure> {
     let mut progress = ProgressFile::new(a.output, a.source, handle.live.clone());
-    let result = stages(&a, &mut progress, report).await;
+    let result = stages(&a, &mut progress, report, worker).await;
     progress.remove();
     result
 }
@@ -55,12 +67,19 @@ async fn stages(
     a: &Attempt<'_>,
     progress: &mut ProgressFile,
     report: &mut Report,
+    worker: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<Done, Failure> {
     let cfg = &a.settings.config.transcode;
     let mut warnings: Vec<String> = Vec::new();
+    let mut laps = Laps::start();
     progress.update(Stage::Readiness, 0.0, 0.0, 0.0, 0.0, true);
     report.source_size = std::fs::metadata(a.source).ok().map(|m| m.len());
-    let Ready { mut info, trim } = readiness::run(a).await?;
+    let Ready {
+        mut info,
+        trim,
+        captions: caption_plan,
+    } = readiness::run(a).await?;
+    laps.lap("readiness", &mut report.laps);
     if let Some(trim) = &trim {
         warnings.push(trim.warning());
         report.trimmed_bytes = Some(trim.dropped);
@@ -68,14 +87,18 @@ async fn stages(
     report.source_codec = info.video.as_ref().map(|v| v.codec.clone());
     report.media_secs = Some(info.video_secs());
 
-    let caption_plan = probe::caption_plan(a).await?;
     let plan = plan_on(&info, cfg, a.rung);
     let encode = matches!(plan, Plan::Encode { .. });
     let embed = a.settings.config.captions.embed;
     let check_captions = crate::captions::checks_output(&caption_plan, encode, embed);
-    let (mut source_captions, _reading) =
-        probe::read_beside(a, &caption_plan, &info, check_captions);
     let deep = probe::spawn_deep(a, &info);
+    let (mut source_captions, _reading) = probe::read_beside(
+        a,
+        &caption_plan,
+        &info,
+        check_captions,
+        deep.presence(&info),
+    );
     report.mode = Some(plan.mode());
 
     let temp = transcode::prepare_output(a.output, a.key.rel())?;
@@ -93,8 +116,17 @@ async fn stages(
     );
     let total = info.video_secs();
     let transcode_started = Instant::now();
+    laps.lap("prepare", &mut report.laps);
     transcode::run(a, plan, &args, total, progress).await?;
+    laps.lap("ffmpeg", &mut report.laps);
+    // Nothing heavy is left unless CCExtractor runs after verification: free the worker.
+    if early.is_some() || a.settings.config.captions.formats.is_empty() {
+        drop(worker.take());
+    }
+    // The MP4's data goes to disk while it is verified; publication waits for it.
+    let synced = publish::sync_beside(&temp);
     probe::finish_deep(deep, &mut info).await?;
+    laps.lap("probe_wait", &mut report.laps);
 
     progress.update(Stage::Verify, total, total, 0.0, 0.0, true);
     let against = verify::Against {
@@ -106,6 +138,7 @@ async fn stages(
     let (verified, caption_warnings) = verify::run(a, &temp, against).await?;
     report.output_codec = verified.video.as_ref().map(|v| v.codec.clone());
     let transcode_secs = transcode_started.elapsed().as_secs_f64();
+    laps.lap("verify", &mut report.laps);
 
     progress.update(Stage::Captions, total, total, 0.0, 0.0, true);
     let captions_started = Instant::now();
@@ -120,9 +153,11 @@ async fn stages(
     )
     .await?;
     let captions_secs = captions_started.elapsed().as_secs_f64();
+    laps.lap("captions", &mut report.laps);
 
     progress.update(Stage::Publish, total, total, 0.0, 0.0, true);
-    let bytes_out = publish::run(a, &captioned.outcome, &temp).await?;
+    let bytes_out = publish::run(a, &captioned.outcome, &temp, synced).await?;
+    laps.lap("publish", &mut report.laps);
     if a.rung != Rung::Standard {
         warnings.push(format!(
             "converted on rung `{}` of the retry ladder (FFmpeg input options {})",
@@ -143,4 +178,21 @@ async fn stages(
         wall_secs: 0.0,
     };
     Ok((done, warnings))
+}
+
+/// Wall time between the points of an attempt, for the job's `stage times` log line and the
+/// benchmarks' per-stage breakdown.
+struct Laps(Instant);
+
+impl Laps {
+    fn start() -> Laps {
+        Laps(Instant::now())
+    }
+
+    /// Records the time since the last lap under `name`.
+    fn lap(&mut self, name: &'static str, laps: &mut Vec<(&'static str, f64)>) {
+        let now = Instant::now();
+        laps.push((name, now.duration_since(self.0).as_secs_f64()));
+        self.0 = now;
+    }
 }

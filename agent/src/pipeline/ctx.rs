@@ -53,7 +53,8 @@ pub struct JobCtx {
     pub health: Arc<crate::root_health::RootHealth>,
     /// Whether jobs may start.
     pub intake: Arc<Intake>,
-    /// Bounds how many jobs convert at once.
+    /// Bounds how many jobs convert at once: a job holds a worker from its start until its
+    /// transcode is done (verification and publication run after it gives the worker back).
     pub workers: Arc<Semaphore>,
     /// Every spawned job, so shutdown can wait for them.
     pub tracker: TaskTracker,

@@ -118,7 +118,7 @@ async fn run(
     report: &mut Report,
 ) -> Option<Duration> {
     let queued = Instant::now();
-    let Some(_permit) = admission::wait_for_start(ctx, &handle.cancel).await else {
+    let Some(permit) = admission::wait_for_start(ctx, &handle.cancel).await else {
         let reason = handle.reason();
         report.outcome = Some(match reason {
             Some(CancelReason::Paused) => "paused",
@@ -138,7 +138,25 @@ async fn run(
     // The settings in force now: the job keeps them to the end, whatever revision comes next.
     let settings = ctx.settings.current();
     report.generation = Some(settings.generation);
-    let (attempt, rung) = match ctx.journal.start(key, &fp, &settings.spec_hash, output) {
+    let journal_started = Instant::now();
+    let started = {
+        let (journal, key, fp, spec, out) = (
+            ctx.journal.clone(),
+            key.clone(),
+            fp,
+            settings.spec_hash.clone(),
+            output.to_path_buf(),
+        );
+        // Off the async workers: the journal's commit waits for the disk.
+        match tokio::task::spawn_blocking(move || journal.start(&key, &fp, &spec, &out)).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("the journal's task failed: {e}")),
+        }
+    };
+    report
+        .laps
+        .push(("journal_start", journal_started.elapsed().as_secs_f64()));
+    let (attempt, rung) = match started {
         Ok(started) => (started.attempt, Rung::at(started.rung)),
         Err(e) => {
             tracing::error!(source = %key, error = %e, "cannot record the job start; will retry");
@@ -170,7 +188,16 @@ async fn run(
         program: program.as_ref(),
         cancel: &handle.cancel,
     };
-    let result = watched(attempt::run(a, handle, report), &source, fp, handle).await;
+    // The worker is given back as soon as FFmpeg is done (see `attempt`), or when the job ends.
+    let mut worker = Some(permit);
+    let result = watched(
+        attempt::run(a, handle, report, &mut worker),
+        &source,
+        fp,
+        handle,
+    )
+    .await;
+    drop(worker);
     let wall_secs = started.elapsed().as_secs_f64();
     report.wall_secs = Some(wall_secs);
     let end = Ended {
@@ -186,7 +213,15 @@ async fn run(
     match result {
         Ok((mut done, warnings)) => {
             done.wall_secs = wall_secs;
-            outcome::converted(&end, &done, &warnings);
+            let recording = Instant::now();
+            outcome::converted(&end, &done, &warnings).await;
+            report
+                .laps
+                .push(("journal_end", recording.elapsed().as_secs_f64()));
+            tracing::info!(
+                source = %source.display(), wall_secs, stages = %report.laps_text(),
+                "stage times"
+            );
             let note = match rung {
                 Rung::Standard => String::new(),
                 r => format!("converted on rung {}", r.as_str()),

@@ -38,8 +38,9 @@ pub struct Ended<'a> {
     pub fingerprint: crate::key::Fingerprint,
 }
 
-/// Records a published conversion and disposes of its source.
-pub fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
+/// Records a published conversion and disposes of its source. The journal's writes run on the
+/// blocking pool (their commits wait for the disk), not on the async workers.
+pub async fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
     let Ended {
         ctx,
         key,
@@ -49,16 +50,34 @@ pub fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
         rung,
         ..
     } = *end;
-    if let Err(e) = ctx.journal.succeed(key, done) {
+    let message = (!warnings.is_empty()).then(|| warnings.join("; "));
+    let (journal, job, record, note) = (
+        ctx.journal.clone(),
+        key.clone(),
+        done.clone(),
+        message.clone(),
+    );
+    let recorded = tokio::task::spawn_blocking(move || {
+        let succeeded = journal.succeed(&job, &record).map_err(|e| e.to_string());
+        let noted = match &note {
+            Some(message) => journal
+                .note(&job, "converted", Stage::Publish.as_str(), message)
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        (succeeded, noted)
+    })
+    .await;
+    let (succeeded, noted) = recorded.unwrap_or_else(|e| {
+        let failed = format!("the journal's task failed: {e}");
+        (Err(failed.clone()), Err(failed))
+    });
+    if let Err(e) = succeeded {
         tracing::error!(source = %key, error = %e, "published, but the journal did not record it");
     }
-    if !warnings.is_empty() {
-        let message = warnings.join("; ");
+    if let Some(message) = &message {
         tracing::warn!(source = %source.display(), rung = rung.as_str(), "converted with a warning: {message}");
-        if let Err(e) = ctx
-            .journal
-            .note(key, "converted", Stage::Publish.as_str(), &message)
-        {
+        if let Err(e) = noted {
             tracing::error!(source = %key, error = %e, "the journal did not record the warning");
         }
         ctx.notifier.file_warning(source, output, warnings);

@@ -7,7 +7,8 @@ pub enum Stage {
     /// The quick checks: not empty, ffprobe reads it, the programme of a multiplex, not
     /// scrambled, a video stream, whole packets, the minimum duration.
     Readiness,
-    /// The caption check and the caption plan, beside the transcode.
+    /// The caption check (do the first frames carry captions?), beside the transcode; the caption
+    /// plan comes from the readiness probe's own ffprobe run.
     Probe,
     /// FFmpeg, whose own log gives the recording's damage.
     Transcode,

@@ -117,6 +117,22 @@ pub struct Report {
     pub captions: Option<(String, bool)>,
     /// Wall time per stage, in seconds (converted).
     pub stage_secs: Vec<(&'static str, f64)>,
+    /// Wall time of each step of the attempt, in order, in seconds (see the `stage times` log
+    /// line): `readiness`, `prepare`, `ffmpeg`, `probe_wait`, `verify`, `captions`, `publish`,
+    /// and the journal's writes (`journal_start`, `journal_end`).
+    pub laps: Vec<(&'static str, f64)>,
+}
+
+impl Report {
+    /// The laps as `name=seconds` pairs, for the log.
+    pub fn laps_text(&self) -> String {
+        let pairs: Vec<String> = self
+            .laps
+            .iter()
+            .map(|(name, secs)| format!("{name}={secs:.3}"))
+            .collect();
+        pairs.join(" ")
+    }
 }
 
 impl Report {

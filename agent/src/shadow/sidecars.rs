@@ -62,6 +62,7 @@ pub async fn extract(
         Duration::from_secs(120),
         t.stall_timeout.get() + Duration::from_secs(600),
         false,
+        None,
         cancel.clone(),
     );
     let job = crate::captions::Job {
