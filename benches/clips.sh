@@ -1,18 +1,12 @@
-# Shared by the benchmark scripts (sourced, not run): timing helpers, TOML quoting, and the
-# benchmark clips (MPEG-2 with AC-3 in MPEG-TS, as a broadcast recorder writes), made once into
+# Shared by the benchmark scripts (sourced, not run): the helpers of common.sh, and the benchmark
+# clips (MPEG-2 with AC-3 in MPEG-TS, as a broadcast recorder writes), made once into
 # "$work/clips" and kept while their spec is unchanged.
 # Needs: $work (an absolute folder) and $clip_count. Optional: $clip_secs (default 10),
 # $clip_size (default 1280x720), $clip_copies (true: one clip made and copied $clip_count times,
 # for many small files; default false: each clip its own tone).
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-
-# A TOML basic string holding "$1".
-toml_string() {
-    local s="${1//\\/\\\\}"
-    printf '"%s"' "${s//\"/\\\"}"
-}
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 clip_secs="${clip_secs:-10}"
 clip_size="${clip_size:-1280x720}"

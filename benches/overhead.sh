@@ -111,20 +111,7 @@ run_ffmpeg() {
 
 # --- (b) the agent ------------------------------------------------------------------------------
 
-cat >"$work/agent.toml" <<TOML
-[agent]
-state_dir = $(toml_string "$work/state")
-workers = 2
-[[watch]]
-source = $(toml_string "$work/in")
-output = $(toml_string "$work/out")
-[readiness]
-stable_for = "0s"
-mtime_grace = "0s"
-[transcode]
-preset = $(toml_string "$preset")
-crf = 21
-TOML
+bench_agent_toml "$preset" >"$work/agent.toml"
 
 agent_pass() {
     (cd "$work" && "$1" --config "$work/agent.toml" --once) >"$2" 2>&1

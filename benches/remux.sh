@@ -30,13 +30,9 @@ if [[ -z "${NO_BUILD:-}" ]]; then
     cargo build --release --manifest-path "$root/Cargo.toml" -p h264-agent
 fi
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+# shellcheck source=common.sh
+source "$root/benches/common.sh"
 add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
-toml_string() {
-    local s="${1//\\/\\\\}"
-    printf '"%s"' "${s//\"/\\\"}"
-}
 
 clips="$work/clips"
 clip_spec="h264 high 1280x720 30000/1001 aac 60s x$clip_count"
@@ -57,21 +53,7 @@ if [[ "$(cat "$clips/.spec" 2>/dev/null)" != "$clip_spec" ]]; then
 fi
 
 config() {
-    cat <<TOML
-[agent]
-state_dir = $(toml_string "$work/state")
-workers = 2
-[[watch]]
-source = $(toml_string "$work/in")
-output = $(toml_string "$work/out")
-[readiness]
-stable_for = "0s"
-mtime_grace = "0s"
-[transcode]
-preset = "veryfast"
-crf = 21
-remux = $1
-TOML
+    bench_agent_toml veryfast "remux = $1"
 }
 config true >"$work/remux.toml"
 config false >"$work/encode.toml"

@@ -46,20 +46,7 @@ source "$root/benches/clips.sh"
 
 # --- the agent ----------------------------------------------------------------------------------
 
-cat >"$work/agent.toml" <<TOML
-[agent]
-state_dir = $(toml_string "$work/state")
-workers = 2
-[[watch]]
-source = $(toml_string "$work/in")
-output = $(toml_string "$work/out")
-[readiness]
-stable_for = "0s"
-mtime_grace = "0s"
-[transcode]
-preset = "veryfast"
-crf = 21
-TOML
+bench_agent_toml veryfast >"$work/agent.toml"
 
 # Seconds since the epoch of the timestamp that starts the first log line matching `pattern`.
 log_time() {
