@@ -58,6 +58,9 @@ pub struct Which {
 /// `control_addr` module): one line, the `HOST:PORT` its control API bound.
 const ADDR_FILE: &str = "control.addr";
 
+/// The longest address file taken (an IPv6 address with a scope and a port fits many times).
+const ADDR_FILE_MAX: u64 = 256;
+
 /// The token file the agent writes beside it.
 const TOKEN_FILE: &str = "control.token";
 
@@ -74,6 +77,31 @@ fn address_in(dir: &Path) -> Result<String, Failure> {
             ),
         )
     };
+    // Where the address is read from decides where the token is sent: only a small regular
+    // file that no one but its owner may change, owned by the owner of the folder (the agent's
+    // service user), is taken; never one reached through a symlink.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| cannot(e.to_string()))?;
+    let dir_owner = std::fs::metadata(dir)
+        .map_err(|e| cannot(e.to_string()))?
+        .uid();
+    if !meta.file_type().is_file() {
+        return Err(cannot("it is not a regular file (a symlink?)".into()));
+    }
+    if meta.mode() & 0o022 != 0 || meta.uid() != dir_owner {
+        return Err(cannot(format!(
+            "others than the agent's user may change it (mode {:o}, owner {}, the folder's \
+             owner {dir_owner}); the agent writes it with mode 0600",
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
+    if meta.len() > ADDR_FILE_MAX {
+        return Err(cannot(format!(
+            "it holds {} bytes, not one HOST:PORT line",
+            meta.len()
+        )));
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| cannot(e.to_string()))?;
     let addr = text.trim();
     addr.parse::<std::net::SocketAddr>()
@@ -447,4 +475,43 @@ fn print_errors(e: &ErrorsReply, format: Format) {
         }
         t.render()
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn state_with(addr: &str, mode: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(ADDR_FILE);
+        std::fs::write(&file, addr).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_agents_address_file_is_read() {
+        let dir = state_with("127.0.0.1:4567\n", 0o600);
+        assert_eq!(address_in(dir.path()).unwrap(), "127.0.0.1:4567");
+    }
+
+    #[test]
+    fn a_hostile_address_file_is_refused() {
+        // Writable by others: anyone could send the token elsewhere.
+        let dir = state_with("127.0.0.1:4567\n", 0o622);
+        assert!(address_in(dir.path()).is_err());
+        // Oversized.
+        let dir = state_with(&"9".repeat(10 * 1024 * 1024), 0o600);
+        assert!(address_in(dir.path()).is_err());
+        // Not HOST:PORT (a newline and a second line).
+        let dir = state_with("127.0.0.1:4567\nevil.example:80\n", 0o600);
+        assert!(address_in(dir.path()).is_err());
+        // Reached through a symlink.
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = state_with("127.0.0.1:4567\n", 0o600);
+        std::os::unix::fs::symlink(elsewhere.path().join(ADDR_FILE), dir.path().join(ADDR_FILE))
+            .unwrap();
+        assert!(address_in(dir.path()).is_err());
+    }
 }
