@@ -479,24 +479,18 @@ impl Rollouts {
                     return Verdict::Wait;
                 }
                 if !enough {
-                    self.gate(
-                        s,
-                        "data",
-                        false,
-                        format!("{} attempts", new.attempts()),
-                        format!("at least {}", g.min_jobs),
-                    );
-                    s.phase = Phase::Paused;
-                    s.reason = format!(
+                    let reason = format!(
                         "inconclusive: {} attempt(s) under generation {} during the soak, {} needed; `fleetctl rollout promote` to go on",
                         new.attempts(),
                         s.generation,
                         g.min_jobs
                     );
-                    tracing::warn!(
-                        rollout = s.id,
-                        step = s.step,
-                        "rollout paused: inconclusive"
+                    self.inconclusive(
+                        s,
+                        "data",
+                        format!("{} attempts", new.attempts()),
+                        format!("at least {}", g.min_jobs),
+                        reason,
                     );
                     return Verdict::Changed;
                 }
@@ -540,6 +534,27 @@ impl Rollouts {
             measured,
             threshold,
         });
+    }
+
+    /// Too little data to judge: the gate recorded as not passed and the rollout paused with
+    /// `reason`, for an operator to promote or abort. Does not save (the caller does).
+    pub(super) fn inconclusive(
+        &self,
+        s: &mut RolloutState,
+        gate: &str,
+        measured: String,
+        threshold: String,
+        reason: String,
+    ) {
+        self.gate(s, gate, false, measured, threshold);
+        s.phase = Phase::Paused;
+        s.reason = reason;
+        tracing::warn!(
+            rollout = s.id,
+            step = s.step,
+            gate,
+            "rollout paused: inconclusive"
+        );
     }
 
     /// Every agent back on the stable revision at once (marked rollback); the failed gate

@@ -130,23 +130,17 @@ impl Rollouts {
             return Verdict::Wait;
         }
         if records.len() < g.min_files as usize {
-            self.gate(
-                s,
-                "shadow.min_files",
-                false,
-                format!("{} recording(s) compared", records.len()),
-                format!("at least {}", g.min_files),
-            );
-            s.phase = Phase::Paused;
-            s.reason = format!(
+            let reason = format!(
                 "inconclusive: the shadow step compared {} recording(s), {} needed; `fleetctl rollout promote` to go on without them, `abort` to stop",
                 records.len(),
                 g.min_files
             );
-            tracing::warn!(
-                rollout = s.id,
-                step,
-                "rollout paused: shadow step inconclusive"
+            self.inconclusive(
+                s,
+                "shadow.min_files",
+                format!("{} recording(s) compared", records.len()),
+                format!("at least {}", g.min_files),
+                reason,
             );
             return Verdict::Changed;
         }
