@@ -81,7 +81,7 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
     };
     let path = key.path();
     // A missing or unreachable root holds its sources: not taken for deleted, nothing started.
-    if let Some(action) = held(cx, key, false) {
+    if let Some(action) = held(cx, key) {
         return action;
     }
     if let Some(why) = crate::containment::leaves_root(root, key.rel()) {
@@ -89,9 +89,19 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
         crate::containment::report(&cx.journal, &spec_hash, key, root, &why);
         return forget(cx, key);
     }
-    let meta = match std::fs::metadata(&path) {
+    // On the blocking pool, bounded: a dead hard-mounted share never returns from `stat`.
+    let stat = {
+        let path = path.clone();
+        crate::root_health::bounded(move || std::fs::metadata(path)).await
+    };
+    let Some(stat) = stat else {
+        // No answer: the check marks the root held (or finds it answering again).
+        let _ = cx.health.check_now(key.root()).await;
+        return Action::RequeueAfter(RECHECK);
+    };
+    let meta = match stat {
         Ok(m) => m,
-        Err(_) if held(cx, key, true).is_some() => return Action::RequeueAfter(RECHECK),
+        Err(_) if held_fresh(cx, key).await => return Action::RequeueAfter(RECHECK),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             source_gone(ctx, key);
             return Action::Done;
@@ -195,22 +205,25 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
     }
 }
 
-/// Looks again in [`RECHECK`] when the watch or output root of `key` is held: as last checked,
-/// or (`fresh`) checked now, when the source could not be read.
-fn held(cx: &JobCtx, key: &SourceKey, fresh: bool) -> Option<Action> {
+/// Looks again in [`RECHECK`] when the watch or output root of `key` is held, as last checked.
+fn held(cx: &JobCtx, key: &SourceKey) -> Option<Action> {
     let root = cx.root_of(key)?;
     let roots = [key.root(), root.output.as_path()];
-    let gone = roots.iter().find_map(|r| {
-        if fresh {
-            cx.health.check(r)
-        } else {
-            cx.health.held_now(r)
-        }
-    });
+    let gone = roots.iter().find_map(|r| cx.health.held_now(r));
     gone.map(|why| {
         tracing::debug!(source = %key, %why, "its root is missing or unreachable; waiting");
         Action::RequeueAfter(RECHECK)
     })
+}
+
+/// Whether the watch or output root of `key` is held, checked now (the source could not be
+/// read: a root gone, or the source alone?).
+async fn held_fresh(cx: &JobCtx, key: &SourceKey) -> bool {
+    let Some(root) = cx.root_of(key) else {
+        return false;
+    };
+    cx.health.check_now(key.root()).await.is_some()
+        || cx.health.check_now(&root.output).await.is_some()
 }
 
 fn forget(cx: &JobCtx, key: &SourceKey) -> Action {

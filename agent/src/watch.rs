@@ -39,6 +39,8 @@ pub struct Sources {
     pub shutdown: CancellationToken,
     /// Which roots are missing or unreachable: a held watch root is not scanned.
     pub health: Arc<crate::root_health::RootHealth>,
+    /// Per root (by index): a rescan of it is going on (see [`rescan`]).
+    pub scanning: Arc<[AtomicBool]>,
 }
 
 /// Queues every source under every root (sorted, so that the first of two sources that map to
@@ -46,6 +48,39 @@ pub struct Sources {
 pub fn scan_all(sources: &Sources) {
     for root in sources.roots.iter() {
         scan(sources, root, &root.source);
+    }
+}
+
+/// Rescans one root (`Some(index)`) or every root in order (`None`) on the blocking pool, one
+/// rescan per root at a time, waiting for each at most
+/// [`CHECK_TIMEOUT`](crate::root_health::CHECK_TIMEOUT): a root on a share that stopped
+/// answering holds up neither the other roots nor the caller (its scan ends when the share
+/// answers; the root health check holds the root meanwhile, so later rescans skip it).
+pub async fn rescan(sources: &Sources, root: Option<usize>) {
+    let indexes: Vec<usize> = match root {
+        Some(i) => vec![i],
+        None => (0..sources.roots.len()).collect(),
+    };
+    for i in indexes {
+        let Some(flag) = sources.scanning.get(i) else {
+            continue;
+        };
+        if flag.swap(true, Ordering::AcqRel) {
+            continue; // the last rescan of it is still going
+        }
+        let a = sources.clone();
+        let _ = crate::root_health::bounded(move || {
+            /// Clears the root's flag however the scan ends.
+            struct Done<'a>(&'a AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+            let _done = Done(&a.scanning[i]);
+            scan(&a, &a.roots[i], &a.roots[i].source);
+        })
+        .await;
     }
 }
 
@@ -150,8 +185,7 @@ async fn rewatch(
                 Ok(path) => path,
                 // Missed some: look at every root.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let a = sources.clone();
-                    let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
+                    rescan(&sources, None).await;
                     continue;
                 }
                 Err(_) => return,
@@ -168,10 +202,7 @@ async fn rewatch(
                     "cannot watch the root again with file-system events; the periodic resync finds its new files"),
             }
         }
-        let a = sources.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || scan(&a, &a.roots[index], &a.roots[index].source))
-                .await;
+        rescan(&sources, Some(index)).await;
     }
 }
 
@@ -220,12 +251,7 @@ fn spawn_periodic(sources: &Sources, interval: Duration, root: Option<usize>, ta
                 _ = sources.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let a = sources.clone();
-            let _ = tokio::task::spawn_blocking(move || match root {
-                Some(i) => scan(&a, &a.roots[i], &a.roots[i].source),
-                None => scan_all(&a),
-            })
-            .await;
+            rescan(&sources, root).await;
         }
     });
 }
@@ -242,15 +268,13 @@ async fn forward(
         };
         if overflow.swap(false, Ordering::Relaxed) {
             tracing::warn!("file-system events overflowed; rescanning every root");
-            let a = sources.clone();
-            let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
+            rescan(&sources, None).await;
         }
         match event {
             Ok(event) => handle(&sources, &event),
             Err(e) => {
                 tracing::warn!(error = %e, "file-system watch error; rescanning every root");
-                let a = sources.clone();
-                let _ = tokio::task::spawn_blocking(move || scan_all(&a)).await;
+                rescan(&sources, None).await;
             }
         }
     }

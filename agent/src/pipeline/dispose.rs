@@ -18,7 +18,7 @@ use crate::roots::Root;
 /// unreachable (the output may not be on the share), nor when the source changed since its
 /// job started (the output is of an older version): both are refused, logged, written to the
 /// journal's events (`fleetctl agent errors`) and alerted; the source stays in place.
-pub fn after_success(
+pub async fn after_success(
     ctx: &JobCtx,
     root: &Root,
     source: &Path,
@@ -29,7 +29,7 @@ pub fn after_success(
     if root.cfg.on_success == OnSuccess::Keep {
         return;
     }
-    if let Some(why) = refusal(ctx, source, key, output, fingerprint) {
+    if let Some(why) = refusal(ctx, source, key, output, fingerprint).await {
         tracing::error!(source = %source.display(), "source not deleted or moved: {why}");
         if let Err(e) = ctx
             .journal
@@ -56,7 +56,7 @@ pub fn after_success(
 }
 
 /// Why the source of a converted job may not be deleted or moved now, if it may not.
-fn refusal(
+async fn refusal(
     ctx: &JobCtx,
     source: &Path,
     key: &SourceKey,
@@ -64,7 +64,7 @@ fn refusal(
     fingerprint: &Fingerprint,
 ) -> Option<String> {
     let output_root = crate::root_health::output_root(output, key.rel());
-    if let Some(why) = ctx.health.check(&output_root) {
+    if let Some(why) = ctx.health.check_now(&output_root).await {
         return Some(format!(
             "the output root {} is missing or unreachable ({why})",
             output_root.display()

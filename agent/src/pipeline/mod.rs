@@ -130,7 +130,9 @@ async fn run(
     };
     // A missing or unreachable watch or output root holds the job (no attempt counted).
     let output_root = crate::root_health::output_root(output, key.rel());
-    if ctx.health.check(&output_root).is_some() || ctx.health.check(key.root()).is_some() {
+    if ctx.health.check_now(&output_root).await.is_some()
+        || ctx.health.check_now(key.root()).await.is_some()
+    {
         report.outcome = Some("held");
         return Some(crate::root_health::RECHECK);
     }
@@ -192,6 +194,7 @@ async fn run(
     let mut worker = Some(permit);
     let result = watched(
         attempt::run(a, handle, report, &mut worker),
+        (&ctx.health, key.root()),
         &source,
         fp,
         handle,
@@ -249,9 +252,10 @@ async fn run(
             let _ = std::fs::remove_file(temp_path(output));
             let formats = &settings.config.captions.formats;
             crate::captions::remove_temps(&crate::captions::sidecars(output, formats));
-            let (failure, cancelled) =
-                ctx.health
-                    .reclassify(failure, handle.reason(), key.root(), output, key.rel());
+            let (failure, cancelled) = ctx
+                .health
+                .reclassify(failure, handle.reason(), key.root(), output, key.rel())
+                .await;
             let standing = Standing {
                 attempt,
                 max_attempts: settings.config.transcode.max_attempts,
@@ -267,21 +271,32 @@ async fn run(
 }
 
 /// Runs `work` while checking the source once a second: a source deleted or rewritten
-/// meanwhile cancels the job.
+/// meanwhile cancels the job. The check is a `stat` on the blocking pool, one at a time, none
+/// while the watch root (`root`) is held: a dead hard-mounted share never answers it, and then
+/// blocks one pool thread, never a runtime worker.
 async fn watched<T>(
     work: impl std::future::Future<Output = T>,
+    root: (&Arc<crate::root_health::RootHealth>, &Path),
     source: &Path,
     fp: Fingerprint,
     handle: &JobHandle,
 ) -> T {
+    let (health, root) = root;
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut looking: Option<tokio::task::JoinHandle<Option<CancelReason>>> = None;
     loop {
         tokio::select! {
             r = &mut work => return r,
             _ = tick.tick() => {
-                if let Some(reason) = source_moved(source, &fp) {
-                    handle.cancel_for(reason);
+                if let Some(look) = looking.take_if(|l| l.is_finished()) {
+                    if let Ok(Some(reason)) = look.await {
+                        handle.cancel_for(reason);
+                    }
+                }
+                if looking.is_none() && health.held_now(root).is_none() {
+                    let source = source.to_path_buf();
+                    looking = Some(tokio::task::spawn_blocking(move || source_moved(&source, &fp)));
                 }
             }
         }

@@ -109,7 +109,7 @@ pub async fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
         sidecars: &end.settings.config.captions.formats,
     });
     if let Some(root) = ctx.root_of(key) {
-        dispose::after_success(ctx, root, source, key, output, &end.fingerprint);
+        dispose::after_success(ctx, root, source, key, output, &end.fingerprint).await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! gauges). [`Wired`] itself is never passed to anything: it exists so that [`super::run`] can
 //! start and stop the agent.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use h264_config::AgentConfig;
@@ -128,6 +129,7 @@ impl Wired {
             notifier: notifier.clone(),
         };
         let sources = Sources {
+            scanning: roots.iter().map(|_| AtomicBool::new(false)).collect(),
             roots,
             queue: queue.clone(),
             jobs: registry.clone(),
