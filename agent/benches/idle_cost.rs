@@ -74,6 +74,7 @@ fn main() {
                 captions: "not requested".into(),
                 caption_warning: None,
                 transcode_secs: 1.0,
+                transcode_cpu_secs: 1.0,
                 captions_secs: 0.0,
                 captions_work_secs: 0.0,
             };

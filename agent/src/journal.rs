@@ -659,6 +659,8 @@ pub struct Completed {
     pub caption_warning: Option<String>,
     /// Wall time of the FFmpeg transcode (verification included), in seconds.
     pub transcode_secs: f64,
+    /// CPU time of the FFmpeg transcode (user + system), in seconds; 0 when unknown.
+    pub transcode_cpu_secs: f64,
     /// Wall time the caption stage added after the transcode, in seconds.
     pub captions_secs: f64,
     /// Wall time of the caption extraction itself (it may overlap the transcode), in seconds.
@@ -798,6 +800,7 @@ mod tests {
                 captions: "none".into(),
                 caption_warning: None,
                 transcode_secs: 1.0,
+                transcode_cpu_secs: 0.5,
                 captions_secs: 0.0,
                 captions_work_secs: 0.0,
             },

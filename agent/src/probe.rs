@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::plumbing::child::{run_captured, tail_lines, RunError};
@@ -258,7 +257,7 @@ pub async fn probe_programme_json(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(MediaInfo, Vec<u8>), ProbeError> {
-    let mut cmd = Command::new(ffprobe);
+    let mut cmd = crate::plumbing::priority::command(ffprobe);
     cmd.args([
         "-v",
         "error",
@@ -441,7 +440,7 @@ pub async fn has_closed_captions_in(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<bool, RunError> {
-    let mut cmd = Command::new(ffprobe);
+    let mut cmd = crate::plumbing::priority::command(ffprobe);
     cmd.args(["-v", "error", "-select_streams", stream, "-count_frames"]);
     cmd.arg("-read_intervals")
         .arg(format!("%+#{CAPTION_PROBE_FRAMES}"));
@@ -519,7 +518,7 @@ pub async fn measure_fragmented(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), RunError> {
-    let mut cmd = Command::new(ffprobe);
+    let mut cmd = crate::plumbing::priority::command(ffprobe);
     cmd.args([
         "-v",
         "error",

@@ -6,7 +6,9 @@
 //! `-progress pipe:1`. One task reads its stdout, parses the `key=value` progress blocks and
 //! reports each to the caller; every block resets the stall deadline. The stall deadline, the
 //! cancel token and FFmpeg's exit race in one `select!`; whichever wins, the process group is
-//! terminated and reaped before this module returns. Stderr (`-v warning`) is read concurrently,
+//! terminated and reaped before this module returns; when FFmpeg closes its stdout (it is
+//! exiting), its CPU time is read from `/proc` before it is reaped ([`Ran::cpu`]: shadow
+//! comparisons weigh encode costs by it). Stderr (`-v warning`) is read concurrently,
 //! line by line: every line goes through the damage [`Tally`] (what the demuxer and decoders
 //! report about the recording, see [`crate::damage`]), and a bounded tail goes into error
 //! messages.
@@ -26,7 +28,6 @@ use std::time::Duration;
 
 use h264_config::agent::{Deinterlace, Transcode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::damage::Tally;
@@ -390,21 +391,38 @@ impl Stderr {
     }
 }
 
+/// What a successful FFmpeg run reported.
+#[derive(Debug, Default)]
+pub struct Ran {
+    /// The damage its log reported (see [`crate::damage`]).
+    pub damage: Tally,
+    /// The CPU time it used (user + system, all threads), read from `/proc` when FFmpeg
+    /// closed its output, just before it was reaped; `None` where `/proc` cannot tell.
+    pub cpu: Option<Duration>,
+}
+
 /// Runs FFmpeg with `args`, calling `on_progress` for each progress block; on success, the
-/// damage its log reported (see [`crate::damage`]).
+/// damage its log reported and the CPU time it used. FFmpeg runs at the priority of the
+/// caller's scope ([`crate::plumbing::priority`]).
 pub async fn run_counting(
     ffmpeg: &Path,
     args: &[OsString],
     stall_timeout: Duration,
     cancel: &CancellationToken,
     mut on_progress: impl FnMut(Progress),
-) -> Result<Tally, TranscodeError> {
-    let mut cmd = Command::new(ffmpeg);
+) -> Result<Ran, TranscodeError> {
+    let mut cmd = crate::plumbing::priority::command(ffmpeg);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).map_err(|source| TranscodeError::Spawn {
         program: ffmpeg.display().to_string(),
         source,
     })?;
+    let pid = child.id();
+    // Until reaped (below, after the loop) the process's account stays readable.
+    let cpu_now = || {
+        pid.and_then(crate::plumbing::procstat::read)
+            .map(|s| s.cpu())
+    };
     let stdout = child.child_mut().stdout.take().expect("stdout is piped");
     let stderr = child.child_mut().stderr.take().expect("stderr is piped");
     let stderr_task = tokio::spawn(async move {
@@ -430,7 +448,7 @@ pub async fn run_counting(
     let mut lines = BufReader::new(stdout).lines();
     let mut block = Progress::default();
     let mut deadline = tokio::time::Instant::now() + stall_timeout;
-    let outcome: Result<(), TranscodeError> = loop {
+    let outcome: Result<Option<Duration>, TranscodeError> = loop {
         tokio::select! {
             line = lines.next_line() => match line {
                 Ok(Some(line)) => {
@@ -439,7 +457,7 @@ pub async fn run_counting(
                         deadline = tokio::time::Instant::now() + stall_timeout;
                     }
                 }
-                Ok(None) => break Ok(()),
+                Ok(None) => break Ok(cpu_now()),
                 Err(e) => break Err(TranscodeError::Io(e)),
             },
             _ = tokio::time::sleep_until(deadline) => {
@@ -448,13 +466,14 @@ pub async fn run_counting(
             _ = cancel.cancelled() => break Err(TranscodeError::Cancelled),
         }
     };
-    let status = match outcome {
-        Ok(()) => {
+    let (status, cpu) = match outcome {
+        Ok(cpu) => {
             // stdout closed: FFmpeg is exiting; still bound the wait by the stall timeout.
-            match tokio::time::timeout(stall_timeout, child.wait()).await {
+            let status = match tokio::time::timeout(stall_timeout, child.wait()).await {
                 Ok(status) => status?,
                 Err(_) => child.terminate(Duration::from_secs(2)).await?,
-            }
+            };
+            (status, cpu)
         }
         Err(e) => {
             let _ = child.terminate(Duration::from_secs(2)).await;
@@ -470,7 +489,10 @@ pub async fn run_counting(
     };
     let stderr = stderr_task.await.unwrap_or_default();
     if status.success() {
-        return Ok(stderr.damage);
+        return Ok(Ran {
+            damage: stderr.damage,
+            cpu,
+        });
     }
     Err(TranscodeError::Failed {
         status,

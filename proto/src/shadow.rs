@@ -41,9 +41,26 @@ impl ShadowComparison {
         ratio(self.candidate_bytes as f64, self.production_bytes as f64)
     }
 
-    /// Candidate encode time over production's (0 when unknown).
+    /// Candidate encode wall time over production's (0 when unknown). Shadow work runs at
+    /// the lowest priority: this says how busy the host was more than what the candidate
+    /// costs; [`Self::cpu_ratio`] is the fair measure.
     pub fn speed_ratio(&self) -> f64 {
         ratio(self.candidate_encode_secs, self.production_encode_secs)
+    }
+
+    /// Whether both encodes' CPU times were measured.
+    pub fn has_cpu_times(&self) -> bool {
+        self.candidate_cpu_secs > 0.0 && self.production_cpu_secs > 0.0
+    }
+
+    /// Candidate encode CPU time over production's (0 when either is unknown): what the
+    /// candidate costs, whatever the priority it ran at.
+    pub fn cpu_ratio(&self) -> f64 {
+        if self.has_cpu_times() {
+            ratio(self.candidate_cpu_secs, self.production_cpu_secs)
+        } else {
+            0.0
+        }
     }
 
     /// Production's outputs had captions: cues in the MP4 or in its sidecars.
@@ -78,6 +95,8 @@ impl ShadowComparison {
             &mut self.candidate_secs,
             &mut self.production_encode_secs,
             &mut self.candidate_encode_secs,
+            &mut self.production_cpu_secs,
+            &mut self.candidate_cpu_secs,
             &mut self.production_ssim,
             &mut self.candidate_ssim,
             &mut self.production_psnr,
@@ -109,6 +128,18 @@ mod tests {
         };
         assert_eq!(c.size_ratio(), 1.5);
         assert_eq!(c.speed_ratio(), 0.0);
+        assert_eq!(c.cpu_ratio(), 0.0, "not measured");
+        let timed = ShadowComparison {
+            production_cpu_secs: 4.0,
+            candidate_cpu_secs: 5.0,
+            ..c.clone()
+        };
+        assert_eq!(timed.cpu_ratio(), 1.25);
+        let half = ShadowComparison {
+            production_cpu_secs: 0.0,
+            ..timed
+        };
+        assert_eq!(half.cpu_ratio(), 0.0, "one side unknown: no ratio");
         assert!(c.production_captioned());
         assert!(!c.captions_present(), "the candidate wrote no sidecar cue");
         let c = ShadowComparison {

@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::plumbing::child::{run_watched, WatchedError};
@@ -143,7 +142,7 @@ pub async fn run(
         "bin" => "bin",
         _ => "srt",
     };
-    let mut cmd = Command::new(program);
+    let mut cmd = crate::plumbing::priority::command(program);
     cmd.arg(input)
         .arg("-o")
         .arg(out)

@@ -347,6 +347,8 @@ pub fn read_source_beside(
             read_source_known(&ffprobe, &source, &plan, known, timeout, limit, &cancel).await;
         let _ = tx.send(Some(result.map(Arc::new).map_err(|e| e.to_string())));
     };
+    // The reading runs at the priority of the caller's children (shadow work's stays low).
+    let task = crate::plumbing::priority::within(crate::plumbing::priority::current(), task);
     let handle = tokio::spawn(tracing::Instrument::in_current_span(task));
     (
         SourceReading { result: rx, go },

@@ -73,7 +73,7 @@ pub async fn tracks(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(Tracks, f64), RunError> {
-    let mut cmd = Command::new(ffprobe);
+    let mut cmd = crate::plumbing::priority::command(ffprobe);
     cmd.args(["-v", "error", "-print_format", "json"]);
     cmd.args([
         "-show_entries",
@@ -147,7 +147,7 @@ pub async fn frames(
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<Vec<CcFrame>, ReadError> {
-    let mut cmd = Command::new(ffprobe);
+    let mut cmd = crate::plumbing::priority::command(ffprobe);
     cmd.args(["-hide_banner", "-v", "error"]);
     match carrier {
         Carrier::Video => {
@@ -210,7 +210,7 @@ pub async fn h264_frames(
 ) -> Result<Vec<CcFrame>, ReadError> {
     let deadline = tokio::time::Instant::now() + limit;
     // The packets' times, in decode order.
-    let mut probe = Command::new(ffprobe);
+    let mut probe = crate::plumbing::priority::command(ffprobe);
     probe.args(["-hide_banner", "-v", "error", "-select_streams", "v:0"]);
     probe.args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"]);
     probe.args(crate::encoder_args::LOCAL_ONLY);
@@ -222,7 +222,7 @@ pub async fn h264_frames(
     })
     .await?;
     // The access units' caption bytes, in the same order.
-    let mut copy = Command::new(ffmpeg);
+    let mut copy = crate::plumbing::priority::command(ffmpeg);
     copy.args(["-hide_banner", "-nostdin", "-v", "error"]);
     copy.args(crate::encoder_args::LOCAL_ONLY);
     copy.arg("-i");

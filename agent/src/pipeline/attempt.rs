@@ -117,7 +117,7 @@ async fn stages(
     let total = info.video_secs();
     let transcode_started = Instant::now();
     laps.lap("prepare", &mut report.laps);
-    transcode::run(a, plan, &args, total, progress).await?;
+    let transcode_cpu = transcode::run(a, plan, &args, total, progress).await?;
     laps.lap("ffmpeg", &mut report.laps);
     // Nothing heavy is left unless CCExtractor runs after verification: free the worker.
     if early.is_some() || a.settings.config.captions.formats.is_empty() {
@@ -167,6 +167,7 @@ async fn stages(
     }
     let done = Completed {
         transcode_secs,
+        transcode_cpu_secs: transcode_cpu.map_or(0.0, |d| d.as_secs_f64()),
         captions_secs,
         captions_work_secs: captioned.work_secs,
         captions: captioned.outcome.summary(),

@@ -92,7 +92,8 @@ pub async fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
         source = %source.display(), output = %output.display(), mode = done.mode, attempt,
         rung = rung.as_str(),
         media_secs = done.media_secs, wall_secs = done.wall_secs, speed,
-        transcode_secs = done.transcode_secs, captions_secs = done.captions_secs,
+        transcode_secs = done.transcode_secs, transcode_cpu_secs = done.transcode_cpu_secs,
+        captions_secs = done.captions_secs,
         captions_work_secs = done.captions_work_secs, "converted"
     );
     ctx.stability
@@ -105,6 +106,7 @@ pub async fn converted(end: &Ended<'_>, done: &Completed, warnings: &[String]) {
         source,
         output,
         encode_secs: done.transcode_secs,
+        encode_cpu_secs: done.transcode_cpu_secs,
         generation: end.settings.generation,
         sidecars: &end.settings.config.captions.formats,
     });

@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::field::Empty;
 use tracing::Span;
@@ -33,14 +33,15 @@ pub fn prepare_output(output: &Path, rel: &Path) -> Result<PathBuf, Failure> {
     Ok(temp)
 }
 
-/// Runs FFmpeg with `args` (`total`: the recording's seconds, for the progress).
+/// Runs FFmpeg with `args` (`total`: the recording's seconds, for the progress); the CPU time
+/// FFmpeg used, when `/proc` tells.
 pub async fn run(
     a: &Attempt<'_>,
     plan: Plan,
     args: &[OsString],
     total: f64,
     progress: &mut ProgressFile,
-) -> Result<(), Failure> {
+) -> Result<Option<Duration>, Failure> {
     let cfg = &a.settings.config.transcode;
     let started = Instant::now();
     let span = stage_span!(
@@ -93,7 +94,8 @@ pub async fn run(
             }
             _ => {}
         }
-        let damage = result.map_err(Failure::transcode)?;
+        let ran = result.map_err(Failure::transcode)?;
+        let damage = ran.damage;
         span.record("damage.reports", damage.count());
         let tolerance = a.settings.config.readiness.max_decode_errors;
         if damage.count() > tolerance {
@@ -114,7 +116,7 @@ pub async fn run(
                 "damage within the tolerance"
             );
         }
-        Ok(())
+        Ok(ran.cpu)
     })
     .await
 }

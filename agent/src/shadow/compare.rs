@@ -1,7 +1,8 @@
 //! The comparison of one recording's two outputs (production's, published, and the
 //! candidate's, in the shadow area): durations and stream layouts (ffprobe), caption cues cue
 //! by cue (the A/53 captions each MP4 carries, read and decoded as verification reads them),
-//! sizes, encode times, and the quality of each against the decoded source ([`quality`]).
+//! sizes, encode times (wall and CPU), and the quality of each against the decoded source
+//! ([`quality`]).
 //!
 //! Everything here takes explicit inputs (paths, [`Tools`]) and reads files only.
 //!
@@ -11,7 +12,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::quality::{self, Quality, Sampling};
@@ -22,38 +22,27 @@ use crate::probe::MediaInfo;
 /// How far apart (seconds) two cues may be and still be the same cue.
 pub const CUE_TOLERANCE: f64 = 0.5;
 
-/// How the comparison runs FFmpeg and ffprobe: their paths, the niceness of FFmpeg's runs
-/// (0: none; else `nice -n N`), and how long an ffprobe may take.
+/// How the comparison runs FFmpeg and ffprobe: their paths and how long an ffprobe may take.
+/// They run at the priority of the caller's scope: the shadow job's is the lowest
+/// ([`crate::plumbing::priority`]).
 #[derive(Debug, Clone)]
 pub struct Tools {
     /// FFmpeg.
     pub ffmpeg: PathBuf,
     /// ffprobe.
     pub ffprobe: PathBuf,
-    /// Added niceness of FFmpeg runs (shadow work yields the CPU to production).
-    pub nice: u8,
     /// Longest ffprobe run.
     pub probe_timeout: Duration,
 }
 
 impl Tools {
-    /// A command for `program`, run with the added niceness.
-    pub fn command(&self, program: &Path) -> Command {
-        if self.nice == 0 {
-            return Command::new(program);
-        }
-        let mut cmd = Command::new("nice");
-        cmd.arg("-n").arg(self.nice.to_string()).arg(program);
-        cmd
-    }
-
     /// Runs FFmpeg with `args` to the end; its stderr, or why it failed.
     pub async fn ffmpeg(
         &self,
         args: &[OsString],
         cancel: &CancellationToken,
     ) -> Result<String, CompareError> {
-        let mut cmd = self.command(&self.ffmpeg);
+        let mut cmd = crate::plumbing::priority::command(&self.ffmpeg);
         cmd.args(args);
         let out =
             crate::plumbing::child::run_captured(&mut cmd, quality::RUN_LIMIT, cancel).await?;
@@ -206,8 +195,10 @@ pub struct Pair<'a> {
     pub production: &'a Path,
     /// The candidate's output.
     pub candidate: &'a Path,
-    /// Production's and the candidate's encode times, seconds.
+    /// Production's and the candidate's encode wall times, seconds.
     pub encode_secs: (f64, f64),
+    /// Production's and the candidate's encode CPU times, seconds (0: unknown).
+    pub cpu_secs: (f64, f64),
 }
 
 /// Compares the two outputs of one recording (fills every measured field of a
@@ -244,6 +235,8 @@ pub async fn compare(
         candidate_bytes: candidate.bytes,
         production_encode_secs: pair.encode_secs.0,
         candidate_encode_secs: pair.encode_secs.1,
+        production_cpu_secs: pair.cpu_secs.0,
+        candidate_cpu_secs: pair.cpu_secs.1,
         production_ssim: p.ssim,
         candidate_ssim: c.ssim,
         production_psnr: p.psnr,

@@ -4,8 +4,9 @@
 //! are compared, and the comparison goes to the controller, whose gates judge the candidate
 //! before any agent runs it for real.
 //!
-//! - [`runner`]: the shadow jobs (bounded, niced, stopped first by the disk guard; see its
-//!   theory of operation);
+//! - [`runner`]: the shadow jobs (bounded, at the lowest priority, stopped first by the disk
+//!   guard; see its theory of operation);
+//! - [`threads`]: how many threads the candidate's libx264 runs;
 //! - [`compare`]: the comparison of two outputs (durations, layouts, the MP4s' captions cue
 //!   by cue, sizes, encode times);
 //! - [`quality`]: SSIM and PSNR against the decoded source with FFmpeg's filters;
@@ -21,6 +22,7 @@ pub mod quality;
 pub mod report;
 pub mod runner;
 pub mod sidecars;
+pub mod threads;
 
 pub use report::Comparison;
 pub use runner::{Production, Shadow};

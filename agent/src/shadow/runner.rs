@@ -8,11 +8,18 @@
 //! shadow work; on another volume, where no link can be made, the shadow job reads the source
 //! in place and skips it if it is gone), opens the `shadow` span (a new trace, linked to the
 //! production job's span) and spawns the shadow job on the tracker. A job waits for one of
-//! the candidate's `workers` permits, then runs FFmpeg with the candidate's settings under
-//! `nice` (production keeps the CPU), runs the candidate's caption stage when it writes
-//! sidecars ([`super::sidecars`]), compares ([`super::compare`]; the sidecars with
-//! production's published ones), removes its folder and sends the comparison to the fleet
-//! session. Production never waits for any of it.
+//! the candidate's `workers` permits, then runs FFmpeg with the candidate's settings, runs
+//! the candidate's caption stage when it writes sidecars ([`super::sidecars`]), compares
+//! ([`super::compare`]; the sidecars with production's published ones), removes its folder
+//! and sends the comparison to the fleet session. Production never waits for any of it.
+//!
+//! Every child a shadow job starts (the candidate's FFmpeg, ffprobe, its caption tools, the
+//! comparison's FFmpeg and ffprobe) runs at the lowest priority the host grants: the job runs
+//! in a [`priority::lowest`] scope (the idle scheduling and I/O classes; `nice -n 19` where
+//! `chrt` is refused). So its wall time says how busy the host was, not what the candidate
+//! costs: the comparison carries both encodes' CPU times ([`crate::transcode::Ran::cpu`]),
+//! which `max_speed_ratio` judges. The candidate's libx264 keeps its own thread count
+//! ([`THREADS`]).
 //!
 //! Limits: at most [`MAX_WAITING`] shadow jobs wait (more recordings are not shadowed); the
 //! disk guard ([`Shadow::set_disk_ok`]) stops shadow work as soon as any volume leaves the
@@ -36,11 +43,11 @@ use super::compare::{self, CompareError, Pair, Tools};
 use super::quality::Sampling;
 use super::report::Comparison;
 use super::sidecars;
+use super::threads::THREADS;
+use crate::plumbing::priority;
 
 /// Shadow jobs waiting for a worker at most.
 pub const MAX_WAITING: usize = 32;
-/// The niceness added to shadow FFmpeg runs.
-pub const NICE: u8 = 10;
 
 /// A candidate revision to shadow.
 #[derive(Debug)]
@@ -66,8 +73,10 @@ pub struct Production<'a> {
     pub source: &'a Path,
     /// Production's published output.
     pub output: &'a Path,
-    /// Production's encode time, seconds.
+    /// Production's encode wall time, seconds.
     pub encode_secs: f64,
+    /// Production's encode CPU time, seconds (0: unknown).
+    pub encode_cpu_secs: f64,
     /// The generation production ran.
     pub generation: u64,
     /// Production's sidecar formats (`captions.formats`): its sidecars are beside `output`.
@@ -79,7 +88,6 @@ pub struct Production<'a> {
 pub struct Shadow {
     area: PathBuf,
     sampling: Sampling,
-    nice: u8,
     candidate: Mutex<Option<Arc<Candidate>>>,
     reports: broadcast::Sender<ShadowComparison>,
     disk_ok: AtomicBool,
@@ -102,7 +110,6 @@ impl Shadow {
         Self {
             area,
             sampling: Sampling::default(),
-            nice: NICE,
             candidate: Mutex::new(None),
             reports: broadcast::channel(256).0,
             disk_ok: AtomicBool::new(true),
@@ -226,13 +233,14 @@ impl Shadow {
             production: p.output.to_path_buf(),
             production_sidecars: p.sidecars.to_vec(),
             production_secs: p.encode_secs,
+            production_cpu_secs: p.encode_cpu_secs,
             production_generation: p.generation,
             dir,
         };
         let waiting = self.waiting.clone();
         waiting.fetch_add(1, Ordering::SeqCst);
         let reports = self.reports.clone();
-        let (sampling, nice) = (self.sampling, self.nice);
+        let sampling = self.sampling;
         let task = async move {
             let permit = tokio::select! {
                 p = candidate.permits.clone().acquire_owned() => p.ok(),
@@ -240,7 +248,7 @@ impl Shadow {
             };
             waiting.fetch_sub(1, Ordering::SeqCst);
             if permit.is_some() {
-                let outcome = job.run(&candidate, sampling, nice).await;
+                let outcome = priority::lowest(job.run(&candidate, sampling)).await;
                 if let Some(c) = outcome {
                     let span = tracing::Span::current();
                     span.record("candidate_ok", c.candidate_ok);
@@ -275,6 +283,7 @@ struct Job {
     production: PathBuf,
     production_sidecars: Vec<String>,
     production_secs: f64,
+    production_cpu_secs: f64,
     production_generation: u64,
     /// Its folder in the shadow area (removed when it ends).
     dir: PathBuf,
@@ -282,14 +291,14 @@ struct Job {
 
 impl Job {
     /// Converts with the candidate and compares; `None` when there is nothing to say about
-    /// the candidate (cancelled, the source or production's output gone meanwhile).
-    async fn run(&self, c: &Candidate, sampling: Sampling, nice: u8) -> Option<Comparison> {
+    /// the candidate (cancelled, the source or production's output gone meanwhile). Run it in
+    /// a [`priority::lowest`] scope.
+    async fn run(&self, c: &Candidate, sampling: Sampling) -> Option<Comparison> {
         let cancel = &c.cancel;
         let cfg = &c.config.transcode;
         let tools = Tools {
             ffmpeg: cfg.ffmpeg.clone(),
             ffprobe: cfg.ffprobe.clone(),
-            nice,
             probe_timeout: Duration::from_secs(120),
         };
         if !self.source.exists() || !self.production.exists() {
@@ -298,7 +307,7 @@ impl Job {
         }
         let output = self.dir.join("candidate.mp4");
         let started = Instant::now();
-        let (format_name, captions) = match self.convert(&tools, c, &output).await {
+        let (format_name, captions, cpu) = match self.convert(&tools, c, &output).await {
             Ok(converted) => converted,
             Err(_) if cancel.is_cancelled() => return None,
             Err(e) => return Some(Comparison::failed(&self.file, e)),
@@ -320,6 +329,10 @@ impl Job {
             production: &self.production,
             candidate: &output,
             encode_secs: (self.production_secs, secs),
+            cpu_secs: (
+                self.production_cpu_secs,
+                cpu.map_or(0.0, |d| d.as_secs_f64()),
+            ),
         };
         match compare::compare(&tools, &pair, sampling, cancel).await {
             Ok(mut comparison) => {
@@ -343,15 +356,15 @@ impl Job {
         }
     }
 
-    /// FFmpeg with the candidate's settings (as production would plan them), niced, into
-    /// `output` in the shadow area; the source's container and caption tracks (for the caption
-    /// stage).
+    /// FFmpeg with the candidate's settings (as production would plan them, libx264's threads
+    /// as [`THREADS`] says) into `output` in the shadow area; the source's container and
+    /// caption tracks (for the caption stage), and the CPU time FFmpeg used.
     async fn convert(
         &self,
         tools: &Tools,
         c: &Candidate,
         output: &Path,
-    ) -> Result<(String, crate::captions::Plan), String> {
+    ) -> Result<(String, crate::captions::Plan, Option<Duration>), String> {
         let cfg = &c.config.transcode;
         let cancel = &c.cancel;
         let info = crate::probe::probe(&tools.ffprobe, &self.source, tools.probe_timeout, cancel)
@@ -366,24 +379,18 @@ impl Job {
         let encode = matches!(plan, crate::transcode::Plan::Encode { .. });
         let embed = c.config.captions.embed;
         let args = crate::captions::output_arguments(args, &captions, encode, embed);
-        let mut niced: Vec<std::ffi::OsString> =
-            vec!["-n".into(), nice_arg(tools.nice), cfg.ffmpeg.clone().into()];
-        niced.extend(args);
-        crate::transcode::run(
-            Path::new("nice"),
-            &niced,
+        let args = THREADS.apply(args, encode);
+        let ran = crate::transcode::run_counting(
+            &cfg.ffmpeg,
+            &args,
             cfg.stall_timeout.get(),
             cancel,
             |_| {},
         )
         .await
         .map_err(|e| format!("the candidate's FFmpeg failed: {e}"))?;
-        Ok((info.format_name, captions))
+        Ok((info.format_name, captions, ran.cpu))
     }
-}
-
-fn nice_arg(n: u8) -> std::ffi::OsString {
-    n.to_string().into()
 }
 
 /// Whether `e` is about the candidate's output.

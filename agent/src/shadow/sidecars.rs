@@ -6,8 +6,8 @@
 //! for byte.
 //!
 //! The extraction is the caption stage's own ([`crate::captions::extract`]: supervised
-//! children, retries); its programs run at their usual priority (they read captions, they do
-//! not encode pictures), inside the shadow job's worker permit.
+//! children, retries); its programs run at the shadow job's lowest priority
+//! ([`crate::plumbing::priority`]), inside its worker permit.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -17,7 +17,6 @@ fn tools() -> Tools {
     Tools {
         ffmpeg: "ffmpeg".into(),
         ffprobe: "ffprobe".into(),
-        nice: 10,
         probe_timeout: Duration::from_secs(60),
     }
 }
@@ -81,6 +80,7 @@ async fn pair(m: &Media, candidate: &Path) -> h264_agent::shadow::Comparison {
         production: &m.production,
         candidate,
         encode_secs: (1.0, 1.25),
+        cpu_secs: (2.0, 2.2),
     };
     compare(&tools(), &p, Sampling::default(), &CancellationToken::new())
         .await
@@ -113,6 +113,7 @@ async fn a_near_candidate_matches_and_crf_51_or_lost_captions_show() {
     );
     assert!(near.media_secs > 4.0, "{near:?}");
     assert_eq!(near.candidate_encode_secs, 1.25);
+    assert!((near.cpu_ratio() - 1.1).abs() < 1e-9, "{near:?}");
 
     let crf51 = pair(&m, &m.crf51).await;
     assert!(

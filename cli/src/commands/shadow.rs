@@ -39,6 +39,9 @@ pub struct RecordView {
     candidate_ssim: f64,
     production_psnr: f64,
     candidate_psnr: f64,
+    production_cpu_secs: f64,
+    candidate_cpu_secs: f64,
+    cpu_ratio: f64,
 }
 
 fn record(r: &ShadowRecord) -> RecordView {
@@ -49,6 +52,7 @@ fn record(r: &ShadowRecord) -> RecordView {
         at: time(c.at_ms),
         size_ratio: c.size_ratio(),
         speed_ratio: c.speed_ratio(),
+        cpu_ratio: c.cpu_ratio(),
         file: c.file,
         candidate_ok: c.candidate_ok,
         candidate_error: c.candidate_error,
@@ -72,6 +76,8 @@ fn record(r: &ShadowRecord) -> RecordView {
         candidate_ssim: c.candidate_ssim,
         production_psnr: c.production_psnr,
         candidate_psnr: c.candidate_psnr,
+        production_cpu_secs: c.production_cpu_secs,
+        candidate_cpu_secs: c.candidate_cpu_secs,
     }
 }
 
@@ -84,6 +90,7 @@ pub struct TotalsView {
     min_ssim: f64,
     max_size_ratio: f64,
     speed_ratio: f64,
+    cpu_ratio: f64,
     caption_mismatches: u32,
 }
 
@@ -104,6 +111,7 @@ pub fn status_view(s: &ShadowStatus) -> StatusView {
         min_ssim: t.min_ssim,
         max_size_ratio: t.max_size_ratio,
         speed_ratio: t.speed_ratio,
+        cpu_ratio: t.cpu_ratio,
         caption_mismatches: t.caption_mismatches,
     };
     StatusView {
@@ -126,7 +134,7 @@ pub fn status_text(v: &StatusView) -> String {
         "FAILED",
         "MIN SSIM",
         "MAX SIZE",
-        "SPEED",
+        "CPU (WALL)",
         "CAPTIONS DIFFER",
     ]);
     for a in &v.agents {
@@ -136,7 +144,7 @@ pub fn status_text(v: &StatusView) -> String {
             a.failures.to_string(),
             format!("{:.4}", a.min_ssim),
             format!("{:.2}x", a.max_size_ratio),
-            format!("{:.2}x", a.speed_ratio),
+            cost(a.cpu_ratio, a.speed_ratio),
             a.caption_mismatches.to_string(),
         ]);
     }
@@ -144,6 +152,17 @@ pub fn status_text(v: &StatusView) -> String {
     out.push_str("worst recordings:\n");
     out.push_str(&records_table(&v.worst).render());
     out
+}
+
+/// The candidate's encode CPU time ratio, then its wall time ratio (`-`: not measured; shadow
+/// work runs at the lowest priority, so the wall time says how busy the host was).
+fn cost(cpu: f64, wall: f64) -> String {
+    let cpu = if cpu > 0.0 {
+        format!("{cpu:.2}x")
+    } else {
+        "-".into()
+    };
+    format!("{cpu} ({wall:.2}x)")
 }
 
 fn records_table(records: &[RecordView]) -> Table {
@@ -154,7 +173,7 @@ fn records_table(records: &[RecordView]) -> Table {
         "SSIM (PROD)",
         "PSNR (PROD)",
         "SIZE",
-        "SPEED",
+        "CPU (WALL)",
         "CUES (PROD)",
         "NOTE",
     ]);
@@ -166,7 +185,7 @@ fn records_table(records: &[RecordView]) -> Table {
             format!("{:.4} ({:.4})", r.candidate_ssim, r.production_ssim),
             format!("{:.1} ({:.1})", r.candidate_psnr, r.production_psnr),
             format!("{:.2}x", r.size_ratio),
-            format!("{:.2}x", r.speed_ratio),
+            cost(r.cpu_ratio, r.speed_ratio),
             format!(
                 "{} ({}){}",
                 r.candidate_cues,
@@ -212,7 +231,7 @@ fn csv_field(text: &str) -> String {
 }
 
 fn csv(v: &ReportView) -> String {
-    let header = "rollout,generation,agent,step,at,file,candidate_ok,candidate_error,production_secs,candidate_secs,production_layout,candidate_layout,production_cues,candidate_cues,cues_identical,caption_difference,production_sidecar_cues,candidate_sidecar_cues,sidecar_formats,sidecar_difference,production_bytes,candidate_bytes,size_ratio,production_encode_secs,candidate_encode_secs,speed_ratio,production_ssim,candidate_ssim,production_psnr,candidate_psnr\n";
+    let header = "rollout,generation,agent,step,at,file,candidate_ok,candidate_error,production_secs,candidate_secs,production_layout,candidate_layout,production_cues,candidate_cues,cues_identical,caption_difference,production_sidecar_cues,candidate_sidecar_cues,sidecar_formats,sidecar_difference,production_bytes,candidate_bytes,size_ratio,production_encode_secs,candidate_encode_secs,speed_ratio,production_ssim,candidate_ssim,production_psnr,candidate_psnr,production_cpu_secs,candidate_cpu_secs,cpu_ratio\n";
     let mut out = header.to_owned();
     for r in &v.records {
         let cells = [
@@ -246,6 +265,9 @@ fn csv(v: &ReportView) -> String {
             format!("{:.6}", r.candidate_ssim),
             format!("{:.3}", r.production_psnr),
             format!("{:.3}", r.candidate_psnr),
+            format!("{:.3}", r.production_cpu_secs),
+            format!("{:.3}", r.candidate_cpu_secs),
+            format!("{:.4}", r.cpu_ratio),
         ];
         out.push_str(&cells.join(","));
         out.push('\n');

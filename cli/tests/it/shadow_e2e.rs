@@ -231,6 +231,11 @@ fn shadow_steps_judge_candidates_on_real_recordings_before_any_agent_runs_them()
     assert_eq!(r["candidate_ok"], true, "{report:#}");
     assert!(r["production_ssim"].as_f64().unwrap() > 0.9, "{report:#}");
     assert_eq!(r["production_cues"], 3, "{report:#}");
+    // Both encodes' CPU times, production's from its own FFmpeg, the candidate's from the
+    // idle-class one: the speed gate's measure.
+    for key in ["production_cpu_secs", "candidate_cpu_secs", "cpu_ratio"] {
+        assert!(r[key].as_f64().unwrap() > 0.0, "{key}: {report:#}");
+    }
     let csv = fleetctl(&url, &["rollout", "shadow-report", "-o", "csv"]);
     let csv = String::from_utf8_lossy(&csv.stdout);
     assert!(csv.starts_with("rollout,generation,agent,"), "{csv}");

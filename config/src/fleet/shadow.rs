@@ -95,7 +95,11 @@ pub struct ShadowGates {
     pub min_ssim: f64,
     /// The largest candidate size / production size of any recording.
     pub max_size_ratio: f64,
-    /// The largest candidate encode time / production encode time, over all recordings.
+    /// The largest candidate encode CPU time / production encode CPU time, summed over all
+    /// recordings of the step (judged at its end). CPU time, not wall time: shadow work runs
+    /// in the idle scheduling class and waits for whatever production leaves, so its wall time
+    /// says how busy the host was, not what the candidate costs. (Agents that report no CPU
+    /// times are judged on wall times, when no record of the step has CPU times.)
     pub max_speed_ratio: f64,
     /// What the candidate's captions must be (in the MP4 and in the sidecars).
     pub captions: CaptionsGate,

@@ -46,6 +46,7 @@ fn wire_totals(id: &str, t: &AgentTotals) -> ShadowAgentTotals {
         max_size_ratio: t.max_size_ratio,
         speed_ratio: t.speed_ratio,
         caption_mismatches: t.caption_mismatches,
+        cpu_ratio: t.cpu_ratio,
     }
 }
 

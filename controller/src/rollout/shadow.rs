@@ -9,8 +9,11 @@
 //! - gates whose verdict can only get worse as recordings come in (`max_failures`, the lowest
 //!   SSIM, the largest size ratio, the captions) fail as soon as one recording breaks them;
 //! - at the end of the step, fewer than `min_files` recordings is inconclusive (paused), and
-//!   the speed ratio (total candidate encode time over total production encode time: single
-//!   recordings are noisy, shadow work runs at a lower priority) is judged with the rest.
+//!   the speed ratio is judged with the rest: total candidate encode CPU time over total
+//!   production encode CPU time (single recordings are noisy; shadow work runs in the idle
+//!   scheduling class, so its wall time says how busy the host was, not what the candidate
+//!   costs). Records from agents that do not measure CPU times are judged on wall times, and
+//!   only when no record of the step has CPU times.
 
 use std::collections::BTreeMap;
 
@@ -68,10 +71,15 @@ pub struct AgentTotals {
     pub min_ssim: f64,
     /// The largest size ratio.
     pub max_size_ratio: f64,
-    /// Total candidate encode time over total production encode time.
+    /// Total candidate encode wall time over total production encode wall time.
     pub speed_ratio: f64,
     /// Recordings whose captions differ.
     pub caption_mismatches: u32,
+    /// Total candidate encode CPU time over total production encode CPU time, over the
+    /// recordings with both measured (0: none).
+    pub cpu_ratio: f64,
+    /// Recordings with both encodes' CPU times measured.
+    pub cpu_files: u32,
 }
 
 /// What the records of one step say, over every agent.
@@ -90,6 +98,8 @@ pub fn totals<'a>(records: impl IntoIterator<Item = &'a ShadowRecord>) -> Totals
         t: AgentTotals,
         candidate_secs: f64,
         production_secs: f64,
+        candidate_cpu: f64,
+        production_cpu: f64,
     }
     fn add(s: &mut Sums, r: &ShadowRecord) {
         if s.t.files == 0 {
@@ -105,6 +115,12 @@ pub fn totals<'a>(records: impl IntoIterator<Item = &'a ShadowRecord>) -> Totals
         s.candidate_secs += r.candidate_encode_secs;
         s.production_secs += r.production_encode_secs;
         s.t.speed_ratio = ratio(s.candidate_secs, s.production_secs);
+        if r.has_cpu_times() {
+            s.t.cpu_files += 1;
+            s.candidate_cpu += r.candidate_cpu_secs;
+            s.production_cpu += r.production_cpu_secs;
+            s.t.cpu_ratio = ratio(s.candidate_cpu, s.production_cpu);
+        }
         if r.production_captioned() && !r.captions_identical() {
             s.t.caption_mismatches += 1;
         }
@@ -306,15 +322,25 @@ pub fn judge(records: &[&ShadowRecord], g: &ShadowGates, end: bool) -> Vec<Verdi
         );
     }
     if end && !converted.is_empty() {
-        push(
-            "shadow.max_speed_ratio",
-            t.speed_ratio <= g.max_speed_ratio,
-            false,
-            format!(
-                "candidate/production encode time {:.3} over {} recording(s)",
+        let (measured, what) = if t.cpu_files > 0 {
+            let what = format!(
+                "candidate/production encode CPU time {:.3} over {} recording(s)",
+                t.cpu_ratio, t.cpu_files
+            );
+            (t.cpu_ratio, what)
+        } else {
+            let what = format!(
+                "candidate/production encode wall time {:.3} over {} recording(s) (no CPU times reported)",
                 t.speed_ratio,
                 converted.len()
-            ),
+            );
+            (t.speed_ratio, what)
+        };
+        push(
+            "shadow.max_speed_ratio",
+            measured <= g.max_speed_ratio,
+            false,
+            what,
             format!("<= {:.3}", g.max_speed_ratio),
         );
     }
@@ -451,6 +477,52 @@ mod tests {
                 "{v:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_speed_gate_judges_cpu_times_and_wall_times_only_without_them() {
+        let g = ShadowGates::default();
+        let timed = |r: ShadowRecord, production: f64, candidate: f64| {
+            with(r, |c| {
+                c.production_cpu_secs = production;
+                c.candidate_cpu_secs = candidate;
+            })
+        };
+        // Idle-class shadow work waited 9x production's wall time but cost 1.2x its CPU time.
+        let waited = timed(rec("a", 0.99, 1000, 9.0), 10.0, 12.0);
+        let verdicts = judge(&[&waited], &g, true);
+        assert!(failing(&verdicts).is_empty(), "{verdicts:?}");
+        let speed = verdicts.last().unwrap();
+        assert_eq!(speed.gate, "shadow.max_speed_ratio");
+        assert!(speed.measured.contains("CPU time 1.200"), "{speed:?}");
+        // A candidate that costs 3x the CPU fails however fast it ran.
+        let costly = timed(rec("b", 0.99, 1000, 1.0), 10.0, 30.0);
+        let verdicts = judge(&[&waited, &costly], &g, true);
+        assert_eq!(failing(&verdicts), ["shadow.max_speed_ratio"]);
+        assert!(
+            verdicts
+                .last()
+                .unwrap()
+                .measured
+                .contains("CPU time 2.100 over 2"),
+            "{verdicts:?}"
+        );
+        // A record without CPU times (an older agent) does not count in the CPU total...
+        let old = rec("c", 0.99, 1000, 9.0);
+        let t = totals([&waited, &old]).all;
+        assert_eq!((t.cpu_files, t.cpu_ratio), (1, 1.2));
+        assert!(failing(&judge(&[&waited, &old], &g, true)).is_empty());
+        // ... and wall times are judged only when no record has CPU times.
+        let verdicts = judge(&[&old], &g, true);
+        assert_eq!(failing(&verdicts), ["shadow.max_speed_ratio"]);
+        assert!(
+            verdicts
+                .last()
+                .unwrap()
+                .measured
+                .contains("wall time 9.000"),
+            "{verdicts:?}"
+        );
     }
 
     #[test]
