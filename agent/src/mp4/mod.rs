@@ -317,7 +317,8 @@ fn walk_track<R: Read + Seek>(
                 let body = file.body(&h, MAX_LEAF)?;
                 (track.timescale, track.media_duration) = boxes::timescale_and_duration(&body, &h)?;
             }
-            b"hdlr" => {
+            // The media's handler; QuickTime's `minf` has a data handler `hdlr` of its own.
+            b"hdlr" if &parent.kind == b"mdia" => {
                 let body = file.body(&h, MAX_LEAF)?;
                 track.handler = boxes::array::<4>(&body, 8, &h)?;
             }

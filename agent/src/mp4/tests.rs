@@ -110,7 +110,12 @@ fn trak(
     let mut stsz = vec![0u8; 4];
     stsz.extend_from_slice(&be32(samples));
     stbl.extend(boxed(b"stsz", &full(0, &stsz)));
-    let minf = boxed(b"minf", &boxed(b"stbl", &stbl));
+    // QuickTime's data handler inside minf, which is not the media's.
+    let mut dhlr = b"dhlralis".to_vec();
+    dhlr.extend_from_slice(&[0u8; 13]);
+    let mut minf = boxed(b"hdlr", &full(0, &dhlr));
+    minf.extend(boxed(b"stbl", &stbl));
+    let minf = boxed(b"minf", &minf);
     let mut mdia = header_box(b"mdhd", timescale, mdhd);
     mdia.extend(boxed(b"hdlr", &full(0, &hdlr)));
     mdia.extend(minf);
