@@ -19,7 +19,8 @@
 #   PRESET=NAME       libx264 preset of both (default veryfast; e.g. ultrafast)
 #   CLIPS=720p|tiny   720p: six 10 s 1280x720 clips (default); tiny: 100 copies of one 2 s
 #                     640x360 clip, and the per-file fixed cost in milliseconds
-#   BASELINE=PATH     also measure this agent binary, side by side
+#   BASELINE=PATH     also measure this agent binary, side by side (several: space-separated,
+#                     each labelled by its file name)
 #   NO_BUILD=1        use target/release/h264-agent as it is
 # --ffmpeg-only skips building and running the agent (measures (a) only).
 set -euo pipefail
@@ -139,33 +140,41 @@ run_agent() {
     echo "$t"
 }
 
-# Adds the "stage times" of the log "$1" to stages.txt (name seconds, one a line).
+# Adds the "stage times" of the log "$1" (of the binary labelled "$2") to stages-$2.txt (name
+# seconds, one a line).
 collect_stages() {
     grep 'stage times' "$1" | grep -o 'stages=.*' | sed 's/^stages=//' | tr ' ' '\n' |
-        grep '=' | tr '=' ' ' >>"$work/stages.txt" || true
+        grep '=' | tr '=' ' ' >>"$work/stages-$2.txt" || true
 }
 
 # --- measure ------------------------------------------------------------------------------------
 echo "== $rounds rounds, $clip_count clips of $clip_secs s $clip_size MPEG-2, 2 at a time," \
     "preset $preset; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A wall=([ffmpeg]=0 [agent]=0 [baseline]=0) cpu=([ffmpeg]=0 [agent]=0 [baseline]=0)
+declare -A wall=([ffmpeg]=0 [agent]=0) cpu=([ffmpeg]=0 [agent]=0) binary=([agent]="$agent")
 kinds=(ffmpeg)
 if ! $ffmpeg_only; then
     kinds+=(agent)
-    if [[ -n "$baseline" ]]; then
-        kinds+=(baseline)
-    fi
+    # BASELINE may name several binaries (space-separated): one is "baseline", several are
+    # labelled by their file names.
+    read -r -a baselines <<<"$baseline"
+    for b in "${baselines[@]}"; do
+        label=baseline
+        ((${#baselines[@]} > 1)) && label="$(basename "$b")"
+        kinds+=("$label")
+        binary[$label]="$b"
+        wall[$label]=0
+        cpu[$label]=0
+    done
 fi
-rm -f "$work/stages.txt"
+rm -f "$work"/stages*.txt
 for round in $(seq 1 "$rounds"); do
     for kind in "${kinds[@]}"; do
         case "$kind" in
         ffmpeg) t="$(run_ffmpeg)" ;;
-        agent)
-            t="$(run_agent "$agent" "$work/agent.log")"
-            collect_stages "$work/agent.log"
+        *)
+            t="$(run_agent "${binary[$kind]}" "$work/$kind.log")"
+            collect_stages "$work/$kind.log" "$kind"
             ;;
-        baseline) t="$(run_agent "$baseline" "$work/baseline.log")" ;;
         esac
         read -r w c <<<"$t"
         printf 'round %s: %-8s wall %7s s  cpu %7s s\n' "$round" "$kind" "$w" "$c"
@@ -184,9 +193,10 @@ for kind in "${kinds[@]}"; do
         -v cf="${cpu[ffmpeg]}" -v n="$clip_count" -v r="$rounds" \
         'BEGIN { printf "ratio %s/ffmpeg: wall %.3f, cpu %.3f; fixed cost per file %.0f ms (wall, 2 at a time: %.0f ms of a worker)\n", k, a / f, ca / cf, (a - f) * 1000 / (n * r), (a - f) * 2000 / (n * r) }'
 done
-if [[ -s "$work/stages.txt" ]]; then
-    echo "agent's stage times (wall, summed over its jobs, per round):"
+for kind in "${kinds[@]}"; do
+    [[ -s "$work/stages-$kind.txt" ]] || continue
+    echo "$kind's stage times (wall, summed over its jobs, per round):"
     awk -v r="$rounds" '{ s[$1] += $2; if (!($1 in o)) { o[$1] = ++n; name[n] = $1 } }
         END { for (i = 1; i <= n; i++) printf "  %-14s %8.3f s\n", name[i], s[name[i]] / r }' \
-        "$work/stages.txt"
-fi
+        "$work/stages-$kind.txt"
+done

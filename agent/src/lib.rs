@@ -3,7 +3,8 @@
 //!
 //! The modules follow the data: [`watch`] notices sources and feeds the [`queue`];
 //! [`reconcile`] compares each source with the [`journal`] and the outputs and decides;
-//! [`readiness`] says when a recording is finished and valid ([`probe`] and [`ts`] read it);
+//! [`readiness`] says when a recording is finished and valid ([`probe`] and [`ts`] read it;
+//! [`mp4`] reads an output's boxes for verification);
 //! [`pipeline`] runs a job, one stage per file (readiness, probe, transcode, verify, captions,
 //! publish, dispose) over the media modules ([`transcode`] with its retry ladder and [`damage`]
 //! reading, [`captions`], [`publish`], [`disposition`]); each job is one trace (spans per stage)
@@ -37,6 +38,7 @@ pub mod journal;
 pub mod key;
 pub mod known_roots;
 pub mod metrics;
+pub mod mp4;
 pub mod notify;
 pub mod orphans;
 pub mod pipeline;

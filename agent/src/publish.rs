@@ -48,7 +48,8 @@ pub enum VerifyError {
     Duration(String),
 }
 
-/// Checks a finished output against its source: H.264 video, AAC audio when the source had
+/// Checks a finished output, read back from its boxes ([`crate::mp4`]), against its source:
+/// H.264 video, AAC audio when the source had
 /// audio, progressive when deinterlaced, the source's closed captions kept (when asked),
 /// `moov` before `mdat`, and durations compared like with like, each within the tolerance:
 /// the output's video with the source's video, its first audio stream with the source's, each
@@ -64,9 +65,7 @@ pub async fn verify(
     probe_timeout: std::time::Duration,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, VerifyError> {
-    let mut out = probe(&cfg.ffprobe, output, probe_timeout, cancel)
-        .await
-        .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+    let (mut out, moov_first) = read_back(output, cfg, probe_timeout, cancel).await?;
     let source_captions = source.video.as_ref().is_some_and(|v| v.closed_captions);
     if let Some(video) = out.video.as_mut() {
         // Probed only when it decides something: the output must keep the source's captions.
@@ -125,13 +124,41 @@ pub async fn verify(
             )));
         }
     }
-    match moov_before_mdat(output) {
-        Ok(true) => Ok(out),
-        Ok(false) => Err(VerifyError::Mismatch(
+    if moov_first {
+        Ok(out)
+    } else {
+        Err(VerifyError::Mismatch(
             "the moov box is not before mdat".into(),
-        )),
-        Err(e) => Err(VerifyError::Unreadable(e.to_string())),
+        ))
     }
+}
+
+/// The output's streams and durations, and whether its `moov` comes before `mdat`: read from
+/// its boxes in process ([`crate::mp4`]), with no ffprobe to start. An MP4 whose boxes that
+/// reader refuses (none of FFmpeg's should be) is probed with ffprobe instead, as before, and
+/// the refusal logged: a reader's limit never fails a good conversion.
+async fn read_back(
+    output: &Path,
+    cfg: &Transcode,
+    probe_timeout: std::time::Duration,
+    cancel: &CancellationToken,
+) -> Result<(MediaInfo, bool), VerifyError> {
+    let path = output.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || crate::mp4::read(&path))
+        .await
+        .map_err(|e| VerifyError::Unreadable(format!("the MP4 reader's task failed: {e}")))?;
+    let why = match read {
+        Ok(facts) if !facts.fragmented => return Ok((facts.media_info(), facts.moov_first)),
+        Ok(_) => "a fragmented MP4 (its tables do not hold the whole movie)".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(output = %output.display(), "the MP4's boxes were not read ({why}); probing it with ffprobe");
+    let out = probe(&cfg.ffprobe, output, probe_timeout, cancel)
+        .await
+        .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+    let moov_first =
+        moov_before_mdat(output).map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+    Ok((out, moov_first))
 }
 
 /// Whether the MP4's `moov` box comes before its `mdat` box (fast start).

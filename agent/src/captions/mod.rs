@@ -48,6 +48,7 @@ pub mod cc608;
 pub mod ccextractor;
 pub mod rcwt;
 pub mod read;
+pub mod scan;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

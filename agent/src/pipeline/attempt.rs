@@ -1,5 +1,6 @@
 //! One attempt of a job: the stages in order, each a call into its own module. Readiness (one
-//! ffprobe, which also gives the caption plan), then the deep caption check (beside the
+//! ffprobe, which also gives the caption plan; made ahead of the job's admission, see
+//! [`super::ahead`], unless the settings changed meanwhile), then the deep caption check (beside the
 //! transcode, its verdict shared with the source's caption reading), the transcode, the MP4's
 //! flush to disk (beside verification), verification, the caption sidecars and publication.
 //! The job's worker is given back when FFmpeg is done. Each step's wall time is a lap of the
@@ -51,20 +52,24 @@ pub type Done = (Completed, Vec<String>);
 /// `worker`: the job's worker slot, given back once the transcode (and any caption extraction
 /// that runs after it) is done, so that the next job's FFmpeg starts while this one's output is
 /// verified and published: `workers` bounds the FFmpeg runs, not the light work after them.
+/// `checked`: the readiness checks made ahead of admission under these settings
+/// ([`super::ahead`]); `None` to make them here.
 pub async fn run(
     a: Attempt<'_>,
+    checked: Option<Result<Ready, Failure>>,
     handle: &JobHandle,
     report: &mut Report,
     worker: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<Done, Failure> {
     let mut progress = ProgressFile::new(a.output, a.source, handle.live.clone());
-    let result = stages(&a, &mut progress, report, worker).await;
+    let result = stages(&a, checked, &mut progress, report, worker).await;
     progress.remove();
     result
 }
 
 async fn stages(
     a: &Attempt<'_>,
+    checked: Option<Result<Ready, Failure>>,
     progress: &mut ProgressFile,
     report: &mut Report,
     worker: &mut Option<OwnedSemaphorePermit>,
@@ -78,8 +83,14 @@ async fn stages(
         mut info,
         trim,
         captions: caption_plan,
-    } = readiness::run(a).await?;
-    laps.lap("readiness", &mut report.laps);
+    } = match checked {
+        Some(checked) => checked?,
+        None => {
+            let ready = readiness::run(a.settings, a.source, a.program, a.cancel).await?;
+            laps.lap("readiness", &mut report.laps);
+            ready
+        }
+    };
     if let Some(trim) = &trim {
         warnings.push(trim.warning());
         report.trimmed_bytes = Some(trim.dropped);

@@ -56,6 +56,9 @@ pub struct JobCtx {
     /// Bounds how many jobs convert at once: a job holds a worker from its start until its
     /// transcode is done (verification and publication run after it gives the worker back).
     pub workers: Arc<Semaphore>,
+    /// Bounds how many jobs run their readiness checks ahead of a worker, or wait for one
+    /// checked (as many as workers, see [`super::ahead`]).
+    pub ahead: Arc<Semaphore>,
     /// Every spawned job, so shutdown can wait for them.
     pub tracker: TaskTracker,
     /// Cancelled at shutdown: stops every job.

@@ -7,9 +7,11 @@
 //!
 //! # Theory of operation
 //! [`submit`] registers the job in the [`Jobs`] registry (so a key never has two) and spawns it
-//! on the agent's `TaskTracker`. The job waits for a worker permit ([`admission`]), takes the
-//! settings in force (it keeps them to the end), then runs one attempt while a monitor checks
-//! the source once a second: a deleted or rewritten source cancels the attempt. The outcome is
+//! on the agent's `TaskTracker`. The job runs its quick checks ([`readiness`]) ahead of a
+//! worker, under a small bound of its own ([`ahead`]), so that they overlap other jobs' FFmpeg;
+//! a file that passes waits for a worker permit ([`admission`]), one that fails takes none. The
+//! job takes the settings in force (it keeps them to the end), then runs one attempt while a
+//! monitor checks the source once a second: a deleted or rewritten source cancels the attempt. The outcome is
 //! written to the journal before the job leaves the registry (its [`JobGuard`] is dropped); a
 //! retry is a delayed requeue of the key, so the reconciler decides again with fresh facts.
 //!
@@ -31,6 +33,7 @@
 //! [`attempt`].
 
 pub mod admission;
+pub mod ahead;
 pub mod attempt;
 pub mod captions;
 pub mod ctx;
@@ -118,17 +121,8 @@ async fn run(
     report: &mut Report,
 ) -> Option<Duration> {
     let queued = Instant::now();
-    let Some(permit) = admission::wait_for_start(ctx, &handle.cancel).await else {
-        let reason = handle.reason();
-        report.outcome = Some(match reason {
-            Some(CancelReason::Paused) => "paused",
-            Some(_) => "cancelled",
-            None => "interrupted",
-        });
-        // Cancelled while waiting by a pause: queued again, it waits for the resume.
-        return (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO);
-    };
-    // A missing or unreachable watch or output root holds the job (no attempt counted).
+    // A missing or unreachable watch or output root holds the job (no attempt
+    // counted), before anything reads the source.
     let output_root = crate::root_health::output_root(output, key.rel());
     if ctx.health.check_now(&output_root).await.is_some()
         || ctx.health.check_now(key.root()).await.is_some()
@@ -136,9 +130,51 @@ async fn run(
         report.outcome = Some("held");
         return Some(crate::root_health::RECHECK);
     }
-    report.queue_wait = Some(queued.elapsed());
+    // The quick checks first, ahead of a worker (see `ahead`); a file they refuse takes none.
+    let Some(checked) = ahead::check(ctx, key, fp, handle).await else {
+        return stopped_waiting(handle, report);
+    };
+    report.laps.push(("readiness", checked.secs));
+    let mut permit = None;
+    if checked.passed() {
+        let Some(worker) = admission::wait_for_start(ctx, &handle.cancel).await else {
+            return stopped_waiting(handle, report);
+        };
+        permit = Some(worker);
+    }
+    let ahead::Checked {
+        slot,
+        settings: checked_under,
+        result: checked,
+        secs: checks_secs,
+    } = checked;
+    drop(slot);
+    // Looked at again: the wait for a worker may have been long.
+    if ctx.health.check_now(&output_root).await.is_some()
+        || ctx.health.check_now(key.root()).await.is_some()
+    {
+        report.outcome = Some("held");
+        return Some(crate::root_health::RECHECK);
+    }
     // The settings in force now: the job keeps them to the end, whatever revision comes next.
     let settings = ctx.settings.current();
+    // Checks made under other settings are made again, in the attempt, on a worker.
+    let checked = if Arc::ptr_eq(&settings, &checked_under) {
+        Some(checked)
+    } else {
+        if permit.is_none() {
+            let Some(worker) = admission::wait_for_start(ctx, &handle.cancel).await else {
+                return stopped_waiting(handle, report);
+            };
+            permit = Some(worker);
+        }
+        None
+    };
+    report.queue_wait = Some(
+        queued
+            .elapsed()
+            .saturating_sub(Duration::from_secs_f64(checks_secs)),
+    );
     report.generation = Some(settings.generation);
     let journal_started = Instant::now();
     let started = {
@@ -191,9 +227,9 @@ async fn run(
         cancel: &handle.cancel,
     };
     // The worker is given back as soon as FFmpeg is done (see `attempt`), or when the job ends.
-    let mut worker = Some(permit);
+    let mut worker = permit;
     let result = watched(
-        attempt::run(a, handle, report, &mut worker),
+        attempt::run(a, checked, handle, report, &mut worker),
         (&ctx.health, key.root()),
         &source,
         fp,
@@ -268,6 +304,18 @@ async fn run(
             requeue
         }
     }
+}
+
+/// What a job stopped before its attempt (by a pause, a shutdown or a cancel) reports; a
+/// paused job is queued again, to wait for the resume.
+fn stopped_waiting(handle: &JobHandle, report: &mut Report) -> Option<Duration> {
+    let reason = handle.reason();
+    report.outcome = Some(match reason {
+        Some(CancelReason::Paused) => "paused",
+        Some(_) => "cancelled",
+        None => "interrupted",
+    });
+    (reason == Some(CancelReason::Paused)).then_some(Duration::ZERO)
 }
 
 /// Runs `work` while checking the source once a second: a source deleted or rewritten

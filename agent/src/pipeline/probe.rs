@@ -1,5 +1,7 @@
 //! The `probe` stage: the deep caption check (the first frames' captions), which runs beside
-//! the transcode and is awaited before verification; the source's captions are read beside the
+//! the transcode and is awaited before verification (a transport stream whose first pictures
+//! carry nothing captions travel in is cleared in process, without the probe:
+//! [`crate::captions::scan`]); the source's captions are read beside the
 //! transcode too, for the cue-for-cue check of the output and the sidecars' cross-check, and
 //! take the deep check's verdict rather than probing again. Where the source's captions are (a
 //! c608 track or the video) comes from the readiness probe's own ffprobe run. The recording's
@@ -14,6 +16,9 @@ use super::attempt::Attempt;
 use super::failure::Failure;
 use super::stage::Stage;
 use super::trace::{mark_error, stage_span};
+use std::path::Path;
+
+use crate::captions::scan::{first_pictures, Codec, Scan};
 use crate::captions::{Plan as CaptionPlan, Presence, SourceReading};
 use crate::plumbing::child::RunError;
 use crate::probe::MediaInfo;
@@ -69,10 +74,13 @@ pub fn spawn_deep(a: &Attempt<'_>, info: &MediaInfo) -> DeepCheck {
         cfg.readiness.clone(),
         a.cancel.clone(),
     );
-    let span = stage_span!(Stage::Probe, captions.found = Empty);
+    let span = stage_span!(Stage::Probe, captions.found = Empty, captions.scan = Empty);
     let (tx, verdict_rx) = watch::channel(None);
     let check = async move {
-        let verdict = validate_deep(&ffprobe, &source, &info, &readiness, &cancel).await;
+        let verdict = match scan(&source, &info).await {
+            Scan::NoCaptions => Ok(false),
+            Scan::Maybe(_) => validate_deep(&ffprobe, &source, &info, &readiness, &cancel).await,
+        };
         if let Ok(found) = &verdict {
             let _ = tx.send(Some(*found));
         }
@@ -90,6 +98,46 @@ pub fn spawn_deep(a: &Attempt<'_>, info: &MediaInfo) -> DeepCheck {
         task: AbortOnDropHandle::new(tokio::spawn(check.instrument(span))),
         verdict: verdict_rx,
     }
+}
+
+/// The in-process scan of a transport stream's first pictures ([`crate::captions::scan`]):
+/// when they carry nothing captions travel in, the caption probe is not run. Its answer is
+/// recorded on the span (`captions.scan`: `clear`, or why the probe runs).
+async fn scan(source: &Path, info: &MediaInfo) -> Scan {
+    let span = Span::current();
+    let found = match scannable(info) {
+        Err(why) => Scan::Maybe(why.to_owned()),
+        Ok((pid, codec)) => {
+            let source = source.to_path_buf();
+            let scanned =
+                tokio::task::spawn_blocking(move || match crate::ts::layout_of(&source)? {
+                    Some(layout) => first_pictures(&source, layout, pid, codec),
+                    None => Ok(Scan::Maybe("no transport stream layout".into())),
+                })
+                .await;
+            match scanned {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => Scan::Maybe(format!("the scan could not read the source: {e}")),
+                Err(e) => Scan::Maybe(format!("the scan's task failed: {e}")),
+            }
+        }
+    };
+    match &found {
+        Scan::NoCaptions => span.record("captions.scan", "clear"),
+        Scan::Maybe(why) => span.record("captions.scan", why.as_str()),
+    };
+    found
+}
+
+/// The video PID and codec to scan: a transport stream's MPEG-2 or H.264 video.
+fn scannable(info: &MediaInfo) -> Result<(u16, Codec), &'static str> {
+    if !info.format_name.split(',').any(|f| f == "mpegts") {
+        return Err("not a transport stream");
+    }
+    let video = info.video.as_ref().ok_or("no video")?;
+    let pid = video.pid.ok_or("no video PID")?;
+    let codec = Codec::from_name(&video.codec).ok_or("a video codec the scan does not read")?;
+    Ok((pid, codec))
 }
 
 /// Waits for the deep check and records its verdict in `info`.

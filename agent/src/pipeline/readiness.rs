@@ -1,19 +1,32 @@
 //! The `readiness` stage: the quick checks that the recording is finished and valid (not empty,
 //! ffprobe reads it, the programme of a multiplex, not scrambled, a video stream, whole
 //! packets, the minimum duration). The wait before the job (a file still being written) is the
-//! reconciler's; this stage runs once the file is stable.
+//! reconciler's; this stage runs once the file is stable, before the job waits for a worker
+//! ([`super::ahead`]).
 
 use tracing::field::Empty;
 use tracing::Span;
 
-use super::attempt::Attempt;
+use std::path::Path;
+
+use h264_config::agent::Program;
+use tokio_util::sync::CancellationToken;
+
 use super::failure::Failure;
 use super::stage::Stage;
 use super::trace::{stage, stage_span};
 use crate::readiness::{validate, Ready};
+use crate::settings::Settings;
 
-/// Checks the source; a refusal is permanent, a probe that fails is worth a retry.
-pub async fn run(a: &Attempt<'_>) -> Result<Ready, Failure> {
+/// Checks `source` (the programme `program` of a multiplex) under `settings`; a refusal is
+/// permanent, a probe that fails is worth a retry. It runs ahead of the job's admission
+/// ([`super::ahead`]), or in the attempt when the settings changed meanwhile.
+pub async fn run(
+    settings: &Settings,
+    source: &Path,
+    program: Option<&Program>,
+    cancel: &CancellationToken,
+) -> Result<Ready, Failure> {
     let span = stage_span!(
         Stage::Readiness,
         format = Empty,
@@ -27,19 +40,19 @@ pub async fn run(a: &Attempt<'_>) -> Result<Ready, Failure> {
         program = Empty,
         source.trimmed_bytes = Empty
     );
-    let cfg = &a.settings.config;
+    let cfg = &settings.config;
     stage(span, async {
         let checked = validate(
             &cfg.transcode.ffprobe,
-            a.source,
+            source,
             &cfg.readiness,
-            a.program,
-            a.cancel,
+            program,
+            cancel,
         )
         .await;
         match checked {
             Ok(Ok(ready)) => {
-                record(&ready, a);
+                record(&ready, source);
                 Ok(ready)
             }
             Ok(Err(invalid)) => Err(Failure::permanent(Stage::Readiness, invalid.0)),
@@ -50,7 +63,7 @@ pub async fn run(a: &Attempt<'_>) -> Result<Ready, Failure> {
 }
 
 /// What the checks found, on the stage's span.
-fn record(ready: &Ready, a: &Attempt<'_>) {
+fn record(ready: &Ready, source: &Path) {
     let info = &ready.info;
     let span = Span::current();
     span.record("format", info.format_name.as_str());
@@ -68,6 +81,6 @@ fn record(ready: &Ready, a: &Attempt<'_>) {
     }
     if let Some(trim) = &ready.trim {
         span.record("source.trimmed_bytes", trim.dropped);
-        tracing::warn!(source = %a.source.display(), "{}", trim.warning());
+        tracing::warn!(source = %source.display(), "{}", trim.warning());
     }
 }

@@ -1,5 +1,5 @@
-//! The `verify` stage: the temporary output is probed back and checked against the source
-//! (streams, profile, durations), and, when the output carries captions to compare, its captions
+//! The `verify` stage: the temporary output is read back (its boxes, in process: see
+//! [`crate::mp4`]; no ffprobe) and checked against the source (streams, durations, fast start), and, when the output carries captions to compare, its captions
 //! cue for cue against the source's (CC1, and CC3) read beside the transcode. A mismatch of
 //! captions is a warning unless `captions.require_passthrough`.
 

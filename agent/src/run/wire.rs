@@ -108,6 +108,7 @@ impl Wired {
             health: health.clone(),
             intake: intake.clone(),
             workers: Arc::new(Semaphore::new(local.agent.workers.max(1))),
+            ahead: Arc::new(Semaphore::new(local.agent.workers.max(1))),
             tracker,
             shutdown: shutdown.clone(),
             once: options.once,

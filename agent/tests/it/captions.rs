@@ -421,3 +421,42 @@ fn a_caption_track_ffmpeg_cannot_read_is_reported_not_silently_dropped() {
         1
     );
 }
+
+/// The in-process scan of a transport stream's first pictures, on real FFmpeg streams: plain
+/// MPEG-2 and H.264 (x264's own SEI included) are cleared without the caption probe; the same
+/// codecs with injected CEA-608 are left to the probe, which finds their captions.
+#[test]
+fn the_first_pictures_scan_clears_plain_streams_and_leaves_captioned_ones_to_the_probe() {
+    use h264_agent::captions::scan::{first_pictures, Codec, Scan};
+    let dir = tempfile::tempdir().unwrap();
+    let scan = |path: &std::path::Path| {
+        let info = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(h264_agent::probe::probe(
+                std::path::Path::new("ffprobe"),
+                path,
+                std::time::Duration::from_secs(30),
+                &tokio_util::sync::CancellationToken::new(),
+            ))
+            .unwrap();
+        let video = info.video.unwrap();
+        let layout = h264_agent::ts::layout_of(path).unwrap().unwrap();
+        let codec = Codec::from_name(&video.codec).unwrap();
+        first_pictures(path, layout, video.pid.unwrap(), codec).unwrap()
+    };
+    for plain in [Fixture::Mpeg2InterlacedTs.path(), Fixture::H264Ts.path()] {
+        assert_eq!(scan(plain), Scan::NoCaptions, "{}", plain.display());
+        assert!(!has_closed_captions(plain));
+    }
+    for kind in [CaptionedKind::Mpeg2Ts, CaptionedKind::H264Ts] {
+        let captioned = kind.make(dir.path(), &format!("cc.{}", kind.extension()));
+        assert!(
+            matches!(scan(&captioned.path), Scan::Maybe(_)),
+            "{kind:?}: {:?}",
+            scan(&captioned.path)
+        );
+        assert!(has_closed_captions(&captioned.path), "{kind:?}");
+    }
+}

@@ -43,6 +43,7 @@ fn every_good_fixture_converts_to_verified_h264_aac_mp4() {
             source.duration
         );
         assert!(!video.is_interlaced(), "{name}: output must be progressive");
+        crate::mp4_facts::assert_agrees_with_ffprobe(&output);
         let record = s.record(name).unwrap();
         assert_eq!(record.state, JobState::Succeeded);
         assert_eq!(record.mode.as_deref(), Some(mode), "{name}");

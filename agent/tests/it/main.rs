@@ -17,6 +17,7 @@ mod convert;
 mod disk;
 mod hardening;
 mod lifecycle;
+mod mp4_facts;
 mod names;
 mod outage;
 mod policy;
