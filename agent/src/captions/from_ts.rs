@@ -18,8 +18,8 @@
 //!   header starts in.
 //! - **H.264**: access units as [`super::read::AccessUnits`] splits them (the same code reads
 //!   the MP4's captions for the output check), each with the PTS of the PES its first NAL unit
-//!   starts in; units before the first IDR or recovery point are skipped, as FFmpeg's decoder
-//!   does not show them.
+//!   starts in; units before the first IDR or recovery point, and those shown before it (the
+//!   leading pictures of an open GOP), are skipped, as FFmpeg's decoder does not show them.
 //!
 //! The frames come back in presentation order (sorted by PTS: MPEG-2 and H.264 send B-pictures
 //! after the pictures they refer to), with their times from the file's start time, as
@@ -580,13 +580,18 @@ impl Reader {
 
     fn h264_access_unit(&mut self, au: AccessUnit) -> Result<(), GiveWay> {
         let h = &mut self.h264;
-        h.synced |= au.key;
-        if !h.synced {
+        if h.synced.is_none() && !au.key {
             return Ok(());
         }
         let Some(pts) = h.au_pts else {
             return give_way("an access unit without its own PTS");
         };
+        let synced = *h.synced.get_or_insert(pts);
+        // A picture shown before the first key picture (a leading picture of an open GOP)
+        // refers to pictures before the recording began: the decoder does not show it.
+        if pts < synced {
+            return Ok(());
+        }
         self.shown(pts, au.triples);
         Ok(())
     }
@@ -701,8 +706,8 @@ struct H264 {
     counted: usize,
     /// The PTS of the current access unit (of the PES its first NAL unit began in).
     au_pts: Option<i64>,
-    /// A key access unit has been seen: the decoder shows pictures from there.
-    synced: bool,
+    /// The PTS of the first key access unit: the decoder shows the pictures from there on.
+    synced: Option<i64>,
 }
 
 #[cfg(test)]
