@@ -843,8 +843,8 @@ async fn with_ffmpeg_video(
         .filter(|r| r.carrier == Some(Carrier::Video))
         .and_then(|r| Some((r, r.first_picture?)));
     if let Some((read, first_picture)) = fast {
-        // "subcc": FFmpeg's name for the caption stream of a video.
-        let scc_file = temp_path(&job.output.with_extension("cc1.subcc.scc"));
+        // `.subcc` (FFmpeg's name for a video's caption stream): the temporary's extension.
+        let scc_file = temp_path(&job.output.with_extension("subcc"));
         let written = scc::write(&scc_file, &read.frames, first_picture);
         let found = match written {
             Ok(_) => {

@@ -333,3 +333,69 @@ fn hostile_input_gives_an_answer_or_a_reason_never_a_panic() {
     }
     let _ = attempt(&huge);
 }
+
+#[test]
+fn the_agent_decodes_a_captioned_transport_stream_once_for_the_mp4_the_check_and_the_sidecars() {
+    // FFmpeg and ffprobe as themselves, each run's arguments written down.
+    let s = crate::common::Setup::new(
+        "",
+        r#"
+[readiness]
+stable_for = "0s"
+mtime_grace = "0s"
+
+[transcode]
+preset = "ultrafast"
+max_attempts = 1
+
+[captions]
+formats = ["srt", "vtt"]
+tool = "ffmpeg"
+"#,
+    );
+    let log = s.dir.path().join("runs.log");
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    for tool in ["ffmpeg", "ffprobe"] {
+        let wrapper = s.dir.path().join(format!("logged-{tool}"));
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexec {tool} \"$@\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        config = config.replace(
+            "preset = \"ultrafast\"",
+            &format!("preset = \"ultrafast\"\n{tool} = '{}'", wrapper.display()),
+        );
+    }
+    std::fs::write(&s.config, config).unwrap();
+    let fixture = CaptionedKind::Mpeg2Ts.make(&s.input, "news.ts");
+    assert!(s.run_once().status.success());
+    let record = s.record("news.ts").unwrap();
+    assert_eq!(record.captions.as_deref(), Some("srt,vtt (ffmpeg)"));
+    let srt = std::fs::read_to_string(s.output.join("news.srt")).unwrap();
+    let texts: Vec<String> = h264_testkit::captions::parse_srt(&srt)
+        .into_iter()
+        .map(|c| c.2)
+        .collect();
+    let want: Vec<String> = fixture.cues.iter().map(|c| c.text.clone()).collect();
+    assert_eq!(texts, want);
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !runs.contains("subcc]"),
+        "no run decodes the whole recording for its captions:\n{runs}"
+    );
+    assert!(
+        runs.contains("-f scc"),
+        "the sidecars come from SCC:\n{runs}"
+    );
+    // Nothing left behind in the work folder.
+    let work: Vec<_> = std::fs::read_dir(s.output.join(".h264create-work"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(work.is_empty(), "{work:?}");
+}
