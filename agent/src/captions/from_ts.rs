@@ -688,7 +688,7 @@ impl Mpeg2 {
             1 => self.sync = true,
             2 if !self.sync && self.references == 0 => return false,
             3 if self.references < 2 && !self.closed_gop => return false,
-            1..=3 => {}
+            2 | 3 => {}
             _ => return false,
         }
         if kind != 3 {
