@@ -22,16 +22,25 @@
 //! together than the guessed rate keep distinct timestamps).
 //!
 //! **The check.** Beside the transcode, [`read_source`] reads the source's caption bytes, frame
-//! by frame (ffprobe through FFmpeg's decoder, [`read`]), and decodes CC1 and CC3 ([`cc608`]);
-//! after the transcode, [`verify_output`] reads the output's from its H.264 bitstream (the SEI
-//! of each access unit, without decoding the pictures) and compares the cues: same texts in the
-//! same order, times within the duration tolerance. A mismatch fails verification with both texts in
-//! the error, so a garbled MP4 is never published.
+//! by frame, and decodes CC1 and CC3 ([`cc608`]). A transport stream with MPEG-2 or H.264 video
+//! (the broadcast case) is read without decoding a picture ([`from_ts`]: the PES timestamps and
+//! the A/53 bytes of each picture, in presentation order); anything else, or a transport stream
+//! that reader gives way on (damage, field pictures, another caption format...), or one in which
+//! it finds no caption bytes while the first frames' probe saw some, is read through FFmpeg's
+//! decoder (ffprobe, [`read`]). After the transcode, [`verify_output`] reads the output's from
+//! its H.264 bitstream (the SEI of each access unit, without decoding the pictures; the same
+//! access-unit code as the transport stream reader) and compares the cues: same texts in the
+//! same order, times within the duration tolerance. A mismatch against a reading made without
+//! decoding is checked again against FFmpeg's decoder before it counts. A mismatch fails
+//! verification with both texts in the error, so a garbled MP4 is never published.
 //!
 //! **Sidecars.** The tool is chosen once per job: CCExtractor when configured or found (`auto`),
 //! FFmpeg otherwise; `.bin` needs CCExtractor (start-up validation guarantees one). FFmpeg runs
-//! once for all of its formats, reading CC1 (`-data_field first`) from the source through the
-//! lavfi `movie=...[out0+subcc]` source, beside the transcode. CCExtractor runs once per format,
+//! once for all of its formats, reading CC1 (`-data_field first`), beside the transcode: when
+//! the source's caption bytes were read without decoding, from those bytes written as an SCC
+//! file ([`scc`], times to the millisecond as FFmpeg's own extraction gives them), so the
+//! video is not decoded a second time; otherwise from the source through the lavfi
+//! `movie=...[out0+subcc]` source. CCExtractor runs once per format,
 //! after verification, on the source when it is MPEG-TS/PS and otherwise on an MPEG-TS stream
 //! copy of the verified MP4's video ([`ccextractor`]). Captions in a `c608` track are extracted
 //! by FFmpeg from that track, and their `.bin` is written by the agent ([`rcwt`]). Every run is a
@@ -46,9 +55,11 @@
 
 pub mod cc608;
 pub mod ccextractor;
+pub mod from_ts;
 pub mod rcwt;
 pub mod read;
 pub mod scan;
+pub mod scc;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -171,6 +182,22 @@ pub struct SourceCaptions {
     pub cc1: Vec<Cue>,
     /// The CC3 cues (field 2); always empty for a `c608` track, which FFmpeg reads as field 1.
     pub cc3: Vec<Cue>,
+    /// When the frames were read from the transport stream without decoding ([`from_ts`]):
+    /// the time of the first picture shown, on the frames' clock, which is zero in FFmpeg's
+    /// caption files. `None` when FFmpeg's decoder read them.
+    pub first_picture: Option<f64>,
+    /// The source, when the frames were read without decoding: read again through FFmpeg's
+    /// decoder before an output is called garbled ([`verify_output`]).
+    pub recheck: Option<Recheck>,
+}
+
+/// Where to read a source's captions again through FFmpeg's decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recheck {
+    /// The source recording.
+    pub source: PathBuf,
+    /// Its start time, in seconds.
+    pub start: f64,
 }
 
 impl SourceCaptions {
@@ -404,13 +431,65 @@ pub async fn read_source_known(
         None if in_video(video_captions).await? => Carrier::Video,
         None => return Ok(captions),
     };
-    captions.frames = read::frames(ffprobe, source, &carrier, plan.start, limit, cancel).await?;
+    captions.frames = match carrier {
+        Carrier::Video => {
+            let fast = read_without_decoding(source, plan.start, limit, cancel).await;
+            match fast {
+                Some(found) => {
+                    captions.first_picture = found.first_picture;
+                    captions.recheck = Some(Recheck {
+                        source: source.to_path_buf(),
+                        start: plan.start,
+                    });
+                    found.frames
+                }
+                None => read::frames(ffprobe, source, &carrier, plan.start, limit, cancel).await?,
+            }
+        }
+        Carrier::Track(_) => {
+            read::frames(ffprobe, source, &carrier, plan.start, limit, cancel).await?
+        }
+    };
     captions.cc1 = cc608::decode(&captions.frames, Field::One);
     if carrier == Carrier::Video {
         captions.cc3 = cc608::decode(&captions.frames, Field::Two);
     }
     captions.carrier = Some(carrier);
     Ok(captions)
+}
+
+/// The caption frames of the video of `source` read without decoding ([`from_ts`]), on a
+/// blocking thread; `None` (and the reason in the log) when that reader gives way, finds no
+/// caption bytes (the caller's probe saw some: FFmpeg's decoder reads them), is cancelled or
+/// outlasts `limit`.
+async fn read_without_decoding(
+    source: &Path,
+    start: f64,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Option<from_ts::Found> {
+    let path = source.to_path_buf();
+    let stop = cancel.clone();
+    let deadline = std::time::Instant::now() + limit;
+    let read = tokio::task::spawn_blocking(move || {
+        from_ts::read(&path, start, &|| {
+            stop.is_cancelled() || std::time::Instant::now() > deadline
+        })
+    });
+    let why = match read.await {
+        Ok(Ok(found)) if !found.frames.is_empty() => return Some(found),
+        Ok(Ok(_)) => {
+            "it found no caption bytes, though the video's first frames carry captions".to_string()
+        }
+        Ok(Err(from_ts::GiveWay(why))) => why,
+        Err(e) => format!("the reader failed: {e}"),
+    };
+    tracing::debug!(
+        source = %source.display(),
+        "the source's captions are read through FFmpeg's decoder, not from the transport \
+         stream: {why}"
+    );
+    None
 }
 
 /// Captions of the source the job cannot keep, each with the reason (warnings for the job's
@@ -483,14 +562,48 @@ pub async fn verify_output(
         Carrier::Video => read::h264_frames(ffmpeg, ffprobe, output, start, limit, cancel).await?,
         track => read::frames(ffprobe, output, &track, start, limit, cancel).await?,
     };
+    let Err(mismatch) = compare_cues(source, &frames, tolerance) else {
+        return Ok(());
+    };
+    // The source was read without decoding: FFmpeg's decoder has the last word.
+    let Some(recheck) = &source.recheck else {
+        return Err(VerifyFailure::Mismatch(mismatch));
+    };
+    tracing::warn!(
+        source = %recheck.source.display(),
+        "the source's captions read from the transport stream differ from the output's \
+         ({mismatch}); reading them again through FFmpeg's decoder"
+    );
+    let decoded = read::frames(
+        ffprobe,
+        &recheck.source,
+        &Carrier::Video,
+        recheck.start,
+        limit,
+        cancel,
+    )
+    .await?;
+    let again = SourceCaptions {
+        cc1: cc608::decode(&decoded, Field::One),
+        cc3: cc608::decode(&decoded, Field::Two),
+        frames: decoded,
+        carrier: source.carrier.clone(),
+        first_picture: None,
+        recheck: None,
+    };
+    compare_cues(&again, &frames, tolerance).map_err(VerifyFailure::Mismatch)
+}
+
+/// Compares the cues of `frames` (an output's) with the source's: CC1, and CC3 when the source
+/// has it.
+fn compare_cues(source: &SourceCaptions, frames: &[CcFrame], tolerance: f64) -> Result<(), String> {
     for field in [Field::One, Field::Two] {
         let want = source.cues(field);
         if want.is_empty() {
             continue;
         }
-        let got = cc608::decode(&frames, field);
-        cc608::compare(field.channel(), want, &got, tolerance)
-            .map_err(|m| VerifyFailure::Mismatch(m.0))?;
+        let got = cc608::decode(frames, field);
+        cc608::compare(field.channel(), want, &got, tolerance).map_err(|m| m.0)?;
     }
     Ok(())
 }
@@ -599,7 +712,7 @@ pub async fn extract(
             Tool::CcExtractor(program) => {
                 with_ccextractor(cfg, program, job, &sidecars, cancel).await
             }
-            Tool::Ffmpeg => with_ffmpeg(cfg, job.ffmpeg, job.source, None, &sidecars, cancel).await,
+            Tool::Ffmpeg => with_ffmpeg_video(cfg, job, &sidecars, source, cancel).await,
             Tool::Track(index) => with_track(cfg, job, *index, &sidecars, source, cancel).await,
         };
         let failure = match result {
@@ -694,13 +807,84 @@ pub fn remove_temps(sidecars: &[Sidecar]) {
     }
 }
 
-/// FFmpeg writes every text sidecar in one run: from the video's A/53 captions through the
-/// lavfi `movie` source (`track` `None`), or from the caption track `track`. CC1 either way.
+/// What FFmpeg reads the captions of the sidecars from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// The video's A/53 captions, through its decoder (the lavfi `movie` source).
+    Decoded,
+    /// The caption track with this stream index.
+    Track(u32),
+    /// An SCC file of the source's CC1 pairs ([`scc`]).
+    Scc,
+}
+
+/// FFmpeg's text sidecars of captions in the video. When the source's caption bytes were read
+/// from its transport stream without decoding ([`from_ts`], beside the transcode for the
+/// check), FFmpeg's 608 decoder gets its CC1 pairs as an SCC file: no second decode of the
+/// video. Otherwise FFmpeg decodes the video once more.
+async fn with_ffmpeg_video(
+    cfg: &Captions,
+    job: Job<'_>,
+    sidecars: &[Sidecar],
+    source: &mut SourceReading,
+    cancel: &CancellationToken,
+) -> Result<Found, Failed> {
+    // Only a transport stream can have been read without decoding; for anything else the
+    // reading (when not under way already) would decode the video once more.
+    let transport = matches!(crate::ts::layout_of(job.source), Ok(Some(_)));
+    let read = if transport {
+        match source.get().await {
+            Ok(read) => Some(read),
+            Err(_) if cancel.is_cancelled() => return Err(Failed::Cancelled),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let fast = read
+        .as_deref()
+        .filter(|r| r.carrier == Some(Carrier::Video))
+        .and_then(|r| Some((r, r.first_picture?)));
+    if let Some((read, first_picture)) = fast {
+        // `.subcc` (FFmpeg's name for a video's caption stream): the temporary's extension.
+        let scc_file = temp_path(&job.output.with_extension("subcc"));
+        let written = scc::write(&scc_file, &read.frames, first_picture);
+        let found = match written {
+            Ok(_) => {
+                let run = with_ffmpeg(cfg, job.ffmpeg, &scc_file, Input::Scc, sidecars, cancel);
+                Some(run.await)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    mp4 = %job.output.display(),
+                    "cannot write the source's captions as SCC ({e}): FFmpeg decodes the video \
+                     for the sidecars"
+                );
+                None
+            }
+        };
+        let _ = std::fs::remove_file(&scc_file);
+        if let Some(found) = found {
+            return found;
+        }
+    }
+    with_ffmpeg(
+        cfg,
+        job.ffmpeg,
+        job.source,
+        Input::Decoded,
+        sidecars,
+        cancel,
+    )
+    .await
+}
+
+/// FFmpeg writes every text sidecar in one run, from `input` (CC1 whatever it is).
 async fn with_ffmpeg(
     cfg: &Captions,
     ffmpeg: &Path,
     source: &Path,
-    track: Option<u32>,
+    input: Input,
     sidecars: &[Sidecar],
     cancel: &CancellationToken,
 ) -> Result<Found, Failed> {
@@ -713,13 +897,19 @@ async fn with_ffmpeg(
         .chain(["-nostats", "-progress", "pipe:1", "-data_field", "first"])
         .map(Into::into)
         .collect();
-    let map = match track {
-        None => {
+    let map = match input {
+        Input::Decoded => {
             args.extend(["-f", "lavfi", "-i"].map(Into::into));
             args.push(format!("movie={}[out0+subcc]", lavfi_escape(source)).into());
             "0:s:0".to_string()
         }
-        Some(index) => {
+        Input::Scc => {
+            // The times as written: they already count from the video's first picture.
+            args.extend(["-copyts", "-f", "scc", "-i"].map(Into::into));
+            args.push(input_arg(source));
+            "0:s:0".to_string()
+        }
+        Input::Track(index) => {
             args.extend(crate::encoder_args::LOCAL_ONLY.map(OsString::from));
             args.push("-i".into());
             args.push(input_arg(source));
@@ -766,7 +956,15 @@ async fn with_track(
     source: &mut SourceReading,
     cancel: &CancellationToken,
 ) -> Result<Found, Failed> {
-    let text = with_ffmpeg(cfg, job.ffmpeg, job.source, Some(index), sidecars, cancel).await?;
+    let text = with_ffmpeg(
+        cfg,
+        job.ffmpeg,
+        job.source,
+        Input::Track(index),
+        sidecars,
+        cancel,
+    )
+    .await?;
     let Some(bin) = sidecars.iter().find(|s| s.format == "bin") else {
         return Ok(text);
     };

@@ -260,23 +260,17 @@ pub async fn h264_frames(
 }
 
 /// Whether a triple is a valid field 1 or 2 pair (608) other than padding.
-fn carries_608(t: &[u8; 3]) -> bool {
+pub(super) fn carries_608(t: &[u8; 3]) -> bool {
     t[0] & 0x04 != 0 && t[0] & 0x02 == 0 && (t[1] & 0x7F != 0 || t[2] & 0x7F != 0)
 }
 
 /// Splits an H.264 Annex B byte stream into access units and collects the A/53 `cc_data`
 /// triples of each one's SEI messages: `(access unit index, triples)` for the units that have
-/// any. A unit begins at an access unit delimiter, SPS, PPS or SEI that follows a slice, or at a
-/// slice whose `first_mb_in_slice` is 0 that follows a slice.
+/// any ([`AccessUnits`] does the splitting).
 #[derive(Debug, Default)]
 struct AnnexB {
     buffer: Vec<u8>,
-    /// The access unit being read (`None` before the first one).
-    unit: Option<usize>,
-    /// Whether the current unit already has a slice.
-    had_slice: bool,
-    /// The triples of the current unit.
-    triples: Vec<[u8; 3]>,
+    units: AccessUnits,
     found: Vec<(usize, Vec<[u8; 3]>)>,
 }
 
@@ -301,20 +295,61 @@ impl AnnexB {
         self.buffer.drain(..last - 3);
     }
 
+    fn nal(&mut self, nal: &[u8]) {
+        if let Some(unit) = self.units.nal(nal) {
+            self.keep(unit);
+        }
+    }
+
+    fn keep(&mut self, unit: AccessUnit) {
+        if !unit.triples.is_empty() {
+            self.found.push((unit.index, unit.triples));
+        }
+    }
+
     fn finish(mut self) -> Vec<(usize, Vec<[u8; 3]>)> {
         let buffer = std::mem::take(&mut self.buffer);
         if let Some(&first) = start_codes(&buffer).first() {
             self.nal(trim_zeros(&buffer[first..]));
         }
-        self.close_unit();
+        if let Some(unit) = self.units.close() {
+            self.keep(unit);
+        }
         self.found
     }
+}
 
-    /// One NAL unit (from just after its start code).
-    fn nal(&mut self, nal: &[u8]) {
-        let Some(&header) = nal.first() else {
-            return;
-        };
+/// One H.264 access unit, as [`AccessUnits`] hands it over once it is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AccessUnit {
+    /// Its position in decode order, from 0.
+    pub index: usize,
+    /// Whether a decoder may start at it: an IDR slice, or a recovery point SEI message.
+    pub key: bool,
+    /// The A/53 `cc_data` triples of its SEI messages, in order.
+    pub triples: Vec<[u8; 3]>,
+}
+
+/// Groups H.264 NAL units into access units, fed one NAL unit at a time (from just after its
+/// start code). A unit begins at an access unit delimiter, SPS, PPS or SEI that follows a
+/// slice, or at a slice whose `first_mb_in_slice` is 0 that follows a slice.
+#[derive(Debug, Default)]
+pub(super) struct AccessUnits {
+    /// The access unit being read (`None` before the first one).
+    unit: Option<usize>,
+    /// Whether the current unit already has a slice.
+    had_slice: bool,
+    /// Whether the current unit is a key unit.
+    key: bool,
+    /// The triples of the current unit.
+    triples: Vec<[u8; 3]>,
+}
+
+impl AccessUnits {
+    /// Takes one NAL unit; returns the access unit it closed when it begins a new one (its
+    /// first NAL unit is this one).
+    pub(super) fn nal(&mut self, nal: &[u8]) -> Option<AccessUnit> {
+        let &header = nal.first()?;
         let kind = header & 0x1F;
         let starts_unit = match kind {
             1 | 5 => {
@@ -324,24 +359,40 @@ impl AnnexB {
             6..=9 => self.had_slice,
             _ => false,
         };
+        let mut closed = None;
         if starts_unit || self.unit.is_none() {
-            self.close_unit();
-            self.unit = Some(self.unit.map_or(0, |u| u + 1));
+            closed = self.close();
+            self.unit = Some(closed.as_ref().map_or(0, |u| u.index + 1));
             self.had_slice = false;
         }
         match kind {
-            1 | 5 => self.had_slice = true,
-            6 => sei_cc_data(&unescape(&nal[1..]), &mut self.triples),
+            1 | 5 => {
+                self.had_slice = true;
+                self.key |= kind == 5;
+            }
+            6 => sei_messages(&unescape(&nal[1..]), |kind, payload| match kind {
+                4 => a53_t35_cc_data(payload, &mut self.triples),
+                6 => self.key = true,
+                _ => {}
+            }),
             _ => {}
         }
+        closed
     }
 
-    fn close_unit(&mut self) {
-        if let Some(unit) = self.unit {
-            if !self.triples.is_empty() {
-                self.found.push((unit, std::mem::take(&mut self.triples)));
-            }
-        }
+    /// How many access units have begun.
+    pub(super) fn begun(&self) -> usize {
+        self.unit.map_or(0, |u| u + 1)
+    }
+
+    /// Closes the current access unit (at the end of the stream, or when the next begins).
+    pub(super) fn close(&mut self) -> Option<AccessUnit> {
+        let index = self.unit?;
+        Some(AccessUnit {
+            index,
+            key: std::mem::take(&mut self.key),
+            triples: std::mem::take(&mut self.triples),
+        })
     }
 }
 
@@ -373,7 +424,7 @@ fn trim_zeros(mut nal: &[u8]) -> &[u8] {
 }
 
 /// The RBSP of a NAL unit's payload: emulation-prevention bytes (`00 00 03`) removed.
-fn unescape(data: &[u8]) -> Vec<u8> {
+pub(super) fn unescape(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut zeros = 0;
     for &b in data {
@@ -387,9 +438,9 @@ fn unescape(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Appends the `cc_data` triples of every ATSC A/53 message (payload type 4, country `0xB5`,
-/// provider `0x0031`, `GA94`, type code 3) of an SEI RBSP.
-fn sei_cc_data(rbsp: &[u8], triples: &mut Vec<[u8; 3]>) {
+/// Hands `each` the payload type and payload of every message of an SEI RBSP, up to the
+/// first one that does not fit.
+fn sei_messages(rbsp: &[u8], mut each: impl FnMut(usize, &[u8])) {
     let mut at = 0;
     while at < rbsp.len() && rbsp[at] != 0x80 {
         let read = |at: &mut usize| -> Option<usize> {
@@ -406,20 +457,37 @@ fn sei_cc_data(rbsp: &[u8], triples: &mut Vec<[u8; 3]>) {
         let (Some(kind), Some(size)) = (read(&mut at), read(&mut at)) else {
             return;
         };
-        let Some(payload) = rbsp.get(at..at + size) else {
+        let Some(payload) = rbsp.get(at..at.saturating_add(size)) else {
             return;
         };
         at += size;
-        if kind != 4 || payload.len() < 10 || payload[..3] != [0xB5, 0x00, 0x31] {
-            continue;
-        }
-        if &payload[3..7] != b"GA94" || payload[7] != 0x03 || payload[8] & 0x40 == 0 {
-            continue;
-        }
-        let count = usize::from(payload[8] & 0x1F);
-        let data = &payload[10..];
-        triples.extend(data.chunks_exact(3).take(count).map(|c| [c[0], c[1], c[2]]));
+        each(kind, payload);
     }
+}
+
+/// Appends the `cc_data` triples of an ITU-T T.35 SEI payload (payload type 4) that is ATSC
+/// A/53 caption data: country `0xB5`, provider `0x0031`, then [`a53_cc_data`].
+fn a53_t35_cc_data(payload: &[u8], triples: &mut Vec<[u8; 3]>) {
+    if payload.len() >= 3 && payload[..3] == [0xB5, 0x00, 0x31] {
+        a53_cc_data(&payload[3..], triples);
+    }
+}
+
+/// Appends the `cc_data` triples of ATSC A/53 user data (`GA94`, type code 3, the
+/// `process_cc_data_flag` set): what an MPEG-2 picture's user data and an H.264 SEI message
+/// carry alike. Returns whether `data` was A/53 caption data.
+pub(super) fn a53_cc_data(data: &[u8], triples: &mut Vec<[u8; 3]>) -> bool {
+    if data.len() < 7 || &data[..4] != b"GA94" || data[4] != 0x03 || data[5] & 0x40 == 0 {
+        return false;
+    }
+    let count = usize::from(data[5] & 0x1F);
+    triples.extend(
+        data[7..]
+            .chunks_exact(3)
+            .take(count)
+            .map(|c| [c[0], c[1], c[2]]),
+    );
+    true
 }
 
 /// Runs `cmd` and hands each stdout line to `each`, within `deadline`.

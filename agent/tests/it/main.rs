@@ -11,6 +11,7 @@ mod common;
 mod session_controller;
 
 mod captions;
+mod captions_ts;
 mod ccextractor_standin;
 mod control;
 mod convert;
