@@ -370,11 +370,13 @@ impl AccessUnits {
                 self.had_slice = true;
                 self.key |= kind == 5;
             }
-            6 => sei_messages(&unescape(&nal[1..]), |kind, payload| match kind {
-                4 => a53_t35_cc_data(payload, &mut self.triples),
-                6 => self.key = true,
-                _ => {}
-            }),
+            6 => {
+                sei_messages(&unescape(&nal[1..]), |kind, payload| match kind {
+                    4 => a53_t35_cc_data(payload, &mut self.triples),
+                    6 => self.key = true,
+                    _ => {}
+                });
+            }
             _ => {}
         }
         closed
@@ -424,7 +426,7 @@ fn trim_zeros(mut nal: &[u8]) -> &[u8] {
 }
 
 /// The RBSP of a NAL unit's payload: emulation-prevention bytes (`00 00 03`) removed.
-pub(super) fn unescape(data: &[u8]) -> Vec<u8> {
+pub(crate) fn unescape(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut zeros = 0;
     for &b in data {
@@ -439,8 +441,9 @@ pub(super) fn unescape(data: &[u8]) -> Vec<u8> {
 }
 
 /// Hands `each` the payload type and payload of every message of an SEI RBSP, up to the
-/// first one that does not fit.
-fn sei_messages(rbsp: &[u8], mut each: impl FnMut(usize, &[u8])) {
+/// first one that does not fit; `false` when one did not fit (the RBSP was not read to its
+/// end).
+pub(crate) fn sei_messages(rbsp: &[u8], mut each: impl FnMut(usize, &[u8])) -> bool {
     let mut at = 0;
     while at < rbsp.len() && rbsp[at] != 0x80 {
         let read = |at: &mut usize| -> Option<usize> {
@@ -455,14 +458,15 @@ fn sei_messages(rbsp: &[u8], mut each: impl FnMut(usize, &[u8])) {
             }
         };
         let (Some(kind), Some(size)) = (read(&mut at), read(&mut at)) else {
-            return;
+            return false;
         };
         let Some(payload) = rbsp.get(at..at.saturating_add(size)) else {
-            return;
+            return false;
         };
         at += size;
         each(kind, payload);
     }
+    true
 }
 
 /// Appends the `cc_data` triples of an ITU-T T.35 SEI payload (payload type 4) that is ATSC

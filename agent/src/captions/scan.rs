@@ -19,6 +19,7 @@
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::read::unescape;
 use crate::ts::Layout;
 
 /// Pictures scanned: twice the caption probe's frames (a frame may be two field pictures).
@@ -227,10 +228,8 @@ fn h264(es: &[u8], pictures: &mut u32) -> Option<Scan> {
         };
         match header & 0x1F {
             1 | 5 if unit.get(1).is_some_and(|b| b & 0x80 != 0) => *pictures += 1,
-            6 => {
-                if sei_may_carry_captions(&unescape(&unit[1..])) {
-                    return Some(Scan::Maybe("an H.264 SEI with T.35 data".into()));
-                }
+            6 if sei_may_carry_captions(&unescape(&unit[1..])) => {
+                return Some(Scan::Maybe("an H.264 SEI with T.35 data".into()));
             }
             _ => {}
         }
@@ -243,52 +242,9 @@ fn h264(es: &[u8], pictures: &mut u32) -> Option<Scan> {
 
 /// Whether an SEI RBSP holds a message of type 4, or cannot be read to its end.
 fn sei_may_carry_captions(rbsp: &[u8]) -> bool {
-    let mut at = 0;
-    // Messages until the RBSP's trailing bits (0x80) or its end.
-    while at < rbsp.len() && rbsp[at] != 0x80 {
-        let Some((kind, next)) = sei_number(rbsp, at) else {
-            return true;
-        };
-        let Some((size, next)) = sei_number(rbsp, next) else {
-            return true;
-        };
-        if kind == 4 {
-            return true;
-        }
-        at = next + size;
-        if at > rbsp.len() {
-            return true;
-        }
-    }
-    false
-}
-
-/// An SEI payload type or size: 0xFF bytes each add 255, then the last byte.
-fn sei_number(rbsp: &[u8], mut at: usize) -> Option<(usize, usize)> {
-    let mut value = 0usize;
-    loop {
-        let b = *rbsp.get(at)?;
-        at += 1;
-        value += usize::from(b);
-        if b != 0xFF {
-            return Some((value, at));
-        }
-    }
-}
-
-/// A NAL unit's RBSP: emulation prevention bytes (0x03 after two zeros) removed.
-fn unescape(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut zeros = 0;
-    for &b in data {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
+    let mut t35 = false;
+    let whole = super::read::sei_messages(rbsp, |kind, _| t35 |= kind == 4);
+    t35 || !whole
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ impl Sps {
         if nal.first()? & 0x1F != 7 {
             return None;
         }
-        Sps::parse(&unescape(nal.get(1..)?))
+        Sps::parse(&crate::captions::read::unescape(nal.get(1..)?))
     }
 
     /// Parses an SPS's RBSP (emulation prevention removed).
@@ -116,22 +116,6 @@ impl Sps {
             _ => "",
         }
     }
-}
-
-/// The RBSP of a NAL unit's payload: every emulation prevention byte (0x03 after two zero
-/// bytes) removed.
-pub(super) fn unescape(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut zeros = 0;
-    for &b in data {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
 }
 
 /// A bit reader that returns `None` past the end.

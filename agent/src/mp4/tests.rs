@@ -312,7 +312,7 @@ fn nesting_and_counts_are_bounded() {
 #[test]
 fn interlaced_and_other_codecs_are_told() {
     // frame_mbs_only_flag cleared in the SPS: pictures may be fields.
-    let mut rbsp = avc::Sps::parse(&avc::unescape(&HIGH_SPS[1..])).unwrap();
+    let mut rbsp = avc::Sps::parse(&crate::captions::read::unescape(&HIGH_SPS[1..])).unwrap();
     assert!(rbsp.frame_mbs_only);
     rbsp.frame_mbs_only = false;
     let e = SampleEntry {
