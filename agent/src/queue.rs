@@ -66,6 +66,11 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The keys queued now (not those delayed or being processed), in queue order.
+    pub fn queued(&self) -> Vec<K> {
+        self.lock().queue.iter().cloned().collect()
+    }
+
     /// Queues `key` now.
     pub fn add(&self, key: K) {
         let mut inner = self.lock();

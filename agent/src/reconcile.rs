@@ -54,8 +54,11 @@ pub enum Action {
     RequeueAfter(Duration),
 }
 
-/// Runs reconcile tasks until the queue closes.
+/// Runs reconcile tasks until the queue closes. First, every output is claimed for the first
+/// of the queued sources (the start-up scan's) in name order that maps to it: reconcile tasks
+/// run side by side, and which of two sources converts must not depend on which task is faster.
 pub async fn run_workers(ctx: Arc<ReconcileCtx>, count: usize) {
+    claim_in_name_order(&ctx);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..count {
         let ctx = ctx.clone();
@@ -73,6 +76,18 @@ pub async fn run_workers(ctx: Arc<ReconcileCtx>, count: usize) {
     while set.join_next().await.is_some() {}
 }
 
+/// Claims each output for the first queued source in name order that maps to it.
+fn claim_in_name_order(ctx: &ReconcileCtx) {
+    let mut keys = ctx.jobs.queue.queued();
+    keys.sort();
+    let mut claims = ctx.claims.lock().unwrap_or_else(|p| p.into_inner());
+    for key in keys {
+        if let Some(root) = ctx.jobs.root_of(&key) {
+            claims.entry(root.output_for(key.rel())).or_insert(key);
+        }
+    }
+}
+
 /// Reconciles one source.
 pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
     let cx = &ctx.jobs;
@@ -87,6 +102,7 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
     if let Some(why) = crate::containment::leaves_root(root, key.rel()) {
         let spec_hash = cx.settings.current().spec_hash.clone();
         crate::containment::report(&cx.journal, &spec_hash, key, root, &why);
+        release_claim(ctx, key);
         return forget(cx, key);
     }
     // On the blocking pool, bounded: a dead hard-mounted share never returns from `stat`.
@@ -112,6 +128,7 @@ pub async fn reconcile(ctx: &ReconcileCtx, key: &SourceKey) -> Action {
         }
     };
     if !meta.is_file() {
+        release_claim(ctx, key);
         return Action::Done;
     }
     let fp = Fingerprint::of(&meta);
@@ -240,6 +257,11 @@ fn source_gone(ctx: &ReconcileCtx, key: &SourceKey) {
         tracing::warn!(source = %key, "the source was deleted during its job; cancelling it");
         job.cancel_for(CancelReason::SourceDeleted);
     }
+    release_claim(ctx, key);
+}
+
+/// Gives up the output claims of `key`.
+fn release_claim(ctx: &ReconcileCtx, key: &SourceKey) {
     let mut claims = ctx.claims.lock().unwrap_or_else(|p| p.into_inner());
     claims.retain(|_, owner| owner != key);
 }
