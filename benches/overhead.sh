@@ -161,7 +161,7 @@ if ! $ffmpeg_only; then
         label=baseline
         ((${#baselines[@]} > 1)) && label="$(basename "$b")"
         kinds+=("$label")
-        binary[$label]="$b"
+        binary[$label]="$(realpath -e "$b")" || { echo "BASELINE $b: no such file" >&2; exit 2; }
         wall[$label]=0
         cpu[$label]=0
     done
