@@ -22,7 +22,8 @@ use h264_testkit::captions::{
 use h264_testkit::ffmpeg::{file_arg, run_ffmpeg};
 use h264_testkit::fixtures::Fixture;
 
-const FFMPEG_CAPTIONS: &str = r#"
+/// Sidecars (srt, vtt) by FFmpeg, ultrafast, one attempt, no readiness delays.
+pub(crate) const FFMPEG_CAPTIONS: &str = r#"
 [readiness]
 stable_for = "0s"
 mtime_grace = "0s"

@@ -337,22 +337,7 @@ fn hostile_input_gives_an_answer_or_a_reason_never_a_panic() {
 #[test]
 fn the_agent_decodes_a_captioned_transport_stream_once_for_the_mp4_the_check_and_the_sidecars() {
     // FFmpeg and ffprobe as themselves, each run's arguments written down.
-    let s = crate::common::Setup::new(
-        "",
-        r#"
-[readiness]
-stable_for = "0s"
-mtime_grace = "0s"
-
-[transcode]
-preset = "ultrafast"
-max_attempts = 1
-
-[captions]
-formats = ["srt", "vtt"]
-tool = "ffmpeg"
-"#,
-    );
+    let s = crate::common::Setup::new("", crate::captions::FFMPEG_CAPTIONS);
     let log = s.dir.path().join("runs.log");
     let mut config = std::fs::read_to_string(&s.config).unwrap();
     for tool in ["ffmpeg", "ffprobe"] {
