@@ -9,9 +9,9 @@
 //!   `bwdif` deinterlacing, AAC), as [`h264_agent::transcode::arguments`] and
 //!   [`h264_agent::captions::output_arguments`] make them;
 //! - **source read**: [`h264_agent::captions::read_source`] on the clip (the quick caption probe,
-//!   then every frame's caption bytes through ffprobe and FFmpeg's decoder, and the CC1/CC3
-//!   decoding). The agent runs it beside the transcode, so it costs CPU, not wall time, when a
-//!   core is free;
+//!   then every frame's caption bytes, read from the transport stream without decoding a picture
+//!   where it can, through ffprobe and FFmpeg's decoder otherwise, and the CC1/CC3 decoding).
+//!   The agent runs it beside the transcode, so it costs CPU, not wall time, when a core is free;
 //! - **output check**: [`h264_agent::captions::verify_output`] on the transcode's MP4 (its
 //!   caption bytes read from the H.264 bitstream without decoding, and the comparison), which the
 //!   agent runs after the transcode: wall time added to every re-encoded captioned job.
