@@ -86,7 +86,12 @@ pub fn write(path: &Path, frames: &[CcFrame], first_picture: f64) -> std::io::Re
         text.push_str("\n\n");
         lines += 1;
     }
-    let mut file = std::fs::File::create(path)?;
+    // Never written through a planted symlink: a leftover of the agent's own (a regular file)
+    // goes, anything else at the name makes the creation fail.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        std::fs::remove_file(path)?;
+    }
+    let mut file = crate::fs_safe::create_new(path)?;
     file.write_all(text.as_bytes())?;
     Ok(lines)
 }
@@ -148,5 +153,21 @@ mod tests {
             time_field(1000).unwrap()
         );
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, "keep").unwrap();
+        let planted = dir.path().join(".news.subcc.tmp");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        assert!(write(&planted, &[], 0.0).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        // A leftover regular file of the agent's own is replaced.
+        let leftover = dir.path().join(".old.subcc.tmp");
+        std::fs::write(&leftover, "old").unwrap();
+        write(&leftover, &[], 0.0).unwrap();
+        assert!(!std::fs::read_to_string(&leftover).unwrap().contains("old"));
     }
 }
