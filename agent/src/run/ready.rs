@@ -60,13 +60,18 @@ pub async fn report_startup_reconcile(
 /// How often a start-up reconcile still under way asks systemd for more time.
 const STARTUP_EXTEND: Duration = Duration::from_secs(10);
 
+/// How often `--once` looks whether the work is done.
+const IDLE_LOOK: Duration = Duration::from_millis(10);
+
 /// Returns once nothing is queued, delayed or running (or at shutdown).
 pub async fn wait_until_idle(
     queue: &WorkQueue<SourceKey>,
     jobs: &Jobs,
     shutdown: &CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // Short: in `--once` mode the run's end waits for this look (a few wake-ups per job is
+    // nothing beside an FFmpeg run).
+    let mut tick = tokio::time::interval(IDLE_LOOK);
     let mut idle_ticks = 0;
     loop {
         tokio::select! {
