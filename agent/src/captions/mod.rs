@@ -40,7 +40,9 @@
 //! the source's caption bytes were read without decoding, from those bytes written as an SCC
 //! file ([`scc`], times to the millisecond as FFmpeg's own extraction gives them), so the
 //! video is not decoded a second time; otherwise from the source through the lavfi
-//! `movie=...[out0+subcc]` source. CCExtractor runs once per format,
+//! `movie=...[out0+subcc]` source. A transport stream whose first pictures carry no captions
+//! (so its reading stopped there) is read to its end the same way, for captions that start
+//! late: no caption bytes at all, and FFmpeg does not run. CCExtractor runs once per format,
 //! after verification, on the source when it is MPEG-TS/PS and otherwise on an MPEG-TS stream
 //! copy of the verified MP4's video ([`ccextractor`]). Captions in a `c608` track are extracted
 //! by FFmpeg from that track, and their `.bin` is written by the agent ([`rcwt`]). Every run is a
@@ -468,6 +470,29 @@ async fn read_without_decoding(
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Option<from_ts::Found> {
+    let why = match read_ts(source, start, limit, cancel).await {
+        Ok(found) if !found.frames.is_empty() => return Some(found),
+        Ok(_) => {
+            "it found no caption bytes, though the video's first frames carry captions".to_string()
+        }
+        Err(why) => why,
+    };
+    tracing::debug!(
+        source = %source.display(),
+        "the source's captions are read through FFmpeg's decoder, not from the transport \
+         stream: {why}"
+    );
+    None
+}
+
+/// [`from_ts::read`] on a blocking thread, stopped by `cancel` or after `limit`; `Err` says
+/// why it gave way.
+async fn read_ts(
+    source: &Path,
+    start: f64,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<from_ts::Found, String> {
     let path = source.to_path_buf();
     let stop = cancel.clone();
     let deadline = std::time::Instant::now() + limit;
@@ -476,20 +501,11 @@ async fn read_without_decoding(
             stop.is_cancelled() || std::time::Instant::now() > deadline
         })
     });
-    let why = match read.await {
-        Ok(Ok(found)) if !found.frames.is_empty() => return Some(found),
-        Ok(Ok(_)) => {
-            "it found no caption bytes, though the video's first frames carry captions".to_string()
-        }
-        Ok(Err(from_ts::GiveWay(why))) => why,
-        Err(e) => format!("the reader failed: {e}"),
-    };
-    tracing::debug!(
-        source = %source.display(),
-        "the source's captions are read through FFmpeg's decoder, not from the transport \
-         stream: {why}"
-    );
-    None
+    match read.await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(from_ts::GiveWay(why))) => Err(why),
+        Err(e) => Err(format!("the reader failed: {e}")),
+    }
 }
 
 /// Captions of the source the job cannot keep, each with the reason (warnings for the job's
@@ -638,6 +654,8 @@ pub struct Job<'a> {
     /// The verified MP4 under its temporary name; `None` while the transcode runs (FFmpeg
     /// reads the source, and needs none).
     pub mp4: Option<&'a Path>,
+    /// How long a reading of the source's caption bytes may take ([`read_limit`]).
+    pub read_limit: Duration,
 }
 
 /// Which extractor a job uses.
@@ -820,8 +838,9 @@ enum Input {
 
 /// FFmpeg's text sidecars of captions in the video. When the source's caption bytes were read
 /// from its transport stream without decoding ([`from_ts`], beside the transcode for the
-/// check), FFmpeg's 608 decoder gets its CC1 pairs as an SCC file: no second decode of the
-/// video. Otherwise FFmpeg decodes the video once more.
+/// check, or now when its first pictures carried none), FFmpeg's 608 decoder gets its CC1 pairs
+/// as an SCC file: no second decode of the video; none at all is [`Found::Nothing`]. Otherwise
+/// FFmpeg decodes the video once more.
 async fn with_ffmpeg_video(
     cfg: &Captions,
     job: Job<'_>,
@@ -844,11 +863,45 @@ async fn with_ffmpeg_video(
     let fast = read
         .as_deref()
         .filter(|r| r.carrier == Some(Carrier::Video))
-        .and_then(|r| Some((r, r.first_picture?)));
-    if let Some((read, first_picture)) = fast {
+        .and_then(|r| Some((r.frames.as_slice(), r.first_picture?)));
+    // The first pictures carried no captions, so the source's reading did not read on; but a
+    // recording may start captioning late. Its caption bytes are read now, still without
+    // decoding: none at all means nothing to extract (FFmpeg's decoder would find none: the
+    // reader gives way on every other caption carriage), and no second decode of the video.
+    let late;
+    let fast = match fast {
+        Some(fast) => Some(fast),
+        None if transport && read.as_deref().is_some_and(|r| r.carrier.is_none()) => {
+            match read_ts(job.source, job.plan.start, job.read_limit, cancel).await {
+                Ok(found) if found.frames.is_empty() => {
+                    return Ok(Found::Nothing(
+                        "the video carries no caption bytes (its transport stream read to the \
+                         end)"
+                            .into(),
+                    ))
+                }
+                Ok(found) => {
+                    late = found;
+                    late.first_picture
+                        .map(|first| (late.frames.as_slice(), first))
+                }
+                Err(_) if cancel.is_cancelled() => return Err(Failed::Cancelled),
+                Err(why) => {
+                    tracing::debug!(
+                        source = %job.source.display(),
+                        "FFmpeg decodes the video for the sidecars: the transport stream \
+                         reader gave way ({why})"
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some((frames, first_picture)) = fast {
         // `.subcc` (FFmpeg's name for a video's caption stream): the temporary's extension.
         let scc_file = temp_path(&job.output.with_extension("subcc"));
-        let written = scc::write(&scc_file, &read.frames, first_picture);
+        let written = scc::write(&scc_file, frames, first_picture);
         let found = match written {
             Ok(_) => {
                 let run = with_ffmpeg(cfg, job.ffmpeg, &scc_file, Input::Scc, sidecars, cancel);

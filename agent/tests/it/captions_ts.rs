@@ -85,6 +85,13 @@ fn same_cues(what: &str, got: &[CcFrame], want: &[CcFrame], field: Field) {
 /// picture by picture in decode order (with B-frames, the text comes out shuffled: what
 /// matters is that both readings shuffle it alike).
 fn mpeg2_ts(dir: &Path, name: &str, rate: &str, bframes: u32, cues: &[Cue]) -> PathBuf {
+    let es = mpeg2_es(dir, name, rate, bframes, Some(cues));
+    mux_ts(dir, name, rate, &[es])
+}
+
+/// An MPEG-2 elementary stream of 150 pictures at `rate`, with the pairs of `cues` injected
+/// picture by picture in decode order, or no caption data at all (`None`).
+fn mpeg2_es(dir: &Path, name: &str, rate: &str, bframes: u32, cues: Option<&[Cue]>) -> PathBuf {
     let frames = 150;
     let es = dir.join(format!("{name}.m2v"));
     let mut args: Vec<std::ffi::OsString> = [
@@ -113,12 +120,26 @@ fn mpeg2_ts(dir: &Path, name: &str, rate: &str, bframes: u32, cues: &[Cue]) -> P
     .to_vec();
     args.push(file_arg(&es));
     run_ffmpeg(args);
-    let bytes = std::fs::read(&es).unwrap();
-    std::fs::write(
-        &es,
-        inject_mpeg2_captions(&bytes, &encode_608(cues, frames)),
-    )
-    .unwrap();
+    if let Some(cues) = cues {
+        let bytes = std::fs::read(&es).unwrap();
+        std::fs::write(
+            &es,
+            inject_mpeg2_captions(&bytes, &encode_608(cues, frames)),
+        )
+        .unwrap();
+    }
+    es
+}
+
+/// The elementary streams `parts`, one after the other (each starts with a sequence header),
+/// in a TS named `name.ts`.
+fn mux_ts(dir: &Path, name: &str, rate: &str, parts: &[PathBuf]) -> PathBuf {
+    let es = dir.join(format!("{name}.all.m2v"));
+    let whole: Vec<u8> = parts
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    std::fs::write(&es, whole).unwrap();
     let out = dir.join(format!("{name}.ts"));
     let mut args: Vec<std::ffi::OsString> = ["-v", "error", "-fflags", "+genpts", "-r", rate]
         .into_iter()
@@ -334,9 +355,9 @@ fn hostile_input_gives_an_answer_or_a_reason_never_a_panic() {
     let _ = attempt(&huge);
 }
 
-#[test]
-fn the_agent_decodes_a_captioned_transport_stream_once_for_the_mp4_the_check_and_the_sidecars() {
-    // FFmpeg and ffprobe as themselves, each run's arguments written down.
+/// An agent set up with FFmpeg sidecars whose FFmpeg and ffprobe are themselves, each run's
+/// arguments written down in the returned log.
+fn logged_tools_setup() -> (crate::common::Setup, PathBuf) {
     let s = crate::common::Setup::new("", crate::captions::FFMPEG_CAPTIONS);
     let log = s.dir.path().join("runs.log");
     let mut config = std::fs::read_to_string(&s.config).unwrap();
@@ -358,17 +379,35 @@ fn the_agent_decodes_a_captioned_transport_stream_once_for_the_mp4_the_check_and
         );
     }
     std::fs::write(&s.config, config).unwrap();
+    (s, log)
+}
+
+/// The texts of an `.srt` sidecar.
+fn srt_texts(path: &Path) -> Vec<String> {
+    let srt = std::fs::read_to_string(path).unwrap();
+    h264_testkit::captions::parse_srt(&srt)
+        .into_iter()
+        .map(|c| c.2)
+        .collect()
+}
+
+/// Nothing left behind in the work folder of `s`.
+fn work_folder_empty(s: &crate::common::Setup) {
+    let work: Vec<_> = std::fs::read_dir(s.output.join(".h264create-work"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(work.is_empty(), "{work:?}");
+}
+
+#[test]
+fn the_agent_decodes_a_captioned_transport_stream_once_for_the_mp4_the_check_and_the_sidecars() {
+    let (s, log) = logged_tools_setup();
     let fixture = CaptionedKind::Mpeg2Ts.make(&s.input, "news.ts");
     assert!(s.run_once().status.success());
     let record = s.record("news.ts").unwrap();
     assert_eq!(record.captions.as_deref(), Some("srt,vtt (ffmpeg)"));
-    let srt = std::fs::read_to_string(s.output.join("news.srt")).unwrap();
-    let texts: Vec<String> = h264_testkit::captions::parse_srt(&srt)
-        .into_iter()
-        .map(|c| c.2)
-        .collect();
     let want: Vec<String> = fixture.cues.iter().map(|c| c.text.clone()).collect();
-    assert_eq!(texts, want);
+    assert_eq!(srt_texts(&s.output.join("news.srt")), want);
     let runs = std::fs::read_to_string(&log).unwrap();
     assert!(
         !runs.contains("subcc]"),
@@ -378,9 +417,55 @@ fn the_agent_decodes_a_captioned_transport_stream_once_for_the_mp4_the_check_and
         runs.contains("-f scc"),
         "the sidecars come from SCC:\n{runs}"
     );
-    // Nothing left behind in the work folder.
-    let work: Vec<_> = std::fs::read_dir(s.output.join(".h264create-work"))
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(work.is_empty(), "{work:?}");
+    work_folder_empty(&s);
+}
+
+#[test]
+fn a_transport_stream_without_captions_gets_no_caption_run_of_ffmpeg() {
+    let (s, log) = logged_tools_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let es = mpeg2_es(dir.path(), "plain", "30000/1001", 2, None);
+    let ts = mux_ts(dir.path(), "plain", "30000/1001", &[es]);
+    std::fs::copy(&ts, s.input.join("plain.ts")).unwrap();
+    assert!(s.run_once().status.success());
+    let record = s.record("plain.ts").unwrap();
+    assert_eq!(record.captions.as_deref(), Some("none"));
+    assert_eq!(s.output_files(), ["plain.mp4"], "no sidecars");
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !runs.contains("subcc]") && !runs.contains("-f scc"),
+        "the stream read to its end without decoding showed no caption bytes: no FFmpeg run \
+         for sidecars:\n{runs}"
+    );
+    work_folder_empty(&s);
+}
+
+#[test]
+fn captions_that_start_after_the_first_pictures_reach_the_sidecars_without_a_second_decode() {
+    let (s, log) = logged_tools_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let rate = "30000/1001";
+    // 150 pictures without caption data (more than the first-pictures scan looks at), then 150
+    // captioned ones.
+    let plain = mpeg2_es(dir.path(), "plain", rate, 0, None);
+    let cues = question_period_cues();
+    let captioned = mpeg2_es(dir.path(), "captioned", rate, 0, Some(&cues));
+    let ts = mux_ts(dir.path(), "late", rate, &[plain, captioned]);
+    std::fs::copy(&ts, s.input.join("late.ts")).unwrap();
+    assert!(s.run_once().status.success());
+    let record = s.record("late.ts").unwrap();
+    assert_eq!(record.captions.as_deref(), Some("srt,vtt (ffmpeg)"));
+    let want: Vec<String> = decode(&decoder_reading(&ts).1, Field::One)
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(srt_texts(&s.output.join("late.srt")), want);
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !runs.contains("subcc]"),
+        "the late captions were read without decoding:\n{runs}"
+    );
+    assert!(runs.contains("-f scc"), "from SCC:\n{runs}");
+    work_folder_empty(&s);
 }
