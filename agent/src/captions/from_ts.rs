@@ -31,8 +31,9 @@
 //! no PMT near the start, more than one video stream or another codec, scrambled video, lost
 //! packet sync, a continuity-counter gap or the transport error flag (a damaged recording, whose
 //! pictures FFmpeg's decoder may drop or conceal), a PES header that does not fit its packet,
-//! a picture without its own PTS, MPEG-2 field pictures, caption user data in another format
-//! (SCTE 20, DVD), or a unit larger than its bound. A cut final packet is ignored, as FFmpeg
+//! a picture without its own PTS, MPEG-2 or H.264 field pictures (H.264 MBAFF frames are
+//! read), an H.264 parameter set or slice header it cannot read, caption user data in another
+//! format (SCTE 20, DVD), or a unit larger than its bound. A cut final packet is ignored, as FFmpeg
 //! ignores it.
 //!
 //! # Cost and bounds
@@ -44,7 +45,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::cc608::CcFrame;
-use super::read::{a53_cc_data, carries_608, AccessUnit, AccessUnits};
+use super::read::{a53_cc_data, carries_608, unescape, AccessUnit, AccessUnits};
+use crate::mp4::{pps_ids, slice_pps_id, Sps};
 use crate::ts::{layout_of, Layout};
 
 /// Packets read per block.
@@ -56,6 +58,9 @@ const PSI_BYTES: u64 = 16 << 20;
 /// The most bytes kept of an MPEG-2 user data unit or an H.264 SEI NAL unit; a larger one makes
 /// the reader give way (A/53 caption data is at most a few hundred bytes).
 const MAX_UNIT: usize = 64 * 1024;
+
+/// The most bytes kept of an H.264 parameter set; a larger one makes the reader give way.
+const MAX_PARAMETER_SET: usize = 4096;
 
 /// The PTS clock.
 const PTS_HZ: f64 = 90_000.0;
@@ -566,6 +571,23 @@ impl Reader {
         if header & 0x1F == 6 && unit.cut {
             return give_way("an SEI NAL unit larger than 64 KiB");
         }
+        match header & 0x1F {
+            7 | 8 if unit.cut => return give_way("an H.264 parameter set larger than 4 KiB"),
+            7 => {
+                let Some(sps) = Sps::parse(&unescape(&unit.bytes[1..])) else {
+                    return give_way("an H.264 sequence parameter set the reader cannot read");
+                };
+                self.h264.sps.insert(sps.id, sps);
+            }
+            8 => {
+                let Some((pps, sps)) = pps_ids(&unescape(&unit.bytes[1..])) else {
+                    return give_way("an H.264 picture parameter set the reader cannot read");
+                };
+                self.h264.pps.insert(pps, sps);
+            }
+            1 | 5 => self.h264.frame_slice(&unit.bytes)?,
+            _ => {}
+        }
         if let Some(au) = self.h264.units.nal(&unit.bytes) {
             self.h264_access_unit(au)?;
         }
@@ -639,9 +661,14 @@ fn keep_for(codec: Codec, first: u8) -> usize {
             0xB2 => MAX_UNIT,
             _ => 1,
         },
-        // SEI whole; slices: the header byte and the first of the slice header.
+        // SEI whole; parameter sets whole, up to a bound (one with every scaling list is
+        // under 1 KiB); slices: the header byte and the slice header as far as
+        // `field_pic_flag` (under 10 bytes, with room for emulation prevention); others: the
+        // header byte.
         Codec::H264 => match first & 0x1F {
             6 => MAX_UNIT,
+            7 | 8 => MAX_PARAMETER_SET,
+            1 | 5 => 32,
             _ => 2,
         },
     }
@@ -708,6 +735,35 @@ struct H264 {
     au_pts: Option<i64>,
     /// The PTS of the first key access unit: the decoder shows the pictures from there on.
     synced: Option<i64>,
+    /// The sequence parameter sets seen, by id (at most 32).
+    sps: std::collections::HashMap<u32, Sps>,
+    /// The picture parameter sets seen: each one's SPS id, by its id (at most 256).
+    pps: std::collections::HashMap<u32, u32>,
+}
+
+impl H264 {
+    /// Gives way at a slice of a field picture (PAFF): FFmpeg's decoder pairs the two fields
+    /// into one frame, with both fields' captions, which this reader does not do. A slice
+    /// whose parameter sets have not been seen is one the decoder cannot decode either; it is
+    /// let pass before the first key picture, and gives way after it.
+    fn frame_slice(&self, nal: &[u8]) -> Result<(), GiveWay> {
+        let unreadable = || give_way("an H.264 slice header the reader cannot read");
+        let rbsp = unescape(&nal[1..]);
+        let Some(pps) = slice_pps_id(&rbsp) else {
+            return unreadable();
+        };
+        let Some(sps) = self.pps.get(&pps).and_then(|id| self.sps.get(id)) else {
+            if self.synced.is_some() {
+                return give_way("an H.264 slice whose parameter sets were not sent");
+            }
+            return Ok(());
+        };
+        match sps.field_slice(&rbsp) {
+            Some(false) => Ok(()),
+            Some(true) => give_way("H.264 field pictures (PAFF)"),
+            None => unreadable(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -835,5 +891,115 @@ mod tests {
             .and_then(|()| reader.finish(0.0))
             .unwrap_err();
         assert!(why.0.contains("larger than 64 KiB"), "{why}");
+    }
+
+    /// Bits, most significant first, for hand-made H.264 headers.
+    #[derive(Default)]
+    struct BitWriter(Vec<bool>);
+
+    impl BitWriter {
+        fn u(&mut self, n: u32, v: u32) -> &mut Self {
+            for i in (0..n).rev() {
+                self.0.push((v >> i) & 1 == 1);
+            }
+            self
+        }
+
+        fn ue(&mut self, v: u32) -> &mut Self {
+            let x = v + 1;
+            let n = 32 - x.leading_zeros();
+            self.u(n - 1, 0).u(n, x)
+        }
+
+        /// A start code, the NAL header byte `header`, then the bits and the stop bit.
+        fn nal(&self, header: u8) -> Vec<u8> {
+            let mut bits = self.0.clone();
+            bits.push(true);
+            while !bits.len().is_multiple_of(8) {
+                bits.push(false);
+            }
+            let mut out = vec![0, 0, 0, 1, header];
+            out.extend(
+                bits.chunks(8)
+                    .map(|c| c.iter().fold(0u8, |b, &bit| (b << 1) | u8::from(bit))),
+            );
+            out
+        }
+    }
+
+    /// A Main-profile SPS (id 0, 4-bit `frame_num`), a PPS, then one IDR slice with
+    /// `field_pic_flag` = `field` (written only when `frame_mbs_only` is false).
+    fn h264_es(frame_mbs_only: bool, field: bool) -> Vec<u8> {
+        let mut sps = BitWriter::default();
+        sps.u(8, 77)
+            .u(8, 0)
+            .u(8, 40)
+            .ue(0)
+            .ue(0)
+            .ue(2)
+            .ue(1)
+            .u(1, 0);
+        sps.ue(19).ue(16).u(1, u32::from(frame_mbs_only));
+        if !frame_mbs_only {
+            sps.u(1, 1); // mb_adaptive_frame_field_flag
+        }
+        sps.u(1, 1).u(1, 0).u(1, 0);
+        let mut pps = BitWriter::default();
+        pps.ue(0).ue(0).u(2, 0);
+        let mut slice = BitWriter::default();
+        slice.ue(0).ue(7).ue(0).u(4, 0);
+        if !frame_mbs_only {
+            slice.u(1, u32::from(field)).u(1, 0);
+        }
+        slice.ue(0);
+        let mut es = sps.nal(0x67);
+        es.extend(pps.nal(0x68));
+        es.extend(slice.nal(0x65));
+        es
+    }
+
+    fn read_h264(es: &[u8]) -> Result<Found, GiveWay> {
+        let mut reader = Reader::new(0x100, Codec::H264);
+        reader.pes = Some((0, Some(0)));
+        reader.scan(es).and_then(|()| reader.finish(0.0))
+    }
+
+    #[test]
+    fn h264_field_pictures_give_way_and_mbaff_or_progressive_frames_do_not() {
+        let why = read_h264(&h264_es(false, true)).unwrap_err();
+        assert_eq!(why.0, "H.264 field pictures (PAFF)");
+        let frame = read_h264(&h264_es(false, false)).unwrap();
+        assert_eq!(
+            frame.first_picture,
+            Some(0.0),
+            "an MBAFF frame is a picture"
+        );
+        let progressive = read_h264(&h264_es(true, false)).unwrap();
+        assert_eq!(progressive.first_picture, Some(0.0));
+    }
+
+    #[test]
+    fn h264_parameter_sets_and_slice_headers_that_cannot_be_read_give_way() {
+        // An SPS cut after its level.
+        let mut es = vec![0, 0, 0, 1, 0x67, 77, 0, 40];
+        es.extend(h264_es(false, false));
+        let why = read_h264(&es).unwrap_err();
+        assert!(why.0.contains("sequence parameter set"), "{why}");
+        // A slice header cut before its `field_pic_flag`.
+        let full = h264_es(false, false);
+        let slice = full
+            .windows(5)
+            .position(|w| w == [0, 0, 0, 1, 0x65])
+            .unwrap();
+        let mut cut = full[..slice + 5].to_vec();
+        cut.push(0x88);
+        let why = read_h264(&cut).unwrap_err();
+        assert!(why.0.contains("slice header"), "{why}");
+        // A parameter set beyond the bound.
+        let mut big = vec![0, 0, 0, 1, 0x67];
+        big.extend(std::iter::repeat_n(0x47, MAX_PARAMETER_SET + 10));
+        big.extend(h264_es(false, false));
+        let why = read_h264(&big).unwrap_err();
+        assert!(why.0.contains("larger than 4 KiB"), "{why}");
     }
 }

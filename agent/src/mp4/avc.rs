@@ -1,6 +1,8 @@
-//! The H.264 sequence parameter set of an `avcC` box, read as far as `frame_mbs_only_flag`
-//! (whether every picture is a progressive frame): the profile, its chroma format and bit depth.
-//! A parameter set that ends early or holds values out of range gives `None`, never a panic.
+//! The H.264 sequence parameter set of an `avcC` box (or of a transport stream), read as far as
+//! `frame_mbs_only_flag` (whether every picture is a progressive frame): the profile, its chroma
+//! format and bit depth; and the first fields of a picture parameter set and of a slice header,
+//! as far as `field_pic_flag` (whether a picture is one field: PAFF). A parameter set or header
+//! that ends early or holds values out of range gives `None`, never a panic.
 
 /// What the first sequence parameter set says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +19,12 @@ pub struct Sps {
     pub bit_depth: u32,
     /// `frame_mbs_only_flag`: no field pictures and no MBAFF frames.
     pub frame_mbs_only: bool,
+    /// `seq_parameter_set_id` (0 to 31).
+    pub id: u32,
+    /// `separate_colour_plane_flag` (4:4:4 coded as three planes).
+    pub separate_colour_plane: bool,
+    /// `log2_max_frame_num_minus4` + 4 (4 to 16): the width of a slice header's `frame_num`.
+    pub log2_max_frame_num: u32,
 }
 
 impl Sps {
@@ -41,8 +49,12 @@ impl Sps {
         let profile_idc = r.bits(8)? as u8;
         let constraints = r.bits(8)?;
         let level_idc = r.bits(8)? as u8;
-        r.ue()?; // seq_parameter_set_id
+        let id = r.ue()?;
+        if id > 31 {
+            return None;
+        }
         let (mut chroma_format_idc, mut bit_depth) = (1, 8);
+        let mut separate_colour_plane = false;
         if matches!(
             profile_idc,
             100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
@@ -52,7 +64,7 @@ impl Sps {
                 return None;
             }
             if chroma_format_idc == 3 {
-                r.bits(1)?; // separate_colour_plane_flag
+                separate_colour_plane = r.bits(1)? == 1;
             }
             bit_depth = r.ue()?.checked_add(8)?;
             r.ue()?; // bit_depth_chroma_minus8
@@ -66,7 +78,10 @@ impl Sps {
                 }
             }
         }
-        r.ue()?; // log2_max_frame_num_minus4
+        let log2_max_frame_num = r.ue()?;
+        if log2_max_frame_num > 12 {
+            return None;
+        }
         match r.ue()? {
             0 => {
                 r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
@@ -98,7 +113,27 @@ impl Sps {
             chroma_format_idc,
             bit_depth,
             frame_mbs_only,
+            id,
+            separate_colour_plane,
+            log2_max_frame_num: log2_max_frame_num + 4,
         })
+    }
+
+    /// Whether a slice of a picture under this SPS codes one field (`field_pic_flag`), from the
+    /// slice's RBSP (emulation prevention removed, NAL header byte skipped).
+    pub fn field_slice(&self, rbsp: &[u8]) -> Option<bool> {
+        if self.frame_mbs_only {
+            return Some(false);
+        }
+        let mut r = Bits::new(rbsp);
+        r.ue()?; // first_mb_in_slice
+        r.ue()?; // slice_type
+        r.ue()?; // pic_parameter_set_id
+        if self.separate_colour_plane {
+            r.bits(2)?; // colour_plane_id
+        }
+        r.bits(self.log2_max_frame_num)?; // frame_num
+        Some(r.bits(1)? == 1)
     }
 
     /// The profile's name as ffprobe gives it.
@@ -116,6 +151,22 @@ impl Sps {
             _ => "",
         }
     }
+}
+
+/// A picture parameter set's own id (0 to 255) and the id of the SPS it refers to (0 to 31), from
+/// its RBSP (NAL header byte skipped).
+pub fn pps_ids(rbsp: &[u8]) -> Option<(u32, u32)> {
+    let mut r = Bits::new(rbsp);
+    let (pps, sps) = (r.ue()?, r.ue()?);
+    (pps <= 255 && sps <= 31).then_some((pps, sps))
+}
+
+/// A slice header's `pic_parameter_set_id`, from the slice's RBSP (NAL header byte skipped).
+pub fn slice_pps_id(rbsp: &[u8]) -> Option<u32> {
+    let mut r = Bits::new(rbsp);
+    r.ue()?; // first_mb_in_slice
+    r.ue()?; // slice_type
+    r.ue().filter(|&id| id <= 255)
 }
 
 /// A bit reader that returns `None` past the end.

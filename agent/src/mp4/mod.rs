@@ -24,7 +24,7 @@ mod sample_entry;
 use std::io::{Read, Seek};
 use std::path::Path;
 
-pub use avc::Sps;
+pub use avc::{pps_ids, slice_pps_id, Sps};
 use boxes::{Cursor, Header};
 pub use sample_entry::{AudioConfig, SampleEntry};
 
