@@ -13,7 +13,9 @@
 //!   ["srt", "vtt"]`, `tool = "ffmpeg"`), every output checked (the captions cue for cue);
 //! - **baseline**: with `BASELINE=PATH`, another agent binary (an earlier build) the same way.
 //!
-//! `AGENT=PATH` measures that agent binary instead of the one built with the bench.
+//! `AGENT=PATH` measures that agent binary instead of the one built with the bench;
+//! `CAPTION_OVERHEAD_DIR=PATH` works in that folder and keeps it (the clips are made once and
+//! reused; the last agent run's log is `agent.log` there).
 //!
 //! It prints each wall time and CPU time (user + system of every process it waited for), the
 //! totals and the ratios agent/ffmpeg. Goal: 1.03 or less in wall time.
@@ -42,12 +44,23 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let baseline = std::env::var_os("BASELINE").map(PathBuf::from);
-    let dir = tempfile::tempdir().unwrap();
-    let clips = dir.path().join("clips");
+    // CAPTION_OVERHEAD_DIR=PATH: work there and keep it (the clips are made once and reused,
+    // the agent's last log and outputs stay for a look); else in a temporary folder.
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("CAPTION_OVERHEAD_DIR")
+        .map_or_else(|| temp.path().to_path_buf(), PathBuf::from);
+    let clips = dir.join("clips");
     std::fs::create_dir_all(&clips).unwrap();
     let made = Instant::now();
     let sources: Vec<PathBuf> = (1..=CLIPS)
-        .map(|i| make_clip(&clips, &format!("news-{i}.ts")))
+        .map(|i| {
+            let clip = clips.join(format!("news-{i}.ts"));
+            if clip.exists() {
+                clip
+            } else {
+                make_clip(&clips, &format!("news-{i}.ts"))
+            }
+        })
         .collect();
     println!(
         "{CLIPS} clips of {SECS} s 1920x1080i MPEG-2 + AC-3 with CEA-608 on CC1 ({:.1} s to make); \
@@ -71,8 +84,8 @@ fn main() {
             let cpu_before = children_cpu();
             let started = Instant::now();
             match bin {
-                None => rt.block_on(ffmpeg_alone(&sources, &dir.path().join("ffmpeg-out"))),
-                Some(bin) => run_agent(bin, dir.path(), &clips),
+                None => rt.block_on(ffmpeg_alone(&sources, &dir.join("ffmpeg-out"))),
+                Some(bin) => run_agent(bin, &dir, &clips),
             }
             let wall = started.elapsed().as_secs_f64();
             let cpu = children_cpu() - cpu_before;
@@ -258,6 +271,7 @@ fn run_agent(bin: &Path, dir: &Path, clips: &Path) {
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::write(dir.join("agent.log"), log.as_bytes());
     assert!(out.status.success(), "{}: {log}", bin.display());
     for i in 1..=CLIPS {
         for ext in ["mp4", "srt", "vtt"] {

@@ -72,9 +72,7 @@ pub async fn verify(
         // (A re-encode's captions are also compared cue for cue, see `crate::captions`.)
         if keep_captions && source_captions {
             video.closed_captions =
-                crate::probe::has_closed_captions(&cfg.ffprobe, output, probe_timeout, cancel)
-                    .await
-                    .map_err(|e| VerifyError::Unreadable(e.to_string()))?;
+                closed_captions(output, &cfg.ffprobe, probe_timeout, cancel).await?;
         }
     }
     let video = out
@@ -131,6 +129,33 @@ pub async fn verify(
             "the moov box is not before mdat".into(),
         ))
     }
+}
+
+/// Whether the output's first pictures carry closed captions: their SEI read in process
+/// ([`crate::captions::from_mp4`]), or, when that reader refuses the file, ffprobe's decoder.
+async fn closed_captions(
+    output: &Path,
+    ffprobe: &Path,
+    probe_timeout: std::time::Duration,
+    cancel: &CancellationToken,
+) -> Result<bool, VerifyError> {
+    let path = output.to_path_buf();
+    let frames = crate::probe::CAPTION_PROBE_FRAMES as usize;
+    let read =
+        tokio::task::spawn_blocking(move || crate::captions::from_mp4::has_captions(&path, frames))
+            .await;
+    match read {
+        Ok(Ok(found)) => return Ok(found),
+        Ok(Err(refused)) => {
+            tracing::debug!(output = %output.display(), "the output's captions are probed with ffprobe: {refused}")
+        }
+        Err(e) => {
+            tracing::debug!(output = %output.display(), "the output's captions are probed with ffprobe: {e}")
+        }
+    }
+    crate::probe::has_closed_captions(ffprobe, output, probe_timeout, cancel)
+        .await
+        .map_err(|e| VerifyError::Unreadable(e.to_string()))
 }
 
 /// The output's streams and durations, and whether its `moov` comes before `mdat`: read from

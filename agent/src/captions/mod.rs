@@ -28,11 +28,12 @@
 //! that reader gives way on (damage, field pictures, another caption format...), or one in which
 //! it finds no caption bytes while the first frames' probe saw some, is read through FFmpeg's
 //! decoder (ffprobe, [`read`]). After the transcode, [`verify_output`] reads the output's from
-//! its H.264 bitstream (the SEI of each access unit, without decoding the pictures; the same
-//! access-unit code as the transport stream reader) and compares the cues: same texts in the
-//! same order, times within the duration tolerance. A mismatch against a reading made without
-//! decoding is checked again against FFmpeg's decoder before it counts. A mismatch fails
-//! verification with both texts in the error, so a garbled MP4 is never published.
+//! its H.264 bitstream (the SEI of each access unit, without decoding the pictures): in process
+//! from the MP4's samples ([`from_mp4`]), or, for a file that reader refuses, from FFmpeg's
+//! stream copy and ffprobe's packet times ([`read::h264_frames`]); and compares the cues: same
+//! texts in the same order, times within the duration tolerance. A mismatch against a reading
+//! made without decoding is checked again against FFmpeg's decoder before it counts. A mismatch
+//! fails verification with both texts in the error, so a garbled MP4 is never published.
 //!
 //! **Sidecars.** The tool is chosen once per job: CCExtractor when configured or found (`auto`),
 //! FFmpeg otherwise; `.bin` needs CCExtractor (start-up validation guarantees one). FFmpeg runs
@@ -57,6 +58,7 @@
 
 pub mod cc608;
 pub mod ccextractor;
+pub mod from_mp4;
 pub mod from_ts;
 pub mod rcwt;
 pub mod read;
@@ -563,20 +565,40 @@ pub async fn verify_output(
     if !source.any() {
         return Ok(());
     }
-    let (tracks, start) = read::tracks(ffprobe, output, timeout, cancel).await?;
-    let carrier = match (&source.carrier, tracks.c608) {
-        (Some(Carrier::Track(_)), Some(index)) => Carrier::Track(index),
-        (Some(Carrier::Track(_)), None) => {
-            return Err(VerifyFailure::Mismatch(
-                "the source's c608 caption track is not in the output".into(),
-            ))
-        }
-        _ => Carrier::Video,
+    // The output is H.264 (verified before): its caption bytes are read from the bitstream,
+    // in process when the reader takes the file, else through FFmpeg.
+    let in_video = !matches!(source.carrier, Some(Carrier::Track(_)));
+    let read_here = if in_video {
+        output_frames_in_process(output, limit, cancel).await
+    } else {
+        None
     };
-    // The output is H.264 (verified before): its caption bytes are read from the bitstream.
-    let frames = match carrier {
-        Carrier::Video => read::h264_frames(ffmpeg, ffprobe, output, start, limit, cancel).await?,
-        track => read::frames(ffprobe, output, &track, start, limit, cancel).await?,
+    let frames = match read_here {
+        Some(frames) => frames,
+        None => {
+            let (tracks, start) = read::tracks(ffprobe, output, timeout, cancel).await?;
+            match (in_video, tracks.c608) {
+                (false, Some(index)) => {
+                    read::frames(
+                        ffprobe,
+                        output,
+                        &Carrier::Track(index),
+                        start,
+                        limit,
+                        cancel,
+                    )
+                    .await?
+                }
+                (false, None) => {
+                    return Err(VerifyFailure::Mismatch(
+                        "the source's c608 caption track is not in the output".into(),
+                    ))
+                }
+                (true, _) => {
+                    read::h264_frames(ffmpeg, ffprobe, output, start, limit, cancel).await?
+                }
+            }
+        }
     };
     let Err(mismatch) = compare_cues(source, &frames, tolerance) else {
         return Ok(());
@@ -608,6 +630,34 @@ pub async fn verify_output(
         recheck: None,
     };
     compare_cues(&again, &frames, tolerance).map_err(VerifyFailure::Mismatch)
+}
+
+/// The caption frames of the H.264 MP4 `output` read in process ([`from_mp4`]) on a blocking
+/// thread; `None` (the reason logged) when that reader refuses the file, is cancelled or
+/// outlasts `limit`.
+async fn output_frames_in_process(
+    output: &Path,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Option<Vec<CcFrame>> {
+    let path = output.to_path_buf();
+    let stop = cancel.clone();
+    let deadline = std::time::Instant::now() + limit;
+    let read = tokio::task::spawn_blocking(move || {
+        from_mp4::frames(&path, &|| {
+            stop.is_cancelled() || std::time::Instant::now() > deadline
+        })
+    });
+    let why = match read.await {
+        Ok(Ok(frames)) => return Some(frames),
+        Ok(Err(refused)) => refused.0,
+        Err(e) => format!("the reader failed: {e}"),
+    };
+    tracing::debug!(
+        output = %output.display(),
+        "the output's captions are read through FFmpeg: the MP4 reader gave way ({why})"
+    );
+    None
 }
 
 /// Compares the cues of `frames` (an output's) with the source's: CC1, and CC3 when the source

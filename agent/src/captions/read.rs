@@ -471,7 +471,7 @@ pub(crate) fn sei_messages(rbsp: &[u8], mut each: impl FnMut(usize, &[u8])) -> b
 
 /// Appends the `cc_data` triples of an ITU-T T.35 SEI payload (payload type 4) that is ATSC
 /// A/53 caption data: country `0xB5`, provider `0x0031`, then [`a53_cc_data`].
-fn a53_t35_cc_data(payload: &[u8], triples: &mut Vec<[u8; 3]>) {
+pub(super) fn a53_t35_cc_data(payload: &[u8], triples: &mut Vec<[u8; 3]>) {
     if payload.len() >= 3 && payload[..3] == [0xB5, 0x00, 0x31] {
         a53_cc_data(&payload[3..], triples);
     }

@@ -20,6 +20,7 @@
 mod avc;
 mod boxes;
 mod sample_entry;
+mod samples;
 
 use std::io::{Read, Seek};
 use std::path::Path;
@@ -27,6 +28,7 @@ use std::path::Path;
 pub use avc::{pps_ids, slice_pps_id, Sps};
 use boxes::{Cursor, Header};
 pub use sample_entry::{AudioConfig, SampleEntry};
+pub use samples::{video_samples, Sample, VideoSamples};
 
 use crate::probe::{AudioStream, MediaInfo, VideoStream};
 
@@ -91,6 +93,8 @@ pub struct Track {
     pub edits: Vec<(u64, i64)>,
     /// The `stts` runs (count, duration), kept to find where an edit starts.
     stts: Vec<(u32, u32)>,
+    /// The sample tables, when asked for ([`video_samples`]).
+    tables: Option<Box<samples::Tables>>,
 }
 
 impl Track {
@@ -244,6 +248,11 @@ pub fn read(path: &Path) -> Result<Mp4Facts, Mp4Error> {
 
 /// Reads the facts of an MP4 of `len` bytes from `source`.
 pub fn parse<R: Read + Seek>(source: R, len: u64) -> Result<Mp4Facts, Mp4Error> {
+    parse_with(source, len, false)
+}
+
+/// [`parse`], keeping each track's sample tables when `tables`.
+fn parse_with<R: Read + Seek>(source: R, len: u64, tables: bool) -> Result<Mp4Facts, Mp4Error> {
     let mut file = Cursor::new(source, len);
     let mut facts = Mp4Facts::default();
     let (mut seen_moov, mut seen_mdat) = (false, false);
@@ -254,7 +263,7 @@ pub fn parse<R: Read + Seek>(source: R, len: u64) -> Result<Mp4Facts, Mp4Error> 
             b"moov" if !seen_moov => {
                 seen_moov = true;
                 facts.moov_first = !seen_mdat;
-                movie(&mut file, &h, &mut facts)?;
+                movie(&mut file, &h, &mut facts, tables)?;
             }
             b"mdat" => seen_mdat = true,
             _ => {}
@@ -272,6 +281,7 @@ fn movie<R: Read + Seek>(
     file: &mut Cursor<R>,
     moov: &Header,
     facts: &mut Mp4Facts,
+    tables: bool,
 ) -> Result<(), Mp4Error> {
     let mut pos = moov.body;
     while pos < moov.end {
@@ -289,6 +299,9 @@ fn movie<R: Read + Seek>(
                     return Err(h.malformed(format!("more than {MAX_TRACKS} tracks")));
                 }
                 let mut track = Track::default();
+                if tables {
+                    track.tables = Some(Box::default());
+                }
                 walk_track(file, &h, 2, &mut track)?;
                 facts.tracks.push(track);
             }
@@ -333,8 +346,22 @@ fn walk_track<R: Read + Seek>(
             b"stsz" => {
                 let head = file.head(&h, 12)?;
                 track.samples = boxes::u32_at(&head, 8, &h)?;
+                if let Some(tables) = track.tables.as_mut() {
+                    tables.sizes(&file.body(&h, samples::MAX_TABLE)?, &h)?;
+                }
             }
-            b"ctts" => track.has_ctts = true,
+            b"ctts" => {
+                track.has_ctts = true;
+                if let Some(tables) = track.tables.as_mut() {
+                    tables.composition(&file.body(&h, samples::MAX_TABLE)?, &h)?;
+                }
+            }
+            b"stsc" | b"stco" | b"co64" => {
+                if let Some(tables) = track.tables.as_mut() {
+                    let body = file.body(&h, samples::MAX_TABLE)?;
+                    tables.chunks(&h.kind, &body, &h)?;
+                }
+            }
             _ => {}
         }
         pos = h.end;

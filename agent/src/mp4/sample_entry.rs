@@ -18,6 +18,8 @@ pub struct SampleEntry {
     pub height: u16,
     /// The first sequence parameter set of `avcC` (H.264).
     pub sps: Option<Sps>,
+    /// The bytes of the length before each NAL unit of a sample (`avcC`: 1, 2 or 4).
+    pub nal_length_size: Option<u8>,
     /// `fiel`: the number of fields (1 progressive, 2 interlaced) and their order.
     pub fields: Option<(u8, u8)>,
     /// `esds`: what an MPEG-4 audio track carries.
@@ -143,7 +145,11 @@ fn read_children(
     }
     for (kind, body) in children(bytes, h)? {
         match &kind {
-            b"avcC" => e.sps = Sps::from_avcc(body),
+            b"avcC" => {
+                e.sps = Sps::from_avcc(body);
+                // `lengthSizeMinusOne`: 1, 2 or 4 bytes before each NAL unit of a sample.
+                e.nal_length_size = body.get(4).map(|b| (b & 0x03) + 1).filter(|n| *n != 3);
+            }
             b"fiel" => {
                 if let [fields, detail, ..] = body {
                     e.fields = Some((*fields, *detail));

@@ -1,7 +1,9 @@
 //! The `verify` stage: the temporary output is read back (its boxes, in process: see
-//! [`crate::mp4`]; no ffprobe) and checked against the source (streams, durations, fast start), and, when the output carries captions to compare, its captions
-//! cue for cue against the source's (CC1, and CC3) read beside the transcode. A mismatch of
-//! captions is a warning unless `captions.require_passthrough`.
+//! [`crate::mp4`]; no ffprobe) and checked against the source (streams, durations, fast
+//! start), and, when the output carries captions to compare, its captions cue for cue against
+//! the source's (CC1, and CC3) read beside the transcode, from its samples, in process too
+//! ([`crate::captions::from_mp4`]). A mismatch of captions is a warning unless
+//! `captions.require_passthrough`.
 
 use std::path::Path;
 use std::time::Instant;

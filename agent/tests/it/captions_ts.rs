@@ -417,6 +417,25 @@ fn the_agent_decodes_a_captioned_transport_stream_once_for_the_mp4_the_check_and
         runs.contains("-f scc"),
         "the sidecars come from SCC:\n{runs}"
     );
+    // The output's captions (the first pictures' verdict and the cue-for-cue check) are read
+    // from its samples in process: no FFmpeg or ffprobe reads the MP4.
+    let on_output: Vec<&str> = runs
+        .lines()
+        .filter(|l| {
+            let reads_mp4 =
+                |input: &str| input.contains(".h264create-work") && input.contains(".mp4");
+            let reads_work = l
+                .split(" -i ")
+                .skip(1)
+                .any(|input| reads_mp4(input.split(' ').next().unwrap_or("")));
+            reads_work || (l.starts_with("ffprobe") && l.contains(".h264create-work"))
+        })
+        .collect();
+    assert!(
+        on_output.is_empty(),
+        "no run reads the output:\n{}",
+        on_output.join("\n")
+    );
     work_folder_empty(&s);
 }
 
