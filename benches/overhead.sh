@@ -147,10 +147,18 @@ collect_stages() {
         grep '=' | tr '=' ' ' >>"$work/stages-$2.txt" || true
 }
 
+# Prints the CPU seconds of FFmpeg's transcodes in the log "$1" (each job's `converted` line
+# carries its FFmpeg's CPU time, read from /proc before it was reaped).
+encode_cpu_of() {
+    { grep -o 'transcode_cpu_secs=[0-9.]*' "$1" || true; } | cut -d= -f2 |
+        awk '{ s += $1 } END { printf "%.3f\n", s + 0 }'
+}
+
 # --- measure ------------------------------------------------------------------------------------
 echo "== $rounds rounds, $clip_count clips of $clip_secs s $clip_size MPEG-2, 2 at a time," \
     "preset $preset; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A wall=([ffmpeg]=0 [agent]=0) cpu=([ffmpeg]=0 [agent]=0) binary=([agent]="$agent")
+declare -A encode_cpu=([agent]=0)
 kinds=(ffmpeg)
 if ! $ffmpeg_only; then
     kinds+=(agent)
@@ -164,6 +172,7 @@ if ! $ffmpeg_only; then
         binary[$label]="$(realpath -e "$b")" || { echo "BASELINE $b: no such file" >&2; exit 2; }
         wall[$label]=0
         cpu[$label]=0
+        encode_cpu[$label]=0
     done
 fi
 rm -f "$work"/stages*.txt
@@ -174,6 +183,7 @@ for round in $(seq 1 "$rounds"); do
         *)
             t="$(run_agent "${binary[$kind]}" "$work/$kind.log")"
             collect_stages "$work/$kind.log" "$kind"
+            encode_cpu[$kind]="$(add "${encode_cpu[$kind]}" "$(encode_cpu_of "$work/$kind.log")")"
             ;;
         esac
         read -r w c <<<"$t"
@@ -199,4 +209,11 @@ for kind in "${kinds[@]}"; do
     awk -v r="$rounds" '{ s[$1] += $2; if (!($1 in o)) { o[$1] = ++n; name[n] = $1 } }
         END { for (i = 1; i <= n; i++) printf "  %-14s %8.3f s\n", name[i], s[name[i]] / r }' \
         "$work/stages-$kind.txt"
+done
+for kind in "${kinds[@]}"; do
+    [[ "$kind" == ffmpeg ]] && continue
+    awk -v k="$kind" -v e="${encode_cpu[$kind]}" -v c="${cpu[$kind]}" -v cf="${cpu[ffmpeg]}" \
+        -v n="$clip_count" -v r="$rounds" -v m="$media_secs" \
+        'BEGIN { if (e <= 0) exit
+            printf "%s'"'"'s CPU per round: FFmpeg'"'"'s transcodes %.2f s (%.3f per media-second; plain ffmpeg %.2f s), everything else %.2f s (%.0f ms a file: readiness ffprobe, the agent itself)\n", k, e / r, e / (m * r), cf / r, (c - e) / r, (c - e) * 1000 / (n * r) }'
 done
