@@ -8,7 +8,7 @@
 //! scheduling and I/O classes): observed by shell scripts put in front of the real FFmpeg and
 //! ffprobe, which record the priority they were started at and exec the program.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use h264_agent::plumbing::priority::{self, Lowest};
@@ -102,31 +102,57 @@ async fn all_lowest(log: &Path) -> Vec<Run> {
     seen
 }
 
+/// A captioned H.264 recording in `incoming/` and production's MP4 of it in `h264/`.
+struct Published {
+    incoming: PathBuf,
+    output: PathBuf,
+    source: PathBuf,
+    mp4: PathBuf,
+}
+
+/// [`Published`] under `dir`, the MP4 encoded by libx264 `ultrafast` at `crf`.
+fn published(dir: &Path, crf: u32) -> Published {
+    let (incoming, output) = (dir.join("incoming"), dir.join("h264"));
+    std::fs::create_dir_all(&output).unwrap();
+    let source = captioned_h264_ts(&incoming, "news.ts").path;
+    let mp4 = output.join("news.mp4");
+    let crf = crf.to_string();
+    let args = [
+        "-v",
+        "error",
+        "-i",
+        "SOURCE",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+    ]
+    .into_iter()
+    .chain(["-crf", &crf, "-c:a", "aac", "-f", "mp4", "OUT"])
+    .map(|a| match a {
+        "SOURCE" => file_arg(&source),
+        "OUT" => file_arg(&mp4),
+        a => a.into(),
+    });
+    run_ffmpeg(args);
+    Published {
+        incoming,
+        output,
+        source,
+        mp4,
+    }
+}
+
 #[tokio::test]
 async fn a_shadow_job_converts_into_the_shadow_area_reports_and_cleans_up() {
     require_ffmpeg();
     let dir = tempfile::tempdir().unwrap();
-    let (incoming, output) = (dir.path().join("incoming"), dir.path().join("h264"));
-    std::fs::create_dir_all(&output).unwrap();
-    let source = captioned_h264_ts(&incoming, "news.ts").path;
-    let published = output.join("news.mp4");
-    run_ffmpeg([
-        "-v".into(),
-        "error".into(),
-        "-i".into(),
-        file_arg(&source),
-        "-c:v".into(),
-        "libx264".into(),
-        "-preset".into(),
-        "ultrafast".into(),
-        "-crf".into(),
-        "23".into(),
-        "-c:a".into(),
-        "aac".into(),
-        "-f".into(),
-        "mp4".into(),
-        file_arg(&published),
-    ]);
+    let Published {
+        incoming,
+        output,
+        source,
+        mp4: published,
+    } = published(dir.path(), 23);
     let area = dir.path().join("state").join("shadow");
     let tracker = TaskTracker::new();
     let shadow = Shadow::new(area.clone(), tracker.clone(), CancellationToken::new());
@@ -243,34 +269,12 @@ async fn a_candidate_ffmpeg_that_fails_is_reported_as_the_candidates_failure() {
 async fn a_candidate_that_drops_the_mp4s_captions_keeps_its_sidecars_both_compared() {
     require_ffmpeg();
     let dir = tempfile::tempdir().unwrap();
-    let (incoming, output) = (dir.path().join("incoming"), dir.path().join("h264"));
-    std::fs::create_dir_all(&output).unwrap();
-    let source = captioned_h264_ts(&incoming, "news.ts").path;
-    let published = output.join("news.mp4");
-    run_ffmpeg(
-        [
-            "-v",
-            "error",
-            "-i",
-            "SOURCE",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "mp4",
-            "OUT",
-        ]
-        .map(|a| match a {
-            "SOURCE" => file_arg(&source),
-            "OUT" => file_arg(&published),
-            a => a.into(),
-        }),
-    );
+    let Published {
+        output,
+        source,
+        mp4: published,
+        ..
+    } = published(dir.path(), 30);
     // Production's sidecar, as FFmpeg writes it from the source.
     extract_with_ffmpeg(&source, &output.join("news.srt"));
     let area = dir.path().join("shadow");
