@@ -27,7 +27,9 @@
 //! the A/53 bytes of each picture, in presentation order); anything else, or a transport stream
 //! that reader gives way on (damage, field pictures, another caption format...), or one in which
 //! it finds no caption bytes while the first frames' probe saw some, is read through FFmpeg's
-//! decoder (ffprobe, [`read`]). After the transcode, [`verify_output`] reads the output's from
+//! decoder (ffprobe, [`read`]). A transport stream whose first pictures carry no captions is
+//! still read to its end the same way, since recordings often start captioning late (a bumper,
+//! a break): captions found there are checked and extracted like any others. After the transcode, [`verify_output`] reads the output's from
 //! its H.264 bitstream (the SEI of each access unit, without decoding the pictures): in process
 //! from the MP4's samples ([`from_mp4`]), or, for a file that reader refuses, from FFmpeg's
 //! stream copy and ffprobe's packet times ([`read::h264_frames`]); and compares the cues: same
@@ -41,9 +43,8 @@
 //! the source's caption bytes were read without decoding, from those bytes written as an SCC
 //! file ([`scc`], times to the millisecond as FFmpeg's own extraction gives them), so the
 //! video is not decoded a second time; otherwise from the source through the lavfi
-//! `movie=...[out0+subcc]` source. A transport stream whose first pictures carry no captions
-//! (so its reading stopped there) is read to its end the same way, for captions that start
-//! late: no caption bytes at all, and FFmpeg does not run. CCExtractor runs once per format,
+//! `movie=...[out0+subcc]` source; a transport stream in which that reading found no caption
+//! bytes at all gets no FFmpeg run. CCExtractor runs once per format,
 //! after verification, on the source when it is MPEG-TS/PS and otherwise on an MPEG-TS stream
 //! copy of the verified MP4's video ([`ccextractor`]). Captions in a `c608` track are extracted
 //! by FFmpeg from that track, and their `.bin` is written by the agent ([`rcwt`]). Every run is a
@@ -193,6 +194,9 @@ pub struct SourceCaptions {
     /// The source, when the frames were read without decoding: read again through FFmpeg's
     /// decoder before an output is called garbled ([`verify_output`]).
     pub recheck: Option<Recheck>,
+    /// The whole transport stream was read without decoding and no picture carries caption
+    /// bytes: FFmpeg's decoder would find none either.
+    pub no_caption_bytes: bool,
 }
 
 /// Where to read a source's captions again through FFmpeg's decoder.
@@ -433,7 +437,7 @@ pub async fn read_source_known(
     let carrier = match plan.tracks.c608 {
         Some(index) => Carrier::Track(index),
         None if in_video(video_captions).await? => Carrier::Video,
-        None => return Ok(captions),
+        None => return Ok(late_captions(source, plan.start, limit, cancel).await),
     };
     captions.frames = match carrier {
         Carrier::Video => {
@@ -460,6 +464,53 @@ pub async fn read_source_known(
     }
     captions.carrier = Some(carrier);
     Ok(captions)
+}
+
+/// The captions of a source whose first pictures carry none: a recording may start captioning
+/// late (a bumper, a break, black before the programme). A transport stream is read to its end
+/// without decoding ([`from_ts`]); its caption bytes, wherever they start, are then checked in
+/// the output and written to the sidecars as those of any captioned recording, and none at all
+/// is said so (`no_caption_bytes`). Anything else, or a stream that reader gives way on, is
+/// taken as having no captions, as the first pictures said.
+async fn late_captions(
+    source: &Path,
+    start: f64,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> SourceCaptions {
+    if !matches!(crate::ts::layout_of(source), Ok(Some(_))) {
+        return SourceCaptions::default();
+    }
+    match read_ts(source, start, limit, cancel).await {
+        Ok(found) if found.frames.is_empty() => SourceCaptions {
+            no_caption_bytes: true,
+            ..SourceCaptions::default()
+        },
+        Ok(found) => {
+            let cc1 = cc608::decode(&found.frames, Field::One);
+            let cc3 = cc608::decode(&found.frames, Field::Two);
+            SourceCaptions {
+                carrier: Some(Carrier::Video),
+                cc1,
+                cc3,
+                frames: found.frames,
+                first_picture: found.first_picture,
+                recheck: Some(Recheck {
+                    source: source.to_path_buf(),
+                    start,
+                }),
+                no_caption_bytes: false,
+            }
+        }
+        Err(why) => {
+            tracing::debug!(
+                source = %source.display(),
+                "captions that start after the first pictures are not looked for: the \
+                 transport stream reader gave way ({why})"
+            );
+            SourceCaptions::default()
+        }
+    }
 }
 
 /// The caption frames of the video of `source` read without decoding ([`from_ts`]), on a
@@ -628,6 +679,7 @@ pub async fn verify_output(
         carrier: source.carrier.clone(),
         first_picture: None,
         recheck: None,
+        no_caption_bytes: false,
     };
     compare_cues(&again, &frames, tolerance).map_err(VerifyFailure::Mismatch)
 }
@@ -704,8 +756,6 @@ pub struct Job<'a> {
     /// The verified MP4 under its temporary name; `None` while the transcode runs (FFmpeg
     /// reads the source, and needs none).
     pub mp4: Option<&'a Path>,
-    /// How long a reading of the source's caption bytes may take ([`read_limit`]).
-    pub read_limit: Duration,
 }
 
 /// Which extractor a job uses.
@@ -888,9 +938,8 @@ enum Input {
 
 /// FFmpeg's text sidecars of captions in the video. When the source's caption bytes were read
 /// from its transport stream without decoding ([`from_ts`], beside the transcode for the
-/// check, or now when its first pictures carried none), FFmpeg's 608 decoder gets its CC1 pairs
-/// as an SCC file: no second decode of the video; none at all is [`Found::Nothing`]. Otherwise
-/// FFmpeg decodes the video once more.
+/// check), FFmpeg's 608 decoder gets its CC1 pairs as an SCC file: no second decode of the
+/// video; none at all is [`Found::Nothing`]. Otherwise FFmpeg decodes the video once more.
 async fn with_ffmpeg_video(
     cfg: &Captions,
     job: Job<'_>,
@@ -914,40 +963,13 @@ async fn with_ffmpeg_video(
         .as_deref()
         .filter(|r| r.carrier == Some(Carrier::Video))
         .and_then(|r| Some((r.frames.as_slice(), r.first_picture?)));
-    // The first pictures carried no captions, so the source's reading did not read on; but a
-    // recording may start captioning late. Its caption bytes are read now, still without
-    // decoding: none at all means nothing to extract (FFmpeg's decoder would find none: the
-    // reader gives way on every other caption carriage), and no second decode of the video.
-    let late;
-    let fast = match fast {
-        Some(fast) => Some(fast),
-        None if transport && read.as_deref().is_some_and(|r| r.carrier.is_none()) => {
-            match read_ts(job.source, job.plan.start, job.read_limit, cancel).await {
-                Ok(found) if found.frames.is_empty() => {
-                    return Ok(Found::Nothing(
-                        "the video carries no caption bytes (its transport stream read to the \
-                         end)"
-                            .into(),
-                    ))
-                }
-                Ok(found) => {
-                    late = found;
-                    late.first_picture
-                        .map(|first| (late.frames.as_slice(), first))
-                }
-                Err(_) if cancel.is_cancelled() => return Err(Failed::Cancelled),
-                Err(why) => {
-                    tracing::debug!(
-                        source = %job.source.display(),
-                        "FFmpeg decodes the video for the sidecars: the transport stream \
-                         reader gave way ({why})"
-                    );
-                    None
-                }
-            }
-        }
-        None => None,
-    };
+    // Nothing in the whole stream (read without decoding): FFmpeg's decoder would find nothing
+    // either (the reader gives way on every other caption carriage).
+    if transport && read.as_deref().is_some_and(|r| r.no_caption_bytes) {
+        return Ok(Found::Nothing(
+            "the video carries no caption bytes (its transport stream read to the end)".into(),
+        ));
+    }
     if let Some((frames, first_picture)) = fast {
         // `.subcc` (FFmpeg's name for a video's caption stream): the temporary's extension.
         let scc_file = temp_path(&job.output.with_extension("subcc"));

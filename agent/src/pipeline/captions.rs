@@ -52,7 +52,6 @@ pub fn spawn_early(
         a.cancel.clone(),
     );
     let (plan, format_name) = (plan.clone(), info.format_name.clone());
-    let read_limit = read_limit(a, info);
     let mut reading = reading.clone();
     let extract = async move {
         let started = Instant::now();
@@ -63,7 +62,6 @@ pub fn spawn_early(
             plan: &plan,
             output: &output,
             mp4: None,
-            read_limit,
         };
         let result = crate::captions::extract(&captions, job, &mut reading, &cancel).await;
         (result, started.elapsed().as_secs_f64())
@@ -108,7 +106,6 @@ pub async fn run(
                     plan,
                     output: a.output,
                     mp4: Some(temp),
-                    read_limit: read_limit(a, info),
                 };
                 let result = crate::captions::extract(captions, job, reading, a.cancel).await;
                 (result, started.elapsed().as_secs_f64())
@@ -135,10 +132,4 @@ pub async fn run(
         })
     })
     .await
-}
-
-/// How long a reading of the source's caption bytes may take.
-fn read_limit(a: &Attempt<'_>, info: &MediaInfo) -> std::time::Duration {
-    let stall = a.settings.config.transcode.stall_timeout.get();
-    crate::captions::read_limit(info.video_secs(), stall)
 }

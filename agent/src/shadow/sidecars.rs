@@ -55,13 +55,12 @@ pub async fn extract(
     crate::fs_safe::ensure_work_dir(folder).map_err(|e| {
         format!("cannot prepare the shadow folder for the candidate's sidecars: {e}")
     })?;
-    let read_limit = t.stall_timeout.get() + Duration::from_secs(600);
     let (mut reading, _running) = crate::captions::read_source_beside(
         t.ffprobe.clone(),
         inputs.source.to_path_buf(),
         inputs.plan.clone(),
         Duration::from_secs(120),
-        read_limit,
+        t.stall_timeout.get() + Duration::from_secs(600),
         false,
         None,
         cancel.clone(),
@@ -73,7 +72,6 @@ pub async fn extract(
         plan: inputs.plan,
         output: inputs.mp4,
         mp4: Some(inputs.mp4),
-        read_limit,
     };
     let outcome = crate::captions::extract(captions, job, &mut reading, cancel)
         .await

@@ -459,17 +459,22 @@ fn a_transport_stream_without_captions_gets_no_caption_run_of_ffmpeg() {
     work_folder_empty(&s);
 }
 
+/// A TS of 150 pictures without caption data (more than the first-pictures scan looks at), then
+/// 150 captioned with the kit's default cues (their second cue's characters in pictures 52-58
+/// of that part).
+fn late_captioned_ts(dir: &Path) -> PathBuf {
+    let rate = "30000/1001";
+    let plain = mpeg2_es(dir, "plain", rate, 0, None);
+    let cues = h264_testkit::captions::default_cues();
+    let captioned = mpeg2_es(dir, "captioned", rate, 0, Some(&cues));
+    mux_ts(dir, "late", rate, &[plain, captioned])
+}
+
 #[test]
 fn captions_that_start_after_the_first_pictures_reach_the_sidecars_without_a_second_decode() {
     let (s, log) = logged_tools_setup();
     let dir = tempfile::tempdir().unwrap();
-    let rate = "30000/1001";
-    // 150 pictures without caption data (more than the first-pictures scan looks at), then 150
-    // captioned ones.
-    let plain = mpeg2_es(dir.path(), "plain", rate, 0, None);
-    let cues = question_period_cues();
-    let captioned = mpeg2_es(dir.path(), "captioned", rate, 0, Some(&cues));
-    let ts = mux_ts(dir.path(), "late", rate, &[plain, captioned]);
+    let ts = late_captioned_ts(dir.path());
     std::fs::copy(&ts, s.input.join("late.ts")).unwrap();
     assert!(s.run_once().status.success());
     let record = s.record("late.ts").unwrap();
@@ -487,4 +492,26 @@ fn captions_that_start_after_the_first_pictures_reach_the_sidecars_without_a_sec
     );
     assert!(runs.contains("-f scc"), "from SCC:\n{runs}");
     work_folder_empty(&s);
+}
+
+#[test]
+fn captions_that_start_after_the_first_pictures_are_checked_in_the_output() {
+    // Pictures 202-208 (52-58 of the captioned part) carry characters of the second cue; the
+    // filter drops them from the output.
+    let sections = crate::captions::FFMPEG_CAPTIONS.replace(
+        "max_attempts = 1",
+        "max_attempts = 1\nlocal_ffmpeg_args = [\"-vf\", \"select='not(between(n,202,208))'\"]",
+    );
+    let s = crate::common::Setup::new("", &sections);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(late_captioned_ts(dir.path()), s.input.join("late.ts")).unwrap();
+    assert_eq!(s.run_once().status.code(), Some(1));
+    let record = s.record("late.ts").unwrap();
+    assert_eq!(record.stage.as_deref(), Some("verify"), "{record:?}");
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.contains("CC1 captions differ") && error.contains("the output says"),
+        "{error}"
+    );
+    assert!(s.output_files().is_empty(), "{:?}", s.output_files());
 }
