@@ -547,18 +547,27 @@ async fn read_ts(
     cancel: &CancellationToken,
 ) -> Result<from_ts::Found, String> {
     let path = source.to_path_buf();
-    let stop = cancel.clone();
-    let deadline = std::time::Instant::now() + limit;
-    let read = tokio::task::spawn_blocking(move || {
-        from_ts::read(&path, start, &|| {
-            stop.is_cancelled() || std::time::Instant::now() > deadline
-        })
-    });
-    match read.await {
+    match read_in_process(limit, cancel, move |stop| from_ts::read(&path, start, stop)).await {
         Ok(Ok(found)) => Ok(found),
         Ok(Err(from_ts::GiveWay(why))) => Err(why),
-        Err(e) => Err(format!("the reader failed: {e}")),
+        Err(e) => Err(e),
     }
+}
+
+/// Runs one of the in-process readers on a blocking thread; the `stop` it is handed says
+/// true once `cancel` is cancelled or `limit` has passed. `Err` when the thread failed.
+async fn read_in_process<T: Send + 'static>(
+    limit: Duration,
+    cancel: &CancellationToken,
+    read: impl FnOnce(&dyn Fn() -> bool) -> T + Send + 'static,
+) -> Result<T, String> {
+    let stop = cancel.clone();
+    let deadline = std::time::Instant::now() + limit;
+    tokio::task::spawn_blocking(move || {
+        read(&|| stop.is_cancelled() || std::time::Instant::now() > deadline)
+    })
+    .await
+    .map_err(|e| format!("the reader failed: {e}"))
 }
 
 /// Captions of the source the job cannot keep, each with the reason (warnings for the job's
@@ -693,17 +702,11 @@ async fn output_frames_in_process(
     cancel: &CancellationToken,
 ) -> Option<Vec<CcFrame>> {
     let path = output.to_path_buf();
-    let stop = cancel.clone();
-    let deadline = std::time::Instant::now() + limit;
-    let read = tokio::task::spawn_blocking(move || {
-        from_mp4::frames(&path, &|| {
-            stop.is_cancelled() || std::time::Instant::now() > deadline
-        })
-    });
-    let why = match read.await {
+    let why = match read_in_process(limit, cancel, move |stop| from_mp4::frames(&path, stop)).await
+    {
         Ok(Ok(frames)) => return Some(frames),
         Ok(Err(refused)) => refused.0,
-        Err(e) => format!("the reader failed: {e}"),
+        Err(e) => e,
     };
     tracing::debug!(
         output = %output.display(),

@@ -146,7 +146,8 @@ fn same_cues(what: &str, got: &[(f64, f64, String)], want: &[ExpectedCue]) {
     }
 }
 
-fn two_channels() -> Captioning {
+/// CC1 and CC3 on both fields of interlaced H.264, ATSC cc_count: the two-channel fixture.
+pub(crate) fn two_channels() -> Captioning {
     Captioning {
         cc1: question_period_cues(),
         cc3: cc3_cues(),

@@ -154,9 +154,7 @@ fn same_captions_as_ffmpeg(mp4: &Path) -> usize {
 /// CC1 and CC3, without captions, and a QuickTime movie whose captions are in a `c608` track.
 #[test]
 fn the_captions_of_the_agents_outputs_read_in_process_are_ffmpegs() {
-    use h264_testkit::captions::{
-        captioned_with, cc3_cues, question_period_cues, CaptionedKind, Captioning,
-    };
+    use h264_testkit::captions::{captioned_with, CaptionedKind};
     let s = Setup::new(
         "",
         &format!(
@@ -166,14 +164,7 @@ fn the_captions_of_the_agents_outputs_read_in_process_are_ffmpegs() {
     );
     CaptionedKind::Mpeg2Ts.make(&s.input, "mpeg2.ts");
     CaptionedKind::H264Ts.make(&s.input, "h264.ts");
-    let spec = Captioning {
-        cc1: question_period_cues(),
-        cc3: cc3_cues(),
-        interlaced: true,
-        atsc_cc_count: true,
-        ..Captioning::default()
-    };
-    captioned_with(&s.input, "two.ts", &spec);
+    captioned_with(&s.input, "two.ts", &crate::captions::two_channels());
     Fixture::Mpeg2InterlacedTs.copy_to(&s.input, "plain.ts");
     captioned_c608_mp4(&s.input, "apple.mp4");
     let out = s.run_once();
